@@ -1,0 +1,18 @@
+/**
+ * Every Redis key StreamAnchor writes, in one place. `prefix` isolates deployments
+ * (and tests) that share a Redis; BullMQ's own keys live under `${prefix}:bull`.
+ */
+export function createKeys(prefix: string) {
+  return {
+    prefix,
+    /** BullMQ `prefix` option. */
+    bull: `${prefix}:bull`,
+    /** Sorted set: relay id → last heartbeat (ms). */
+    relays: `${prefix}:relays`,
+    /** Hash: a relay's advertised info (see RelayInfo). Expires unless heartbeated. */
+    relay: (relayId: string) => `${prefix}:relay:${relayId}`,
+    /** Hash: which relay holds a session, and whose it is. Expires unless refreshed by the relay. */
+    session: (sessionId: string) => `${prefix}:session:${sessionId}`,
+  } as const;
+}
+export type Keys = ReturnType<typeof createKeys>;

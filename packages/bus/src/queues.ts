@@ -1,0 +1,61 @@
+import type {
+  CreateSessionRequest,
+  CreateSessionResult,
+  DeleteSessionRequest,
+  DeleteSessionResult,
+  ReceiptBatchJob,
+  RecordBatchJob,
+} from '@streamanchor/protocol';
+
+/**
+ * The exhaustive map of queues and the jobs each carries. Per-relay queues take the
+ * relay id, so a session's requests and receipts reach the relay that holds it.
+ * Names avoid ':' (BullMQ's key separator).
+ */
+export const QUEUES = {
+  /** gateway → one relay, request/reply (the gateway awaits the job's result). */
+  relayControl: { name: (relayId: string) => `relay-control.${relayId}` },
+  /** relays → chain-writer: accepted records, many per job. */
+  records: { name: () => 'records' },
+  /** chain-indexer → one relay: receipts for the sessions it holds. */
+  receipts: { name: (relayId: string) => `receipts.${relayId}` },
+} as const;
+
+export interface QueueJobs {
+  relayControl: {
+    createSession: { data: CreateSessionRequest; result: CreateSessionResult };
+    deleteSession: { data: DeleteSessionRequest; result: DeleteSessionResult };
+  };
+  records: {
+    recordBatch: { data: RecordBatchJob; result: { stored: number } };
+  };
+  receipts: {
+    receiptBatch: { data: ReceiptBatchJob; result: { delivered: number } };
+  };
+}
+
+export type QueueKind = keyof QueueJobs;
+export type JobName<Q extends QueueKind> = keyof QueueJobs[Q] & string;
+/** Payload of job N on queue Q (a union over all of Q's jobs when N is omitted). */
+export type JobData<Q extends QueueKind, N extends JobName<Q> = JobName<Q>> = N extends unknown
+  ? QueueJobs[Q][N] extends { data: infer D }
+    ? D
+    : never
+  : never;
+export type JobResult<Q extends QueueKind, N extends JobName<Q> = JobName<Q>> = N extends unknown
+  ? QueueJobs[Q][N] extends { result: infer R }
+    ? R
+    : never
+  : never;
+
+/**
+ * Deterministic job ids, so that a retried `add` never creates a second job.
+ * BullMQ forbids ':' in custom ids.
+ */
+export const jobIds = {
+  /** A group of records is identified by its first record id (record ids are unique). */
+  recordBatch: (firstRecordId: string) => `records-${firstRecordId}`,
+  receiptBatch: (batchId: string, relayId: string) => `receipts-${batchId}-${relayId}`,
+  createSession: (sessionId: string) => `create-${sessionId}`,
+  deleteSession: (sessionId: string, nonce: string) => `delete-${sessionId}-${nonce}`,
+} as const;

@@ -1,0 +1,55 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import pg from 'pg';
+import { migrations } from './migrations/index';
+import type { Database } from './schema';
+
+export type DatabaseKind = 'postgres' | 'pglite';
+
+export interface DatabaseHandle {
+  db: Kysely<Database>;
+  kind: DatabaseKind;
+  /** Where the data lives, with no password in it (for logs). */
+  location: string;
+  close(): Promise<void>;
+}
+
+export interface DatabaseConfig {
+  /** postgres:// URL. When absent, PGlite (embedded Postgres) runs in `pgliteDir`. */
+  databaseUrl?: string | undefined;
+  /** PGlite data folder; `memory://` keeps it in memory (tests). */
+  pgliteDir: string;
+  poolSize?: number;
+}
+
+/**
+ * Opens the database: Postgres when a URL is given, else PGlite. PGlite is one
+ * process's embedded database: two processes must not open the same folder.
+ */
+export async function openDatabase(config: DatabaseConfig): Promise<DatabaseHandle> {
+  if (config.databaseUrl) {
+    const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.poolSize ?? 10 });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const url = new URL(config.databaseUrl);
+    if (url.password) url.password = '***';
+    return { db, kind: 'postgres', location: url.toString(), close: () => db.destroy() };
+  }
+  if (!config.pgliteDir.startsWith('memory://')) mkdirSync(config.pgliteDir, { recursive: true });
+  const pglite = await PGlite.create(config.pgliteDir);
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  return { db, kind: 'pglite', location: config.pgliteDir, close: () => db.destroy() };
+}
+
+/** Brings the schema up to date; safe to run from several services at once (Kysely takes a lock). */
+export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((result) => result.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error)?.message ?? 'unknown'}`, {
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,91 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** bigint columns come back as strings from pg and as numbers from PGlite: read them with Number(). */
+type Int8 = ColumnType<string | number, number | bigint | string, number | bigint | string>;
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+/** One row per accepted record. Written once (idempotent on record_id). */
+export interface RecordsTable {
+  record_id: string;
+  /** Ingest order: batches take records in this order. */
+  seq: Generated<Int8>;
+  topic: string;
+  subject: string;
+  content_hash: string;
+  accepted_at: Int8;
+  /** RFC 8785 canonical JSON text; content_hash = keccak256(utf8(payload)). */
+  payload: string;
+  relay_id: string;
+  session_id: string;
+  batch_id: string | null;
+  leaf_index: number | null;
+  leaf_hash: string | null;
+  proof: ColumnType<string[] | null, string | null, string | null>;
+  stored_at: Generated<Timestamp>;
+}
+
+/**
+ * Batch lifecycle: built (tree fixed, not yet signed) → sent (signed tx stored, broadcast)
+ * → anchored (the indexer saw its BatchAnchored event).
+ */
+export type BatchStatus = 'built' | 'sent' | 'anchored';
+
+export interface BatchesTable {
+  batch_id: string;
+  seq: Generated<Int8>;
+  status: BatchStatus;
+  merkle_root: string;
+  record_count: number;
+  chain_id: number;
+  contract: string;
+  signer: string | null;
+  nonce: Int8 | null;
+  /** The signed transaction, kept so a restart re-broadcasts the same bytes (same nonce) instead of signing anew. */
+  raw_tx: string | null;
+  tx_hash: string | null;
+  sent_at: Timestamp | null;
+  block_number: Int8 | null;
+  block_hash: string | null;
+  log_index: number | null;
+  anchored_at: Timestamp | null;
+  receipts_sent_at: Timestamp | null;
+  created_at: Generated<Timestamp>;
+}
+
+/** Every BatchAnchored log the indexer has seen. */
+export interface AnchorEventsTable {
+  chain_id: number;
+  contract: string;
+  block_number: Int8;
+  block_hash: string;
+  tx_hash: string;
+  log_index: number;
+  batch_id: string;
+  merkle_root: string;
+  record_count: number;
+  writer: string;
+  indexed_at: Generated<Timestamp>;
+}
+
+/** How far the indexer has read, per chain and contract. */
+export interface IndexerCursorsTable {
+  chain_id: number;
+  contract: string;
+  block_number: Int8;
+  block_hash: string | null;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface Database {
+  records: RecordsTable;
+  batches: BatchesTable;
+  anchor_events: AnchorEventsTable;
+  indexer_cursors: IndexerCursorsTable;
+}
+
+export type RecordRow = Selectable<RecordsTable>;
+export type NewRecordRow = Insertable<RecordsTable>;
+export type BatchRow = Selectable<BatchesTable>;
+export type NewBatchRow = Insertable<BatchesTable>;
+export type BatchUpdate = Updateable<BatchesTable>;
+export type AnchorEventRow = Selectable<AnchorEventsTable>;

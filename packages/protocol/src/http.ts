@@ -1,0 +1,77 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { ANY_TOPIC, PROTOCOL_VERSION } from './constants';
+import { Address, Subject, Topic } from './primitives';
+import { LEAF_ENCODING } from './record';
+
+/** Problem type URIs are `urn:streamanchor:problem:<code>`; `code` repeats the last part. */
+export const PROBLEM_TYPE_PREFIX = 'urn:streamanchor:problem:';
+
+/**
+ * Every error the HTTP API returns, with its status. docs/protocol.md documents each;
+ * a test keeps the two in step.
+ */
+export const PROBLEMS = {
+  bad_request: { status: 400, title: 'The request is malformed.' },
+  invalid_sdp: { status: 400, title: 'The body is not a usable SDP offer with a data channel.' },
+  unauthorized: { status: 401, title: 'A valid bearer token is required.' },
+  forbidden: { status: 403, title: 'The token does not allow this.' },
+  session_not_found: { status: 404, title: 'No such session.' },
+  not_found: { status: 404, title: 'No such resource.' },
+  method_not_allowed: { status: 405, title: 'The method is not allowed on this resource.' },
+  payload_too_large: { status: 413, title: 'The request body is too large.' },
+  unsupported_media_type: { status: 415, title: 'The request body has the wrong Content-Type.' },
+  rate_limited: { status: 429, title: 'Too many requests.' },
+  internal_error: { status: 500, title: 'Something went wrong on our side.' },
+  no_relay_available: { status: 503, title: 'No relay is available to take the session.' },
+  relay_timeout: { status: 503, title: 'The relay did not answer in time.' },
+} as const satisfies Record<string, { status: number; title: string }>;
+export type ProblemCode = keyof typeof PROBLEMS;
+
+/** RFC 9457 problem details, plus a machine-readable `code`. Served as application/problem+json. */
+export const Problem = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  code: Type.String(),
+  detail: Type.Optional(Type.String()),
+  instance: Type.Optional(Type.String()),
+});
+export type Problem = Static<typeof Problem>;
+
+export function problem(code: ProblemCode, detail?: string, instance?: string): Problem {
+  const { status, title } = PROBLEMS[code];
+  return {
+    type: `${PROBLEM_TYPE_PREFIX}${code}`,
+    title,
+    status,
+    code,
+    ...(detail === undefined ? {} : { detail }),
+    ...(instance === undefined ? {} : { instance }),
+  };
+}
+
+/** Claims of the HS256 bearer tokens the gateway accepts. */
+export const TokenClaims = Type.Object({
+  sub: Subject,
+  /** Topics the bearer may publish to; `*` grants all. */
+  topics: Type.Array(Type.Union([Topic, Type.Literal(ANY_TOPIC)]), { minItems: 1, maxItems: 256 }),
+  exp: Type.Integer(),
+  iat: Type.Optional(Type.Integer()),
+});
+export type TokenClaims = Static<typeof TokenClaims>;
+
+export function topicAllowed(grants: readonly string[], topic: string): boolean {
+  return grants.includes(ANY_TOPIC) || grants.includes(topic);
+}
+
+/** GET /v1/info: what a client needs to verify receipts against the chain. */
+export const InfoResponse = Type.Object({
+  protocol: Type.Literal(PROTOCOL_VERSION),
+  chainId: Type.Integer(),
+  contract: Address,
+  deploymentBlock: Type.Integer({ minimum: 0 }),
+  /** A JSON-RPC URL the browser may use to read the chain (HTTP; no WebSocket). */
+  rpcUrl: Type.String(),
+  leafEncoding: Type.Array(Type.String(), { default: [...LEAF_ENCODING] }),
+});
+export type InfoResponse = Static<typeof InfoResponse>;

@@ -1,0 +1,74 @@
+import canonicalize from 'canonicalize';
+import { keccak_256 } from '@noble/hashes/sha3';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
+import { standardLeafHash } from '@openzeppelin/merkle-tree/dist/hashes.js';
+import type { Bytes32 } from './primitives';
+
+/**
+ * The fields a Merkle leaf commits to, in this order, with these Solidity types
+ * (OpenZeppelin StandardMerkleTree encoding: keccak256(keccak256(abi.encode(...)))).
+ * The contract's `leafHash` computes the same value.
+ */
+export const LEAF_ENCODING = ['bytes32', 'string', 'string', 'bytes32', 'uint64'] as const;
+
+export interface LeafFields {
+  recordId: Bytes32;
+  topic: string;
+  subject: string;
+  contentHash: Bytes32;
+  /** Milliseconds since the epoch at which the relay accepted the record. */
+  acceptedAt: number;
+}
+
+export type LeafValue = [Bytes32, string, string, Bytes32, string];
+
+/** The leaf's values in LEAF_ENCODING order, as the merkle-tree library takes them. */
+export function leafValue(fields: LeafFields): LeafValue {
+  return [fields.recordId, fields.topic, fields.subject, fields.contentHash, String(fields.acceptedAt)];
+}
+
+export function leafHash(fields: LeafFields): Bytes32 {
+  return standardLeafHash([...LEAF_ENCODING], leafValue(fields)) as Bytes32;
+}
+
+/** Thrown when a payload has no canonical JSON form (lone surrogates, non-finite numbers). */
+export class NonCanonicalPayloadError extends Error {
+  override name = 'NonCanonicalPayloadError';
+}
+
+/**
+ * The canonical text of a JSON payload: RFC 8785 (JSON Canonicalization Scheme).
+ * The content hash is keccak-256 of its UTF-8 bytes.
+ */
+export function canonicalPayload(payload: unknown): string {
+  let text: string | undefined;
+  try {
+    text = canonicalize(payload);
+  } catch (error) {
+    throw new NonCanonicalPayloadError((error as Error).message);
+  }
+  if (text === undefined) throw new NonCanonicalPayloadError('payload has no JSON representation');
+  return text;
+}
+
+export function contentHashOf(canonicalText: string): Bytes32 {
+  return `0x${bytesToHex(keccak_256(utf8ToBytes(canonicalText)))}`;
+}
+
+/** UTF-8 byte length without allocating; runs in browsers and Node alike. */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
+}

@@ -1,0 +1,42 @@
+import type { Static, TObject } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+/** Thrown when the environment does not describe a valid configuration; the message names each variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    readonly service: string,
+    readonly problems: readonly { variable: string; message: string }[],
+  ) {
+    super(
+      `Invalid configuration for ${service}:\n${problems.map((p) => `  - ${p.variable}: ${p.message}`).join('\n')}`,
+    );
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Parses environment variables against a TypeBox object whose keys are the variable names.
+ * Empty strings count as unset, defaults apply, numbers and booleans are converted.
+ */
+export function parseEnv<T extends TObject>(service: string, schema: T, env: Env): Static<T> {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const converted = Value.Default(schema, Value.Convert(schema, raw));
+  if (Value.Check(schema, converted)) return converted as Static<T>;
+  const problems = [...Value.Errors(schema, converted)].map((error) => {
+    const variable = error.path.replace(/^\//, '') || '(root)';
+    const hint = schema.properties[variable]?.description;
+    return { variable, message: hint ? `${error.message} (${hint})` : error.message };
+  });
+  throw new ConfigError(service, dedupe(problems));
+}
+
+function dedupe<T extends { variable: string }>(items: T[]): T[] {
+  const seen = new Set<string>();
+  return items.filter((item) => !seen.has(item.variable) && seen.add(item.variable));
+}
