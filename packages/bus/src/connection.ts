@@ -9,9 +9,16 @@ export function createRedisConnection(url: string, name?: string): Redis {
 }
 
 /** Fails fast with a readable message when Redis is not reachable at start-up. */
-export async function assertRedisReachable(redis: Redis, url: string, timeoutMs = 3000): Promise<void> {
+export async function assertRedisReachable(
+  redis: Redis,
+  url: string,
+  timeoutMs = 3000,
+): Promise<void> {
   const timer = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`Redis at ${redactUrl(url)} did not answer within ${timeoutMs} ms`)), timeoutMs).unref(),
+    setTimeout(
+      () => reject(new Error(`Redis at ${redactUrl(url)} did not answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    ).unref(),
   );
   await Promise.race([redis.ping(), timer]);
 }

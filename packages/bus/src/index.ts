@@ -1,15 +1,28 @@
+export { assertRedisReachable, createRedisConnection, redactUrl } from './connection';
 export { createKeys, type Keys } from './keys';
-export { QUEUES, jobIds, type QueueJobs, type QueueKind, type JobName, type JobData, type JobResult } from './queues';
 export {
-  createQueue,
-  createWorker,
-  createQueueEvents,
-  queueName,
+  type JobData,
+  type JobName,
+  type JobResult,
+  jobIds,
+  QUEUES,
+  type QueueJobs,
+  type QueueKind,
+} from './queues';
+export {
+  createRelayRegistry,
+  type RelayInfo,
+  type RelayRegistry,
+  type SessionRoute,
+} from './registry';
+export { RemoteError, RequestTimeoutError, requestReply } from './request-reply';
+export {
   type BusDeps,
-  type TypedQueue,
+  createQueue,
+  createQueueEvents,
+  createWorker,
+  queueName,
   type TypedJob,
+  type TypedQueue,
   type TypedWorker,
 } from './typed';
-export { requestReply, RequestTimeoutError, RemoteError } from './request-reply';
-export { createRelayRegistry, type RelayRegistry, type RelayInfo, type SessionRoute } from './registry';
-export { createRedisConnection, assertRedisReachable, redactUrl } from './connection';

@@ -20,7 +20,11 @@ export interface SessionRoute {
  */
 export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys }) {
   return {
-    async heartbeat(info: Omit<RelayInfo, 'heartbeatAt'>, ttlMs: number, now = Date.now()): Promise<void> {
+    async heartbeat(
+      info: Omit<RelayInfo, 'heartbeatAt'>,
+      ttlMs: number,
+      now = Date.now(),
+    ): Promise<void> {
       await redis
         .multi()
         .zadd(keys.relays, now, info.relayId)
@@ -61,7 +65,11 @@ export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys 
     },
 
     async setSession(sessionId: string, route: SessionRoute, ttlMs: number): Promise<void> {
-      await redis.multi().hset(keys.session(sessionId), { ...route }).pexpire(keys.session(sessionId), ttlMs).exec();
+      await redis
+        .multi()
+        .hset(keys.session(sessionId), { ...route })
+        .pexpire(keys.session(sessionId), ttlMs)
+        .exec();
     },
 
     async refreshSessions(sessionIds: readonly string[], ttlMs: number): Promise<void> {
@@ -73,7 +81,9 @@ export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys 
 
     async getSession(sessionId: string): Promise<SessionRoute | undefined> {
       const hash = await redis.hgetall(keys.session(sessionId));
-      return hash.relayId && hash.subject ? { relayId: hash.relayId, subject: hash.subject } : undefined;
+      return hash.relayId && hash.subject
+        ? { relayId: hash.relayId, subject: hash.subject }
+        : undefined;
     },
 
     async deleteSession(sessionId: string): Promise<void> {

@@ -30,7 +30,8 @@ export class RemoteError extends UnrecoverableError {
   static fromFailedReason(reason: string): RemoteError | undefined {
     try {
       const parsed = JSON.parse(reason) as { code?: unknown; detail?: unknown };
-      if (typeof parsed.code === 'string' && typeof parsed.detail === 'string') return new RemoteError(parsed.code, parsed.detail);
+      if (typeof parsed.code === 'string' && typeof parsed.detail === 'string')
+        return new RemoteError(parsed.code, parsed.detail);
     } catch {}
     return undefined;
   }

@@ -1,4 +1,11 @@
-import { type Job, Queue, QueueEvents, type QueueOptions, Worker, type WorkerOptions } from 'bullmq';
+import {
+  type Job,
+  Queue,
+  QueueEvents,
+  type QueueOptions,
+  Worker,
+  type WorkerOptions,
+} from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Keys } from './keys';
 import { type JobData, type JobName, type JobResult, QUEUES, type QueueKind } from './queues';
@@ -25,7 +32,11 @@ export function createQueue<Q extends QueueKind>(
   relayId?: string,
   options: Partial<QueueOptions> = {},
 ): TypedQueue<Q> {
-  return new Queue(queueName(kind, relayId), { connection: deps.connection, prefix: deps.keys.bull, ...options });
+  return new Queue(queueName(kind, relayId), {
+    connection: deps.connection,
+    prefix: deps.keys.bull,
+    ...options,
+  });
 }
 
 export function createWorker<Q extends QueueKind>(

@@ -1,2 +1,8 @@
-export { openDatabase, migrateToLatest, type DatabaseHandle, type DatabaseConfig, type DatabaseKind } from './database';
+export {
+  type DatabaseConfig,
+  type DatabaseHandle,
+  type DatabaseKind,
+  migrateToLatest,
+  openDatabase,
+} from './database';
 export type * from './schema';

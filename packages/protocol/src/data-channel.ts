@@ -68,9 +68,10 @@ export const NACK_CODES = {
   message_too_large: 'The message exceeds `maxMessageBytes`.',
   payload_too_large: 'The canonical payload exceeds `maxPayloadBytes`.',
   invalid_payload: 'The payload has no canonical JSON form (for example a lone UTF-16 surrogate).',
-  topic_not_allowed: "The token does not grant publishing to this topic.",
+  topic_not_allowed: 'The token does not grant publishing to this topic.',
   token_expired: 'The session token expired; open a new session with a fresh token.',
-  unavailable: 'The relay could not queue the record durably right now; it was not accepted. Retry.',
+  unavailable:
+    'The relay could not queue the record durably right now; it was not accepted. Retry.',
   shutting_down: 'The relay is shutting down; it was not accepted. Reconnect and retry.',
 } as const;
 export type NackCode = keyof typeof NACK_CODES;
@@ -99,7 +100,9 @@ export type ServerMessage = Static<typeof ServerMessage>;
 const clientMessageCheck = TypeCompiler.Compile(ClientMessage);
 const serverMessageCheck = TypeCompiler.Compile(ServerMessage);
 
-export type ParseResult<T> = { ok: true; message: T } | { ok: false; code: NackCode; id: string | null; detail: string };
+export type ParseResult<T> =
+  | { ok: true; message: T }
+  | { ok: false; code: NackCode; id: string | null; detail: string };
 
 /** Parses one client text message; never throws. Size limits are the caller's (they are configurable). */
 export function parseClientMessage(text: string): ParseResult<ClientMessage> {
@@ -113,7 +116,10 @@ export function parseClientMessage(text: string): ParseResult<ClientMessage> {
     return { ok: false, code: 'malformed_message', id: null, detail: 'not a JSON object' };
   }
   const rawId = (value as { id?: unknown }).id;
-  const id = typeof rawId === 'string' && rawId.length > 0 && rawId.length <= LIMITS.maxClientIdLength ? rawId : null;
+  const id =
+    typeof rawId === 'string' && rawId.length > 0 && rawId.length <= LIMITS.maxClientIdLength
+      ? rawId
+      : null;
   if (!clientMessageCheck.Check(value)) {
     const first = clientMessageCheck.Errors(value).First();
     const where = first ? `${first.path || '/'}: ${first.message}` : 'schema mismatch';

@@ -1,5 +1,5 @@
-import { type Static, Type } from '@sinclair/typebox';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import { type Static, Type } from '@sinclair/typebox';
 import { Address, Bytes32, EpochMillis, Subject, Topic } from './primitives';
 import { LEAF_ENCODING, leafHash, leafValue } from './record';
 
@@ -39,5 +39,10 @@ export type Receipt = Static<typeof Receipt>;
  */
 export function verifyReceiptProof(receipt: Receipt): boolean {
   if (leafHash(receipt) !== receipt.leafHash) return false;
-  return StandardMerkleTree.verify(receipt.merkleRoot, [...LEAF_ENCODING], leafValue(receipt), receipt.proof);
+  return StandardMerkleTree.verify(
+    receipt.merkleRoot,
+    [...LEAF_ENCODING],
+    leafValue(receipt),
+    receipt.proof,
+  );
 }

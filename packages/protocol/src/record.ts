@@ -1,7 +1,7 @@
-import canonicalize from 'canonicalize';
 import { keccak_256 } from '@noble/hashes/sha3';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
 import { standardLeafHash } from '@openzeppelin/merkle-tree/dist/hashes.js';
+import canonicalize from 'canonicalize';
 import type { Bytes32 } from './primitives';
 
 /**
@@ -24,7 +24,13 @@ export type LeafValue = [Bytes32, string, string, Bytes32, string];
 
 /** The leaf's values in LEAF_ENCODING order, as the merkle-tree library takes them. */
 export function leafValue(fields: LeafFields): LeafValue {
-  return [fields.recordId, fields.topic, fields.subject, fields.contentHash, String(fields.acceptedAt)];
+  return [
+    fields.recordId,
+    fields.topic,
+    fields.subject,
+    fields.contentHash,
+    String(fields.acceptedAt),
+  ];
 }
 
 export function leafHash(fields: LeafFields): Bytes32 {

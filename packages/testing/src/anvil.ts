@@ -7,9 +7,11 @@ import { getFreePort } from './ports';
  * Anvil's first default account. This is anvil's well-known PUBLIC test key: it
  * holds value only on local dev chains. Never use it anywhere else.
  */
-export const ANVIL_TEST_PRIVATE_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80' as const;
+export const ANVIL_TEST_PRIVATE_KEY =
+  '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80' as const;
 /** Anvil's second default account (also a PUBLIC test key), for "someone else" in tests. */
-export const ANVIL_TEST_PRIVATE_KEY_2 = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d' as const;
+export const ANVIL_TEST_PRIVATE_KEY_2 =
+  '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d' as const;
 export const ANVIL_CHAIN_ID = 31337;
 
 /** The platform binary shipped inside @foundry-rs/anvil's optional dependency (no download). */
@@ -43,13 +45,23 @@ export interface StartAnvilOptions {
 export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? (await getFreePort());
-  const args = ['--host', host, '--port', String(port), '--chain-id', String(options.chainId ?? ANVIL_CHAIN_ID)];
+  const args = [
+    '--host',
+    host,
+    '--port',
+    String(port),
+    '--chain-id',
+    String(options.chainId ?? ANVIL_CHAIN_ID),
+  ];
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime));
   args.push(...(options.args ?? []));
   const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`anvil did not start within 15 s:\n${output}`)), 15_000);
+    const timer = setTimeout(
+      () => reject(new Error(`anvil did not start within 15 s:\n${output}`)),
+      15_000,
+    );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       if (output.includes('Listening on')) {

@@ -6,7 +6,8 @@ export type TestDatabaseKind = 'pglite' | 'postgres';
 export const TEST_DATABASE_KINDS: readonly TestDatabaseKind[] = ['pglite', 'postgres'];
 
 /** The server tests create their throwaway databases on (CI and dev machines run one here). */
-export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const TEST_POSTGRES_URL =
+  process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /**
  * A fresh, migrated database for one test: an in-memory PGlite, or a new database on
@@ -28,7 +29,11 @@ export async function createTestDatabase(kind: TestDatabaseKind): Promise<Databa
   }
   const url = new URL(TEST_POSTGRES_URL);
   url.pathname = `/${name}`;
-  const handle = await openDatabase({ databaseUrl: url.toString(), pgliteDir: 'unused', poolSize: 4 });
+  const handle = await openDatabase({
+    databaseUrl: url.toString(),
+    pgliteDir: 'unused',
+    poolSize: 4,
+  });
   await migrateToLatest(handle.db);
   return {
     ...handle,

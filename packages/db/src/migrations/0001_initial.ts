@@ -5,7 +5,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .createTable('batches')
     .addColumn('batch_id', 'text', (c) => c.primaryKey())
     .addColumn('seq', 'bigint', (c) => c.generatedAlwaysAsIdentity().notNull().unique())
-    .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('built', 'sent', 'anchored')`))
+    .addColumn('status', 'text', (c) =>
+      c.notNull().check(sql`status in ('built', 'sent', 'anchored')`),
+    )
     .addColumn('merkle_root', 'text', (c) => c.notNull())
     .addColumn('record_count', 'integer', (c) => c.notNull().check(sql`record_count > 0`))
     .addColumn('chain_id', 'integer', (c) => c.notNull())
@@ -22,7 +24,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('receipts_sent_at', 'timestamptz')
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
-  await db.schema.createIndex('batches_status_seq').on('batches').columns(['status', 'seq']).execute();
+  await db.schema
+    .createIndex('batches_status_seq')
+    .on('batches')
+    .columns(['status', 'seq'])
+    .execute();
 
   await db.schema
     .createTable('records')
@@ -43,7 +49,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
   // The batcher's queue: records not yet in a batch, in ingest order.
   await sql`create index records_unbatched on records (seq) where batch_id is null`.execute(db);
-  await db.schema.createIndex('records_batch').on('records').columns(['batch_id', 'leaf_index']).execute();
+  await db.schema
+    .createIndex('records_batch')
+    .on('records')
+    .columns(['batch_id', 'leaf_index'])
+    .execute();
 
   await db.schema
     .createTable('anchor_events')
@@ -60,7 +70,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('indexed_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addPrimaryKeyConstraint('anchor_events_pk', ['chain_id', 'block_hash', 'log_index'])
     .execute();
-  await db.schema.createIndex('anchor_events_batch').on('anchor_events').columns(['batch_id']).execute();
+  await db.schema
+    .createIndex('anchor_events_batch')
+    .on('anchor_events')
+    .columns(['batch_id'])
+    .execute();
 
   await db.schema
     .createTable('indexer_cursors')

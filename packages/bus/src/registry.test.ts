@@ -1,0 +1,55 @@
+import { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '@streamanchor/testing';
+import { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { createKeys, type Keys } from './keys';
+import { createRelayRegistry, type RelayRegistry } from './registry';
+
+let redis: Redis;
+let keys: Keys;
+let registry: RelayRegistry;
+
+beforeEach(() => {
+  redis = new Redis(TEST_REDIS_URL);
+  keys = createKeys(testRedisPrefix('registry'));
+  registry = createRelayRegistry({ redis, keys });
+});
+
+afterEach(async () => {
+  await deleteRedisPrefix(keys.prefix);
+  redis.disconnect();
+});
+
+describe('relay registry', () => {
+  test('default: live relays, least loaded first', async () => {
+    const now = Date.now();
+    await registry.heartbeat({ relayId: 'a', sessions: 5, startedAt: 1 }, 10_000, now);
+    await registry.heartbeat({ relayId: 'b', sessions: 2, startedAt: 2 }, 10_000, now);
+    const live = await registry.live(5_000, now);
+    expect(live.map((relay) => [relay.relayId, relay.sessions])).toEqual([
+      ['b', 2],
+      ['a', 5],
+    ]);
+  });
+
+  test('behavior: a relay whose heartbeat is stale is not live', async () => {
+    const now = Date.now();
+    await registry.heartbeat({ relayId: 'old', sessions: 0, startedAt: 1 }, 60_000, now - 10_000);
+    await registry.heartbeat({ relayId: 'new', sessions: 9, startedAt: 1 }, 60_000, now);
+    expect((await registry.live(5_000, now)).map((relay) => relay.relayId)).toEqual(['new']);
+  });
+
+  test('behavior: a removed relay is not live', async () => {
+    await registry.heartbeat({ relayId: 'a', sessions: 0, startedAt: 1 }, 10_000);
+    await registry.remove('a');
+    expect(await registry.live(5_000)).toEqual([]);
+  });
+
+  test('behavior: session routes are stored, refreshed, deleted', async () => {
+    await registry.setSession('s1', { relayId: 'a', subject: 'alice' }, 1_000);
+    expect(await registry.getSession('s1')).toEqual({ relayId: 'a', subject: 'alice' });
+    await registry.refreshSessions(['s1'], 60_000);
+    expect(await redis.pttl(keys.session('s1'))).toBeGreaterThan(1_000);
+    await registry.deleteSession('s1');
+    expect(await registry.getSession('s1')).toBeUndefined();
+  });
+});

@@ -1,0 +1,83 @@
+import { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '@streamanchor/testing';
+import type { QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { createRedisConnection } from './connection';
+import { createKeys } from './keys';
+import { jobIds } from './queues';
+import { RemoteError, RequestTimeoutError, requestReply } from './request-reply';
+import {
+  type BusDeps,
+  createQueue,
+  createQueueEvents,
+  createWorker,
+  type TypedQueue,
+  type TypedWorker,
+} from './typed';
+
+const offer = (sessionId: string) => ({
+  sessionId,
+  offerSdp: 'v=0',
+  subject: 'alice',
+  topics: ['demo'],
+  tokenExpiresAt: Date.now() + 60_000,
+  deadline: Date.now() + 5_000,
+});
+
+let connection: Redis;
+let bus: BusDeps;
+let queue: TypedQueue<'relayControl'>;
+let events: QueueEvents;
+let worker: TypedWorker<'relayControl'> | undefined;
+
+beforeEach(async () => {
+  connection = createRedisConnection(TEST_REDIS_URL);
+  bus = { connection, keys: createKeys(testRedisPrefix('rr')) };
+  queue = createQueue(bus, 'relayControl', 'relay-1');
+  events = createQueueEvents(bus, 'relayControl', 'relay-1');
+  await events.waitUntilReady();
+});
+
+afterEach(async () => {
+  await worker?.close();
+  worker = undefined;
+  await events.close();
+  await queue.close();
+  await deleteRedisPrefix(bus.keys.prefix);
+  connection.disconnect();
+});
+
+describe('requestReply', () => {
+  test('default: returns the worker result', async () => {
+    worker = createWorker(bus, 'relayControl', 'relay-1', async (job) => {
+      if (job.name !== 'createSession') throw new Error('unexpected job');
+      return { answerSdp: `answer for ${job.data.sessionId}` };
+    });
+    const result = await requestReply(queue, events, 'createSession', offer('s1'), {
+      jobId: jobIds.createSession('s1'),
+      timeoutMs: 5_000,
+    });
+    expect(result).toEqual({ answerSdp: 'answer for s1' });
+  });
+
+  test('error: a RemoteError crosses Redis with its code', async () => {
+    worker = createWorker(bus, 'relayControl', 'relay-1', async () => {
+      throw new RemoteError('invalid_sdp', 'no m=application line');
+    });
+    const error = await requestReply(queue, events, 'createSession', offer('s2'), {
+      jobId: jobIds.createSession('s2'),
+      timeoutMs: 5_000,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error).toMatchObject({ code: 'invalid_sdp', detail: 'no m=application line' });
+  });
+
+  test('error: no worker → RequestTimeoutError and the job is removed', async () => {
+    const error = await requestReply(queue, events, 'createSession', offer('s3'), {
+      jobId: jobIds.createSession('s3'),
+      timeoutMs: 300,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RequestTimeoutError);
+    expect(await queue.getJob(jobIds.createSession('s3'))).toBeUndefined();
+  });
+});

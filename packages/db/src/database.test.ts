@@ -1,0 +1,103 @@
+import { createTestDatabase, TEST_DATABASE_KINDS } from '@streamanchor/testing';
+import { sql } from 'kysely';
+import { describe, expect, test } from 'vitest';
+import { migrateToLatest, openDatabase } from './database';
+import type { NewRecordRow } from './schema';
+
+const record = (id: string): NewRecordRow => ({
+  record_id: id,
+  topic: 'demo',
+  subject: 'alice',
+  content_hash: `0x${'22'.repeat(32)}`,
+  accepted_at: 1_700_000_000_000,
+  payload: '{}',
+  relay_id: 'relay-1',
+  session_id: 'AAAAAAAAAAAAAAAAAAAAAA',
+  batch_id: null,
+  leaf_index: null,
+  leaf_hash: null,
+  proof: null,
+});
+
+describe.each(TEST_DATABASE_KINDS)('%s', (kind) => {
+  test('default: migrations apply and re-running them is a no-op', async () => {
+    const handle = await createTestDatabase(kind);
+    try {
+      expect(handle.kind).toBe(kind);
+      await migrateToLatest(handle.db);
+      const tables = await sql<{ table_name: string }>`
+        select table_name from information_schema.tables where table_schema = 'public' order by table_name`.execute(
+        handle.db,
+      );
+      expect(tables.rows.map((row) => row.table_name)).toEqual(
+        expect.arrayContaining(['anchor_events', 'batches', 'indexer_cursors', 'records']),
+      );
+    } finally {
+      await handle.close();
+    }
+  });
+
+  test('behavior: record ids are unique; a repeated insert is ignored with on conflict', async () => {
+    const handle = await createTestDatabase(kind);
+    try {
+      const id = `0x${'11'.repeat(32)}`;
+      await handle.db.insertInto('records').values(record(id)).execute();
+      await handle.db
+        .insertInto('records')
+        .values(record(id))
+        .onConflict((c) => c.column('record_id').doNothing())
+        .execute();
+      const rows = await handle.db
+        .selectFrom('records')
+        .select(['record_id', 'seq', 'accepted_at'])
+        .execute();
+      expect(rows).toHaveLength(1);
+      expect(Number(rows[0]?.accepted_at)).toBe(1_700_000_000_000);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  test('error: a batch status outside the lifecycle is refused', async () => {
+    const handle = await createTestDatabase(kind);
+    try {
+      await expect(
+        handle.db
+          .insertInto('batches')
+          .values({
+            batch_id: `0x${'33'.repeat(32)}`,
+            status: 'lost' as 'built',
+            merkle_root: `0x${'44'.repeat(32)}`,
+            record_count: 1,
+            chain_id: 31337,
+            contract: `0x${'55'.repeat(20)}`,
+          } as never)
+          .execute(),
+      ).rejects.toThrow(/check constraint/);
+    } finally {
+      await handle.close();
+    }
+  });
+});
+
+test('behavior: PGlite keeps data in its folder across reopen', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'sa-pglite-'));
+  try {
+    const first = await openDatabase({ pgliteDir: dir });
+    await migrateToLatest(first.db);
+    await first.db
+      .insertInto('records')
+      .values(record(`0x${'66'.repeat(32)}`))
+      .execute();
+    await first.close();
+    const second = await openDatabase({ pgliteDir: dir });
+    const rows = await second.db.selectFrom('records').select('record_id').execute();
+    await second.close();
+    expect(rows).toEqual([{ record_id: `0x${'66'.repeat(32)}` }]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,88 @@
+import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import { describe, expect, test } from 'vitest';
+import {
+  canonicalPayload,
+  contentHashOf,
+  LEAF_ENCODING,
+  type LeafFields,
+  leafHash,
+  leafValue,
+  NonCanonicalPayloadError,
+  utf8Length,
+} from './record';
+
+const fields: LeafFields = {
+  recordId: `0x${'11'.repeat(32)}`,
+  topic: 'demo',
+  subject: 'alice',
+  contentHash: `0x${'22'.repeat(32)}`,
+  acceptedAt: 1_732_400_000_000,
+};
+
+describe('canonicalPayload', () => {
+  test('default: keys sorted, no whitespace (RFC 8785)', () => {
+    expect(canonicalPayload({ b: 1, a: [true, null, 'x'], c: { z: 1, y: 2 } })).toBe(
+      '{"a":[true,null,"x"],"b":1,"c":{"y":2,"z":1}}',
+    );
+  });
+
+  test('behavior: numbers use the ECMAScript shortest form', () => {
+    expect(canonicalPayload([1.0, 1e21, 0.000001, -0, 100])).toBe('[1,1e+21,0.000001,0,100]');
+  });
+
+  test('behavior: RFC 8785 sorts keys by UTF-16 code units', () => {
+    expect(canonicalPayload({ '\u20ac': 1, '\r': 2, '\ud83d\ude00': 3, '1': 4 })).toBe(
+      '{"\\r":2,"1":4,"\u20ac":1,"\ud83d\ude00":3}',
+    );
+  });
+
+  test('error: lone surrogate', () => {
+    expect(() => canonicalPayload({ a: '\ud800' })).toThrow(NonCanonicalPayloadError);
+  });
+
+  test('error: no JSON form', () => {
+    expect(() => canonicalPayload(undefined)).toThrow(NonCanonicalPayloadError);
+  });
+});
+
+describe('contentHashOf', () => {
+  test('default: keccak-256 of the UTF-8 bytes', () => {
+    // keccak256("") and keccak256("{}") are well-known values.
+    expect(contentHashOf('')).toBe(
+      '0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470',
+    );
+    expect(contentHashOf('{}')).toBe(
+      '0xb48d38f93eaa084033fc5970bf96e559c33c4cdc07d889ab00b4d63f9590739d',
+    );
+  });
+
+  test('behavior: equal JSON values hash equally whatever the key order', () => {
+    expect(contentHashOf(canonicalPayload({ a: 1, b: 2 }))).toBe(
+      contentHashOf(canonicalPayload({ b: 2, a: 1 })),
+    );
+  });
+});
+
+describe('leafHash', () => {
+  test('default: equals the StandardMerkleTree leaf for the same values', () => {
+    const tree = StandardMerkleTree.of([leafValue(fields)], [...LEAF_ENCODING]);
+    expect(leafHash(fields)).toBe(tree.leafHash(leafValue(fields)));
+  });
+
+  test('behavior: every committed field changes the leaf', () => {
+    const base = leafHash(fields);
+    expect(leafHash({ ...fields, recordId: `0x${'12'.repeat(32)}` })).not.toBe(base);
+    expect(leafHash({ ...fields, topic: 'other' })).not.toBe(base);
+    expect(leafHash({ ...fields, subject: 'bob' })).not.toBe(base);
+    expect(leafHash({ ...fields, contentHash: `0x${'23'.repeat(32)}` })).not.toBe(base);
+    expect(leafHash({ ...fields, acceptedAt: fields.acceptedAt + 1 })).not.toBe(base);
+  });
+});
+
+describe('utf8Length', () => {
+  test('default: agrees with Buffer.byteLength', () => {
+    for (const text of ['', 'abc', 'é', '€', '😀', 'a\ud800b', '\udc00', 'x'.repeat(1000)]) {
+      expect(utf8Length(text)).toBe(Buffer.byteLength(text, 'utf8'));
+    }
+  });
+});
