@@ -1,3 +1,4 @@
+export * from './abi';
 export * from './constants';
 export * from './data-channel';
 export * from './http';
