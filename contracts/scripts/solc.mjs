@@ -8,6 +8,8 @@
 // Import resolution: solc-js has no file system access, so the `import` callback
 // resolves source unit names against the base path, include paths and allow paths,
 // in that order, and refuses files outside them.
+// Debugging: SOLC_SHIM_DEBUG=/tmp/solc-shim.log appends each invocation's cwd and argv there
+// (forge captures the compiler's stderr, so a file is the way to see them).
 import { appendFileSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -18,7 +20,10 @@ const solc = require('solc');
 const argv = process.argv.slice(2);
 
 if (process.env.SOLC_SHIM_DEBUG) {
-  appendFileSync(process.env.SOLC_SHIM_DEBUG, `[solc.mjs] cwd=${process.cwd()} argv=${JSON.stringify(argv)}\n`);
+  appendFileSync(
+    process.env.SOLC_SHIM_DEBUG,
+    `[solc.mjs] cwd=${process.cwd()} argv=${JSON.stringify(argv)}\n`,
+  );
 }
 
 function fail(message) {
@@ -71,7 +76,9 @@ function isInside(file, dir) {
 function findImports(sourceUnitName) {
   const candidates = path.isAbsolute(sourceUnitName)
     ? [sourceUnitName]
-    : [...roots, ...allowPaths.map((p) => path.resolve(p))].map((r) => path.join(r, sourceUnitName));
+    : [...roots, ...allowPaths.map((p) => path.resolve(p))].map((r) =>
+        path.join(r, sourceUnitName),
+      );
   for (const file of candidates) {
     if (!allowed.some((dir) => isInside(path.resolve(file), dir))) continue;
     try {

@@ -288,6 +288,8 @@ contract StreamAnchorTest is Test {
         bytes32 root = _root(leaves);
         bytes32 batchId = keccak256(abi.encode("fuzz-batch", seed));
         vm.prank(writer);
+        // casting to 'uint32' is safe because n is bounded to 2..16
+        // forge-lint: disable-next-line(unsafe-typecast)
         anchor.anchorBatch(batchId, root, uint32(n));
 
         for (uint256 i = 0; i < n; i++) {
