@@ -46,16 +46,28 @@ export function createWorker<Q extends QueueKind>(
   processor: (job: TypedJob<Q>) => Promise<JobResult<Q>>,
   options: Partial<WorkerOptions> = {},
 ): TypedWorker<Q> {
-  return new Worker(queueName(kind, relayId), processor, {
-    connection: deps.connection.duplicate({ maxRetriesPerRequest: null }),
+  const connection = deps.connection.duplicate({ maxRetriesPerRequest: null });
+  const worker: TypedWorker<Q> = new Worker(queueName(kind, relayId), processor, {
+    connection,
     prefix: deps.keys.bull,
     ...options,
   });
+  // BullMQ treats a connection passed in as shared and never closes it: close our duplicate.
+  worker.on('closed', () => connection.disconnect());
+  return worker;
 }
 
 export function createQueueEvents(deps: BusDeps, kind: QueueKind, relayId?: string): QueueEvents {
-  return new QueueEvents(queueName(kind, relayId), {
-    connection: deps.connection.duplicate({ maxRetriesPerRequest: null }),
-    prefix: deps.keys.bull,
-  });
+  const connection = deps.connection.duplicate({ maxRetriesPerRequest: null });
+  const events = new QueueEvents(queueName(kind, relayId), { connection, prefix: deps.keys.bull });
+  // QueueEvents duplicates the connection it is given and closes only its own copy: close ours too.
+  const close = events.close.bind(events);
+  events.close = async () => {
+    try {
+      await close();
+    } finally {
+      connection.disconnect();
+    }
+  };
+  return events;
 }

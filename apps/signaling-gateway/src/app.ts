@@ -1,0 +1,92 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { createRelayRegistry, type Keys } from '@streamanchor/bus';
+import { LIMITS } from '@streamanchor/protocol';
+import type { Logger } from '@streamanchor/service-kit';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import type { Redis } from 'ioredis';
+import { createAuthenticator } from './auth';
+import type { Config } from './config';
+import { installCors } from './cors';
+import { clientErrorHandler, frameworkErrors, installProblemHandling } from './errors';
+import { buildInfo, infoRoutes } from './info';
+import { createRelayClient, sessionsRoutes } from './sessions';
+import { webRoutes } from './web';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  /**
+   * Redis for the registry and the relays' queues. Owned by the caller (not closed by
+   * stop()). Prefer a client with a small `maxRetriesPerRequest`, so that requests fail
+   * rather than hang while Redis is down; queue-event readers duplicate it as BullMQ needs.
+   */
+  redis: Redis;
+  keys: Keys;
+}
+
+export interface App {
+  fastify: ReturnType<typeof buildFastify>;
+  /** Listens on HOST:PORT; resolves with the actual base URL (useful with PORT=0). */
+  start(): Promise<{ url: string }>;
+  /** Stops accepting requests, lets in-flight ones finish, closes the relay queues. */
+  stop(): Promise<void>;
+}
+
+function buildFastify(config: Config, logger: Logger) {
+  return Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    trustProxy: config.TRUST_PROXY,
+    bodyLimit: LIMITS.maxSdpBytes,
+    frameworkErrors,
+    clientErrorHandler,
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+}
+
+/** The public HTTP API: signaling (WHIP-style sessions), info, health and the demo page. */
+export function createApp({ config, logger, redis, keys }: AppDeps): App {
+  const fastify = buildFastify(config, logger);
+  installProblemHandling(fastify, { logger });
+  installCors(fastify, config.CORS_ORIGINS);
+  fastify.addHook('onSend', async (_request, reply) => {
+    reply.header('X-Content-Type-Options', 'nosniff');
+  });
+
+  const registry = createRelayRegistry({ redis, keys });
+  const relays = createRelayClient({
+    bus: { connection: redis, keys },
+    timeoutMs: config.SIGNALING_TIMEOUT_MS,
+    logger,
+  });
+
+  fastify.register(sessionsRoutes, {
+    authenticate: createAuthenticator({ secret: config.JWT_SECRET }),
+    registry,
+    relays,
+    logger,
+    signalingTimeoutMs: config.SIGNALING_TIMEOUT_MS,
+    relayStaleAfterMs: config.RELAY_STALE_AFTER_MS,
+    sessionTtlMs: config.SESSION_TTL_MS,
+  });
+  fastify.register(infoRoutes, { info: buildInfo(config), redis });
+  if (config.WEB_DIST_DIR) fastify.register(webRoutes, { root: config.WEB_DIST_DIR });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    fastify,
+    async start() {
+      const url = await fastify.listen({ host: config.HOST, port: config.PORT });
+      return { url };
+    },
+    stop() {
+      stopping ??= (async () => {
+        try {
+          await fastify.close();
+        } finally {
+          await relays.close();
+        }
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,204 @@
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  expectProblem,
+  type FakeRelay,
+  OFFER_SDP,
+  startFakeRelay,
+  startGateway,
+  TEST_SECRET,
+  type TestGateway,
+} from '../../test/support';
+import { CLOCK_TOLERANCE_SECONDS, mintToken, TokenError, verifyToken } from './index';
+
+const key = new TextEncoder().encode(TEST_SECRET);
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+describe('mintToken / verifyToken', () => {
+  it('default: a minted token verifies with the same secret and carries its claims', async () => {
+    const now = new Date('2030-01-01T00:00:00Z');
+    const token = await mintToken({
+      secret: TEST_SECRET,
+      subject: 'alice',
+      topics: ['demo', '*'],
+      ttlSeconds: 60,
+      now,
+    });
+    const header = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString());
+    expect(header).toEqual({ alg: 'HS256', typ: 'JWT' });
+    const claims = await verifyToken(token, key, new Date(now.getTime() + 30_000));
+    expect(claims).toEqual({
+      sub: 'alice',
+      topics: ['demo', '*'],
+      iat: now.getTime() / 1000,
+      exp: now.getTime() / 1000 + 60,
+    });
+  });
+
+  it(`behavior: expiry is enforced with ${CLOCK_TOLERANCE_SECONDS} s of clock tolerance`, async () => {
+    const now = new Date('2030-01-01T00:00:00Z');
+    const token = await mintToken({
+      secret: TEST_SECRET,
+      subject: 'alice',
+      topics: ['demo'],
+      ttlSeconds: 60,
+      now,
+    });
+    const exp = now.getTime() + 60_000;
+    await expect(
+      verifyToken(token, key, new Date(exp + (CLOCK_TOLERANCE_SECONDS - 1) * 1000)),
+    ).resolves.toMatchObject({ sub: 'alice' });
+    const late = verifyToken(token, key, new Date(exp + (CLOCK_TOLERANCE_SECONDS + 1) * 1000));
+    await expect(late).rejects.toBeInstanceOf(TokenError);
+    await expect(late).rejects.toMatchObject({ details: { reason: 'expired' } });
+  });
+
+  it('error: another secret, bad topics or a bad ttl are refused', async () => {
+    const token = await mintToken({
+      secret: TEST_SECRET,
+      subject: 'alice',
+      topics: ['demo'],
+      ttlSeconds: 60,
+    });
+    await expect(
+      verifyToken(token, new TextEncoder().encode(`${TEST_SECRET}-other`)),
+    ).rejects.toMatchObject({
+      details: { reason: 'invalid_signature' },
+    });
+    await expect(
+      mintToken({ secret: TEST_SECRET, subject: 'a', topics: ['Not A Topic'], ttlSeconds: 60 }),
+    ).rejects.toThrow(/invalid topic/);
+    await expect(
+      mintToken({ secret: TEST_SECRET, subject: 'a', topics: [], ttlSeconds: 60 }),
+    ).rejects.toThrow(/invalid token claims/);
+    await expect(
+      mintToken({ secret: TEST_SECRET, subject: 'a', topics: ['demo'], ttlSeconds: 0 }),
+    ).rejects.toThrow(RangeError);
+  });
+});
+
+describe('bearer tokens on POST /v1/sessions', () => {
+  let gateway: TestGateway;
+  let relay: FakeRelay;
+
+  beforeEach(async () => {
+    gateway = await startGateway();
+    // Stand-in for rtc-relay (see startFakeRelay): it must never be asked for a refused token.
+    relay = await startFakeRelay(gateway);
+  });
+  afterEach(async () => {
+    await relay.close();
+    await gateway.close();
+  });
+
+  const post = (authorization?: string) =>
+    gateway.app.fastify.inject({
+      method: 'POST',
+      url: '/v1/sessions',
+      headers: {
+        'content-type': 'application/sdp',
+        ...(authorization === undefined ? {} : { authorization }),
+      },
+      payload: OFFER_SDP,
+    });
+
+  const hs256 = (claims: Record<string, unknown>, secret = TEST_SECRET) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+  const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
+
+  it('default: a valid token opens a session', async () => {
+    const response = await post(`Bearer ${await gateway.token()}`);
+    expect(response.statusCode).toBe(201);
+  });
+
+  it('error: no token is 401 with WWW-Authenticate: Bearer', async () => {
+    for (const authorization of [undefined, '', 'Basic YWxpY2U6c2VjcmV0', 'Token abc']) {
+      const response = await post(authorization);
+      expectProblem(response, 'unauthorized');
+      expect(response.headers['www-authenticate'], String(authorization)).toBe('Bearer');
+    }
+    expect(relay.jobs).toHaveLength(0);
+  });
+
+  it('error: a rejected token is 401 with error="invalid_token", and the gateway keeps serving', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const { privateKey } = await generateKeyPair('RS256');
+    const rsaPublic = await exportJWK((await generateKeyPair('RS256')).publicKey);
+    const valid = await gateway.token();
+    const [validHeader, validPayload] = valid.split('.');
+    const tokens: Record<string, string> = {
+      'empty bearer': '',
+      garbage: 'not-a-jwt',
+      'two parts': 'abc.def',
+      'wrong secret': await hs256(
+        { sub: 'alice', topics: ['demo'], exp: inAnHour() },
+        `${TEST_SECRET}-other`,
+      ),
+      'tampered payload': `${validHeader}.${b64({ sub: 'root', topics: ['*'], exp: inAnHour() })}.${valid.split('.')[2]}`,
+      expired: await mintToken({
+        secret: TEST_SECRET,
+        subject: 'alice',
+        topics: ['demo'],
+        ttlSeconds: 60,
+        now: new Date(Date.now() - 2 * 3600_000),
+      }),
+      'alg none': `${b64({ alg: 'none', typ: 'JWT' })}.${validPayload}.`,
+      'alg none with signature': `${b64({ alg: 'none' })}.${validPayload}.${valid.split('.')[2]}`,
+      'RS256 signed': await new SignJWT({ sub: 'alice', topics: ['demo'], exp: inAnHour() })
+        .setProtectedHeader({ alg: 'RS256' })
+        .sign(privateKey),
+      'RS256 header, HMAC signature': `${b64({ alg: 'RS256', typ: 'JWT', jwk: rsaPublic })}.${validPayload}.${valid.split('.')[2]}`,
+      HS384: await new SignJWT({ sub: 'alice', topics: ['demo'], exp: inAnHour() })
+        .setProtectedHeader({ alg: 'HS384' })
+        .sign(new TextEncoder().encode(TEST_SECRET)),
+      'no exp': await hs256({ sub: 'alice', topics: ['demo'] }),
+      'not yet valid': await hs256({
+        sub: 'alice',
+        topics: ['demo'],
+        exp: inAnHour(),
+        nbf: now + 600,
+      }),
+      'no sub': await hs256({ topics: ['demo'], exp: inAnHour() }),
+      'empty sub': await hs256({ sub: '', topics: ['demo'], exp: inAnHour() }),
+      'no topics': await hs256({ sub: 'alice', exp: inAnHour() }),
+      'empty topics': await hs256({ sub: 'alice', topics: [], exp: inAnHour() }),
+      'topics not a list': await hs256({ sub: 'alice', topics: 'demo', exp: inAnHour() }),
+      'bad topic': await hs256({ sub: 'alice', topics: ['UPPER CASE'], exp: inAnHour() }),
+      'fractional exp': await hs256({ sub: 'alice', topics: ['demo'], exp: inAnHour() + 0.5 }),
+      'huge header': 'x'.repeat(9000),
+    };
+    for (const [name, token] of Object.entries(tokens)) {
+      const response = await post(`Bearer ${token}`);
+      const body = expectProblem(response, 'unauthorized');
+      expect(response.headers['www-authenticate'], name).toBe('Bearer error="invalid_token"');
+      expect(typeof body.detail, name).toBe('string');
+      // Still serving everyone else.
+      expect((await post(`Bearer ${valid}`)).statusCode, `after ${name}`).toBe(201);
+    }
+    expect(relay.jobs.every((job) => (job.data as { subject?: string }).subject === 'alice')).toBe(
+      true,
+    );
+    expect(relay.jobs).toHaveLength(Object.keys(tokens).length);
+  });
+
+  it('error: the problem says why (expired, algorithm, claims)', async () => {
+    const expired = await mintToken({
+      secret: TEST_SECRET,
+      subject: 'alice',
+      topics: ['demo'],
+      ttlSeconds: 60,
+      now: new Date(Date.now() - 3600_000),
+    });
+    expect(expectProblem(await post(`Bearer ${expired}`), 'unauthorized').detail).toMatch(
+      /expired/,
+    );
+    const hs384 = await new SignJWT({ sub: 'alice', topics: ['demo'], exp: inAnHour() })
+      .setProtectedHeader({ alg: 'HS384' })
+      .sign(new TextEncoder().encode(TEST_SECRET));
+    expect(expectProblem(await post(`Bearer ${hs384}`), 'unauthorized').detail).toMatch(/HS256/);
+    const noTopics = await hs256({ sub: 'alice', exp: inAnHour() });
+    expect(expectProblem(await post(`Bearer ${noTopics}`), 'unauthorized').detail).toMatch(
+      /claims/,
+    );
+  });
+});

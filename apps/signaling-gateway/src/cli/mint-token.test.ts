@@ -1,0 +1,53 @@
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { TEST_SECRET } from '../../test/support';
+import { verifyToken } from '../auth';
+
+const run = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+const cli = join(here, 'mint-token.ts');
+const tsx = join(here, '../../../../node_modules/.bin/tsx');
+
+async function mint(args: string[], env: Record<string, string>) {
+  try {
+    const { stdout, stderr } = await run(tsx, [cli, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe('pnpm token', () => {
+  it('default: prints only a token the gateway accepts', async () => {
+    const result = await mint(['--sub', 'demo', '--topics', 'demo,telemetry', '--ttl', '120'], {
+      JWT_SECRET: TEST_SECRET,
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+    const claims = await verifyToken(result.stdout.trim(), new TextEncoder().encode(TEST_SECRET));
+    expect(claims.sub).toBe('demo');
+    expect(claims.topics).toEqual(['demo', 'telemetry']);
+    expect(claims.exp - claims.iat!).toBe(120);
+  });
+
+  it('error: a missing secret or bad arguments exit non-zero with nothing on stdout', async () => {
+    const [noSecret, noTopics, badTopic] = await Promise.all([
+      mint(['--sub', 'demo', '--topics', 'demo'], {}),
+      mint(['--sub', 'demo'], { JWT_SECRET: TEST_SECRET }),
+      mint(['--sub', 'demo', '--topics', 'Bad Topic'], { JWT_SECRET: TEST_SECRET }),
+    ]);
+    expect(noSecret.code).toBe(1);
+    expect(noSecret.stdout).toBe('');
+    expect(noSecret.stderr).toContain('JWT_SECRET');
+    expect(noTopics.code).toBe(2);
+    expect(noTopics.stdout).toBe('');
+    expect(badTopic.code).toBe(2);
+    expect(badTopic.stderr).toContain('invalid topic');
+  });
+});

@@ -1,0 +1,92 @@
+import { ConfigError } from '@streamanchor/service-kit';
+import { describe, expect, it } from 'vitest';
+import { testEnv } from '../test/support';
+import { loadConfig, loadTokenCliConfig } from './config';
+
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('default: defaults apply to everything optional', () => {
+    const config = loadConfig(
+      testEnv({ HOST: undefined, PORT: undefined, LOG_LEVEL: undefined, REDIS_URL: undefined }),
+    );
+    expect(config).toMatchObject({
+      HOST: '127.0.0.1',
+      PORT: 8080,
+      SIGNALING_TIMEOUT_MS: 5000,
+      RELAY_STALE_AFTER_MS: 6000,
+      SESSION_TTL_MS: 30000,
+      TRUST_PROXY: false,
+      CORS_ORIGINS: [],
+      LOG_LEVEL: 'info',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      REDIS_PREFIX: 'sa',
+      CHAIN_ID: 31337,
+      DEPLOYMENT_BLOCK: 7,
+    });
+    expect(config.WEB_DIST_DIR).toBeUndefined();
+  });
+
+  it('behavior: values are converted (PORT 0, booleans, origin lists)', () => {
+    const config = loadConfig(
+      testEnv({
+        PORT: '0',
+        TRUST_PROXY: 'true',
+        CORS_ORIGINS: 'https://a.example, http://localhost:5173,',
+        WEB_DIST_DIR: '.',
+      }),
+    );
+    expect(config.PORT).toBe(0);
+    expect(config.TRUST_PROXY).toBe(true);
+    expect(config.CORS_ORIGINS).toEqual(['https://a.example', 'http://localhost:5173']);
+    expect(config.WEB_DIST_DIR).toBe('.');
+  });
+
+  it('error: JWT_SECRET missing or shorter than 32 characters is named', () => {
+    for (const secret of [undefined, '', 'short-secret', 'x'.repeat(31)]) {
+      const error = configError(testEnv({ JWT_SECRET: secret }));
+      expect(error.problems.map((p) => p.variable)).toEqual(['JWT_SECRET']);
+      expect(error.message).toContain('JWT_SECRET');
+    }
+    expect(() => loadTokenCliConfig({ JWT_SECRET: 'short' })).toThrow(/JWT_SECRET/);
+    expect(loadTokenCliConfig({ JWT_SECRET: 'x'.repeat(32) }).JWT_SECRET).toHaveLength(32);
+  });
+
+  it('error: every bad variable is named at once', () => {
+    const error = configError({
+      JWT_SECRET: 'x'.repeat(40),
+      PORT: 'eighty',
+      CONTRACT_ADDRESS: '0x123',
+      PUBLIC_RPC_URL: 'ws://chain',
+      TRUST_PROXY: 'perhaps',
+    });
+    expect(error.problems.map((p) => p.variable).sort()).toEqual(
+      [
+        'CHAIN_ID',
+        'CONTRACT_ADDRESS',
+        'DEPLOYMENT_BLOCK',
+        'PORT',
+        'PUBLIC_RPC_URL',
+        'TRUST_PROXY',
+      ].sort(),
+    );
+  });
+
+  it('error: bad CORS origins and a missing WEB_DIST_DIR are named', () => {
+    const error = configError(
+      testEnv({
+        CORS_ORIGINS: 'https://ok.example,https://bad.example/path',
+        WEB_DIST_DIR: '/no/such/dir',
+      }),
+    );
+    expect(error.problems.map((p) => p.variable).sort()).toEqual(['CORS_ORIGINS', 'WEB_DIST_DIR']);
+  });
+});

@@ -1,0 +1,132 @@
+import { statSync } from 'node:fs';
+import { type Static, Type } from '@sinclair/typebox';
+import { ConfigError, type LogLevel, LogLevelSchema, parseEnv } from '@streamanchor/service-kit';
+
+export const SERVICE_NAME = 'signaling-gateway';
+
+/** Smallest accepted JWT_SECRET, in characters (HS256 wants at least 256 bits of key). */
+export const MIN_JWT_SECRET_LENGTH = 32;
+
+const JwtSecret = Type.String({
+  minLength: MIN_JWT_SECRET_LENGTH,
+  description: `HS256 secret shared with whoever mints tokens; at least ${MIN_JWT_SECRET_LENGTH} characters`,
+});
+
+export const ConfigSchema = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1', description: 'address the HTTP server binds' }),
+  PORT: Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    default: 8080,
+    description: 'TCP port of the HTTP server (0 picks a free one)',
+  }),
+  JWT_SECRET: JwtSecret,
+  SIGNALING_TIMEOUT_MS: Type.Integer({
+    minimum: 1,
+    default: 5000,
+    description: 'how long the gateway waits for a relay to answer a session request (ms)',
+  }),
+  RELAY_STALE_AFTER_MS: Type.Integer({
+    minimum: 1,
+    default: 6000,
+    description: 'a relay whose last heartbeat is older than this is not given new sessions (ms)',
+  }),
+  SESSION_TTL_MS: Type.Integer({
+    minimum: 1,
+    default: 30000,
+    description: 'initial lifetime of a session route in Redis; the relay refreshes it (ms)',
+  }),
+  CHAIN_ID: Type.Integer({ minimum: 1, description: 'EVM chain id of the StreamAnchor contract' }),
+  CONTRACT_ADDRESS: Type.String({
+    pattern: '^0x[0-9a-fA-F]{40}$',
+    description: 'address of the StreamAnchor contract (0x + 40 hex)',
+  }),
+  DEPLOYMENT_BLOCK: Type.Integer({
+    minimum: 0,
+    description: 'block number the StreamAnchor contract was deployed in',
+  }),
+  PUBLIC_RPC_URL: Type.String({
+    pattern: '^https?://',
+    description: 'HTTP JSON-RPC URL browsers use to read the chain (served in /v1/info)',
+  }),
+  WEB_DIST_DIR: Type.Optional(
+    Type.String({ description: 'directory of the built demo page, served at / when set' }),
+  ),
+  TRUST_PROXY: Type.Boolean({
+    default: false,
+    description: 'trust X-Forwarded-* headers (true behind Cloudflare Tunnel or another proxy)',
+  }),
+  CORS_ORIGINS: Type.Optional(
+    Type.String({
+      description: 'comma-separated origins allowed by CORS, or * for any; unset disables CORS',
+    }),
+  ),
+  LOG_LEVEL: LogLevelSchema,
+  REDIS_URL: Type.String({
+    pattern: '^rediss?://',
+    default: 'redis://127.0.0.1:6379',
+    description: 'Redis for the queues and the relay registry',
+  }),
+  REDIS_PREFIX: Type.String({
+    minLength: 1,
+    pattern: '^[^:\\s]+$',
+    default: 'sa',
+    description: 'prefix of every Redis key (no colon)',
+  }),
+});
+
+type RawConfig = Static<typeof ConfigSchema>;
+
+export interface Config extends Omit<RawConfig, 'CORS_ORIGINS' | 'LOG_LEVEL'> {
+  LOG_LEVEL: LogLevel;
+  /** Parsed CORS_ORIGINS: empty when CORS is off; ['*'] allows any origin. */
+  CORS_ORIGINS: string[];
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads the gateway's configuration from `env`; throws ConfigError naming each bad variable. */
+export function loadConfig(env: Env): Config {
+  const raw = parseEnv(SERVICE_NAME, ConfigSchema, env);
+  const problems: { variable: string; message: string }[] = [];
+
+  const origins = (raw.CORS_ORIGINS ?? '')
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter((origin) => origin.length > 0);
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      problems.push({
+        variable: 'CORS_ORIGINS',
+        message: `"${origin}" is not an origin like https://example.com (scheme and host, no path)`,
+      });
+    }
+  }
+
+  if (raw.WEB_DIST_DIR !== undefined && !isDirectory(raw.WEB_DIST_DIR)) {
+    problems.push({ variable: 'WEB_DIST_DIR', message: `${raw.WEB_DIST_DIR} is not a directory` });
+  }
+
+  if (problems.length > 0) throw new ConfigError(SERVICE_NAME, problems);
+  return {
+    ...raw,
+    LOG_LEVEL: raw.LOG_LEVEL as Config['LOG_LEVEL'],
+    CORS_ORIGINS: origins,
+  };
+}
+
+/** The few variables `pnpm token` needs (it mints tokens with the gateway's secret). */
+export const TokenCliConfigSchema = Type.Object({ JWT_SECRET: JwtSecret });
+export type TokenCliConfig = Static<typeof TokenCliConfigSchema>;
+
+export function loadTokenCliConfig(env: Env): TokenCliConfig {
+  return parseEnv(`${SERVICE_NAME} token`, TokenCliConfigSchema, env);
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,1 @@
+export { buildInfo, HealthResponse, type InfoOptions, infoRoutes } from './routes';

@@ -1,0 +1,291 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { jobIds, type RelayRegistry, RemoteError, RequestTimeoutError } from '@streamanchor/bus';
+import {
+  LIMITS,
+  PROBLEMS,
+  type ProblemCode,
+  SessionId,
+  type TokenClaims,
+} from '@streamanchor/protocol';
+import type { Logger } from '@streamanchor/service-kit';
+import type { FastifyRequest } from 'fastify';
+import type { Authenticate } from '../auth';
+import { ProblemError, problemResponses } from '../errors';
+import type { RelayClient } from './relay-client';
+import { InvalidOfferError, sessionEtag, validateOffer } from './sdp';
+
+export const SDP_CONTENT_TYPE = 'application/sdp';
+/** Seconds a client should wait before retrying after a 503. */
+export const RETRY_AFTER_SECONDS = 2;
+
+export interface SessionsOptions {
+  authenticate: Authenticate;
+  registry: RelayRegistry;
+  relays: RelayClient;
+  logger: Logger;
+  signalingTimeoutMs: number;
+  relayStaleAfterMs: number;
+  sessionTtlMs: number;
+}
+
+/** Relay refusals (RemoteError codes) that mean "this relay cannot take it now". */
+const RELAY_UNAVAILABLE_CODES = new Set([
+  'unavailable',
+  'at_capacity',
+  'overloaded',
+  'shutting_down',
+]);
+/** Relay refusals that mean "too late": the relay saw the request after its deadline. */
+const RELAY_LATE_CODES = new Set(['deadline_exceeded', 'expired']);
+
+/**
+ * WHIP-style signaling (RFC 9725 as the model): POST an SDP offer, get the relay's answer
+ * and the session's URL; DELETE the URL to end the session.
+ */
+export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async (app, options) => {
+  const { authenticate, registry, relays, logger } = options;
+  const claimsByRequest = new WeakMap<FastifyRequest, TokenClaims>();
+
+  const requireToken = async (request: FastifyRequest) => {
+    claimsByRequest.set(request, await authenticate(request));
+  };
+  const claimsOf = (request: FastifyRequest): TokenClaims => {
+    const claims = claimsByRequest.get(request);
+    if (!claims) throw new Error('route is missing the requireToken hook');
+    return claims;
+  };
+
+  // Only SDP bodies here: any other Content-Type is refused (415) before its body is read,
+  // and an SDP body is read as a string up to LIMITS.maxSdpBytes (413 beyond).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    SDP_CONTENT_TYPE,
+    { parseAs: 'string', bodyLimit: LIMITS.maxSdpBytes },
+    (_request, body, done) => done(null, body),
+  );
+
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('Cache-Control', 'no-store');
+  });
+
+  app.options(
+    '/v1/sessions',
+    {
+      schema: {
+        summary: 'What POST /v1/sessions accepts',
+        response: {
+          204: Type.Null({ description: 'Allow and Accept-Post headers' }),
+          ...problemResponses,
+        },
+      },
+    },
+    async (_request, reply) => {
+      return reply
+        .code(204)
+        .header('Accept-Post', SDP_CONTENT_TYPE)
+        .header('Allow', 'OPTIONS, POST')
+        .send(null);
+    },
+  );
+
+  app.post(
+    '/v1/sessions',
+    {
+      bodyLimit: LIMITS.maxSdpBytes,
+      onRequest: requireToken,
+      preValidation: async (request) => {
+        if (!isSdpContentType(request.headers['content-type'])) {
+          const given = request.headers['content-type'];
+          throw new ProblemError(
+            'unsupported_media_type',
+            given
+              ? `Content-Type must be ${SDP_CONTENT_TYPE}, not "${given.slice(0, 100)}"`
+              : `Content-Type must be ${SDP_CONTENT_TYPE}`,
+            { headers: { 'Accept-Post': SDP_CONTENT_TYPE } },
+          );
+        }
+      },
+      schema: {
+        summary: 'Open a session: send an SDP offer, receive the SDP answer',
+        body: Type.String({
+          description: 'SDP offer (application/sdp)',
+          maxLength: LIMITS.maxSdpBytes,
+        }),
+        response: {
+          201: Type.String({
+            description:
+              'SDP answer (application/sdp); Location names the session, ETag is its ICE ufrag',
+          }),
+          ...problemResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const claims = claimsOf(request);
+      const offerSdp = request.body;
+      try {
+        validateOffer(offerSdp);
+      } catch (error) {
+        if (error instanceof InvalidOfferError) throw error.toProblem();
+        throw error;
+      }
+
+      const [relay] = await registry.live(options.relayStaleAfterMs);
+      if (!relay) {
+        throw new ProblemError(
+          'no_relay_available',
+          'No relay is taking sessions right now; retry shortly',
+          {
+            headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+          },
+        );
+      }
+
+      const sessionId = randomBytes(16).toString('base64url');
+      const deadline = Date.now() + options.signalingTimeoutMs;
+      let answerSdp: string;
+      try {
+        const result = await relays.createSession(
+          relay.relayId,
+          {
+            sessionId,
+            offerSdp,
+            subject: claims.sub,
+            topics: claims.topics,
+            tokenExpiresAt: claims.exp * 1000,
+            deadline,
+          },
+          jobIds.createSession(sessionId),
+        );
+        answerSdp = result?.answerSdp;
+      } catch (error) {
+        throw relayProblem(error, { relayId: relay.relayId, sessionId, logger });
+      }
+      if (typeof answerSdp !== 'string' || !answerSdp.startsWith('v=0')) {
+        logger.error(
+          { relayId: relay.relayId, sessionId },
+          'relay answered createSession without an SDP answer',
+        );
+        throw new ProblemError('internal_error');
+      }
+
+      await registry.setSession(
+        sessionId,
+        { relayId: relay.relayId, subject: claims.sub },
+        options.sessionTtlMs,
+      );
+      request.log.info(
+        { sessionId, relayId: relay.relayId, subject: claims.sub },
+        'session created',
+      );
+
+      reply.code(201).header('Location', `/v1/sessions/${sessionId}`).type(SDP_CONTENT_TYPE);
+      const etag = sessionEtag(answerSdp);
+      if (etag) reply.header('ETag', etag);
+      return reply.send(answerSdp);
+    },
+  );
+
+  app.delete(
+    '/v1/sessions/:id',
+    {
+      onRequest: requireToken,
+      schema: {
+        summary: 'End a session',
+        params: Type.Object({ id: SessionId }),
+        response: { 204: Type.Null({ description: 'The session is over' }), ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      const claims = claimsOf(request);
+      const sessionId = request.params.id;
+      const route = await registry.getSession(sessionId);
+      // Someone else's session looks exactly like a missing one.
+      if (!route || route.subject !== claims.sub) throw new ProblemError('session_not_found');
+
+      const live = await registry.live(options.relayStaleAfterMs);
+      if (!live.some((relay) => relay.relayId === route.relayId)) {
+        // The relay that held it stopped heartbeating: its sessions are gone with it.
+        await registry.deleteSession(sessionId);
+        request.log.info(
+          { sessionId, relayId: route.relayId },
+          'session dropped (its relay is gone)',
+        );
+        return reply.code(204).send(null);
+      }
+
+      try {
+        await relays.deleteSession(
+          route.relayId,
+          { sessionId, deadline: Date.now() + options.signalingTimeoutMs },
+          jobIds.deleteSession(sessionId, randomBytes(6).toString('hex')),
+        );
+      } catch (error) {
+        if (!(error instanceof RemoteError))
+          throw relayProblem(error, { relayId: route.relayId, sessionId, logger });
+        // The relay answered (with a refusal): the route goes either way.
+        await registry.deleteSession(sessionId);
+        if (error.code === 'session_not_found') return reply.code(204).send(null);
+        throw relayProblem(error, { relayId: route.relayId, sessionId, logger });
+      }
+      await registry.deleteSession(sessionId);
+      request.log.info({ sessionId, relayId: route.relayId }, 'session deleted');
+      return reply.code(204).send(null);
+    },
+  );
+};
+
+function isSdpContentType(header: string | undefined): boolean {
+  if (!header) return false;
+  return header.split(';')[0]?.trim().toLowerCase() === SDP_CONTENT_TYPE;
+}
+
+/** Maps a failed relay request to the problem the client sees. */
+function relayProblem(
+  error: unknown,
+  { relayId, sessionId, logger }: { relayId: string; sessionId: string; logger: Logger },
+): ProblemError {
+  const retry = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
+  if (error instanceof RequestTimeoutError) {
+    logger.warn({ relayId, sessionId, timeoutMs: error.timeoutMs }, 'relay did not answer in time');
+    return new ProblemError('relay_timeout', 'The relay did not answer in time; retry shortly', {
+      headers: retry,
+      cause: error,
+    });
+  }
+  if (error instanceof RemoteError) {
+    if (error.code === 'invalid_sdp')
+      return new ProblemError('invalid_sdp', error.detail, { cause: error });
+    if (RELAY_UNAVAILABLE_CODES.has(error.code)) {
+      return new ProblemError(
+        'no_relay_available',
+        'The relay cannot take the session now; retry shortly',
+        {
+          headers: retry,
+          cause: error,
+        },
+      );
+    }
+    if (RELAY_LATE_CODES.has(error.code)) {
+      return new ProblemError('relay_timeout', 'The relay did not answer in time; retry shortly', {
+        headers: retry,
+        cause: error,
+      });
+    }
+    // A refusal the relay shares with the HTTP API keeps its meaning (client errors only).
+    if (isClientProblem(error.code))
+      return new ProblemError(error.code, error.detail, { cause: error });
+  }
+  logger.error({ err: error, relayId, sessionId }, 'relay request failed');
+  return new ProblemError('internal_error', undefined, { cause: error });
+}
+
+function isClientProblem(code: string): code is ProblemCode {
+  return (
+    Object.hasOwn(PROBLEMS, code) &&
+    PROBLEMS[code as ProblemCode].status < 500 &&
+    PROBLEMS[code as ProblemCode].status !== 401
+  );
+}
