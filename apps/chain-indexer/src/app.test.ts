@@ -1,0 +1,502 @@
+import { Value } from '@sinclair/typebox/value';
+import {
+  createKeys,
+  createQueue,
+  createRedisConnection,
+  createWorker,
+  jobIds,
+  type Keys,
+} from '@streamanchor/bus';
+import { deployStreamAnchor, streamAnchorAbi } from '@streamanchor/contracts';
+import type { DatabaseHandle } from '@streamanchor/db';
+import { ReceiptBatchJob, verifyReceiptProof } from '@streamanchor/protocol';
+import { createLogger } from '@streamanchor/service-kit';
+import {
+  type Anvil,
+  createTestDatabase,
+  deleteRedisPrefix,
+  startAnvil,
+  TEST_DATABASE_KINDS,
+  TEST_REDIS_URL,
+  testRedisPrefix,
+} from '@streamanchor/testing';
+import type { Redis } from 'ioredis';
+import { createPublicClient, http, type PublicClient } from 'viem';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type App, createApp, type SyncOnceResult } from './app';
+import type { Config } from './config';
+import { ChainIdMismatchError } from './errors';
+import {
+  anchorOnChain,
+  anvilChain,
+  type ChainClients,
+  chainClients,
+  mine,
+  randomHex32,
+  randomSessionId,
+  seedBatch,
+  testConfig,
+} from './test-fixtures';
+
+describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
+  let anvil: Anvil;
+  let database: DatabaseHandle;
+  let redis: Redis;
+  let prefix: string;
+  let keys: Keys;
+  let chain: ChainClients;
+  let contract: `0x${string}`;
+  let deploymentBlock: number;
+  let cleanups: (() => Promise<unknown>)[];
+
+  beforeEach(async () => {
+    cleanups = [];
+    [anvil, database] = await Promise.all([startAnvil(), createTestDatabase(kind)]);
+    prefix = testRedisPrefix('indexer');
+    keys = createKeys(prefix);
+    redis = createRedisConnection(TEST_REDIS_URL, 'chain-indexer-test');
+    chain = chainClients(anvil.rpcUrl);
+    const deployed = await deployStreamAnchor({
+      walletClient: chain.walletClient,
+      publicClient: chain.publicClient,
+    });
+    contract = deployed.address.toLowerCase() as `0x${string}`;
+    deploymentBlock = Number(deployed.blockNumber);
+  });
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    redis.disconnect();
+    await deleteRedisPrefix(prefix);
+    await database.close();
+    await anvil.stop();
+  });
+
+  const logger = createLogger({ service: 'chain-indexer-test', level: 'silent' });
+
+  function makeApp(
+    overrides: Partial<Config> = {},
+    publicClient: PublicClient = chain.publicClient,
+  ): App {
+    const config = testConfig({
+      rpcUrl: anvil.rpcUrl,
+      contract,
+      deploymentBlock,
+      redisPrefix: prefix,
+      ...overrides,
+    });
+    const app = createApp({ config, logger, redis, keys, db: database.db, publicClient });
+    cleanups.push(() => app.stop());
+    return app;
+  }
+
+  /** A worker standing in for rtc-relay on one relay's receipts queue. */
+  function relayWorker(relayId: string) {
+    const jobs: { id: string | undefined; name: string; data: ReceiptBatchJob }[] = [];
+    const worker = createWorker({ connection: redis, keys }, 'receipts', relayId, async (job) => {
+      jobs.push({ id: job.id, name: job.name, data: job.data });
+      return { delivered: job.data.receipts.length };
+    });
+    cleanups.push(() => worker.close());
+    return jobs;
+  }
+
+  /** The jobs waiting on a relay's receipts queue (no worker running). */
+  async function waitingJobs(relayId: string) {
+    const queue = createQueue({ connection: redis, keys }, 'receipts', relayId);
+    try {
+      return await queue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed']);
+    } finally {
+      await queue.close();
+    }
+  }
+
+  const eventRows = () =>
+    database.db.selectFrom('anchor_events').selectAll().orderBy('block_number').execute();
+  const batchRow = (batchId: string) =>
+    database.db
+      .selectFrom('batches')
+      .selectAll()
+      .where('batch_id', '=', batchId)
+      .executeTakeFirstOrThrow();
+  const cursorRow = () => database.db.selectFrom('indexer_cursors').selectAll().executeTakeFirst();
+
+  it('default', async () => {
+    const [s1, s2, s3] = [randomSessionId(), randomSessionId(), randomSessionId()];
+    const batch = await seedBatch(database.db, {
+      contract,
+      sessions: [
+        { relayId: 'relay-a', sessionId: s1, records: 3 },
+        { relayId: 'relay-a', sessionId: s2, records: 2 },
+        { relayId: 'relay-b', sessionId: s3, records: 2 },
+      ],
+    });
+    const jobsA = relayWorker('relay-a');
+    const jobsB = relayWorker('relay-b');
+    const app = makeApp();
+    await app.start();
+
+    const anchored = await anchorOnChain(chain, contract, batch);
+    await vi.waitFor(
+      () => {
+        expect(jobsA).toHaveLength(1);
+        expect(jobsB).toHaveLength(1);
+      },
+      { timeout: 30_000, interval: 50 },
+    );
+
+    const [onChain] = await chain.publicClient.getContractEvents({
+      address: contract,
+      abi: streamAnchorAbi,
+      eventName: 'BatchAnchored',
+      fromBlock: anchored.blockNumber,
+      toBlock: anchored.blockNumber,
+      strict: true,
+    });
+    expect(onChain?.args.batchId).toBe(batch.batchId);
+
+    const events = await eventRows();
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      chain_id: 31337,
+      contract,
+      batch_id: batch.batchId,
+      merkle_root: batch.merkleRoot,
+      record_count: 7,
+      tx_hash: anchored.txHash,
+      block_hash: anchored.blockHash,
+      log_index: anchored.logIndex,
+      writer: chain.walletClient.account.address.toLowerCase(),
+    });
+    expect(Number(events[0]?.block_number)).toBe(Number(anchored.blockNumber));
+
+    const row = await batchRow(batch.batchId);
+    expect(row).toMatchObject({
+      status: 'anchored',
+      tx_hash: anchored.txHash,
+      block_hash: anchored.blockHash,
+      log_index: anchored.logIndex,
+    });
+    expect(Number(row.block_number)).toBe(Number(anchored.blockNumber));
+    expect(row.anchored_at).toBeInstanceOf(Date);
+    expect(row.receipts_sent_at).toBeInstanceOf(Date);
+
+    const cursor = await cursorRow();
+    expect(Number(cursor?.block_number)).toBeGreaterThanOrEqual(Number(anchored.blockNumber));
+
+    for (const [relayId, jobs, sessions] of [
+      ['relay-a', jobsA, { [s1]: 3, [s2]: 2 }],
+      ['relay-b', jobsB, { [s3]: 2 }],
+    ] as const) {
+      const job = jobs[0]!;
+      expect(job.name).toBe('receiptBatch');
+      expect(job.id).toBe(jobIds.receiptBatch(batch.batchId, relayId));
+      expect(Value.Check(ReceiptBatchJob, job.data)).toBe(true);
+      const perSession: Record<string, number> = {};
+      for (const { sessionId, receipt } of job.data.receipts) {
+        perSession[sessionId] = (perSession[sessionId] ?? 0) + 1;
+        expect(verifyReceiptProof(receipt)).toBe(true);
+        expect(receipt.merkleRoot).toBe(onChain?.args.merkleRoot.toLowerCase());
+        expect(receipt).toMatchObject({
+          batchId: batch.batchId,
+          recordCount: 7,
+          chainId: 31337,
+          contract,
+          txHash: anchored.txHash,
+          blockNumber: Number(anchored.blockNumber),
+          blockHash: anchored.blockHash,
+          logIndex: anchored.logIndex,
+        });
+        const record = batch.records.find((r) => r.recordId === receipt.recordId);
+        expect(record?.sessionId).toBe(sessionId);
+        expect(receipt.acceptedAt).toBe(record?.acceptedAt);
+      }
+      expect(perSession).toEqual(sessions);
+    }
+  });
+
+  it('behavior: backfills from the deployment block when the events predate the start', async () => {
+    const batches = [];
+    for (let i = 0; i < 3; i++) {
+      const batch = await seedBatch(database.db, {
+        contract,
+        sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 2 + i }],
+      });
+      await anchorOnChain(chain, contract, batch);
+      batches.push(batch);
+    }
+    await mine(chain.publicClient, 5);
+    const head = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+
+    const result = await makeApp().syncToHead();
+    expect(result.caughtUp).toBe(true);
+    expect(result.cursor).toBe(head);
+    const events = await eventRows();
+    expect(events.map((e) => e.batch_id)).toEqual(batches.map((b) => b.batchId));
+    for (const batch of batches) expect((await batchRow(batch.batchId)).status).toBe('anchored');
+    const cursor = await cursorRow();
+    expect(Number(cursor?.block_number)).toBe(Number(head));
+    expect(cursor?.block_hash).toBe(
+      (await chain.publicClient.getBlock({ blockNumber: head })).hash,
+    );
+
+    const jobs = await waitingJobs('relay-a');
+    expect(jobs.map((job) => job.id).sort()).toEqual(
+      batches.map((b) => jobIds.receiptBatch(b.batchId, 'relay-a')).sort(),
+    );
+    for (const job of jobs)
+      for (const { receipt } of job.data.receipts) expect(verifyReceiptProof(receipt)).toBe(true);
+  });
+
+  it('behavior: the cursor persists across a restart (no duplicate events or receipt jobs)', async () => {
+    const first = await seedBatch(database.db, {
+      contract,
+      sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 4 }],
+    });
+    await anchorOnChain(chain, contract, first);
+    const app1 = makeApp();
+    const before = await app1.syncToHead();
+    await app1.stop();
+    expect(before.receipts.jobs).toBe(1);
+
+    const app2 = makeApp();
+    const after = await app2.syncToHead();
+    expect(after.events).toBe(0);
+    expect(after.cursor).toBe(before.cursor);
+    expect(after.receipts.jobs).toBe(0);
+    expect(await eventRows()).toHaveLength(1);
+    expect(await waitingJobs('relay-a')).toHaveLength(1);
+
+    // A crash between enqueueing and marking: the same job id is added again and deduplicated.
+    await database.db.updateTable('batches').set({ receipts_sent_at: null }).execute();
+    const resent = await app2.syncOnce();
+    expect(resent.receipts.jobs).toBe(1);
+    expect(await waitingJobs('relay-a')).toHaveLength(1);
+
+    // The restarted indexer goes on from its cursor.
+    const second = await seedBatch(database.db, {
+      contract,
+      sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 1 }],
+    });
+    await anchorOnChain(chain, contract, second);
+    const later = await app2.syncToHead();
+    expect(later.events).toBe(1);
+    expect((await eventRows()).map((e) => e.batch_id)).toEqual([first.batchId, second.batchId]);
+    expect(await waitingJobs('relay-a')).toHaveLength(2);
+  });
+
+  it('behavior: reads at most MAX_LOG_RANGE blocks per eth_getLogs', async () => {
+    const batches = [];
+    for (let i = 0; i < 8; i++) {
+      const batch = await seedBatch(database.db, {
+        contract,
+        sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 1 }],
+      });
+      await anchorOnChain(chain, contract, batch);
+      if (i % 3 === 0) await mine(chain.publicClient, 4);
+      batches.push(batch);
+    }
+    const head = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    const app = makeApp({ maxLogRange: 3 });
+
+    let previous = BigInt(deploymentBlock) - 1n;
+    const steps: SyncOnceResult[] = [];
+    for (;;) {
+      const step = await app.syncOnce();
+      steps.push(step);
+      expect(step.cursor - previous).toBeLessThanOrEqual(3n);
+      previous = step.cursor;
+      if (step.caughtUp) break;
+    }
+    expect(previous).toBe(head);
+    expect(steps.length).toBe(Math.ceil(Number(head - BigInt(deploymentBlock) + 1n) / 3));
+    expect((await eventRows()).map((e) => e.batch_id)).toEqual(batches.map((b) => b.batchId));
+    for (const batch of batches) expect((await batchRow(batch.batchId)).status).toBe('anchored');
+  });
+
+  it('behavior: halves the range when eth_getLogs fails (response body cap)', async () => {
+    const batches = [];
+    for (let i = 0; i < 12; i++) {
+      const batch = await seedBatch(database.db, {
+        contract,
+        sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 1 }],
+      });
+      await anchorOnChain(chain, contract, batch);
+      batches.push(batch);
+    }
+    // viem refuses bodies over maxResponseBodySize: a block header fits, twelve logs do not.
+    const capped = createPublicClient({
+      chain: anvilChain(anvil.rpcUrl),
+      transport: http(anvil.rpcUrl, { retryCount: 0, maxResponseBodySize: 4096 }),
+    }) as PublicClient;
+    const app = makeApp({ maxLogRange: 2000 }, capped);
+    const warn = vi.spyOn(logger, 'warn');
+    try {
+      await app.syncToHead();
+      const splits = warn.mock.calls.filter(
+        ([, message]) => message === 'eth_getLogs failed; retrying with a smaller block range',
+      );
+      expect(splits.length).toBeGreaterThan(0);
+    } finally {
+      warn.mockRestore();
+    }
+    expect((await eventRows()).map((e) => e.batch_id)).toEqual(batches.map((b) => b.batchId));
+  });
+
+  it('behavior: stores an event for a batch this database does not know, and goes on', async () => {
+    const foreign = { batchId: randomHex32(), merkleRoot: randomHex32(), recordCount: 5 };
+    const ours = await seedBatch(database.db, {
+      contract,
+      sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 2 }],
+    });
+    await anchorOnChain(chain, contract, foreign);
+    await anchorOnChain(chain, contract, ours);
+
+    const result = await makeApp().syncToHead();
+    expect(result.caughtUp).toBe(true);
+    const events = await eventRows();
+    expect(events.map((e) => e.batch_id)).toEqual([foreign.batchId, ours.batchId]);
+    expect(events[0]).toMatchObject({ merkle_root: foreign.merkleRoot, record_count: 5 });
+    expect(await database.db.selectFrom('batches').select('batch_id').execute()).toEqual([
+      { batch_id: ours.batchId },
+    ]);
+    expect((await batchRow(ours.batchId)).status).toBe('anchored');
+    expect((await waitingJobs('relay-a')).map((job) => job.id)).toEqual([
+      jobIds.receiptBatch(ours.batchId, 'relay-a'),
+    ]);
+  });
+
+  it('behavior: an event whose root differs from the stored batch leaves the batch unanchored', async () => {
+    const batch = await seedBatch(database.db, {
+      contract,
+      sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 2 }],
+    });
+    await anchorOnChain(chain, contract, { ...batch, merkleRoot: randomHex32() });
+    const error = vi.spyOn(logger, 'error');
+    try {
+      const result = await makeApp().syncToHead();
+      expect(result.result?.mismatched).toHaveLength(1);
+      expect(error).toHaveBeenCalled();
+    } finally {
+      error.mockRestore();
+    }
+    expect(await eventRows()).toHaveLength(1);
+    expect((await batchRow(batch.batchId)).status).toBe('sent');
+    expect(await waitingJobs('relay-a')).toHaveLength(0);
+  });
+
+  it('behavior: CONFIRMATIONS holds a batch back until enough blocks follow it', async () => {
+    const batch = await seedBatch(database.db, {
+      contract,
+      sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 3 }],
+    });
+    await mine(chain.publicClient, 5);
+    const anchored = await anchorOnChain(chain, contract, batch);
+    const app = makeApp({ confirmations: 3 });
+
+    let result = await app.syncToHead();
+    expect(result.cursor).toBe(anchored.blockNumber - 3n);
+    expect((await batchRow(batch.batchId)).status).toBe('sent');
+
+    await mine(chain.publicClient, 2);
+    result = await app.syncToHead();
+    expect(result.cursor).toBe(anchored.blockNumber - 1n);
+    expect(await eventRows()).toHaveLength(0);
+    expect(await waitingJobs('relay-a')).toHaveLength(0);
+
+    await mine(chain.publicClient, 1);
+    result = await app.syncToHead();
+    expect(result.cursor).toBe(anchored.blockNumber);
+    expect((await batchRow(batch.batchId)).status).toBe('anchored');
+    const jobs = await waitingJobs('relay-a');
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]?.data.receipts[0]?.receipt.blockNumber).toBe(Number(anchored.blockNumber));
+  });
+
+  it('behavior: chunks a large group of receipts into several jobs', async () => {
+    const batch = await seedBatch(database.db, {
+      contract,
+      sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 5 }],
+    });
+    await anchorOnChain(chain, contract, batch);
+    const result = await makeApp({ receiptsPerJob: 2 }).syncToHead();
+    expect(result.receipts).toMatchObject({ batches: 1, jobs: 3, receipts: 5, invalid: 0 });
+    const jobs = await waitingJobs('relay-a');
+    const base = jobIds.receiptBatch(batch.batchId, 'relay-a');
+    expect(jobs.map((job) => job.id).sort()).toEqual([`${base}-0`, `${base}-1`, `${base}-2`]);
+    const ids = jobs
+      .flatMap((job) => job.data.receipts.map(({ receipt }) => receipt.recordId))
+      .sort();
+    expect(ids).toEqual(batch.records.map((r) => r.recordId).sort());
+  });
+
+  it('behavior: rewinds when the cursor block leaves the chain (reorg) and re-anchors', async () => {
+    const session = () => [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 3 }];
+    const kept = await seedBatch(database.db, { contract, sessions: session() });
+    const keptAnchor = await anchorOnChain(chain, contract, kept);
+    const batch = await seedBatch(database.db, { contract, sessions: session() });
+    const snapshot = await chain.publicClient.request({ method: 'evm_snapshot' as never });
+    const first = await anchorOnChain(chain, contract, batch);
+    const app = makeApp();
+    await app.syncToHead();
+    expect((await batchRow(batch.batchId)).status).toBe('anchored');
+    expect(await waitingJobs('relay-a')).toHaveLength(2);
+
+    // Drop the anchoring block and grow a different chain past it: the cursor's hash no longer matches.
+    await chain.publicClient.request({
+      method: 'evm_revert' as never,
+      params: [snapshot] as never,
+    });
+    await mine(chain.publicClient, 2);
+    const step = await app.syncOnce();
+    expect(step.rewound).toEqual({ to: keptAnchor.blockNumber, batchIds: [batch.batchId] });
+    expect((await eventRows()).map((e) => e.batch_id)).toEqual([kept.batchId]);
+    expect(await batchRow(batch.batchId)).toMatchObject({
+      status: 'sent',
+      block_hash: null,
+      receipts_sent_at: null,
+    });
+    expect((await batchRow(kept.batchId)).status).toBe('anchored');
+    // The stale job was retracted; the kept batch's job stays.
+    expect((await waitingJobs('relay-a')).map((job) => job.id)).toEqual([
+      jobIds.receiptBatch(kept.batchId, 'relay-a'),
+    ]);
+
+    const second = await anchorOnChain(chain, contract, batch);
+    expect(second.blockHash).not.toBe(first.blockHash);
+    await app.syncToHead();
+    const events = await eventRows();
+    expect(events.map((e) => e.block_hash)).toEqual([keptAnchor.blockHash, second.blockHash]);
+    expect(await batchRow(batch.batchId)).toMatchObject({
+      status: 'anchored',
+      block_hash: second.blockHash,
+    });
+    const jobs = await waitingJobs('relay-a');
+    const job = jobs.find((j) => j.id === jobIds.receiptBatch(batch.batchId, 'relay-a'));
+    expect(jobs).toHaveLength(2);
+    for (const { receipt } of job!.data.receipts) {
+      expect(receipt.blockHash).toBe(second.blockHash);
+      expect(verifyReceiptProof(receipt)).toBe(true);
+    }
+
+    // A chain that got shorter than the cursor: back to the newest event still on the chain.
+    const snapshot2 = await chain.publicClient.request({ method: 'evm_snapshot' as never });
+    await mine(chain.publicClient, 3);
+    await app.syncToHead();
+    await chain.publicClient.request({
+      method: 'evm_revert' as never,
+      params: [snapshot2] as never,
+    });
+    const shorter = await app.syncOnce();
+    expect(shorter.rewound).toEqual({ to: second.blockNumber, batchIds: [] });
+    expect(shorter.cursor).toBe(second.blockNumber);
+    expect(await eventRows()).toHaveLength(2);
+  });
+
+  it('error: a wrong CHAIN_ID fails fast', async () => {
+    const app = makeApp({ chainId: 1 });
+    await expect(app.start()).rejects.toBeInstanceOf(ChainIdMismatchError);
+    await expect(app.start()).rejects.toMatchObject({ details: { expected: 1, actual: 31337 } });
+    expect(await cursorRow()).toBeUndefined();
+  });
+});

@@ -1,0 +1,139 @@
+import type { Keys } from '@streamanchor/bus';
+import type { Database } from '@streamanchor/db';
+import type { Logger } from '@streamanchor/service-kit';
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import { createPublicClient, http, type PublicClient } from 'viem';
+import type { Config } from './config';
+import { ChainIdMismatchError } from './errors';
+import { createReceiptOutbox, type FlushResult } from './receipts';
+import { createSyncer, type SyncStep } from './sync';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  /** Used for the receipts queues (BullMQ); owned by the caller. */
+  redis: Redis;
+  keys: Keys;
+  /** Owned by the caller (the local stack shares one PGlite between writer and indexer). */
+  db: Kysely<Database>;
+  /** Defaults to an HTTP client on config.rpcUrl. */
+  publicClient?: PublicClient;
+}
+
+export interface SyncOnceResult extends SyncStep {
+  receipts: FlushResult;
+}
+
+export interface App {
+  /** Checks the chain id (throws ChainIdMismatchError), then polls until stop(). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** One block range plus the receipts outbox; what the loop does each turn. */
+  syncOnce(): Promise<SyncOnceResult>;
+  /** syncOnce until the cursor reaches head − CONFIRMATIONS. */
+  syncToHead(): Promise<SyncOnceResult>;
+  verifyChain(): Promise<void>;
+}
+
+/** Longest pause after repeated failures. */
+const MAX_BACKOFF_MS = 30_000;
+
+export function createApp({ config, logger, redis, keys, db, publicClient }: AppDeps): App {
+  const client =
+    publicClient ??
+    createPublicClient({ transport: http(config.rpcUrl, { retryCount: 3, timeout: 30_000 }) });
+  const syncer = createSyncer({ config, logger, db, client });
+  const outbox = createReceiptOutbox({ config, logger, db, bus: { connection: redis, keys } });
+
+  let running: Promise<void> | undefined;
+  let stopping = false;
+  let wake: (() => void) | undefined;
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
+
+  async function syncOnce(): Promise<SyncOnceResult> {
+    const step = await syncer.step();
+    if (step.rewound && step.rewound.batchIds.length > 0) {
+      const removed = await outbox.retract(step.rewound.batchIds);
+      logger.warn(
+        { batchIds: step.rewound.batchIds, removedJobs: removed },
+        'retracted waiting receipt jobs of rewound batches',
+      );
+    }
+    const receipts = await outbox.flush();
+    return { ...step, receipts };
+  }
+
+  async function loop(): Promise<void> {
+    let failures = 0;
+    while (!stopping) {
+      try {
+        const result = await syncOnce();
+        failures = 0;
+        if (result.caughtUp && !stopping) await sleep(config.pollIntervalMs);
+      } catch (error) {
+        failures += 1;
+        const delay = Math.min(MAX_BACKOFF_MS, config.pollIntervalMs * 2 ** Math.min(failures, 10));
+        logger.error(
+          {
+            err: error,
+            details: (error as { details?: unknown }).details,
+            failures,
+            retryInMs: delay,
+          },
+          'indexer step failed',
+        );
+        if (!stopping) await sleep(delay);
+      }
+    }
+  }
+
+  async function verifyChain(): Promise<void> {
+    const actual = await client.getChainId();
+    if (actual !== config.chainId)
+      throw new ChainIdMismatchError(config.chainId, actual, config.rpcUrl);
+  }
+
+  return {
+    verifyChain,
+    syncOnce,
+    async syncToHead() {
+      for (;;) {
+        const result = await syncOnce();
+        if (result.caughtUp) return result;
+      }
+    },
+    async start() {
+      if (running) return;
+      await verifyChain();
+      stopping = false;
+      logger.info(
+        {
+          chainId: config.chainId,
+          contract: config.contract,
+          deploymentBlock: config.deploymentBlock,
+          confirmations: config.confirmations,
+        },
+        'chain-indexer started',
+      );
+      running = loop();
+    },
+    async stop() {
+      stopping = true;
+      wake?.();
+      await running;
+      running = undefined;
+      await outbox.close();
+    },
+  };
+}

@@ -1,0 +1,70 @@
+import { join } from 'node:path';
+import {
+  assertRedisReachable,
+  createKeys,
+  createRedisConnection,
+  redactUrl,
+} from '@streamanchor/bus';
+import { migrateToLatest, openDatabase } from '@streamanchor/db';
+import {
+  ConfigError,
+  createLogger,
+  createShutdown,
+  exitOnSignals,
+} from '@streamanchor/service-kit';
+import { createPublicClient, http } from 'viem';
+import { createApp } from './app';
+import { type Config, loadConfig } from './config';
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger({ service: 'chain-indexer', level: config.logLevel });
+  const shutdown = createShutdown({ logger });
+  exitOnSignals(shutdown, logger);
+  try {
+    const database = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      pgliteDir: join(config.dataDir, 'pglite'),
+    });
+    shutdown.add(() => database.close());
+    await migrateToLatest(database.db);
+    logger.info({ kind: database.kind, location: database.location }, 'database ready');
+
+    const redis = createRedisConnection(config.redisUrl, 'chain-indexer');
+    shutdown.add(() => void redis.disconnect());
+    await assertRedisReachable(redis, config.redisUrl);
+    logger.info({ redis: redactUrl(config.redisUrl), prefix: config.redisPrefix }, 'redis ready');
+
+    const publicClient = createPublicClient({
+      transport: http(config.rpcUrl, { retryCount: 3, timeout: 30_000 }),
+    });
+    const app = createApp({
+      config,
+      logger,
+      redis,
+      keys: createKeys(config.redisPrefix),
+      db: database.db,
+      publicClient,
+    });
+    await app.start();
+    shutdown.add(() => app.stop());
+  } catch (error) {
+    logger.fatal(
+      { err: error, details: (error as { details?: unknown }).details },
+      'chain-indexer failed to start',
+    );
+    await shutdown.run('start-up failure');
+    process.exit(1);
+  }
+}
+
+void main();

@@ -1,0 +1,7 @@
+export {
+  createReceiptOutbox,
+  type FlushResult,
+  type OutboxDeps,
+  type ReceiptOutbox,
+  receiptJobId,
+} from './outbox';

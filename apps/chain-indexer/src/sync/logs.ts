@@ -1,0 +1,106 @@
+import { streamAnchorAbi } from '@streamanchor/contracts';
+import type { Logger } from '@streamanchor/service-kit';
+import type { PublicClient } from 'viem';
+import { LogFetchError } from '../errors';
+
+/** One BatchAnchored log, normalised: hex in lowercase, numbers as the database takes them. */
+export interface AnchorEvent {
+  blockNumber: bigint;
+  blockHash: `0x${string}`;
+  txHash: `0x${string}`;
+  logIndex: number;
+  batchId: `0x${string}`;
+  merkleRoot: `0x${string}`;
+  recordCount: number;
+  /** Lowercase address of the account that anchored the batch. */
+  writer: `0x${string}`;
+}
+
+export interface LogReaderOptions {
+  client: PublicClient;
+  address: `0x${string}`;
+  maxRange: number;
+  logger: Logger;
+}
+
+/** After this many full-width successes in a row, a shrunken range doubles again. */
+const GROW_AFTER = 4;
+
+/**
+ * Reads BatchAnchored logs in ranges of at most `maxRange` blocks. A failing call
+ * (e.g. viem's response body cap, or a provider's result limit) halves the range and
+ * retries; the range grows back after a run of successes. Only a one-block range that
+ * still fails is an error.
+ */
+export function createLogReader({ client, address, maxRange, logger }: LogReaderOptions) {
+  let range = maxRange;
+  let successes = 0;
+
+  async function fetchRange(fromBlock: bigint, toBlock: bigint): Promise<AnchorEvent[]> {
+    const logs = await client.getContractEvents({
+      address,
+      abi: streamAnchorAbi,
+      eventName: 'BatchAnchored',
+      fromBlock,
+      toBlock,
+      strict: true,
+    });
+    return logs.map((log) => ({
+      blockNumber: log.blockNumber,
+      blockHash: log.blockHash.toLowerCase() as `0x${string}`,
+      txHash: log.transactionHash.toLowerCase() as `0x${string}`,
+      logIndex: log.logIndex,
+      batchId: log.args.batchId.toLowerCase() as `0x${string}`,
+      merkleRoot: log.args.merkleRoot.toLowerCase() as `0x${string}`,
+      recordCount: Number(log.args.recordCount),
+      writer: log.args.writer.toLowerCase() as `0x${string}`,
+    }));
+  }
+
+  return {
+    /** The current range width (blocks per call); shrinks on failures. */
+    get range() {
+      return range;
+    },
+
+    /**
+     * Reads logs from `fromBlock` up to at most `maxToBlock`, in one call whose width is the
+     * current range (shrinking it on failure). Returns the events and the last block read.
+     */
+    async read(
+      fromBlock: bigint,
+      maxToBlock: bigint,
+    ): Promise<{ events: AnchorEvent[]; toBlock: bigint }> {
+      for (;;) {
+        const toBlock = minBig(maxToBlock, fromBlock + BigInt(range) - 1n);
+        const width = Number(toBlock - fromBlock + 1n);
+        try {
+          const events = await fetchRange(fromBlock, toBlock);
+          if (width === range && range < maxRange && ++successes >= GROW_AFTER) {
+            range = Math.min(maxRange, range * 2);
+            successes = 0;
+          }
+          return { events, toBlock };
+        } catch (error) {
+          if (width <= 1) throw new LogFetchError(fromBlock, toBlock, error);
+          range = Math.max(1, Math.ceil(width / 2));
+          successes = 0;
+          logger.warn(
+            {
+              fromBlock: fromBlock.toString(),
+              toBlock: toBlock.toString(),
+              newRange: range,
+              reason: (error as { shortMessage?: string }).shortMessage ?? (error as Error).message,
+            },
+            'eth_getLogs failed; retrying with a smaller block range',
+          );
+        }
+      }
+    },
+  };
+}
+export type LogReader = ReturnType<typeof createLogReader>;
+
+export function minBig(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}
