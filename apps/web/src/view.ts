@@ -1,0 +1,204 @@
+import type { Demo, DemoRecord, InvalidKind } from './demo';
+
+const $ = <T extends HTMLElement>(id: string): T => {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`#${id} missing from index.html`);
+  return element as T;
+};
+
+/** `0x1234…abcd`, with the full value as the title. */
+function hexCell(cell: HTMLTableCellElement, value: string | null | undefined): void {
+  const text = value ? `${value.slice(0, 6)}…${value.slice(-4)}` : '—';
+  if (cell.textContent !== text) {
+    cell.textContent = text;
+    cell.title = value ?? '';
+  }
+}
+
+const STATE_LABELS: Record<DemoRecord['state'], string> = {
+  sent: 'sent',
+  acked: 'acked',
+  nacked: 'nacked',
+  receipt: 'receipt',
+  verified: 'verified',
+  failed: 'failed',
+};
+
+/** Binds the page's DOM to the demo model; redraws at most once per animation frame. */
+export function mountView(demo: Demo): void {
+  const stateEl = $<HTMLSpanElement>('state');
+  const errorEl = $<HTMLParagraphElement>('error');
+  const infoEl = $<HTMLDListElement>('session-info');
+  const tokenInput = $<HTMLInputElement>('token');
+  const connectButton = $<HTMLButtonElement>('connect');
+  const disconnectButton = $<HTMLButtonElement>('disconnect');
+  const countInput = $<HTMLInputElement>('count');
+  const topicInput = $<HTMLInputElement>('topic');
+  const publishButton = $<HTMLButtonElement>('publish');
+  const invalidButtons = [...document.querySelectorAll<HTMLButtonElement>('button[data-invalid]')];
+  const nacksEl = $<HTMLOListElement>('nacks');
+  const nacksEmpty = $<HTMLParagraphElement>('nacks-empty');
+  const tbody = $<HTMLTableSectionElement>('records');
+  const counters = {
+    sent: $('count-sent'),
+    acked: $('count-acked'),
+    nacked: $('count-nacked'),
+    receipts: $('count-receipts'),
+    verified: $('count-verified'),
+    failed: $('count-failed'),
+  };
+  const rows = new Map<DemoRecord, HTMLTableRowElement>();
+  let renderedNacks = 0;
+
+  $('connect-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    void demo.connect(tokenInput.value.trim());
+  });
+  disconnectButton.addEventListener('click', () => void demo.close());
+  const updatePublishLabel = () => {
+    const n = Number.parseInt(countInput.value, 10);
+    publishButton.textContent = `Publish ${Number.isFinite(n) && n > 0 ? n : '…'} record${n === 1 ? '' : 's'}`;
+  };
+  countInput.addEventListener('input', updatePublishLabel);
+  $('publish-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const n = Number.parseInt(countInput.value, 10);
+    if (!Number.isFinite(n) || n < 1) return;
+    void demo
+      .publish(n, topicInput.value.trim() || 'demo')
+      .catch((error: unknown) => showError(error));
+  });
+  for (const button of invalidButtons) {
+    button.addEventListener('click', () => {
+      void demo
+        .sendInvalid(button.dataset.invalid as InvalidKind)
+        .catch((error: unknown) => showError(error));
+    });
+  }
+
+  function showError(error: unknown): void {
+    errorEl.textContent = error instanceof Error ? error.message : String(error);
+    errorEl.hidden = false;
+  }
+
+  function renderFacts(): void {
+    const facts: [string, string][] = [];
+    const hello = demo.hello;
+    if (hello && demo.state === 'open') {
+      facts.push(
+        ['Session', hello.sessionId],
+        ['Subject', hello.subject],
+        ['Topics', hello.topics.join(', ')],
+      );
+    }
+    if (demo.info) {
+      facts.push(
+        ['Chain', String(demo.info.chainId)],
+        ['Contract', demo.info.contract],
+        ['RPC', demo.info.rpcUrl],
+      );
+    }
+    const wide = new Set(['Contract', 'RPC']);
+    const html = facts
+      .map(
+        ([k, v]) =>
+          `<div${wide.has(k) ? ' class="wide"' : ''}><dt>${k}</dt><dd>${escapeHtml(v)}</dd></div>`,
+      )
+      .join('');
+    if (infoEl.innerHTML !== html) infoEl.innerHTML = html;
+  }
+
+  function renderRow(record: DemoRecord): void {
+    let row = rows.get(record);
+    if (!row) {
+      row = document.createElement('tr');
+      for (let i = 0; i < 9; i++) row.appendChild(document.createElement('td'));
+      row.cells[0]!.textContent = String(record.seq);
+      row.cells[1]!.textContent = record.topic;
+      rows.set(record, row);
+      tbody.appendChild(row);
+    }
+    row.dataset.state = record.state;
+    const cells = row.cells;
+    const stateCell = cells[2]!;
+    const stateText = record.nack ? `nacked: ${record.nack.code}` : STATE_LABELS[record.state];
+    if (stateCell.textContent !== stateText) {
+      stateCell.innerHTML = `<span class="tag tag-${record.state}">${escapeHtml(stateText)}</span>`;
+      stateCell.title = record.nack?.message ?? record.error ?? '';
+    }
+    hexCell(cells[3]!, record.recordId);
+    hexCell(cells[4]!, record.contentHash);
+    hexCell(cells[5]!, record.receipt?.batchId);
+    const block = record.receipt ? String(record.receipt.blockNumber) : '—';
+    if (cells[6]!.textContent !== block) cells[6]!.textContent = block;
+    hexCell(cells[7]!, record.receipt?.txHash);
+    const verifyCell = cells[8]!;
+    let verdict = '—';
+    let title = '';
+    let cls = '';
+    if (record.verification) {
+      if (record.verification.valid) {
+        verdict = `✓ root on chain (${record.verification.onChain.recordCount} records)`;
+        title = 'proof valid · leaf matches · BatchAnchored root, count, block and tx match';
+        cls = 'ok';
+      } else {
+        verdict = `✗ ${record.verification.problems[0] ?? 'invalid'}`;
+        title = record.verification.problems.join('\n');
+        cls = 'bad';
+      }
+    } else if (record.state === 'failed') {
+      verdict = `✗ ${record.error ?? 'failed'}`;
+      title = record.error ?? '';
+      cls = 'bad';
+    } else if (record.state === 'receipt') verdict = 'checking…';
+    if (verifyCell.textContent !== verdict) {
+      verifyCell.textContent = verdict;
+      verifyCell.title = title;
+      verifyCell.className = cls;
+    }
+  }
+
+  function render(): void {
+    stateEl.textContent = demo.state;
+    stateEl.dataset.state = demo.state;
+    stateEl.className = `pill pill-${demo.state}`;
+    if (demo.state === 'error' && demo.error) showError(new Error(demo.error));
+    else if (demo.state === 'open') errorEl.hidden = true;
+    const open = demo.state === 'open';
+    publishButton.disabled = !open;
+    for (const button of invalidButtons) button.disabled = !open;
+    connectButton.disabled = demo.state === 'connecting';
+    disconnectButton.disabled = !open;
+    for (const [key, element] of Object.entries(counters)) {
+      const value = String(demo.counts[key as keyof typeof counters]);
+      if (element.textContent !== value) element.textContent = value;
+    }
+    renderFacts();
+    for (const entry of demo.nackLog.slice(renderedNacks)) {
+      const item = document.createElement('li');
+      item.innerHTML = `<code>${escapeHtml(entry.code)}</code> <span class="muted">${escapeHtml(entry.source)}</span> — ${escapeHtml(entry.message)}`;
+      nacksEl.prepend(item);
+    }
+    renderedNacks = demo.nackLog.length;
+    nacksEmpty.hidden = renderedNacks > 0;
+    for (const record of demo.dirty) renderRow(record);
+    demo.dirty.clear();
+  }
+
+  let scheduled = false;
+  demo.subscribe(() => {
+    if (scheduled) return;
+    scheduled = true;
+    // setTimeout rather than requestAnimationFrame: keeps rendering in background tabs too.
+    setTimeout(() => {
+      scheduled = false;
+      render();
+    }, 30);
+  });
+  updatePublishLabel();
+  render();
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,126 @@
+import { DATA_CHANNEL_LABEL, PROTOCOL_VERSION } from '@streamanchor/protocol';
+import { ConnectError } from './errors';
+import type { IceServer } from './link-header';
+import { StreamAnchorSession } from './session';
+import { defaultFetch, type FetchLike, postOffer } from './signaling';
+
+export interface ConnectOptions {
+  /** Origin (and optional path prefix) of the signaling gateway, e.g. `https://anchor.example.com`. */
+  baseUrl: string;
+  /** Bearer token (HS256 JWT) granting a subject and topics. */
+  token: string;
+  /** ICE servers for this connection (STUN/TURN). Default: none (host candidates only). */
+  iceServers?: IceServer[];
+  /** A fetch to use instead of `globalThis.fetch`. */
+  fetch?: FetchLike;
+  /** How long to wait for ICE gathering before sending the candidates gathered so far. Default 5000. */
+  iceGatheringTimeoutMs?: number;
+  /** How long to wait, after the answer, for the channel to open and the relay's hello. Default 10000. */
+  openTimeoutMs?: number;
+  /** Makes the peer connection; defaults to `new RTCPeerConnection(config)` (for polyfills and tests). */
+  createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection;
+  /** Publishing waits while more than this many bytes are queued on the channel. Default 1 MiB. */
+  bufferHighWaterMark?: number;
+  /** …until the queue drains to this many bytes. Default 256 KiB. */
+  bufferLowWaterMark?: number;
+}
+
+/**
+ * Opens a session: creates the peer connection and the `records` data channel, gathers
+ * ICE candidates (no trickle), POSTs the offer to `${baseUrl}/v1/sessions`, applies the
+ * answer and waits for the relay's hello.
+ *
+ * Rejects with SessionRequestError when the gateway refuses the offer (problem+json
+ * fields on it), ConnectError when the gateway cannot be reached or the channel does
+ * not open in time. On failure everything it created is closed again.
+ */
+export async function connect(options: ConnectOptions): Promise<StreamAnchorSession> {
+  const fetch = options.fetch ?? defaultFetch;
+  const config: RTCConfiguration = { iceServers: options.iceServers ?? [] };
+  const createPeerConnection =
+    options.createPeerConnection ??
+    ((configuration: RTCConfiguration) => {
+      if (typeof RTCPeerConnection === 'undefined') {
+        throw new ConnectError('RTCPeerConnection is not available here', {
+          details:
+            'Run in a browser, or pass createPeerConnection (for example from a WebRTC polyfill).',
+        });
+      }
+      return new RTCPeerConnection(configuration);
+    });
+  const pc = createPeerConnection(config);
+  // The channel must exist before the offer so that the offer carries an SCTP section.
+  const channel = pc.createDataChannel(DATA_CHANNEL_LABEL, {
+    ordered: true,
+    protocol: PROTOCOL_VERSION,
+  });
+  const session = new StreamAnchorSession({
+    pc,
+    channel,
+    token: options.token,
+    fetch,
+    bufferHighWaterMark: options.bufferHighWaterMark ?? 1024 * 1024,
+    bufferLowWaterMark: options.bufferLowWaterMark ?? 256 * 1024,
+  });
+  let resourceCreated = false;
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIceGathering(pc, options.iceGatheringTimeoutMs ?? 5000);
+    const offerSdp = pc.localDescription?.sdp;
+    if (!offerSdp) throw new ConnectError('The peer connection produced no local description');
+    const resource = await postOffer({
+      baseUrl: options.baseUrl,
+      token: options.token,
+      offerSdp,
+      fetch,
+    });
+    resourceCreated = true;
+    session.attachResource(resource);
+    if (resource.iceServers.length > 0) {
+      // Takes effect at the next ICE gathering (restart); kept so the config reflects the gateway's.
+      try {
+        pc.setConfiguration({
+          ...pc.getConfiguration(),
+          iceServers: [...(options.iceServers ?? []), ...resource.iceServers],
+        });
+      } catch {
+        // An implementation that refuses to change ICE servers mid-session: nothing lost.
+      }
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp: resource.answerSdp });
+    await session.waitUntilReady(options.openTimeoutMs ?? 10_000);
+    return session;
+  } catch (error) {
+    if (resourceCreated) await session.close().catch(() => undefined);
+    else {
+      try {
+        pc.close();
+      } catch {
+        // already closed
+      }
+    }
+    throw error;
+  }
+}
+
+/** Resolves when ICE gathering completes, or after `timeoutMs` with what was gathered so far. */
+function waitForIceGathering(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', onStateChange);
+      pc.removeEventListener('icecandidate', onCandidate);
+      resolve();
+    };
+    const onStateChange = () => {
+      if (pc.iceGatheringState === 'complete') done();
+    };
+    const onCandidate = (event: RTCPeerConnectionIceEvent) => {
+      if (event.candidate === null) done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener('icegatheringstatechange', onStateChange);
+    pc.addEventListener('icecandidate', onCandidate);
+  });
+}

@@ -1,0 +1,44 @@
+export {
+  type HelloMessage,
+  type NackCode,
+  NonCanonicalPayloadError,
+  type Receipt,
+} from '@streamanchor/protocol';
+export { type ConnectOptions, connect } from './connect';
+export {
+  ConnectError,
+  IntegrityError,
+  NackError,
+  SessionClosedError,
+  SessionRequestError,
+  StreamAnchorError,
+  VerificationError,
+} from './errors';
+export {
+  type IceServer,
+  type LinkValue,
+  parseIceServerLinks,
+  parseLinkHeader,
+} from './link-header';
+export { parseProblem, problemFromResponse } from './problem';
+export {
+  type Ack,
+  type PublishOptions,
+  type RawResult,
+  type SessionState,
+  StreamAnchorSession,
+} from './session';
+export {
+  deleteSessionResource,
+  type FetchLike,
+  postOffer,
+  type SessionResource,
+  sessionsUrl,
+} from './signaling';
+export {
+  createReceiptVerifier,
+  type OnChainCheck,
+  type ReceiptVerification,
+  type VerifyReceiptOptions,
+  verifyReceipt,
+} from './verify';

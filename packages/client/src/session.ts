@@ -1,0 +1,450 @@
+import {
+  type AckMessage,
+  canonicalPayload,
+  contentHashOf,
+  type HelloMessage,
+  type NackMessage,
+  PROTOCOL_VERSION,
+  parseServerMessage,
+  type Receipt,
+  type ServerMessage,
+} from '@streamanchor/protocol';
+import {
+  ConnectError,
+  IntegrityError,
+  NackError,
+  SessionClosedError,
+  StreamAnchorError,
+} from './errors';
+import type { IceServer } from './link-header';
+import { deleteSessionResource, type FetchLike, type SessionResource } from './signaling';
+
+/** `connecting` until the relay's hello, `open` while records can be published, then `closed`. */
+export type SessionState = 'connecting' | 'open' | 'closed';
+
+/** A record the relay durably accepted. */
+export interface Ack {
+  /** The publish id (yours, or the SDK's incrementing default). */
+  id: string;
+  topic: string;
+  recordId: `0x${string}`;
+  /** keccak-256 of the canonical payload; checked against the locally computed hash. */
+  contentHash: `0x${string}`;
+  acceptedAt: number;
+}
+
+export interface PublishOptions {
+  /** Correlation id echoed in the ack or nack (≤ 64 chars). Defaults to an incrementing number. */
+  id?: string;
+}
+
+/** The relay's answer to a raw message: its ack or its nack, as received. */
+export type RawResult = AckMessage | NackMessage;
+
+interface Pending {
+  id: string | null;
+  resolve(message: RawResult): void;
+  reject(error: Error): void;
+}
+
+export interface SessionInit {
+  pc: RTCPeerConnection;
+  channel: RTCDataChannel;
+  token: string;
+  fetch: FetchLike;
+  /** Sends wait for `bufferedamountlow` while more than this many bytes are queued. */
+  bufferHighWaterMark: number;
+  bufferLowWaterMark: number;
+}
+
+/**
+ * One open session with a relay: a peer connection carrying the `records` data channel.
+ * Obtain it from `connect()`.
+ */
+export class StreamAnchorSession implements AsyncIterable<Receipt> {
+  #state: SessionState = 'connecting';
+  #hello: HelloMessage | undefined;
+  #resource: SessionResource | undefined;
+  #closeReason: string | undefined;
+  readonly #pc: RTCPeerConnection;
+  readonly #channel: RTCDataChannel;
+  readonly #token: string;
+  readonly #fetch: FetchLike;
+  readonly #highWaterMark: number;
+  #nextId = 0;
+  /** Sent messages awaiting their ack/nack, in send order (the relay answers in arrival order). */
+  readonly #inFlight: Pending[] = [];
+  /** Publish ids reserved by queued or in-flight publishes. */
+  readonly #reservedIds = new Set<string>();
+  #sendChain: Promise<void> = Promise.resolve();
+  readonly #seenReceipts = new Set<string>();
+  readonly #receiptListeners = new Set<(receipt: Receipt) => void>();
+  readonly #stateListeners = new Set<(state: SessionState) => void>();
+  readonly #messageListeners = new Set<(message: ServerMessage) => void>();
+  #ready: { resolve(): void; reject(error: Error): void } | undefined;
+  #closing: Promise<void> | undefined;
+
+  /** @internal Use `connect()`. */
+  constructor(init: SessionInit) {
+    this.#pc = init.pc;
+    this.#channel = init.channel;
+    this.#token = init.token;
+    this.#fetch = init.fetch;
+    this.#highWaterMark = init.bufferHighWaterMark;
+    this.#channel.bufferedAmountLowThreshold = init.bufferLowWaterMark;
+    this.#channel.addEventListener('message', (event) => this.#onMessage(event.data));
+    this.#channel.addEventListener('close', () => this.#terminate('the data channel closed'));
+    this.#pc.addEventListener('connectionstatechange', () => {
+      if (this.#pc.connectionState === 'failed') this.#terminate('the peer connection failed');
+      if (this.#pc.connectionState === 'closed') this.#terminate('the peer connection closed');
+    });
+  }
+
+  /** Current state; see `onStateChange`. */
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** The relay's hello: session id, subject, granted topics and size limits. Set once open. */
+  get hello(): HelloMessage | undefined {
+    return this.#hello;
+  }
+
+  /** Absolute URL of the session resource at the gateway (the `Location` it returned). */
+  get url(): string | undefined {
+    return this.#resource?.url;
+  }
+
+  get etag(): string | null | undefined {
+    return this.#resource?.etag;
+  }
+
+  /**
+   * ICE servers the gateway announced in `Link` headers. Without trickle ICE they apply
+   * only to the next connection: pass them as `iceServers` when reconnecting.
+   */
+  get iceServers(): IceServer[] {
+    return this.#resource?.iceServers ?? [];
+  }
+
+  /** The underlying peer connection (read it; do not renegotiate it). */
+  get peerConnection(): RTCPeerConnection {
+    return this.#pc;
+  }
+
+  /** Why the session closed, when it did. */
+  get closeReason(): string | undefined {
+    return this.#closeReason;
+  }
+
+  /**
+   * Publishes one record. Resolves with the relay's ack once the record is durably
+   * queued; rejects with NackError on a nack, IntegrityError when the acked content hash
+   * differs from the locally computed one, NonCanonicalPayloadError (protocol) when the
+   * payload has no canonical JSON form, SessionClosedError when the session ends first.
+   */
+  async publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<Ack> {
+    const canonical = canonicalPayload(payload);
+    const expectedHash = contentHashOf(canonical);
+    const id = options.id ?? String(++this.#nextId);
+    if (this.#reservedIds.has(id)) {
+      throw new StreamAnchorError(`A publish with id "${id}" is already pending`);
+    }
+    // The payload goes out in its canonical form, so the relay hashes exactly these bytes.
+    const text = `{"type":"publish","id":${JSON.stringify(id)},"topic":${JSON.stringify(topic)},"payload":${canonical}}`;
+    this.#reservedIds.add(id);
+    let answer: RawResult;
+    try {
+      answer = await this.#send(id, text);
+    } finally {
+      this.#reservedIds.delete(id);
+    }
+    if (answer.type === 'nack') throw new NackError(answer);
+    if (answer.contentHash !== expectedHash) {
+      throw new IntegrityError(
+        'The relay acked a different content hash than this client computed',
+        {
+          details: `record ${answer.recordId}: expected ${expectedHash}, acked ${answer.contentHash}`,
+        },
+      );
+    }
+    return {
+      id,
+      topic,
+      recordId: answer.recordId,
+      contentHash: answer.contentHash,
+      acceptedAt: answer.acceptedAt,
+    };
+  }
+
+  /**
+   * FOR TESTS AND DEMOS ONLY: sends `text` as-is on the data channel and resolves with the
+   * relay's ack or nack (it does not reject on a nack). Use `publish` for real records.
+   */
+  sendRaw(text: string): Promise<RawResult> {
+    return this.#send(null, text);
+  }
+
+  /** Calls `listener` once per distinct receipt (deduplicated by recordId). Returns an unsubscribe function. */
+  onReceipt(listener: (receipt: Receipt) => void): () => void {
+    this.#receiptListeners.add(listener);
+    return () => this.#receiptListeners.delete(listener);
+  }
+
+  onStateChange(listener: (state: SessionState) => void): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
+  }
+
+  /** Every valid message from the relay, before the SDK handles it (for logs and debugging). */
+  onMessage(listener: (message: ServerMessage) => void): () => void {
+    this.#messageListeners.add(listener);
+    return () => this.#messageListeners.delete(listener);
+  }
+
+  /** Receipts arriving from now on, deduplicated; the iteration ends when the session closes. */
+  receipts(): AsyncIterableIterator<Receipt> {
+    const queue: Receipt[] = [];
+    let wake: (() => void) | undefined;
+    let finished = false;
+    const offReceipt = this.onReceipt((receipt) => {
+      queue.push(receipt);
+      wake?.();
+    });
+    const offState = this.onStateChange(() => wake?.());
+    const finish = () => {
+      finished = true;
+      offReceipt();
+      offState();
+    };
+    const iterator: AsyncIterableIterator<Receipt> = {
+      next: async () => {
+        while (queue.length === 0 && !finished && this.#state !== 'closed') {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          wake = undefined;
+        }
+        const value = queue.shift();
+        if (value !== undefined) return { value, done: false };
+        finish();
+        return { value: undefined, done: true };
+      },
+      return: async () => {
+        finish();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Receipt> {
+    return this.receipts();
+  }
+
+  /**
+   * Ends the session: DELETEs it at the gateway (a 404 is fine; gives up after 5 s), then
+   * closes the peer connection. Pending publishes reject with SessionClosedError at once.
+   * Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      // DELETE before closing the transport: the relay would otherwise drop the session on
+      // its own first, and the DELETE would only find a 404.
+      this.#terminate('closed by the client', { closeTransport: false });
+      try {
+        const url = this.#resource?.url;
+        if (url) {
+          await deleteSessionResource({
+            url,
+            token: this.#token,
+            fetch: this.#fetch,
+            signal: AbortSignal.timeout(5000),
+          });
+        }
+      } finally {
+        this.#closeTransport();
+      }
+    })();
+    return this.#closing;
+  }
+
+  // -------------------------------------------------------------------------
+  // Internal, used by connect().
+  // -------------------------------------------------------------------------
+
+  /** @internal */
+  attachResource(resource: SessionResource): void {
+    this.#resource = resource;
+  }
+
+  /** @internal Resolves on the relay's hello; rejects on close, failure or after `timeoutMs`. */
+  waitUntilReady(timeoutMs: number): Promise<void> {
+    if (this.#state === 'open') return Promise.resolve();
+    if (this.#state === 'closed')
+      return Promise.reject(new ConnectError(`Session closed: ${this.#closeReason}`));
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#ready = undefined;
+        reject(
+          new ConnectError('The session did not open in time', {
+            details: `no hello within ${timeoutMs} ms (connection ${this.#pc.connectionState}, ICE ${this.#pc.iceConnectionState}, channel ${this.#channel.readyState})`,
+          }),
+        );
+      }, timeoutMs);
+      this.#ready = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+    });
+  }
+
+  // -------------------------------------------------------------------------
+
+  #setState(state: SessionState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    for (const listener of [...this.#stateListeners]) listener(state);
+  }
+
+  #terminate(
+    reason: string,
+    options: { closeTransport: boolean } = { closeTransport: true },
+  ): void {
+    if (this.#state !== 'closed') {
+      this.#closeReason = reason;
+      this.#setState('closed');
+      const error = new SessionClosedError(`Session closed: ${reason}`);
+      for (const pending of this.#inFlight.splice(0)) pending.reject(error);
+      this.#ready?.reject(new ConnectError(`Session closed before it opened: ${reason}`));
+      this.#ready = undefined;
+    }
+    if (options.closeTransport) this.#closeTransport();
+  }
+
+  #closeTransport(): void {
+    try {
+      this.#channel.close();
+    } catch {
+      // already closed
+    }
+    this.#pc.close();
+  }
+
+  #send(id: string | null, text: string): Promise<RawResult> {
+    return new Promise<RawResult>((resolve, reject) => {
+      // One chain keeps the send order equal to the call order (acks come back in that order).
+      this.#sendChain = this.#sendChain.then(async () => {
+        if (this.#state !== 'open') {
+          reject(
+            new SessionClosedError(`Session is ${this.#state}`, { details: this.#closeReason }),
+          );
+          return;
+        }
+        if (this.#channel.bufferedAmount > this.#highWaterMark) await this.#bufferDrained();
+        if (this.#state !== 'open') {
+          reject(new SessionClosedError(`Session closed: ${this.#closeReason}`));
+          return;
+        }
+        const pending: Pending = { id, resolve, reject };
+        this.#inFlight.push(pending);
+        try {
+          this.#channel.send(text);
+        } catch (error) {
+          this.#inFlight.splice(this.#inFlight.indexOf(pending), 1);
+          reject(
+            new StreamAnchorError('The data channel refused the message', {
+              details: (error as Error).message,
+              cause: error,
+            }),
+          );
+        }
+      });
+    });
+  }
+
+  /** Waits until the channel's buffer drops to its low-water mark (or the session closes). */
+  #bufferDrained(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const check = () => {
+        if (
+          this.#state !== 'open' ||
+          this.#channel.bufferedAmount <= this.#channel.bufferedAmountLowThreshold
+        ) {
+          this.#channel.removeEventListener('bufferedamountlow', check);
+          clearInterval(poll);
+          resolve();
+        }
+      };
+      this.#channel.addEventListener('bufferedamountlow', check);
+      // A safety net for implementations that do not fire the event reliably.
+      const poll = setInterval(check, 50);
+      check();
+    });
+  }
+
+  #onMessage(data: unknown): void {
+    if (typeof data !== 'string' || this.#state === 'closed') return;
+    const message = parseServerMessage(data);
+    if (!message) {
+      this.#onUnparsable(data);
+      return;
+    }
+    for (const listener of [...this.#messageListeners]) listener(message);
+    switch (message.type) {
+      case 'hello':
+        if (this.#hello) return;
+        this.#hello = message;
+        if (this.#state === 'connecting') this.#setState('open');
+        this.#ready?.resolve();
+        this.#ready = undefined;
+        return;
+      case 'ack':
+      case 'nack': {
+        const pending = this.#takePending(message.id);
+        pending?.resolve(message);
+        return;
+      }
+      case 'receipt': {
+        const { receipt } = message;
+        if (this.#seenReceipts.has(receipt.recordId)) return;
+        this.#seenReceipts.add(receipt.recordId);
+        for (const listener of [...this.#receiptListeners]) listener(receipt);
+        return;
+      }
+    }
+  }
+
+  /** The in-flight message an ack/nack answers: the one with its id, else the oldest. */
+  #takePending(id: string | null): Pending | undefined {
+    if (id !== null) {
+      const index = this.#inFlight.findIndex((pending) => pending.id === id);
+      if (index !== -1) return this.#inFlight.splice(index, 1)[0];
+    }
+    return this.#inFlight.shift();
+  }
+
+  #onUnparsable(data: string): void {
+    // A hello we cannot parse usually means a protocol version mismatch: fail fast.
+    try {
+      const value = JSON.parse(data) as { type?: unknown; protocol?: unknown };
+      if (value?.type === 'hello' && this.#state === 'connecting') {
+        this.#ready?.reject(
+          new ConnectError('The relay speaks another protocol version', {
+            details: `relay: ${String(value.protocol)}, client: ${PROTOCOL_VERSION}`,
+          }),
+        );
+        this.#ready = undefined;
+      }
+    } catch {
+      // Not JSON: ignore it, as unknown messages are.
+    }
+  }
+}

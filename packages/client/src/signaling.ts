@@ -1,0 +1,111 @@
+import { ConnectError, StreamAnchorError } from './errors';
+import { type IceServer, parseIceServerLinks } from './link-header';
+import { problemFromResponse } from './problem';
+
+/** The subset of `fetch` the SDK uses; pass your own to add headers, logging or a polyfill. */
+export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+
+/** `globalThis.fetch`, called unbound-safe (browsers throw "Illegal invocation" otherwise). */
+export const defaultFetch: FetchLike = (input, init) => globalThis.fetch(input, init);
+
+/** What the gateway answered to an offer. */
+export interface SessionResource {
+  answerSdp: string;
+  /** Absolute URL of the session resource (from `Location`, resolved against the request URL). */
+  url: string;
+  etag: string | null;
+  /** ICE servers from `Link: <…>; rel="ice-server"` headers (RFC 9725 §4.6); may be empty. */
+  iceServers: IceServer[];
+}
+
+/** `${baseUrl}/v1/sessions`, absolute (a relative baseUrl resolves against the page's location). */
+export function sessionsUrl(baseUrl: string): string {
+  return toAbsolute(`${baseUrl.replace(/\/+$/, '')}/v1/sessions`);
+}
+
+function toAbsolute(url: string, base?: string): string {
+  if (base !== undefined) return new URL(url, base).toString();
+  try {
+    return new URL(url).toString();
+  } catch {
+    const here = (globalThis as { location?: { href?: string } }).location?.href;
+    if (!here)
+      throw new StreamAnchorError(`Not an absolute URL: ${url}`, {
+        details: 'Pass an absolute baseUrl.',
+      });
+    return new URL(url, here).toString();
+  }
+}
+
+/**
+ * POSTs an SDP offer (WHIP-style). Resolves on 201 with the answer; otherwise rejects
+ * with a SessionRequestError built from the problem+json body, or a ConnectError when
+ * the gateway could not be reached or answered something unusable.
+ */
+export async function postOffer(options: {
+  baseUrl: string;
+  token: string;
+  offerSdp: string;
+  fetch?: FetchLike;
+  signal?: AbortSignal;
+}): Promise<SessionResource> {
+  const url = sessionsUrl(options.baseUrl);
+  const doFetch = options.fetch ?? defaultFetch;
+  let response: Response;
+  try {
+    response = await doFetch(url, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/sdp',
+        Accept: 'application/sdp, application/problem+json',
+        Authorization: `Bearer ${options.token}`,
+      },
+      body: options.offerSdp,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (error) {
+    throw new ConnectError('Could not reach the signaling gateway', {
+      details: `POST ${url}: ${(error as Error).message}`,
+      cause: error,
+    });
+  }
+  if (response.status !== 201) throw await problemFromResponse(response);
+  const location = response.headers.get('location');
+  if (!location) {
+    throw new ConnectError('The gateway answered without a Location header', {
+      details: 'A cross-origin gateway must list Location in Access-Control-Expose-Headers.',
+    });
+  }
+  const answerSdp = await response.text();
+  if (!answerSdp.startsWith('v=')) {
+    throw new ConnectError('The gateway answered with something that is not SDP', {
+      details: answerSdp.slice(0, 200),
+    });
+  }
+  return {
+    answerSdp,
+    url: toAbsolute(location, url),
+    etag: response.headers.get('etag'),
+    iceServers: parseIceServerLinks(response.headers.get('link')),
+  };
+}
+
+/** DELETEs a session resource. A 404 (already gone) counts as success. */
+export async function deleteSessionResource(options: {
+  url: string;
+  token: string;
+  fetch?: FetchLike;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const doFetch = options.fetch ?? defaultFetch;
+  const response = await doFetch(options.url, {
+    method: 'DELETE',
+    headers: { Authorization: `Bearer ${options.token}` },
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  if (response.ok || response.status === 404) {
+    await response.body?.cancel().catch(() => undefined);
+    return;
+  }
+  throw await problemFromResponse(response);
+}
