@@ -13,6 +13,9 @@ export function createKeys(prefix: string) {
     relay: (relayId: string) => `${prefix}:relay:${relayId}`,
     /** Hash: which relay holds a session, and whose it is. Expires unless refreshed by the relay. */
     session: (sessionId: string) => `${prefix}:session:${sessionId}`,
+    /** String (expiring): which chain-writer process owns a signer's nonce on a chain. */
+    writerLock: (chainId: number, signer: string) =>
+      `${prefix}:writer-lock:${chainId}:${signer.toLowerCase()}`,
   } as const;
 }
 export type Keys = ReturnType<typeof createKeys>;

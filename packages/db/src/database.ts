@@ -22,6 +22,8 @@ export interface DatabaseConfig {
   /** PGlite data folder; `memory://` keeps it in memory (tests). */
   pgliteDir: string;
   poolSize?: number;
+  /** Called when an idle Postgres connection fails (the pool replaces it); for logging. */
+  onIdleError?: (error: Error) => void;
 }
 
 /**
@@ -31,6 +33,9 @@ export interface DatabaseConfig {
 export async function openDatabase(config: DatabaseConfig): Promise<DatabaseHandle> {
   if (config.databaseUrl) {
     const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.poolSize ?? 10 });
+    // An idle client's socket error (e.g. Postgres restarting) is emitted on the pool; without a
+    // listener it would crash the process. The pool drops that client and reconnects on demand.
+    pool.on('error', (error) => config.onIdleError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const url = new URL(config.databaseUrl);
     if (url.password) url.password = '***';

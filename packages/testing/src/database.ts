@@ -42,6 +42,16 @@ export async function createTestDatabase(kind: TestDatabaseKind): Promise<Databa
       const dropper = new pg.Client({ connectionString: TEST_POSTGRES_URL });
       await dropper.connect();
       try {
+        // pg.Pool#end() resolves before its sockets have closed: wait for those backends to go,
+        // or the forced drop kills them and the pool re-emits their FATAL as an unhandled 'error'.
+        for (let i = 0; i < 50; i++) {
+          const { rows } = await dropper.query<{ n: number }>(
+            'select count(*)::int as n from pg_stat_activity where datname = $1',
+            [name],
+          );
+          if (!rows[0] || rows[0].n === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
         await dropper.query(`drop database if exists ${name} with (force)`);
       } finally {
         await dropper.end();

@@ -1,0 +1,9 @@
+export { createSignerLock, type SignerLock } from './lock';
+export {
+  createSubmitter,
+  revertErrorName,
+  type SignedAnchor,
+  type Submitter,
+  type SubmitterDeps,
+  type SubmitterHooks,
+} from './submitter';

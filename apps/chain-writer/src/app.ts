@@ -1,0 +1,142 @@
+import type { Keys, TypedWorker } from '@streamanchor/bus';
+import type { Database } from '@streamanchor/db';
+import type { Logger } from '@streamanchor/service-kit';
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import type { Address } from 'viem';
+import { createSignerLock, createSubmitter, type Submitter, type SubmitterHooks } from './anchor';
+import { createBatcher } from './batcher';
+import {
+  createChainClients,
+  verifyChain,
+  type WriterPublicClient,
+  type WriterWalletClient,
+} from './chain';
+import type { Config } from './config';
+import { createIngestWorker } from './ingest';
+import type { Loop } from './loop';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  /** BullMQ connection (maxRetriesPerRequest: null); the worker duplicates it. Not closed by stop(). */
+  redis: Redis;
+  keys: Keys;
+  /** Opened and migrated by the caller (the local stack shares one PGlite between services). */
+  db: Kysely<Database>;
+  /** Built from RPC_URL when absent (HTTP transport). */
+  publicClient?: WriterPublicClient;
+  /** Built from RPC_URL and WRITER_PRIVATE_KEY when absent; must carry a local account. */
+  walletClient?: WriterWalletClient;
+  /** Test seams for crash simulation (see SubmitterHooks). */
+  hooks?: SubmitterHooks;
+  /** Poll intervals: batcher (default 100 ms), submitter (default 500 ms). */
+  intervals?: { batcherMs?: number; anchorMs?: number };
+}
+
+export interface App {
+  /** Verifies the chain (fails fast on a CHAIN_ID mismatch), then consumes, batches and anchors. */
+  start(): Promise<void>;
+  /** Stops taking jobs (waits for active ones), then the batcher and the submitter. */
+  stop(): Promise<void>;
+  /** The signer's address (lowercase). */
+  readonly signer: Address;
+  /** Lowercase contract address, as stored in batches.contract. */
+  readonly contract: Address;
+}
+
+export function createApp(deps: AppDeps): App {
+  const { config, db, keys } = deps;
+  const logger = deps.logger;
+  const clients =
+    deps.publicClient && deps.walletClient
+      ? { publicClient: deps.publicClient, walletClient: deps.walletClient }
+      : createChainClients(config);
+  const publicClient = deps.publicClient ?? clients.publicClient;
+  const walletClient = deps.walletClient ?? clients.walletClient;
+  const signer = walletClient.account.address.toLowerCase() as Address;
+  const contract = config.CONTRACT_ADDRESS.toLowerCase() as Address;
+
+  const lock = createSignerLock({
+    redis: deps.redis,
+    key: keys.writerLock(config.CHAIN_ID, signer),
+    logger,
+  });
+  let worker: TypedWorker<'records'> | undefined;
+  let batcher: Loop | undefined;
+  let submitter: Submitter | undefined;
+  let started = false;
+
+  return {
+    signer,
+    contract,
+    async start() {
+      if (started) return;
+      await verifyChain({
+        publicClient,
+        chainId: config.CHAIN_ID,
+        contract,
+        signer,
+        rpcUrl: config.RPC_URL,
+      });
+      started = true;
+      submitter = createSubmitter({
+        db,
+        logger,
+        publicClient,
+        walletClient,
+        contract,
+        chainId: config.CHAIN_ID,
+        confirmTimeoutMs: config.TX_CONFIRM_TIMEOUT_MS,
+        lock,
+        ...(deps.intervals?.anchorMs === undefined ? {} : { intervalMs: deps.intervals.anchorMs }),
+        ...(deps.hooks ? { hooks: deps.hooks } : {}),
+      });
+      batcher = createBatcher({
+        db,
+        logger,
+        options: {
+          maxRecords: config.BATCH_MAX_RECORDS,
+          maxAgeMs: config.BATCH_MAX_AGE_MS,
+          chainId: config.CHAIN_ID,
+          contract,
+        },
+        ...(deps.intervals?.batcherMs === undefined
+          ? {}
+          : { intervalMs: deps.intervals.batcherMs }),
+        onBuilt: () => submitter?.wake(),
+      });
+      worker = createIngestWorker({
+        bus: { connection: deps.redis, keys },
+        db,
+        logger,
+        concurrency: config.RECORDS_CONCURRENCY,
+        onStored: () => batcher?.wake(),
+      });
+      submitter.start();
+      batcher.start();
+      await worker.waitUntilReady();
+      logger.info(
+        {
+          chainId: config.CHAIN_ID,
+          contract,
+          signer,
+          batchMaxRecords: config.BATCH_MAX_RECORDS,
+          batchMaxAgeMs: config.BATCH_MAX_AGE_MS,
+        },
+        'chain-writer started',
+      );
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      await worker?.close();
+      await batcher?.stop();
+      await submitter?.stop();
+      await lock
+        .release()
+        .catch((error) => logger.warn({ err: error }, 'releasing the signer lock failed'));
+      logger.info('chain-writer stopped');
+    },
+  };
+}

@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import type { Database } from '@streamanchor/db';
+import type { Bytes32 } from '@streamanchor/protocol';
+import { type Kysely, sql } from 'kysely';
+import { WriterError } from '../errors';
+import { buildBatchTree } from './tree';
+
+export interface CutOptions {
+  maxRecords: number;
+  maxAgeMs: number;
+  chainId: number;
+  /** Lowercase contract address. */
+  contract: string;
+}
+
+export interface BuiltBatch {
+  batchId: Bytes32;
+  merkleRoot: Bytes32;
+  recordCount: number;
+  /** Time spent building the tree and all proofs. */
+  treeMs: number;
+}
+
+export function randomBatchId(): Bytes32 {
+  return `0x${randomBytes(32).toString('hex')}`;
+}
+
+/**
+ * Whether a batch is due: at least `maxRecords` records wait, or the oldest waiting one
+ * was stored `maxAgeMs` ago (by the database's clock). A cheap read outside any transaction.
+ */
+export async function batchDue(db: Kysely<Database>, options: CutOptions): Promise<boolean> {
+  const result = await sql<{ waiting: number | string; oldest_age_ms: number | string | null }>`
+    select
+      (select count(*) from (select 1 from records where batch_id is null limit ${options.maxRecords}) as w) as waiting,
+      (select extract(epoch from (clock_timestamp() - stored_at)) * 1000
+         from records where batch_id is null order by seq limit 1) as oldest_age_ms`.execute(db);
+  const row = result.rows[0];
+  if (!row) return false;
+  const waiting = Number(row.waiting);
+  if (waiting === 0) return false;
+  return waiting >= options.maxRecords || Number(row.oldest_age_ms ?? 0) >= options.maxAgeMs;
+}
+
+/**
+ * Cuts one batch in one transaction: locks the oldest unbatched records (`for update skip
+ * locked`, so concurrent batchers never take the same record), builds their tree, inserts
+ * the batch ('built') and stamps each record with batch_id, leaf_index, leaf_hash and proof.
+ * Returns undefined when no batch is due.
+ */
+export async function cutBatch(
+  db: Kysely<Database>,
+  options: CutOptions,
+): Promise<BuiltBatch | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx
+      .selectFrom('records')
+      .select([
+        'record_id',
+        'topic',
+        'subject',
+        'content_hash',
+        'accepted_at',
+        sql<number | string>`extract(epoch from (clock_timestamp() - stored_at)) * 1000`.as(
+          'age_ms',
+        ),
+      ])
+      .where('batch_id', 'is', null)
+      .orderBy('seq')
+      .limit(options.maxRecords)
+      .forUpdate()
+      .skipLocked()
+      .execute();
+    if (rows.length === 0) return undefined;
+    const oldestAgeMs = Number(rows[0]!.age_ms);
+    if (rows.length < options.maxRecords && oldestAgeMs < options.maxAgeMs) return undefined;
+
+    const started = performance.now();
+    const { merkleRoot, leaves } = buildBatchTree(
+      rows.map((row) => ({
+        recordId: row.record_id as Bytes32,
+        topic: row.topic,
+        subject: row.subject,
+        contentHash: row.content_hash as Bytes32,
+        acceptedAt: Number(row.accepted_at),
+      })),
+    );
+    const treeMs = performance.now() - started;
+
+    const batchId = randomBatchId();
+    await trx
+      .insertInto('batches')
+      .values({
+        batch_id: batchId,
+        status: 'built',
+        merkle_root: merkleRoot,
+        record_count: rows.length,
+        chain_id: options.chainId,
+        contract: options.contract,
+      })
+      .execute();
+    const stamps = JSON.stringify(
+      rows.map((row, i) => ({
+        record_id: row.record_id,
+        leaf_index: i,
+        leaf_hash: leaves[i]!.leafHash,
+        proof: leaves[i]!.proof,
+      })),
+    );
+    const updated = await sql`
+      update records as r
+         set batch_id = ${batchId}, leaf_index = v.leaf_index, leaf_hash = v.leaf_hash, proof = v.proof
+        from jsonb_to_recordset(${stamps}::jsonb) as v(record_id text, leaf_index integer, leaf_hash text, proof jsonb)
+       where r.record_id = v.record_id and r.batch_id is null`.execute(trx);
+    if (Number(updated.numAffectedRows ?? -1) !== rows.length) {
+      throw new WriterError('batch update touched an unexpected number of records', {
+        batchId,
+        expected: rows.length,
+        updated: String(updated.numAffectedRows),
+      });
+    }
+    return { batchId, merkleRoot, recordCount: rows.length, treeMs };
+  });
+}

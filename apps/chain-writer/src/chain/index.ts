@@ -1,0 +1,8 @@
+export {
+  type ChainClientsConfig,
+  createChainClients,
+  type WriterPublicClient,
+  type WriterWalletClient,
+  writerChain,
+} from './clients';
+export { verifyChain } from './verify';

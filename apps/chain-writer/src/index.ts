@@ -1,0 +1,11 @@
+export type { SignedAnchor, SubmitterHooks } from './anchor';
+export { type App, type AppDeps, createApp } from './app';
+export { createChainClients, type WriterPublicClient, type WriterWalletClient } from './chain';
+export { type Config, ConfigSchema, loadConfig } from './config';
+export {
+  ChainIdMismatchError,
+  ContractNotFoundError,
+  MalformedJobError,
+  MissingWriterRoleError,
+  WriterError,
+} from './errors';

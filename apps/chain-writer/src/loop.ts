@@ -1,0 +1,91 @@
+import type { Logger } from '@streamanchor/service-kit';
+
+export interface Loop {
+  start(): void;
+  /** Ends the loop after the current tick; resolves once it returned. */
+  stop(): Promise<void>;
+  /** Runs the next tick now instead of after the interval. */
+  wake(): void;
+  readonly running: boolean;
+}
+
+/** Returned by a tick to run the next one at once (there is more work). */
+export const AGAIN = Symbol('again');
+/** Returned by a tick to end the loop for good (used to simulate a crash in tests). */
+export const HALT = Symbol('halt');
+export type TickResult = typeof AGAIN | typeof HALT | undefined;
+
+/**
+ * A poll loop: runs `tick`, then waits `intervalMs` or until `wake()`. A tick that throws
+ * is logged and retried after the interval (with capped backoff while it keeps failing).
+ */
+export function createLoop(
+  name: string,
+  logger: Logger,
+  intervalMs: number,
+  tick: () => Promise<TickResult>,
+): Loop {
+  let running = false;
+  let done: Promise<void> | undefined;
+  let wakeUp: (() => void) | undefined;
+  let woken = false;
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (woken || !running) {
+        woken = false;
+        resolve();
+        return;
+      }
+      const timer = setTimeout(finish, ms);
+      function finish() {
+        clearTimeout(timer);
+        wakeUp = undefined;
+        woken = false;
+        resolve();
+      }
+      wakeUp = finish;
+    });
+
+  async function run(): Promise<void> {
+    let failures = 0;
+    while (running) {
+      let result: TickResult;
+      try {
+        result = await tick();
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        logger.error({ err: error, loop: name, failures }, `${name} tick failed`);
+        await sleep(Math.min(intervalMs * 2 ** Math.min(failures, 6), 10_000));
+        continue;
+      }
+      if (result === HALT) {
+        logger.warn({ loop: name }, `${name} halted`);
+        running = false;
+        break;
+      }
+      if (result !== AGAIN) await sleep(intervalMs);
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      done = run();
+    },
+    async stop() {
+      running = false;
+      wakeUp?.();
+      await done;
+    },
+    wake() {
+      woken = true;
+      wakeUp?.();
+    },
+    get running() {
+      return running;
+    },
+  };
+}
