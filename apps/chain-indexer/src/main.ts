@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     const database = await openDatabase({
       databaseUrl: config.databaseUrl,
       pgliteDir: join(config.dataDir, 'pglite'),
+      onIdleError: (error) => logger.warn({ err: error }, 'idle Postgres connection failed'),
     });
     shutdown.add(() => database.close());
     await migrateToLatest(database.db);

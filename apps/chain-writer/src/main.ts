@@ -41,6 +41,7 @@ async function main(): Promise<void> {
     const database = await openDatabase({
       databaseUrl: config.DATABASE_URL,
       pgliteDir: join(config.DATA_DIR, 'pglite'),
+      onIdleError: (error) => logger.warn({ err: error }, 'idle Postgres connection failed'),
     });
     shutdown.add(() => database.close());
     await migrateToLatest(database.db);
