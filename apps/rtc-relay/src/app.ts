@@ -1,0 +1,166 @@
+import {
+  type BusDeps,
+  createQueue,
+  createRelayRegistry,
+  type Keys,
+  type TypedQueue,
+  type TypedWorker,
+} from '@streamanchor/bus';
+import type { NackCode } from '@streamanchor/protocol';
+import type { Logger } from '@streamanchor/service-kit';
+import type { Redis } from 'ioredis';
+import type { Config } from './config';
+import { createReceiptsWorker } from './receipts';
+import {
+  createContentHasher,
+  createRecordPipeline,
+  type RecordPipeline,
+  type RecordPipelineStats,
+} from './records';
+import { createHeartbeat, type Heartbeat } from './registry';
+import { createControlWorker, createCounters, SessionManager } from './sessions';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  /** A BullMQ-ready connection (createRedisConnection); the app duplicates it as needed and never closes it. */
+  redis: Redis;
+  keys: Keys;
+}
+
+export interface RelayStats extends RecordPipelineStats {
+  relayId: string;
+  sessions: number;
+  acks: number;
+  nacks: Partial<Record<NackCode, number>>;
+  receiptsDelivered: number;
+  receiptsUndeliverable: number;
+  closedSlowReaders: number;
+}
+
+export interface App {
+  readonly relayId: string;
+  start(): Promise<void>;
+  /**
+   * Stops taking sessions, answers publishes still arriving with `shutting_down`, queues
+   * and acks what was accepted, closes every session, the workers and the queue, and
+   * leaves the registry. Does not call node-datachannel's process-wide cleanup().
+   */
+  stop(): Promise<void>;
+  stats(): RelayStats;
+}
+
+export function createApp(deps: AppDeps): App {
+  const { config, logger: rootLogger, redis, keys } = deps;
+  const relayId = config.relayId;
+  const logger = rootLogger.child({ relayId });
+  const bus: BusDeps = { connection: redis, keys };
+  const registry = createRelayRegistry({ redis, keys });
+  const counters = createCounters();
+
+  let recordsConnection: Redis | undefined;
+  let recordsQueue: TypedQueue<'records'> | undefined;
+  let pipeline: RecordPipeline | undefined;
+  let manager: SessionManager | undefined;
+  let controlWorker: TypedWorker<'relayControl'> | undefined;
+  let receiptsWorker: TypedWorker<'receipts'> | undefined;
+  let heartbeat: Heartbeat | undefined;
+  let stopping: Promise<void> | undefined;
+
+  async function start(): Promise<void> {
+    // Records are acked only once queued, so their queue must fail fast when Redis is
+    // away (the client gets `unavailable` and retries) instead of waiting in ioredis'
+    // offline queue.
+    recordsConnection = redis.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    recordsQueue = createQueue({ connection: recordsConnection, keys }, 'records');
+    recordsQueue.on('error', (error) => logger.warn({ err: error }, 'records queue error'));
+    await recordsQueue.waitUntilReady();
+    pipeline = createRecordPipeline({
+      queue: recordsQueue,
+      flushMs: config.recordFlushMs,
+      flushMax: config.recordFlushMax,
+      bufferMax: config.recordBufferMax,
+      logger,
+    });
+    const hash = await createContentHasher();
+    manager = new SessionManager({ config, logger, pipeline, hash, registry, counters });
+    receiptsWorker = createReceiptsWorker({ bus, relayId, manager, counters, logger });
+    controlWorker = createControlWorker({ bus, relayId, manager, logger });
+    await Promise.all([receiptsWorker.waitUntilReady(), controlWorker.waitUntilReady()]);
+    const sessions = manager;
+    heartbeat = createHeartbeat({
+      registry,
+      relayId,
+      startedAt: Date.now(),
+      intervalMs: config.heartbeatMs,
+      sessionTtlMs: config.sessionTtlMs,
+      sessionIds: () => sessions.ids(),
+      logger,
+    });
+    await heartbeat.start();
+    logger.info(
+      {
+        iceUdpPort: config.ice.udpPort || 'ephemeral',
+        iceBindAddress: config.ice.bindAddress,
+        icePublicAddress: config.ice.publicAddress,
+        maxSessions: config.maxSessions,
+      },
+      'relay started',
+    );
+  }
+
+  async function stopOnce(): Promise<void> {
+    const step = async (name: string, fn: () => Promise<void> | void) => {
+      try {
+        await fn();
+      } catch (error) {
+        logger.warn({ err: error, step: name }, 'stop step failed');
+      }
+    };
+    // 1. No new sessions: refuse them, and stop taking control jobs (waits for running ones).
+    manager?.stopAccepting();
+    await step('control worker', () => controlWorker?.close());
+    // 2. Sessions answer new publishes with shutting_down and get the acks they are owed
+    //    (the pipeline keeps flushing meanwhile), then close.
+    await step('sessions', () => manager?.endAll('relay stopping', 'shutting_down'));
+    // 3. Whatever is still buffered gets queued (or refused) before the queue closes.
+    await step('pipeline', () => pipeline?.close());
+    await step('receipts worker', () => receiptsWorker?.close());
+    await step('records queue', () => recordsQueue?.close());
+    recordsConnection?.disconnect();
+    // 4. Leave the registry last: until now the gateway could still route DELETEs here.
+    await step('registry', () => heartbeat?.stop());
+    const { relayId: _relayId, ...final } = stats();
+    logger.info(final, 'relay stopped');
+  }
+
+  function stats(): RelayStats {
+    const pipelineStats = pipeline?.stats() ?? {
+      pending: 0,
+      jobsAdded: 0,
+      recordsQueued: 0,
+      failedAdds: 0,
+      recordsRefused: 0,
+    };
+    return {
+      relayId,
+      sessions: manager?.size ?? 0,
+      ...pipelineStats,
+      acks: counters.acks,
+      nacks: { ...counters.nacks },
+      receiptsDelivered: counters.receiptsDelivered,
+      receiptsUndeliverable: counters.receiptsUndeliverable,
+      closedSlowReaders: counters.closedSlowReaders,
+    };
+  }
+
+  return {
+    relayId,
+    start,
+    stop() {
+      stopping ??= stopOnce();
+      return stopping;
+    },
+    stats,
+  };
+}

@@ -1,0 +1,64 @@
+import { LIMITS } from '@streamanchor/protocol';
+import { ConfigError } from '@streamanchor/service-kit';
+import { describe, expect, test } from 'vitest';
+import { loadConfig } from './config';
+import { rtcConfigFor } from './sessions';
+
+describe('loadConfig', () => {
+  test('default: every variable has a default', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      logLevel: 'info',
+      redisUrl: 'redis://127.0.0.1:6379',
+      redisPrefix: 'sa',
+      ice: { udpPort: 0, bindAddress: '127.0.0.1', publicAddress: undefined, servers: [] },
+      maxMessageBytes: LIMITS.maxMessageBytes,
+      maxPayloadBytes: LIMITS.maxPayloadBytes,
+      recordFlushMs: 5,
+      recordFlushMax: 500,
+      heartbeatMs: 2000,
+      sessionTtlMs: 30_000,
+      maxSessions: 1000,
+    });
+    expect(config.relayId).toMatch(/^relay-[A-Za-z0-9_.-]+-[0-9a-f]{4}$/);
+    // Ephemeral ports: no mux.
+    expect(rtcConfigFor(config)).toEqual({
+      iceServers: [],
+      bindAddress: '127.0.0.1',
+      maxMessageSize: LIMITS.maxMessageBytes + 1,
+    });
+  });
+
+  test('behavior: ICE_UDP_PORT muxes every session on that one port', () => {
+    const config = loadConfig({
+      ICE_UDP_PORT: '3478',
+      ICE_BIND_ADDRESS: '0.0.0.0',
+      ICE_SERVERS: 'stun:stun.example.org:3478, turn:u:p@turn.example.org:3478',
+      RELAY_ID: 'relay-a',
+    });
+    expect(config.relayId).toBe('relay-a');
+    expect(rtcConfigFor(config)).toMatchObject({
+      enableIceUdpMux: true,
+      portRangeBegin: 3478,
+      portRangeEnd: 3478,
+      bindAddress: '0.0.0.0',
+      iceServers: ['stun:stun.example.org:3478', 'turn:u:p@turn.example.org:3478'],
+    });
+  });
+
+  test('error: bad values are named', () => {
+    const error = (() => {
+      try {
+        loadConfig({ ICE_UDP_PORT: '70000', RELAY_ID: 'has:colon', MAX_SESSIONS: 'many' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.variable).sort()).toEqual([
+      'ICE_UDP_PORT',
+      'MAX_SESSIONS',
+      'RELAY_ID',
+    ]);
+  });
+});

@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { type Static, Type } from '@sinclair/typebox';
+import { LIMITS } from '@streamanchor/protocol';
+import { type LogLevel, LogLevelSchema, parseEnv } from '@streamanchor/service-kit';
+
+const Int = (options: {
+  default: number;
+  minimum: number;
+  maximum?: number;
+  description: string;
+}) => Type.Integer(options);
+
+/** Every environment variable the relay reads; `description` is what a bad value's error shows. */
+export const EnvSchema = Type.Object({
+  LOG_LEVEL: LogLevelSchema,
+  REDIS_URL: Type.String({
+    default: 'redis://127.0.0.1:6379',
+    description: 'Redis URL for BullMQ and the registry',
+  }),
+  REDIS_PREFIX: Type.String({
+    default: 'sa',
+    pattern: '^[A-Za-z0-9_.-]+$',
+    description: 'key prefix shared by every StreamAnchor service of one deployment',
+  }),
+  RELAY_ID: Type.Optional(
+    Type.String({
+      pattern: '^[A-Za-z0-9_.-]{1,100}$',
+      description:
+        'unique id of this relay (letters, digits, . _ -); default relay-<hostname>-<4 hex>',
+    }),
+  ),
+  ICE_UDP_PORT: Int({
+    default: 0,
+    minimum: 0,
+    maximum: 65535,
+    description:
+      '0 = one ephemeral UDP port per session; N = every session muxed on UDP port N (publish it)',
+  }),
+  ICE_BIND_ADDRESS: Type.String({
+    default: '127.0.0.1',
+    minLength: 1,
+    description: 'local address ICE binds to; 127.0.0.1 for the local stack, 0.0.0.0 in containers',
+  }),
+  ICE_PUBLIC_ADDRESS: Type.Optional(
+    Type.String({
+      pattern: '^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9A-Fa-f:]+)$',
+      description:
+        'IP address clients reach the relay at (added as a host candidate to every answer)',
+    }),
+  ),
+  ICE_SERVERS: Type.String({
+    default: '',
+    description:
+      'comma-separated STUN/TURN URLs for the relay itself (stun:host:port, turn:user:pass@host:port); TURN over UDP only',
+  }),
+  ICE_USE_OFFER_CANDIDATES: Type.Boolean({
+    default: false,
+    description:
+      'true = also send connectivity checks to the candidates an offer lists; false (default) = answer only peers that reach the relay (needed true only when the relay relies on its own TURN server)',
+  }),
+  MAX_MESSAGE_BYTES: Int({
+    default: LIMITS.maxMessageBytes,
+    minimum: 1024,
+    maximum: 256 * 1024,
+    description: 'largest data-channel message accepted (advertised as a=max-message-size)',
+  }),
+  MAX_PAYLOAD_BYTES: Int({
+    default: LIMITS.maxPayloadBytes,
+    minimum: 1,
+    maximum: 256 * 1024,
+    description: 'largest canonical payload accepted, in UTF-8 bytes',
+  }),
+  RECORD_FLUSH_MS: Int({
+    default: 5,
+    minimum: 0,
+    description: 'longest a record waits before its group is queued',
+  }),
+  RECORD_FLUSH_MAX: Int({
+    default: 500,
+    minimum: 1,
+    maximum: 10_000,
+    description: 'most records in one recordBatch job',
+  }),
+  RECORD_BUFFER_MAX: Int({
+    default: 20_000,
+    minimum: 1,
+    description:
+      'records waiting to be queued across all sessions; beyond it publishes are nacked unavailable',
+  }),
+  HEARTBEAT_MS: Int({
+    default: 2000,
+    minimum: 100,
+    description: 'registry heartbeat interval (TTL is 3x)',
+  }),
+  SESSION_TTL_MS: Int({
+    default: 30_000,
+    minimum: 1000,
+    description: 'TTL of the session routes the relay refreshes on every heartbeat',
+  }),
+  MAX_SESSIONS: Int({
+    default: 1000,
+    minimum: 1,
+    description: 'sessions held at once; beyond it createSession is refused',
+  }),
+  GATHER_TIMEOUT_MS: Int({
+    default: 5000,
+    minimum: 100,
+    description:
+      'longest ICE gathering may take before the answer is sent with the candidates found so far',
+  }),
+  CONNECT_TIMEOUT_MS: Int({
+    default: 30_000,
+    minimum: 1000,
+    description: 'a session whose data channel has not opened by then is closed',
+  }),
+  DISCONNECT_TIMEOUT_MS: Int({
+    default: 10_000,
+    minimum: 0,
+    description: 'a session whose peer connection stays disconnected this long is closed',
+  }),
+  MAX_BUFFERED_BYTES: Int({
+    default: 4 * 1024 * 1024,
+    minimum: 64 * 1024,
+    description: 'a session whose unsent outgoing bytes exceed this (client not reading) is closed',
+  }),
+  CLOSE_GRACE_MS: Int({
+    default: 5000,
+    minimum: 0,
+    description:
+      'on delete, expiry or shutdown: longest the relay waits to deliver pending acks before closing',
+  }),
+});
+
+export interface Config {
+  logLevel: LogLevel;
+  redisUrl: string;
+  redisPrefix: string;
+  relayId: string;
+  ice: {
+    udpPort: number;
+    bindAddress: string;
+    publicAddress: string | undefined;
+    servers: string[];
+    useOfferCandidates: boolean;
+  };
+  maxMessageBytes: number;
+  maxPayloadBytes: number;
+  recordFlushMs: number;
+  recordFlushMax: number;
+  recordBufferMax: number;
+  heartbeatMs: number;
+  sessionTtlMs: number;
+  maxSessions: number;
+  gatherTimeoutMs: number;
+  connectTimeoutMs: number;
+  disconnectTimeoutMs: number;
+  maxBufferedBytes: number;
+  closeGraceMs: number;
+}
+
+export type Env = Static<typeof EnvSchema>;
+
+export function defaultRelayId(): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_.-]/g, '-')
+    .slice(0, 60);
+  return `relay-${host}-${randomBytes(2).toString('hex')}`;
+}
+
+/** Reads the relay's configuration; throws ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const e = parseEnv('rtc-relay', EnvSchema, env);
+  return {
+    logLevel: e.LOG_LEVEL as LogLevel,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    relayId: e.RELAY_ID ?? defaultRelayId(),
+    ice: {
+      udpPort: e.ICE_UDP_PORT,
+      bindAddress: e.ICE_BIND_ADDRESS,
+      publicAddress: e.ICE_PUBLIC_ADDRESS,
+      servers: e.ICE_SERVERS.split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+      useOfferCandidates: e.ICE_USE_OFFER_CANDIDATES,
+    },
+    maxMessageBytes: e.MAX_MESSAGE_BYTES,
+    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
+    recordFlushMs: e.RECORD_FLUSH_MS,
+    recordFlushMax: e.RECORD_FLUSH_MAX,
+    recordBufferMax: e.RECORD_BUFFER_MAX,
+    heartbeatMs: e.HEARTBEAT_MS,
+    sessionTtlMs: e.SESSION_TTL_MS,
+    maxSessions: e.MAX_SESSIONS,
+    gatherTimeoutMs: e.GATHER_TIMEOUT_MS,
+    connectTimeoutMs: e.CONNECT_TIMEOUT_MS,
+    disconnectTimeoutMs: e.DISCONNECT_TIMEOUT_MS,
+    maxBufferedBytes: e.MAX_BUFFERED_BYTES,
+    closeGraceMs: e.CLOSE_GRACE_MS,
+  };
+}

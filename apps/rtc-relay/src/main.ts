@@ -1,0 +1,50 @@
+import { assertRedisReachable, createKeys, createRedisConnection } from '@streamanchor/bus';
+import {
+  ConfigError,
+  createLogger,
+  createShutdown,
+  exitOnSignals,
+} from '@streamanchor/service-kit';
+import nodeDataChannel from 'node-datachannel';
+import { createApp } from './app';
+import { type Config, loadConfig } from './config';
+
+let config: Config;
+try {
+  config = loadConfig(process.env);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(1);
+  }
+  throw error;
+}
+
+const logger = createLogger({ service: 'rtc-relay', level: config.logLevel });
+// libdatachannel's own errors through our logger (its warnings include one per oversized
+// client message: a client could flood the log with them).
+nodeDataChannel.initLogger('Error', (level, message) =>
+  logger.warn({ libdatachannel: level }, message),
+);
+
+const redis = createRedisConnection(config.redisUrl, `rtc-relay.${config.relayId}`);
+redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+const shutdown = createShutdown({ logger });
+// Hooks run last-registered first: the app stops before Redis and node-datachannel go.
+shutdown.add(() => {
+  redis.disconnect();
+  // Process-wide: joins libdatachannel's threads. Only here, never in createApp().stop().
+  nodeDataChannel.cleanup();
+});
+
+try {
+  await assertRedisReachable(redis, config.redisUrl);
+  const app = createApp({ config, logger, redis, keys: createKeys(config.redisPrefix) });
+  shutdown.add(() => app.stop());
+  exitOnSignals(shutdown, logger);
+  await app.start();
+} catch (error) {
+  logger.fatal({ err: error }, 'relay failed to start');
+  await shutdown.run('start failed');
+  process.exit(1);
+}

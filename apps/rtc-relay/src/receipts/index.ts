@@ -1,0 +1,1 @@
+export { createReceiptsWorker } from './worker';

@@ -1,0 +1,41 @@
+import { type BusDeps, createWorker, type TypedWorker } from '@streamanchor/bus';
+import type { Logger } from '@streamanchor/service-kit';
+import type { SessionManager } from '../sessions';
+import type { SessionCounters } from '../sessions/session';
+
+/**
+ * Consumes this relay's `receipts` queue (filled by the indexer) and sends each receipt
+ * over its session's data channel. Receipts for sessions that are gone are counted and
+ * dropped: the client can still fetch them from the gateway.
+ */
+export function createReceiptsWorker({
+  bus,
+  relayId,
+  manager,
+  counters,
+  logger,
+}: {
+  bus: BusDeps;
+  relayId: string;
+  manager: SessionManager;
+  counters: SessionCounters;
+  logger: Logger;
+}): TypedWorker<'receipts'> {
+  const worker = createWorker(bus, 'receipts', relayId, async (job) => {
+    let delivered = 0;
+    for (const { sessionId, receipt } of job.data.receipts) {
+      if (manager.deliverReceipt(sessionId, receipt)) delivered += 1;
+    }
+    const undeliverable = job.data.receipts.length - delivered;
+    counters.receiptsDelivered += delivered;
+    counters.receiptsUndeliverable += undeliverable;
+    if (undeliverable > 0)
+      logger.debug({ jobId: job.id, undeliverable }, 'receipts for sessions no longer here');
+    return { delivered };
+  });
+  worker.on('error', (error) => logger.warn({ err: error }, 'receipts worker error'));
+  worker.on('failed', (job, error) =>
+    logger.warn({ jobId: job?.id, err: error }, 'receipt job failed'),
+  );
+  return worker;
+}

@@ -1,0 +1,11 @@
+export { type ContentHasher, createContentHasher } from './hash';
+export {
+  createRecordPipeline,
+  type OnOutcome,
+  type Outcome,
+  RECORD_JOB_OPTIONS,
+  type RecordPipeline,
+  type RecordPipelineOptions,
+  type RecordPipelineStats,
+} from './pipeline';
+export { newRecordId, type RecordContext, type Validation, validateMessage } from './validate';

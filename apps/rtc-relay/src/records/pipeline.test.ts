@@ -1,0 +1,110 @@
+import { createKeys, createQueue, createRedisConnection, type TypedQueue } from '@streamanchor/bus';
+import type { AcceptedRecord } from '@streamanchor/protocol';
+import { createLogger } from '@streamanchor/service-kit';
+import { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '@streamanchor/testing';
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { createRecordPipeline, type Outcome, RECORD_JOB_OPTIONS } from './pipeline';
+import { newRecordId } from './validate';
+
+const logger = createLogger({ service: 'rtc-relay', level: 'silent' });
+let redis: Redis;
+let prefix: string;
+let queue: TypedQueue<'records'>;
+
+const record = (n: number): AcceptedRecord => ({
+  recordId: newRecordId(),
+  topic: 'demo',
+  subject: 'alice',
+  contentHash: `0x${'00'.repeat(32)}`,
+  acceptedAt: n,
+  payload: String(n),
+  relayId: 'relay-1',
+  sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
+});
+
+beforeEach(async () => {
+  redis = createRedisConnection(TEST_REDIS_URL);
+  prefix = testRedisPrefix('pipeline');
+  queue = createQueue({ connection: redis, keys: createKeys(prefix) }, 'records');
+  await queue.waitUntilReady();
+});
+
+afterEach(async () => {
+  await queue.close();
+  await deleteRedisPrefix(prefix);
+  redis.disconnect();
+});
+
+describe('record pipeline', () => {
+  test('default: records are grouped into jobs keyed by their first record, outcomes in order', async () => {
+    const pipeline = createRecordPipeline({
+      queue,
+      flushMs: 5,
+      flushMax: 100,
+      bufferMax: 10_000,
+      logger,
+    });
+    const records = Array.from({ length: 250 }, (_, i) => record(i));
+    const outcomes: [number, Outcome][] = [];
+    for (const [i, r] of records.entries())
+      pipeline.submit(r, (outcome) => outcomes.push([i, outcome]));
+    await pipeline.drain();
+    expect(outcomes.map(([i]) => i)).toEqual(records.map((_, i) => i));
+    expect(outcomes.every(([, o]) => o.ok)).toBe(true);
+
+    const jobs = await queue.getJobs(['waiting']);
+    expect(jobs.map((job) => job.data.records.length).sort((a, b) => b - a)).toEqual([
+      100, 100, 50,
+    ]);
+    for (const job of jobs) {
+      expect(job.id).toBe(`records-${job.data.records[0]!.recordId}`);
+      expect(job.opts).toMatchObject({
+        attempts: RECORD_JOB_OPTIONS.attempts,
+        backoff: RECORD_JOB_OPTIONS.backoff,
+      });
+    }
+    expect(jobs.flatMap((job) => job.data.records)).toHaveLength(250);
+    expect(pipeline.stats()).toMatchObject({ pending: 0, jobsAdded: 3, recordsQueued: 250 });
+  });
+
+  test('behavior: after close, submissions are refused with shutting_down', async () => {
+    const pipeline = createRecordPipeline({
+      queue,
+      flushMs: 5,
+      flushMax: 100,
+      bufferMax: 10_000,
+      logger,
+    });
+    const first: Outcome[] = [];
+    pipeline.submit(record(1), (o) => first.push(o));
+    await pipeline.close();
+    expect(first).toEqual([{ ok: true }]);
+    const late: Outcome[] = [];
+    pipeline.submit(record(2), (o) => late.push(o));
+    expect(late).toEqual([{ ok: false, code: 'shutting_down', detail: expect.any(String) }]);
+  });
+
+  test('error: beyond bufferMax records are refused with unavailable, the rest still queued', async () => {
+    const pipeline = createRecordPipeline({
+      queue,
+      flushMs: 1000,
+      flushMax: 100,
+      bufferMax: 3,
+      logger,
+    });
+    const outcomes: Outcome[] = [];
+    for (let i = 0; i < 5; i++) pipeline.submit(record(i), (o) => outcomes.push(o));
+    // The last two were refused at once; the first three wait for the flush.
+    expect(outcomes.map((o) => o.ok || o.code)).toEqual(['unavailable', 'unavailable']);
+    await pipeline.drain();
+    expect(outcomes.map((o) => o.ok || o.code)).toEqual([
+      'unavailable',
+      'unavailable',
+      true,
+      true,
+      true,
+    ]);
+    expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 1 });
+  });
+});

@@ -1,0 +1,163 @@
+import { jobIds, type TypedQueue } from '@streamanchor/bus';
+import type { AcceptedRecord } from '@streamanchor/protocol';
+import type { Logger } from '@streamanchor/service-kit';
+
+export type Outcome =
+  | { ok: true }
+  | { ok: false; code: 'unavailable' | 'shutting_down'; detail: string };
+export type OnOutcome = (outcome: Outcome) => void;
+
+/** Options of the `recordBatch` jobs: the writer retries for days, and a failed job stays for inspection. */
+export const RECORD_JOB_OPTIONS = {
+  attempts: 20,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: true,
+  removeOnFail: false,
+} as const;
+
+export interface RecordPipelineOptions {
+  queue: TypedQueue<'records'>;
+  /** Longest a record waits for companions before its group is queued. */
+  flushMs: number;
+  /** Most records in one job. */
+  flushMax: number;
+  /** Most records waiting across all sessions; beyond it submissions are refused (`unavailable`). */
+  bufferMax: number;
+  logger: Logger;
+}
+
+export interface RecordPipelineStats {
+  /** Records waiting for a queue add (buffered or in flight). */
+  pending: number;
+  jobsAdded: number;
+  recordsQueued: number;
+  failedAdds: number;
+  recordsRefused: number;
+}
+
+export interface RecordPipeline {
+  /** Hands a record over; `onOutcome` is called exactly once, after its group's add settled. */
+  submit(record: AcceptedRecord, onOutcome: OnOutcome): void;
+  /** Queues everything buffered now and waits until no add is in flight. */
+  drain(): Promise<void>;
+  /** Refuses further submissions (`shutting_down`) and drains. */
+  close(): Promise<void>;
+  stats(): RecordPipelineStats;
+}
+
+interface Entry {
+  record: AcceptedRecord;
+  onOutcome: OnOutcome;
+}
+
+const OK: Outcome = { ok: true };
+const SHUTTING_DOWN: Outcome = {
+  ok: false,
+  code: 'shutting_down',
+  detail: 'the relay is shutting down',
+};
+const BUFFER_FULL: Outcome = {
+  ok: false,
+  code: 'unavailable',
+  detail: 'too many records waiting to be queued',
+};
+
+/**
+ * Groups records from every session into `recordBatch` jobs on the `records` queue
+ * (group commit): a group is queued when it reaches `flushMax` records or after
+ * `flushMs`; one add is in flight at a time and the buffer keeps filling meanwhile.
+ * Outcomes are reported in submission order.
+ */
+export function createRecordPipeline(options: RecordPipelineOptions): RecordPipeline {
+  const { queue, flushMs, flushMax, bufferMax, logger } = options;
+  let buffer: Entry[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<void> | undefined;
+  let inFlightCount = 0;
+  let closed = false;
+  const stats = { jobsAdded: 0, recordsQueued: 0, failedAdds: 0, recordsRefused: 0 };
+
+  function settle(group: Entry[], outcome: Outcome): void {
+    for (const entry of group) {
+      try {
+        entry.onOutcome(outcome);
+      } catch (error) {
+        logger.error({ err: error }, 'record outcome callback threw');
+      }
+    }
+  }
+
+  async function add(group: Entry[]): Promise<void> {
+    const records = group.map((entry) => entry.record);
+    const first = records[0]!;
+    try {
+      await queue.add(
+        'recordBatch',
+        { records },
+        { jobId: jobIds.recordBatch(first.recordId), ...RECORD_JOB_OPTIONS },
+      );
+    } catch (error) {
+      stats.failedAdds += 1;
+      stats.recordsRefused += group.length;
+      logger.warn(
+        { err: error, records: group.length },
+        'could not queue records; nacking them unavailable',
+      );
+      settle(group, { ok: false, code: 'unavailable', detail: 'the record queue is unavailable' });
+      return;
+    }
+    stats.jobsAdded += 1;
+    stats.recordsQueued += group.length;
+    settle(group, OK);
+  }
+
+  function flush(): void {
+    if (timer) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    if (inFlight || buffer.length === 0) return;
+    let group: Entry[];
+    if (buffer.length <= flushMax) {
+      group = buffer;
+      buffer = [];
+    } else {
+      group = buffer.slice(0, flushMax);
+      buffer = buffer.slice(flushMax);
+    }
+    inFlightCount = group.length;
+    inFlight = add(group).finally(() => {
+      inFlight = undefined;
+      inFlightCount = 0;
+      // Whatever arrived meanwhile has already waited for a whole add: queue it now.
+      if (buffer.length > 0) flush();
+    });
+  }
+
+  return {
+    submit(record, onOutcome) {
+      if (closed) return onOutcome(SHUTTING_DOWN);
+      if (buffer.length >= bufferMax) {
+        stats.recordsRefused += 1;
+        return onOutcome(BUFFER_FULL);
+      }
+      buffer.push({ record, onOutcome });
+      if (inFlight) return;
+      if (buffer.length >= flushMax) flush();
+      else if (!timer) timer = setTimeout(flush, flushMs);
+    },
+    async drain() {
+      while (buffer.length > 0 || inFlight) {
+        if (!inFlight) flush();
+        await inFlight;
+      }
+    },
+    async close() {
+      closed = true;
+      await this.drain();
+    },
+    stats() {
+      return { pending: buffer.length + inFlightCount, ...stats };
+    },
+  };
+}

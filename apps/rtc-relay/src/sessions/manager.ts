@@ -1,0 +1,206 @@
+import { type RelayRegistry, RemoteError } from '@streamanchor/bus';
+import type {
+  CreateSessionRequest,
+  CreateSessionResult,
+  NackCode,
+  Receipt,
+} from '@streamanchor/protocol';
+import type { Logger } from '@streamanchor/service-kit';
+import { PeerConnection, type RtcConfig } from 'node-datachannel';
+import type { Config } from '../config';
+import type { ContentHasher, RecordPipeline } from '../records';
+import {
+  candidatesOf,
+  offerProblem,
+  withMaxMessageSize,
+  withoutCandidates,
+  withPublicAddress,
+} from './sdp';
+import { Session, type SessionCounters } from './session';
+
+export interface SessionManagerDeps {
+  config: Config;
+  logger: Logger;
+  pipeline: RecordPipeline;
+  hash: ContentHasher;
+  registry: RelayRegistry;
+  counters: SessionCounters;
+}
+
+/** The node-datachannel configuration every session's PeerConnection gets. */
+export function rtcConfigFor(config: Config): RtcConfig {
+  const rtc: RtcConfig = {
+    iceServers: config.ice.servers,
+    bindAddress: config.ice.bindAddress,
+    // One byte above the advertised limit: libdatachannel truncates larger incoming
+    // messages to its own limit, so a too-large message arrives as limit+1 bytes and is
+    // nacked `message_too_large` instead of failing to parse.
+    maxMessageSize: config.maxMessageBytes + 1,
+  };
+  if (config.ice.udpPort > 0) {
+    rtc.enableIceUdpMux = true;
+    rtc.portRangeBegin = config.ice.udpPort;
+    rtc.portRangeEnd = config.ice.udpPort;
+  }
+  return rtc;
+}
+
+/** Holds the relay's sessions: creates them from offers, ends them, and routes receipts. */
+export class SessionManager {
+  private readonly sessions = new Map<string, Session>();
+  private creating = 0;
+  private accepting = true;
+  private readonly rtcConfig: RtcConfig;
+
+  constructor(private readonly deps: SessionManagerDeps) {
+    this.rtcConfig = rtcConfigFor(deps.config);
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  ids(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  get(sessionId: string): Session | undefined {
+    return this.sessions.get(sessionId);
+  }
+
+  /** Takes an offer, answers it (ICE gathered, no trickle). Throws RemoteError for refusals. */
+  async create(request: CreateSessionRequest): Promise<CreateSessionResult> {
+    const { config, logger } = this.deps;
+    if (!this.accepting) throw new RemoteError('shutting_down', 'the relay is shutting down');
+    if (Date.now() > request.deadline)
+      throw new RemoteError('deadline_exceeded', 'the request expired before the relay took it');
+    if (request.tokenExpiresAt <= Date.now())
+      throw new RemoteError('token_expired', 'the token has already expired');
+    if (this.sessions.has(request.sessionId))
+      throw new RemoteError('session_exists', 'this session id is taken');
+    if (this.sessions.size + this.creating >= config.maxSessions) {
+      throw new RemoteError(
+        'at_capacity',
+        `this relay holds its maximum of ${config.maxSessions} sessions`,
+      );
+    }
+    const problem = offerProblem(request.offerSdp);
+    if (problem) throw new RemoteError('invalid_sdp', problem);
+
+    this.creating += 1;
+    let session: Session | undefined;
+    try {
+      const pc = new PeerConnection(`s-${request.sessionId}`, this.rtcConfig);
+      session = new Session(pc, {
+        sessionId: request.sessionId,
+        subject: request.subject,
+        topics: request.topics,
+        tokenExpiresAt: request.tokenExpiresAt,
+        relayId: config.relayId,
+        maxMessageBytes: config.maxMessageBytes,
+        maxPayloadBytes: config.maxPayloadBytes,
+        connectTimeoutMs: config.connectTimeoutMs,
+        disconnectTimeoutMs: config.disconnectTimeoutMs,
+        maxBufferedBytes: config.maxBufferedBytes,
+        closeGraceMs: config.closeGraceMs,
+        pipeline: this.deps.pipeline,
+        hash: this.deps.hash,
+        counters: this.deps.counters,
+        logger,
+        onClosed: (closed, reason) => this.onClosed(closed, reason),
+      });
+      this.sessions.set(request.sessionId, session);
+      try {
+        const offer = config.ice.useOfferCandidates
+          ? request.offerSdp
+          : withoutCandidates(request.offerSdp);
+        pc.setRemoteDescription(offer, 'offer');
+      } catch (error) {
+        throw new RemoteError('invalid_sdp', shorten((error as Error).message));
+      }
+      const complete = await session.waitForGathering(config.gatherTimeoutMs);
+      if (session.isClosed)
+        throw new RemoteError(
+          'session_closed',
+          'the session was closed while it was being created',
+        );
+      const local = pc.localDescription();
+      if (!local) throw new RemoteError('invalid_sdp', 'the relay could not answer this offer');
+      if (!complete)
+        logger.warn(
+          { sessionId: request.sessionId },
+          'ICE gathering timed out; answering with what was gathered',
+        );
+      if (Date.now() > request.deadline)
+        throw new RemoteError('deadline_exceeded', 'the answer was ready after the deadline');
+      let answerSdp = withMaxMessageSize(local.sdp, config.maxMessageBytes);
+      if (config.ice.publicAddress)
+        answerSdp = withPublicAddress(answerSdp, config.ice.publicAddress);
+      await this.deps.registry
+        .setSession(
+          request.sessionId,
+          { relayId: config.relayId, subject: request.subject },
+          config.sessionTtlMs,
+        )
+        .catch((error: unknown) =>
+          logger.warn(
+            { err: error, sessionId: request.sessionId },
+            'could not register the session route',
+          ),
+        );
+      logger.debug(
+        { sessionId: request.sessionId, candidates: candidatesOf(answerSdp) },
+        'session answered',
+      );
+      return { answerSdp };
+    } catch (error) {
+      session?.close('creation failed');
+      if (error instanceof RemoteError) throw error;
+      logger.error({ err: error, sessionId: request.sessionId }, 'could not create a session');
+      throw new RemoteError('internal_error', 'the relay could not create the session');
+    } finally {
+      this.creating -= 1;
+    }
+  }
+
+  /** Ends a session (delivering the acks it is owed first); false if this relay does not hold it. */
+  async delete(sessionId: string): Promise<boolean> {
+    const session = this.sessions.get(sessionId);
+    if (!session) return false;
+    await session.end('deleted');
+    return true;
+  }
+
+  deliverReceipt(sessionId: string, receipt: Receipt): boolean {
+    const session = this.sessions.get(sessionId);
+    return session ? session.deliverReceipt(receipt) : false;
+  }
+
+  /** Refuses new sessions from now on. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Ends every session, answering later publishes with `code`. */
+  async endAll(reason: string, code: NackCode): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((session) => session.end(reason, code)));
+  }
+
+  private onClosed(session: Session, reason: string): void {
+    if (this.sessions.get(session.id) !== session) return;
+    this.sessions.delete(session.id);
+    this.deps.logger.debug({ sessionId: session.id, reason }, 'session removed');
+    this.deps.registry
+      .deleteSession(session.id)
+      .catch((error: unknown) =>
+        this.deps.logger.warn(
+          { err: error, sessionId: session.id },
+          'could not delete the session route',
+        ),
+      );
+  }
+}
+
+function shorten(text: string): string {
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}

@@ -1,0 +1,59 @@
+import { describe, expect, test } from 'vitest';
+import {
+  candidatesOf,
+  offerProblem,
+  withMaxMessageSize,
+  withoutCandidates,
+  withPublicAddress,
+} from './sdp';
+
+const answer = [
+  'v=0',
+  'o=rtc 1 0 IN IP4 127.0.0.1',
+  's=-',
+  't=0 0',
+  'a=fingerprint:sha-256 AA:BB',
+  'm=application 50000 UDP/DTLS/SCTP webrtc-datachannel',
+  'a=sctp-port:5000',
+  'a=max-message-size:4097',
+  'a=candidate:1 1 UDP 2114977791 172.17.0.2 50000 typ host',
+  'a=candidate:2 1 UDP 2116026111 fd00::2 50000 typ host',
+  'a=end-of-candidates',
+  '',
+].join('\r\n');
+
+describe('sdp helpers', () => {
+  test('default: a data-channel offer passes, others are explained', () => {
+    expect(offerProblem(answer)).toBeUndefined();
+    expect(offerProblem('hello')).toMatch(/v=0/);
+    expect(
+      offerProblem(answer.replace(/m=application.*\r\n/, 'm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n')),
+    ).toMatch(/data channel/);
+    expect(offerProblem(answer.replace(/a=fingerprint.*\r\n/, ''))).toMatch(/fingerprint/);
+  });
+
+  test('behavior: offer candidates are dropped, the rest kept byte for byte', () => {
+    const stripped = withoutCandidates(answer);
+    expect(candidatesOf(stripped)).toEqual([]);
+    expect(stripped).not.toContain('end-of-candidates');
+    expect(stripped).toBe(answer.replace(/a=(candidate|end-of-candidates).*\r\n/g, ''));
+  });
+
+  test('behavior: the advertised max-message-size is replaced or added', () => {
+    expect(withMaxMessageSize(answer, 4096)).toContain('a=max-message-size:4096\r\n');
+    const without = answer.replace('a=max-message-size:4097\r\n', '');
+    expect(withMaxMessageSize(without, 4096)).toContain(
+      'a=sctp-port:5000\r\na=max-message-size:4096\r\n',
+    );
+  });
+
+  test('behavior: a public address is added once per port, after the host candidates', () => {
+    const sdp = withPublicAddress(answer, '203.0.113.7');
+    expect(candidatesOf(sdp)).toEqual([
+      'candidate:1 1 UDP 2114977791 172.17.0.2 50000 typ host',
+      'candidate:pub1 1 UDP 2114977791 203.0.113.7 50000 typ host',
+      'candidate:2 1 UDP 2116026111 fd00::2 50000 typ host',
+    ]);
+    expect(sdp.endsWith('\r\n')).toBe(true);
+  });
+});

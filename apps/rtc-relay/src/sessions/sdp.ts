@@ -1,0 +1,70 @@
+/** Small, line-based SDP helpers: the relay only inspects offers and touches two attributes of its answers. */
+
+const EOL = /\r?\n/;
+
+/** Why an offer cannot carry our data channel, or undefined when it looks usable. */
+export function offerProblem(sdp: string): string | undefined {
+  if (!sdp.startsWith('v=0')) return 'not an SDP description (must start with v=0)';
+  const lines = sdp.split(EOL);
+  if (
+    !lines.some((line) =>
+      /^m=application \d+ (UDP\/DTLS\/SCTP webrtc-datachannel|DTLS\/SCTP \d+)/.test(line),
+    )
+  ) {
+    return 'no data channel section (m=application … webrtc-datachannel)';
+  }
+  if (!lines.some((line) => line.startsWith('a=fingerprint:')))
+    return 'no DTLS fingerprint (a=fingerprint)';
+  return undefined;
+}
+
+/**
+ * The offer without its ICE candidates (and without end-of-candidates): the relay then
+ * never sends to addresses an offer names, and learns each client's address from the
+ * client's own connectivity checks (peer-reflexive), as an ICE-lite server would.
+ */
+export function withoutCandidates(sdp: string): string {
+  return sdp
+    .split(/(?<=\n)/)
+    .filter((line) => !line.startsWith('a=candidate:') && !line.startsWith('a=end-of-candidates'))
+    .join('');
+}
+
+/** Sets (or adds, under the m=application section) the a=max-message-size a peer may send. */
+export function withMaxMessageSize(sdp: string, bytes: number): string {
+  if (/^a=max-message-size:\d+/m.test(sdp))
+    return sdp.replace(/^a=max-message-size:\d+/m, `a=max-message-size:${bytes}`);
+  return sdp.replace(/^(a=sctp-port:\d+)(\r?\n)/m, `$1$2a=max-message-size:${bytes}$2`);
+}
+
+/**
+ * Adds, for each UDP host candidate, a copy at `address` (same port): the address clients
+ * reach the relay at when it sits behind 1:1 NAT or in a container with a published port.
+ */
+export function withPublicAddress(sdp: string, address: string): string {
+  const seen = new Set<string>();
+  let n = 0;
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const out: string[] = [];
+  for (const line of sdp.split(EOL)) {
+    out.push(line);
+    const match = /^a=candidate:\S+ (\d+) (udp|UDP) (\d+) (\S+) (\d+) typ host(.*)$/.exec(line);
+    if (!match) continue;
+    const [, component, transport, priority, host, port, rest] = match;
+    if (host === address || seen.has(port!)) continue;
+    seen.add(port!);
+    n += 1;
+    out.push(
+      `a=candidate:pub${n} ${component} ${transport} ${priority} ${address} ${port} typ host${rest}`,
+    );
+  }
+  return out.join(eol);
+}
+
+/** The candidate lines of a description, for logs and reports. */
+export function candidatesOf(sdp: string): string[] {
+  return sdp
+    .split(EOL)
+    .filter((line) => line.startsWith('a=candidate:'))
+    .map((line) => line.slice('a='.length));
+}

@@ -1,0 +1,373 @@
+/**
+ * The relay end to end: the app runs in this process, the WebRTC client in a child
+ * process (test/support/client-process.ts), the gateway's part is played through the
+ * real control queue (requestReply), and a Worker on the real `records` queue stands in
+ * for chain-writer. Redis is real; nothing is mocked.
+ *
+ * node-datachannel's process-wide cleanup() is not called here: it made the vitest
+ * worker exit abnormally; the worker process ends anyway (main.ts calls it on shutdown).
+ */
+import {
+  createQueue,
+  createQueueEvents,
+  createRelayRegistry,
+  jobIds,
+  RemoteError,
+  requestReply,
+} from '@streamanchor/bus';
+import {
+  type AckMessage,
+  canonicalPayload,
+  contentHashOf,
+  type NackMessage,
+  type Receipt,
+  type ServerMessage,
+} from '@streamanchor/protocol';
+import { afterEach, describe, expect, test } from 'vitest';
+import { ClientProcess } from './support/client';
+import { newSessionId, startTestRelay, type TestRelay } from './support/relay';
+
+let relay: TestRelay | undefined;
+let client: ClientProcess | undefined;
+
+afterEach(async () => {
+  await client?.stop();
+  client = undefined;
+  await relay?.close();
+  relay = undefined;
+});
+
+const isAck = (id: string) => (m: ServerMessage) => m.type === 'ack' && m.id === id;
+const answerTo = (id: string) => (m: ServerMessage) =>
+  (m.type === 'ack' || m.type === 'nack') && m.id === id;
+const publish = (id: string, payload: unknown, topic = 'demo') =>
+  JSON.stringify({ type: 'publish', id, topic, payload });
+
+async function setup(
+  env: Record<string, string> = {},
+): Promise<{ relay: TestRelay; client: ClientProcess }> {
+  const [r, c] = await Promise.all([startTestRelay(env), ClientProcess.spawn()]);
+  relay = r;
+  client = c;
+  return { relay: r, client: c };
+}
+
+describe('rtc-relay', () => {
+  test('default: hello, then a publish is acked after its record was queued', async () => {
+    const { relay, client } = await setup();
+    await relay.startWriter();
+    const { sessionId, answerSdp, hello } = await relay.connect(client, {
+      topics: ['demo', 'other'],
+    });
+
+    // One muxed UDP port for every session; the SDP advertises MAX_MESSAGE_BYTES.
+    const candidates = answerSdp.split(/\r?\n/).filter((line) => line.startsWith('a=candidate:'));
+    expect(candidates).toEqual([
+      expect.stringContaining(`127.0.0.1 ${relay.config.ice.udpPort} typ host`),
+    ]);
+    expect(answerSdp).toMatch(/^a=max-message-size:4096\r?$/m);
+
+    expect(hello).toEqual({
+      type: 'hello',
+      protocol: 'streamanchor.v1',
+      sessionId,
+      subject: 'alice',
+      topics: ['demo', 'other'],
+      maxPayloadBytes: 1024,
+      maxMessageBytes: 4096,
+    });
+
+    const payload = { b: [1, 2.5, 'ü'], a: { z: null, y: true } };
+    client.send(publish('p1', payload));
+    const ack = (await client.message(isAck('p1'))) as AckMessage;
+    const canonical = canonicalPayload(payload);
+    expect(ack.contentHash).toBe(contentHashOf(canonical));
+    expect(ack.recordId).toMatch(/^0x[0-9a-f]{64}$/);
+
+    await expect.poll(() => relay.recordJobs.length).toBe(1);
+    expect(relay.recordJobs[0]!.records).toEqual([
+      {
+        recordId: ack.recordId,
+        topic: 'demo',
+        subject: 'alice',
+        contentHash: ack.contentHash,
+        acceptedAt: ack.acceptedAt,
+        payload: canonical,
+        relayId: relay.app.relayId,
+        sessionId,
+      },
+    ]);
+
+    // The relay is in the registry, and it keeps the session's route alive.
+    const registry = createRelayRegistry({ redis: relay.redis, keys: relay.bus.keys });
+    await expect
+      .poll(async () => (await registry.live(5_000)).map((r) => [r.relayId, r.sessions]))
+      .toEqual([[relay.app.relayId, 1]]);
+    expect(await registry.getSession(sessionId)).toEqual({
+      relayId: relay.app.relayId,
+      subject: 'alice',
+    });
+  });
+
+  test('behavior: records from a burst are grouped into fewer jobs, acked in order', async () => {
+    const { relay, client } = await setup();
+    await relay.startWriter();
+    await relay.connect(client);
+    const summary = await client.publishMany({
+      count: 200,
+      payloadBytes: 200,
+      topic: 'demo',
+      idPrefix: 'b',
+      listAcks: true,
+    });
+    expect(summary).toMatchObject({ acks: 200, nacks: 0 });
+    expect(summary.acked!.map((a) => a.id)).toEqual(Array.from({ length: 200 }, (_, i) => `b${i}`));
+
+    await expect
+      .poll(() => relay.recordJobs.reduce((n, job) => n + job.records.length, 0))
+      .toBe(200);
+    expect(relay.recordJobs.length).toBeLessThan(200);
+    const queued = relay.recordJobs.flatMap((job) => job.records.map((r) => r.recordId));
+    expect(queued).toEqual(summary.acked!.map((a) => a.recordId));
+    expect(relay.app.stats()).toMatchObject({
+      acks: 200,
+      jobsAdded: relay.recordJobs.length,
+      recordsQueued: 200,
+    });
+  });
+
+  test('behavior: each invalid message gets its nack code and the session keeps working', async () => {
+    const { relay, client } = await setup();
+    await relay.connect(client, { topics: ['demo'] });
+    const cases: [string, string, string | null][] = [
+      ['{"type":"publish",', 'malformed_message', null],
+      ['[1,2,3]', 'malformed_message', null],
+      ['"just a string"', 'malformed_message', null],
+      [JSON.stringify({ type: 'subscribe', id: 'u1', topic: 'demo' }), 'invalid_message', 'u1'],
+      [JSON.stringify({ type: 'publish', id: 'm1', topic: 'demo' }), 'invalid_message', 'm1'],
+      [
+        JSON.stringify({ type: 'publish', id: 'x1', topic: 'demo', payload: 1, extra: true }),
+        'invalid_message',
+        'x1',
+      ],
+      [
+        JSON.stringify({ type: 'publish', id: 'bad-topic', topic: 'Not A Topic', payload: 1 }),
+        'invalid_message',
+        'bad-topic',
+      ],
+      [publish('big-payload', 'z'.repeat(1100)), 'payload_too_large', 'big-payload'],
+      [
+        '{"type":"publish","id":"surrogate","topic":"demo","payload":"\\ud800"}',
+        'invalid_payload',
+        'surrogate',
+      ],
+      [publish('forbidden', 1, 'secret'), 'topic_not_allowed', 'forbidden'],
+    ];
+    for (const [text] of cases) client.send(text);
+    client.send(publish('valid-after', { ok: true }));
+
+    const answers: ServerMessage[] = [];
+    for (let i = 0; i < cases.length + 1; i++) {
+      answers.push(await client.message((m) => m.type === 'ack' || m.type === 'nack'));
+    }
+    // One answer per message, in arrival order.
+    expect(
+      answers.slice(0, -1).map((m) => [(m as NackMessage).code, (m as NackMessage).id]),
+    ).toEqual(cases.map(([, code, id]) => [code, id]));
+    for (const nack of answers.slice(0, -1))
+      expect((nack as NackMessage).message.length).toBeGreaterThan(0);
+    expect(answers.at(-1)).toMatchObject({ type: 'ack', id: 'valid-after' });
+    expect(relay.app.stats().nacks).toEqual({
+      malformed_message: 3,
+      invalid_message: 4,
+      payload_too_large: 1,
+      invalid_payload: 1,
+      topic_not_allowed: 1,
+    });
+  });
+
+  test('behavior: a message over the advertised size from a client that ignores it is nacked message_too_large', async () => {
+    const { relay, client } = await setup();
+    const offerSdp = await client.offer();
+    const { answerSdp } = await relay.createSession({ offerSdp });
+    // Plays a non-compliant client: it pretends the relay allowed 64 KiB messages.
+    client.command({ cmd: 'answer', sdp: answerSdp, maxMessageSize: 65536 });
+    await client.waitFor((e) => e.event === 'open');
+    await client.message((m) => m.type === 'hello');
+    client.send(publish('huge', 'h'.repeat(20_000)));
+    client.send(publish('fine', 'small'));
+    expect(await client.message((m) => m.type === 'ack' || m.type === 'nack')).toMatchObject({
+      type: 'nack',
+      id: null,
+      code: 'message_too_large',
+    });
+    expect(await client.message(answerTo('fine'))).toMatchObject({ type: 'ack' });
+  });
+
+  test('behavior: receipts reach the session over the data channel', async () => {
+    const { relay, client } = await setup();
+    const { sessionId } = await relay.connect(client);
+    const receipt: Receipt = {
+      recordId: `0x${'11'.repeat(32)}`,
+      topic: 'demo',
+      subject: 'alice',
+      contentHash: `0x${'22'.repeat(32)}`,
+      acceptedAt: 1_700_000_000_000,
+      leafHash: `0x${'33'.repeat(32)}`,
+      leafIndex: 0,
+      proof: [`0x${'44'.repeat(32)}`],
+      batchId: `0x${'55'.repeat(32)}`,
+      merkleRoot: `0x${'66'.repeat(32)}`,
+      recordCount: 2,
+      chainId: 31337,
+      contract: `0x${'77'.repeat(20)}`,
+      txHash: `0x${'88'.repeat(32)}`,
+      blockNumber: 12,
+      blockHash: `0x${'99'.repeat(32)}`,
+      logIndex: 0,
+    };
+    const receipts = createQueue(relay.bus, 'receipts', relay.app.relayId);
+    const events = createQueueEvents(relay.bus, 'receipts', relay.app.relayId);
+    try {
+      await events.waitUntilReady();
+      const job = await receipts.add('receiptBatch', {
+        receipts: [
+          { sessionId, receipt },
+          { sessionId: newSessionId(), receipt },
+        ],
+      });
+      expect(await job.waitUntilFinished(events, 10_000)).toEqual({ delivered: 1 });
+      expect(await client.message((m) => m.type === 'receipt')).toEqual({
+        type: 'receipt',
+        receipt,
+      });
+      expect(relay.app.stats()).toMatchObject({ receiptsDelivered: 1, receiptsUndeliverable: 1 });
+    } finally {
+      await events.close();
+      await receipts.close();
+    }
+  });
+
+  test('behavior: deleteSession closes the session and its route', async () => {
+    const { relay, client } = await setup();
+    const { sessionId } = await relay.connect(client);
+    const registry = createRelayRegistry({ redis: relay.redis, keys: relay.bus.keys });
+    expect(await registry.getSession(sessionId)).toBeDefined();
+    const remove = (nonce: string) =>
+      requestReply(
+        relay.control,
+        relay.controlEvents,
+        'deleteSession',
+        { sessionId, deadline: Date.now() + 5_000 },
+        { jobId: jobIds.deleteSession(sessionId, nonce), timeoutMs: 5_000 },
+      );
+    expect(await remove('a')).toEqual({ deleted: true });
+    await client.waitFor((e) => e.event === 'closed');
+    expect(relay.app.stats().sessions).toBe(0);
+    await expect.poll(() => registry.getSession(sessionId)).toBeUndefined();
+    expect(await remove('b')).toEqual({ deleted: false });
+  });
+
+  test('behavior: the session ends when the client closes its channel', async () => {
+    const { relay, client } = await setup();
+    const { sessionId } = await relay.connect(client);
+    client.command({ cmd: 'close' });
+    await expect.poll(() => relay.app.stats().sessions, { timeout: 10_000 }).toBe(0);
+    const registry = createRelayRegistry({ redis: relay.redis, keys: relay.bus.keys });
+    await expect.poll(() => registry.getSession(sessionId)).toBeUndefined();
+  });
+
+  test('behavior: the session closes when its token expires', async () => {
+    const { relay, client } = await setup();
+    await relay.connect(client, { tokenExpiresAt: Date.now() + 1500 });
+    client.send(publish('before-expiry', 1));
+    expect(await client.message(answerTo('before-expiry'))).toMatchObject({ type: 'ack' });
+    await client.waitFor((e) => e.event === 'closed');
+    expect(relay.app.stats().sessions).toBe(0);
+  });
+
+  test('behavior: a data channel with another label is refused', async () => {
+    const { relay, client } = await setup();
+    const offerSdp = await client.offer({ label: 'chat' });
+    const { answerSdp } = await relay.createSession({ offerSdp });
+    client.command({ cmd: 'answer', sdp: answerSdp });
+    await client.waitFor((e) => e.event === 'closed');
+    expect(client.messages()).toEqual([]);
+  });
+
+  test('behavior: stop() acks only queued records, closes sessions and leaves the registry', async () => {
+    const { relay, client } = await setup();
+    await relay.startWriter();
+    await relay.connect(client);
+    client.command({
+      cmd: 'publish',
+      count: 2000,
+      payloadBytes: 200,
+      topic: 'demo',
+      idPrefix: 's',
+      listAcks: true,
+    });
+    await expect.poll(() => relay.app.stats().acks).toBeGreaterThan(0);
+    await relay.app.stop();
+    await client.waitFor((e) => e.event === 'closed');
+    const stats = relay.app.stats();
+    expect(stats.sessions).toBe(0);
+    // Every ack the relay sent is for a record that reached the records queue.
+    await expect
+      .poll(() => relay.recordJobs.reduce((n, job) => n + job.records.length, 0))
+      .toBe(stats.recordsQueued);
+    expect(stats.acks).toBe(stats.recordsQueued);
+    const registry = createRelayRegistry({ redis: relay.redis, keys: relay.bus.keys });
+    expect(await registry.live(5_000)).toEqual([]);
+  });
+
+  test('error: an offer that is not usable SDP is refused with invalid_sdp', async () => {
+    const { relay, client } = await setup();
+    const garbage = await relay.createSession({ offerSdp: 'hello' }).catch((e: unknown) => e);
+    expect(garbage).toBeInstanceOf(RemoteError);
+    expect(garbage).toMatchObject({ code: 'invalid_sdp' });
+
+    // Looks like SDP with a data channel, but libdatachannel refuses it (no ICE credentials).
+    const offer = await client.offer();
+    const broken = offer.replace(/^a=ice-(ufrag|pwd):.*\r?\n/gm, '');
+    const refused = await relay.createSession({ offerSdp: broken }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'invalid_sdp', detail: expect.stringMatching(/ICE/) });
+    expect(relay.app.stats().sessions).toBe(0);
+  });
+
+  test('error: a createSession past its deadline is dropped', async () => {
+    const { relay, client } = await setup();
+    const offerSdp = await client.offer();
+    const error = await relay
+      .createSession({ offerSdp, deadline: Date.now() - 1 })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'deadline_exceeded' });
+    expect(relay.app.stats().sessions).toBe(0);
+  });
+
+  test('error: over MAX_SESSIONS a session is refused with at_capacity', async () => {
+    const { relay, client } = await setup({ MAX_SESSIONS: '1' });
+    const offerSdp = await client.offer();
+    await relay.createSession({ offerSdp });
+    const error = await relay.createSession({ offerSdp }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'at_capacity' });
+  });
+
+  test('error: when Redis refuses the records job, publishes are nacked unavailable', async () => {
+    const { relay, client } = await setup();
+    await relay.connect(client);
+    // BullMQ's add script INCRs the queue's id counter: a non-integer there makes Redis
+    // refuse every add on the records queue (and only there).
+    const idKey = `${relay.bus.keys.bull}:records:id`;
+    await relay.redis.set(idKey, 'not-a-number');
+    client.send(publish('refused', 1));
+    expect(await client.message(answerTo('refused'))).toMatchObject({
+      type: 'nack',
+      code: 'unavailable',
+    });
+    await relay.redis.del(idKey);
+    client.send(publish('accepted', 2));
+    expect(await client.message(answerTo('accepted'))).toMatchObject({ type: 'ack' });
+    expect(relay.app.stats()).toMatchObject({ failedAdds: 1, recordsRefused: 1 });
+  });
+});

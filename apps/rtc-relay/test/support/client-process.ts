@@ -1,0 +1,200 @@
+/**
+ * A WebRTC test client in its own process (two node-datachannel peers in one process
+ * stall under load). Reads JSON commands, one per line, on stdin; writes JSON events,
+ * one per line, on stdout.
+ *
+ * Commands:
+ *   {"cmd":"offer","label"?,"protocol"?}         → {"event":"offer","sdp"} once gathering completed
+ *   {"cmd":"answer","sdp","maxMessageSize"?}     maxMessageSize rewrites the answer's a=max-message-size
+ *                                                (plays a client that ignores the relay's limit)
+ *   {"cmd":"send","text"}                        → {"event":"sendError","message"} if the send throws
+ *   {"cmd":"publish","count","payloadBytes","topic","idPrefix","listAcks"?}
+ *                                                sends `count` publishes as fast as the channel takes them;
+ *                                                their replies are counted, not printed, and
+ *                                                {"event":"published","acks","nacks","codes","elapsedMs","acked":[…]}
+ *                                                follows once each got its answer
+ *   {"cmd":"close"}                              closes the channel and the peer connection
+ * Events: open, closed (the data channel), state (peer connection), message {"data"}, error.
+ */
+import { createInterface } from 'node:readline';
+import nodeDataChannel, {
+  type DataChannel,
+  type LogLevel,
+  type PeerConnection,
+} from 'node-datachannel';
+
+type Command =
+  | { cmd: 'offer'; label?: string; protocol?: string }
+  | { cmd: 'answer'; sdp: string; maxMessageSize?: number }
+  | { cmd: 'send'; text: string }
+  | {
+      cmd: 'publish';
+      count: number;
+      payloadBytes: number;
+      topic: string;
+      idPrefix: string;
+      listAcks?: boolean;
+    }
+  | { cmd: 'close' };
+
+interface PublishRun {
+  prefix: string;
+  total: number;
+  answered: number;
+  acks: number;
+  nacks: number;
+  codes: Record<string, number>;
+  acked: { id: string; recordId: string; contentHash: string }[] | undefined;
+  startedAt: number;
+}
+
+const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
+
+let pc: PeerConnection | undefined;
+let dc: DataChannel | undefined;
+let run: PublishRun | undefined;
+const waiters: (() => void)[] = [];
+
+function onMessage(message: string | Buffer | ArrayBuffer): void {
+  if (typeof message !== 'string') {
+    emit({ event: 'binary' });
+    return;
+  }
+  if (run && message.includes(`"id":"${run.prefix}`)) {
+    const data = JSON.parse(message) as {
+      type: string;
+      id: string;
+      recordId: string;
+      contentHash: string;
+      code?: string;
+    };
+    run.answered += 1;
+    if (data.type === 'ack') {
+      run.acks += 1;
+      run.acked?.push({ id: data.id, recordId: data.recordId, contentHash: data.contentHash });
+    } else {
+      run.nacks += 1;
+      run.codes[data.code ?? '?'] = (run.codes[data.code ?? '?'] ?? 0) + 1;
+    }
+    if (run.answered === run.total) {
+      const { acks, nacks, codes, acked, startedAt } = run;
+      run = undefined;
+      emit({ event: 'published', acks, nacks, codes, elapsedMs: Date.now() - startedAt, acked });
+    }
+    return;
+  }
+  emit({ event: 'message', data: JSON.parse(message) });
+}
+
+async function publish(command: Extract<Command, { cmd: 'publish' }>): Promise<void> {
+  const channel = dc;
+  if (!channel) {
+    emit({ event: 'error', message: 'no channel' });
+    return;
+  }
+  run = {
+    prefix: command.idPrefix,
+    total: command.count,
+    answered: 0,
+    acks: 0,
+    nacks: 0,
+    codes: {},
+    acked: command.listAcks ? [] : undefined,
+    startedAt: Date.now(),
+  };
+  const filler = 'x'.repeat(Math.max(0, command.payloadBytes - 20));
+  channel.setBufferedAmountLowThreshold(256 * 1024);
+  for (let i = 0; i < command.count; i++) {
+    while (channel.bufferedAmount() > 1024 * 1024) {
+      await new Promise<void>((resolve) => waiters.push(resolve));
+    }
+    const payload = { n: i, fill: filler };
+    channel.sendMessage(
+      JSON.stringify({
+        type: 'publish',
+        id: `${command.idPrefix}${i}`,
+        topic: command.topic,
+        payload,
+      }),
+    );
+  }
+}
+
+function handle(command: Command): void {
+  switch (command.cmd) {
+    case 'offer': {
+      pc = new nodeDataChannel.PeerConnection('client', {
+        iceServers: [],
+        bindAddress: '127.0.0.1',
+      });
+      const peer = pc;
+      peer.onStateChange((state) => emit({ event: 'state', state }));
+      peer.onGatheringStateChange((state) => {
+        if (state === 'complete') emit({ event: 'offer', sdp: peer.localDescription()?.sdp });
+      });
+      dc = peer.createDataChannel(command.label ?? 'records', {
+        protocol: command.protocol ?? 'streamanchor.v1',
+      });
+      dc.onOpen(() => emit({ event: 'open' }));
+      dc.onClosed(() => emit({ event: 'closed' }));
+      dc.onError((error) => emit({ event: 'error', message: error }));
+      dc.onMessage(onMessage);
+      dc.onBufferedAmountLow(() => {
+        for (const wake of waiters.splice(0)) wake();
+      });
+      return;
+    }
+    case 'answer': {
+      const sdp = command.maxMessageSize
+        ? command.sdp.replace(
+            /a=max-message-size:\d+/,
+            `a=max-message-size:${command.maxMessageSize}`,
+          )
+        : command.sdp;
+      pc?.setRemoteDescription(sdp, 'answer');
+      return;
+    }
+    case 'send':
+      try {
+        dc?.sendMessage(command.text);
+      } catch (error) {
+        emit({ event: 'sendError', message: (error as Error).message });
+      }
+      return;
+    case 'publish':
+      void publish(command).catch((error: unknown) =>
+        emit({ event: 'error', message: String(error) }),
+      );
+      return;
+    case 'close':
+      try {
+        dc?.close();
+        pc?.close();
+      } catch {}
+      return;
+  }
+}
+
+if (process.env.NDC_LOG) {
+  nodeDataChannel.initLogger(process.env.NDC_LOG as LogLevel, (level, message) =>
+    process.stderr.write(`[client ${level}] ${message}\n`),
+  );
+}
+
+const lines = createInterface({ input: process.stdin });
+lines.on('line', (line) => {
+  try {
+    handle(JSON.parse(line) as Command);
+  } catch (error) {
+    emit({ event: 'error', message: (error as Error).message });
+  }
+});
+lines.on('close', () => {
+  try {
+    dc?.close();
+    pc?.close();
+  } catch {}
+  nodeDataChannel.cleanup();
+  process.exit(0);
+});
+emit({ event: 'ready' });
