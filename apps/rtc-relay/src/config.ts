@@ -12,7 +12,7 @@ const Int = (options: {
 }) => Type.Integer(options);
 
 /** Every environment variable the relay reads; `description` is what a bad value's error shows. */
-export const EnvSchema = Type.Object({
+export const ConfigSchema = Type.Object({
   LOG_LEVEL: LogLevelSchema,
   REDIS_URL: Type.String({
     default: 'redis://127.0.0.1:6379',
@@ -159,7 +159,7 @@ export interface Config {
   closeGraceMs: number;
 }
 
-export type Env = Static<typeof EnvSchema>;
+export type Env = Static<typeof ConfigSchema>;
 
 export function defaultRelayId(): string {
   const host = hostname()
@@ -170,7 +170,7 @@ export function defaultRelayId(): string {
 
 /** Reads the relay's configuration; throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  const e = parseEnv('rtc-relay', EnvSchema, env);
+  const e = parseEnv('rtc-relay', ConfigSchema, env);
   return {
     logLevel: e.LOG_LEVEL as LogLevel,
     redisUrl: e.REDIS_URL,
