@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 // vitest.config.ts (its project). The forge tests run separately (see infra/test-runner).
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'apps/*', 'contracts', 'infra/*'],
+    // apps/*/e2e: end-to-end projects (the whole stack and a browser), e.g. apps/web/e2e.
+    projects: ['packages/*', 'apps/*', 'apps/*/e2e', 'contracts', 'infra/*'],
   },
 });

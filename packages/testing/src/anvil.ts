@@ -39,6 +39,11 @@ export interface StartAnvilOptions {
   chainId?: number;
   /** Extra CLI arguments. */
   args?: string[];
+  /**
+   * Run anvil in its own process group, so a terminal's Ctrl-C reaches only the parent
+   * (which then stops anvil itself, after the services that use it). Default false.
+   */
+  detached?: boolean;
 }
 
 /** Starts a real anvil and resolves once it listens. */
@@ -55,7 +60,10 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
   ];
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime));
   args.push(...(options.args ?? []));
-  const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(anvilBinary(), args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
+  });
   let output = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(

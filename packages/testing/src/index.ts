@@ -16,4 +16,5 @@ export {
   type TestDatabaseKind,
 } from './database';
 export { getFreePort } from './ports';
+export { createThrowawayPostgres, type ThrowawayPostgres } from './postgres';
 export { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from './redis';

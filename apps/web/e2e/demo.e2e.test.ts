@@ -1,0 +1,214 @@
+/**
+ * The product end to end: a real Chromium opens the demo page served by the gateway,
+ * connects over WHIP-style signaling, publishes records over the WebRTC data channel to the
+ * relay; the writer stores and anchors them on anvil, the indexer sends receipts back, and
+ * the page verifies every proof against the chain. Nothing is mocked.
+ *
+ * Two topologies: Postgres with every service in its own process (as in production), and
+ * PGlite with the writer and indexer sharing one process (the default `pnpm dev`).
+ */
+import { NACK_CODES, verifyReceiptProof } from '@streamanchor/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DemoRecord } from '../src/demo';
+import { type AnchoredBatch, anchoredBatches, type DemoHarness, openDemo } from './harness';
+
+type DatabaseHandle = Awaited<ReturnType<DemoHarness['stack']['openDatabase']>>;
+
+/** Every published record was acked once, got one receipt, and the page verified it. */
+function expectVerifiedRecords(records: DemoRecord[], expected: number): void {
+  expect(records).toHaveLength(expected);
+  const failures = records.filter((record) => record.state !== 'verified');
+  expect(
+    failures.map((r) => ({ seq: r.seq, state: r.state, nack: r.nack, error: r.error })),
+  ).toEqual([]);
+  const recordIds = new Set(records.map((record) => record.recordId));
+  expect(recordIds.size).toBe(expected);
+  for (const record of records) {
+    expect(record.nack).toBeNull();
+    expect(record.receipt?.recordId).toBe(record.recordId);
+    expect(record.receipt?.contentHash).toBe(record.contentHash);
+    expect(record.receipt?.acceptedAt).toBe(record.acceptedAt);
+    expect(record.verification?.valid).toBe(true);
+  }
+}
+
+/**
+ * Re-checks from the test: each receipt's proof leads to its root (in Node, not only in the
+ * browser), and that root is the one the contract emitted for the batch in BatchAnchored.
+ */
+function expectReceiptsMatchChain(
+  records: DemoRecord[],
+  chain: Map<string, AnchoredBatch[]>,
+): Set<string> {
+  const batchIds = new Set<string>();
+  for (const record of records) {
+    const receipt = record.receipt;
+    if (!receipt) throw new Error(`record #${record.seq} has no receipt`);
+    expect(verifyReceiptProof(receipt), `proof of record #${record.seq}`).toBe(true);
+    const events = chain.get(receipt.batchId) ?? [];
+    expect(events, `BatchAnchored events for batch ${receipt.batchId}`).toHaveLength(1);
+    expect(events[0]?.merkleRoot).toBe(receipt.merkleRoot);
+    expect(events[0]?.recordCount).toBe(receipt.recordCount);
+    expect(events[0]?.txHash).toBe(receipt.txHash);
+    expect(events[0]?.blockNumber).toBe(receipt.blockNumber);
+    batchIds.add(receipt.batchId);
+  }
+  return batchIds;
+}
+
+/** Stored exactly once, each in an anchored batch whose root is the chain's. */
+async function expectStoredAndAnchored(
+  handle: DatabaseHandle,
+  records: DemoRecord[],
+  chain: Map<string, AnchoredBatch[]>,
+): Promise<void> {
+  const rows = await handle.db
+    .selectFrom('records')
+    .select(['record_id', 'batch_id', 'leaf_index', 'content_hash', 'topic', 'subject'])
+    .execute();
+  // Only this stack wrote to this database: every row is one of the page's records, once.
+  expect(rows).toHaveLength(records.length);
+  const byId = new Map(rows.map((row) => [row.record_id, row]));
+  expect(byId.size).toBe(records.length);
+  for (const record of records) {
+    const row = byId.get(record.recordId as string);
+    expect(row, `row of record #${record.seq}`).toBeDefined();
+    expect(row?.content_hash).toBe(record.contentHash);
+    expect(row?.batch_id).toBe(record.receipt?.batchId);
+    expect(row?.leaf_index).toBe(record.receipt?.leafIndex);
+    expect(row?.topic).toBe('demo');
+    expect(row?.subject).toBe('demo');
+  }
+
+  const batches = await handle.db.selectFrom('batches').selectAll().execute();
+  const batchIds = new Set(rows.map((row) => row.batch_id));
+  expect(new Set(batches.map((batch) => batch.batch_id))).toEqual(batchIds);
+  for (const batch of batches) {
+    expect(batch.status, `batch ${batch.batch_id}`).toBe('anchored');
+    const events = chain.get(batch.batch_id) ?? [];
+    expect(events).toHaveLength(1);
+    expect(events[0]?.merkleRoot).toBe(batch.merkle_root);
+    expect(events[0]?.recordCount).toBe(batch.record_count);
+    expect(rows.filter((row) => row.batch_id === batch.batch_id)).toHaveLength(batch.record_count);
+  }
+  const anchorEvents = await handle.db.selectFrom('anchor_events').selectAll().execute();
+  expect(anchorEvents.map((event) => event.batch_id).sort()).toEqual([...batchIds].sort());
+  // Every batch on chain is one of ours: nothing anchored twice, nothing anchored empty.
+  expect(new Set(chain.keys())).toEqual(batchIds);
+}
+
+describe('demo end to end on Postgres (every service in its own process)', () => {
+  let demo: DemoHarness;
+  let handle: DatabaseHandle;
+  const starting = new AbortController();
+
+  beforeAll(async () => {
+    demo = await openDemo({ database: 'postgres', signal: starting.signal });
+    handle = await demo.stack.openDatabase();
+  });
+
+  afterAll(async () => {
+    starting.abort();
+    await handle?.close();
+    await demo?.close();
+  });
+
+  it('default: 500 records are acked once, stored once, anchored, and verified in the browser and on chain', async () => {
+    const tally = await demo.publish(500);
+    expect(tally).toEqual({ acked: 500, nacked: 0, failed: 0 });
+
+    const counts = await demo.waitForVerdicts(500);
+    expect(counts).toEqual({
+      sent: 500,
+      acked: 500,
+      nacked: 0,
+      receipts: 500,
+      verified: 500,
+      failed: 0,
+    });
+
+    const records = await demo.records();
+    expectVerifiedRecords(records, 500);
+    const chain = await anchoredBatches(demo.stack);
+    expectReceiptsMatchChain(records, chain);
+    await expectStoredAndAnchored(handle, records, chain);
+    expect(demo.pageErrors).toEqual([]);
+  });
+
+  it('error: invalid messages get nacks with their codes, and the same session keeps publishing', async () => {
+    const before = await demo.counts();
+    expect(await demo.sendInvalid('topic-not-allowed')).toBe('topic_not_allowed');
+    expect(await demo.sendInvalid('payload-too-large')).toBe('payload_too_large');
+    expect(await demo.sendInvalid('malformed-json')).toBe('malformed_message');
+    const nacks = await demo.nacks();
+    expect(nacks.map((nack) => nack.code)).toEqual([
+      'topic_not_allowed',
+      'payload_too_large',
+      'malformed_message',
+    ]);
+    for (const nack of nacks) expect(Object.keys(NACK_CODES)).toContain(nack.code);
+
+    const tally = await demo.publish(20);
+    expect(tally).toEqual({ acked: 20, nacked: 0, failed: 0 });
+    const total = before.sent + 20;
+    const counts = await demo.waitForVerdicts(total);
+    expect(counts).toEqual({
+      sent: total,
+      acked: total,
+      nacked: 3,
+      receipts: total,
+      verified: total,
+      failed: 0,
+    });
+
+    const records = await demo.records();
+    expectVerifiedRecords(records, total);
+    const chain = await anchoredBatches(demo.stack);
+    expectReceiptsMatchChain(records, chain);
+    // The refused messages left no trace: the database holds exactly the acked records.
+    await expectStoredAndAnchored(handle, records, chain);
+    expect(demo.pageErrors).toEqual([]);
+  });
+});
+
+describe('demo end to end on PGlite (writer and indexer share one process)', () => {
+  let demo: DemoHarness;
+  const starting = new AbortController();
+
+  beforeAll(async () => {
+    demo = await openDemo({ database: 'pglite', signal: starting.signal });
+  });
+
+  afterAll(async () => {
+    starting.abort();
+    await demo?.close();
+  });
+
+  it('default: records are verified in the browser, match the chain, and are in PGlite after a clean stop', async () => {
+    expect(demo.stack.database.kind).toBe('pglite');
+    expect(await demo.publish(50)).toEqual({ acked: 50, nacked: 0, failed: 0 });
+    const counts = await demo.waitForVerdicts(50);
+    expect(counts).toEqual({
+      sent: 50,
+      acked: 50,
+      nacked: 0,
+      receipts: 50,
+      verified: 50,
+      failed: 0,
+    });
+    const records = await demo.records();
+    expectVerifiedRecords(records, 50);
+    const chain = await anchoredBatches(demo.stack);
+    expectReceiptsMatchChain(records, chain);
+
+    // PGlite belongs to the chain-services process: open it once the stack has stopped cleanly.
+    await demo.stack.stop();
+    const handle = await demo.stack.openDatabase();
+    try {
+      await expectStoredAndAnchored(handle, records, chain);
+    } finally {
+      await handle.close();
+    }
+    expect(demo.pageErrors).toEqual([]);
+  });
+});

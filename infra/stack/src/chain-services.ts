@@ -1,0 +1,95 @@
+/**
+ * chain-writer and chain-indexer in ONE process, sharing one database handle.
+ *
+ * Why: without DATABASE_URL both services use PGlite, an embedded Postgres that lives in
+ * the process that opened it; two processes must never open the same PGlite folder (each
+ * would take it for its own and corrupt it). So the local stack, when it runs on PGlite,
+ * starts this file instead of the two services' main.ts: it opens the database once,
+ * migrates it, and gives the same handle to both apps' createApp. With DATABASE_URL set
+ * the stack runs them as separate processes, as in production.
+ */
+import { join } from 'node:path';
+import { assertRedisReachable, createKeys, createRedisConnection } from '@streamanchor/bus';
+import * as indexer from '@streamanchor/chain-indexer';
+import * as writer from '@streamanchor/chain-writer';
+import { migrateToLatest, openDatabase } from '@streamanchor/db';
+import {
+  ConfigError,
+  createLogger,
+  createShutdown,
+  exitOnSignals,
+  type LogLevel,
+} from '@streamanchor/service-kit';
+
+async function main(): Promise<void> {
+  let writerConfig: writer.Config;
+  let indexerConfig: indexer.Config;
+  try {
+    writerConfig = writer.loadConfig(process.env);
+    indexerConfig = indexer.loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const level = writerConfig.LOG_LEVEL as LogLevel;
+  const logger = createLogger({ service: 'chain-services', level });
+  const shutdown = createShutdown({ logger });
+  exitOnSignals(shutdown, logger);
+  try {
+    if (writerConfig.DATABASE_URL) {
+      logger.warn(
+        'DATABASE_URL is set: separate chain-writer and chain-indexer processes are the normal setup',
+      );
+    }
+    const database = await openDatabase({
+      databaseUrl: writerConfig.DATABASE_URL,
+      pgliteDir: join(writerConfig.DATA_DIR, 'pglite'),
+    });
+    shutdown.add(() => database.close());
+    await migrateToLatest(database.db);
+    logger.info(
+      { kind: database.kind, location: database.location },
+      'database ready (shared by writer and indexer)',
+    );
+
+    const writerRedis = createRedisConnection(writerConfig.REDIS_URL, 'chain-writer');
+    shutdown.add(() => void writerRedis.disconnect());
+    await assertRedisReachable(writerRedis, writerConfig.REDIS_URL);
+    const indexerRedis = createRedisConnection(indexerConfig.redisUrl, 'chain-indexer');
+    shutdown.add(() => void indexerRedis.disconnect());
+    await assertRedisReachable(indexerRedis, indexerConfig.redisUrl);
+
+    const writerApp = writer.createApp({
+      config: writerConfig,
+      logger: createLogger({ service: 'chain-writer', level }),
+      redis: writerRedis,
+      keys: createKeys(writerConfig.REDIS_PREFIX),
+      db: database.db,
+    });
+    await writerApp.start();
+    shutdown.add(() => writerApp.stop());
+
+    const indexerApp = indexer.createApp({
+      config: indexerConfig,
+      logger: createLogger({ service: 'chain-indexer', level: indexerConfig.logLevel }),
+      redis: indexerRedis,
+      keys: createKeys(indexerConfig.redisPrefix),
+      db: database.db,
+    });
+    await indexerApp.start();
+    shutdown.add(() => indexerApp.stop());
+    logger.info('chain-writer and chain-indexer started');
+  } catch (error) {
+    logger.fatal(
+      { err: error, details: (error as { details?: unknown }).details },
+      'chain services failed to start',
+    );
+    await shutdown.run('start-up failure');
+    process.exit(1);
+  }
+}
+
+void main();

@@ -1,0 +1,81 @@
+import { resolve } from 'node:path';
+import { type Static, Type } from '@sinclair/typebox';
+import { LogLevelSchema, parseEnv } from '@streamanchor/service-kit';
+import { REPO_ROOT } from './paths';
+
+const Port = (description: string, defaultValue?: number) =>
+  Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    description,
+    ...(defaultValue === undefined ? {} : { default: defaultValue }),
+  });
+
+/**
+ * The local stack's own settings. Variables that the services also read (DATABASE_URL,
+ * REDIS_URL, REDIS_PREFIX, PORT, ICE_UDP_PORT, JWT_SECRET, DATA_DIR, LOG_LEVEL) keep their
+ * meaning; the stack passes them on to the services that use them.
+ */
+export const StackConfigSchema = Type.Object({
+  DATABASE_URL: Type.Optional(
+    Type.String({
+      pattern: '^postgres(ql)?://',
+      description:
+        'postgres:// URL; when unset the chain services share one embedded PGlite in DATA_DIR',
+    }),
+  ),
+  REDIS_URL: Type.Optional(
+    Type.String({
+      pattern: '^rediss?://',
+      description: 'redis:// URL; when unset the stack uses 127.0.0.1:6379 or starts redis-server',
+    }),
+  ),
+  REDIS_PREFIX: Type.String({
+    minLength: 1,
+    pattern: '^[^:\\s]+$',
+    default: 'sa-dev',
+    description:
+      'Redis key prefix; the dev stack discards queued work under it at start (the chain is fresh)',
+  }),
+  HOST: Type.String({
+    minLength: 1,
+    default: '127.0.0.1',
+    description: 'address the signaling gateway listens on',
+  }),
+  PORT: Port('HTTP port of the signaling gateway (and the demo page)', 8080),
+  ANVIL_PORT: Port('port of the local anvil chain', 8545),
+  ANVIL_BLOCK_TIME: Type.Integer({
+    minimum: 0,
+    default: 1,
+    description: 'seconds between anvil blocks; 0 mines a block per transaction',
+  }),
+  DATA_DIR: Type.String({
+    minLength: 1,
+    default: '.data',
+    description: 'folder for local state (PGlite, the JWT secret); relative to the repository root',
+  }),
+  JWT_SECRET: Type.Optional(
+    Type.String({
+      minLength: 32,
+      description:
+        'HS256 secret for bearer tokens (≥32 chars); default: generated once into DATA_DIR/jwt-secret',
+    }),
+  ),
+  ICE_UDP_PORT: Type.Optional(
+    Port('the one UDP port the relay muxes every WebRTC session on (0 or unset: a free port)'),
+  ),
+  LOG_LEVEL: LogLevelSchema,
+});
+
+export type StackEnv = Static<typeof StackConfigSchema>;
+
+export interface StackConfig extends Omit<StackEnv, 'DATA_DIR'> {
+  /** Absolute path. */
+  DATA_DIR: string;
+}
+
+/** Reads the stack's settings; throws ConfigError naming every bad variable. */
+export function loadStackConfig(env: Record<string, string | undefined>): StackConfig {
+  const parsed = parseEnv('stack', StackConfigSchema, env);
+  return { ...parsed, DATA_DIR: resolve(REPO_ROOT, parsed.DATA_DIR) };
+}
