@@ -76,7 +76,7 @@ export async function cutBatch(
     if (rows.length < options.maxRecords && oldestAgeMs < options.maxAgeMs) return undefined;
 
     const started = performance.now();
-    const { merkleRoot, leaves } = buildBatchTree(
+    const { merkleRoot, leaves } = await buildBatchTree(
       rows.map((row) => ({
         recordId: row.record_id as Bytes32,
         topic: row.topic,
