@@ -12,9 +12,8 @@ export { CHROMIUM_PATH, launchChromium } from './chromium';
 export {
   createTestDatabase,
   TEST_DATABASE_KINDS,
-  TEST_POSTGRES_URL,
   type TestDatabaseKind,
 } from './database';
 export { getFreePort } from './ports';
-export { createThrowawayPostgres, type ThrowawayPostgres } from './postgres';
+export { createThrowawayPostgres, TEST_POSTGRES_URL, type ThrowawayPostgres } from './postgres';
 export { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from './redis';

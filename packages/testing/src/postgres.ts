@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { TEST_POSTGRES_URL } from './database';
+
+/** The server tests create their throwaway databases on (CI and dev machines run one here). */
+export const TEST_POSTGRES_URL =
+  process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface ThrowawayPostgres {
   /** postgres:// URL of a new, empty database (no schema: services migrate it themselves). */
@@ -16,26 +19,35 @@ export interface ThrowawayPostgres {
  */
 export async function createThrowawayPostgres(label = 'e2e'): Promise<ThrowawayPostgres> {
   const name = `sa_${label.replace(/[^a-z0-9_]/g, '_')}_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-  await admin.connect();
-  try {
-    await admin.query(`create database ${name}`);
-  } finally {
-    await admin.end();
-  }
+  await withAdmin((admin) => admin.query(`create database ${name}`));
   const url = new URL(TEST_POSTGRES_URL);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
     name,
-    async drop() {
-      const dropper = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      await dropper.connect();
-      try {
-        await dropper.query(`drop database if exists ${name} with (force)`);
-      } finally {
-        await dropper.end();
-      }
-    },
+    drop: () =>
+      withAdmin(async (admin) => {
+        // pg.Pool#end() resolves before its sockets have closed: give those backends a moment
+        // to go, or the forced drop kills them and a pool re-emits their FATAL as an 'error'.
+        for (let i = 0; i < 50; i++) {
+          const { rows } = await admin.query<{ n: number }>(
+            'select count(*)::int as n from pg_stat_activity where datname = $1',
+            [name],
+          );
+          if (!rows[0] || rows[0].n === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        await admin.query(`drop database if exists ${name} with (force)`);
+      }),
   };
+}
+
+async function withAdmin<T>(work: (admin: pg.Client) => Promise<T>): Promise<T> {
+  const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await admin.connect();
+  try {
+    return await work(admin);
+  } finally {
+    await admin.end();
+  }
 }
