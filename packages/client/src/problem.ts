@@ -1,4 +1,4 @@
-import { PROBLEMS } from '@streamanchor/protocol';
+import { PROBLEM_BY_STATUS, PROBLEMS } from '@streamanchor/protocol';
 import { SessionRequestError } from './errors';
 
 /**
@@ -59,21 +59,8 @@ function codeFromType(type: string | undefined): string | undefined {
   return match?.[1];
 }
 
-/** Generic codes for responses without a problem body (e.g. from a proxy in front of the gateway). */
-const STATUS_CODES: Record<number, string> = {
-  400: 'bad_request',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not_found',
-  405: 'method_not_allowed',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-  429: 'rate_limited',
-  500: 'internal_error',
-};
-
 function codeFromStatus(status: number): string {
-  return STATUS_CODES[status] ?? 'unknown';
+  return PROBLEM_BY_STATUS[status] ?? 'unknown';
 }
 
 function defaultTitle(code: string, status: number): string {

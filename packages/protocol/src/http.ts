@@ -27,6 +27,22 @@ export const PROBLEMS = {
 } as const satisfies Record<string, { status: number; title: string }>;
 export type ProblemCode = keyof typeof PROBLEMS;
 
+/**
+ * The generic code for an error that carries only a status (raised by a framework, or
+ * answered by a proxy in front of the gateway).
+ */
+export const PROBLEM_BY_STATUS: Readonly<Partial<Record<number, ProblemCode>>> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+  500: 'internal_error',
+};
+
 /** RFC 9457 problem details, plus a machine-readable `code`. Served as application/problem+json. */
 export const Problem = Type.Object({
   type: Type.String(),

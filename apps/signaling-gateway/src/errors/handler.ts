@@ -1,4 +1,10 @@
-import { PROBLEMS, Problem, type ProblemCode, problem } from '@streamanchor/protocol';
+import {
+  PROBLEM_BY_STATUS,
+  PROBLEMS,
+  Problem,
+  type ProblemCode,
+  problem,
+} from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ProblemError } from './problem-error';
@@ -20,18 +26,6 @@ const FASTIFY_CODES: Record<string, ProblemCode> = {
   FST_ERR_VALIDATION: 'bad_request',
   FST_ERR_BAD_URL: 'bad_request',
   FST_ERR_MAX_PARAM_LENGTH: 'bad_request',
-};
-
-/** Problem codes by HTTP status, for client errors Fastify or a plugin raise with a status only. */
-const CODE_BY_STATUS: Record<number, ProblemCode> = {
-  400: 'bad_request',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not_found',
-  405: 'method_not_allowed',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-  429: 'rate_limited',
 };
 
 /**
@@ -58,7 +52,7 @@ export function toProblem(
     mapped ??
     (fastifyError?.validation ? 'bad_request' : undefined) ??
     (status !== undefined && status >= 400 && status < 500
-      ? (CODE_BY_STATUS[status] ?? 'bad_request')
+      ? (PROBLEM_BY_STATUS[status] ?? 'bad_request')
       : undefined);
   if (code === undefined) return { body: problem('internal_error'), headers: {}, internal: true };
   return {
