@@ -107,4 +107,30 @@ describe('record pipeline', () => {
     ]);
     expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 1 });
   });
+
+  test('behavior: an add whose reply was lost is retried with the same job id: acked, one job', async () => {
+    // Stand-in for a network fault: Redis performs the first add, then the reply is lost
+    // (the call throws). A real socket cut at that instant cannot be arranged reliably here.
+    const realAdd = queue.add.bind(queue);
+    let calls = 0;
+    queue.add = (async (...args: Parameters<typeof realAdd>) => {
+      calls += 1;
+      const job = await realAdd(...args);
+      if (calls === 1) throw new Error('connection reset before the reply');
+      return job;
+    }) as typeof queue.add;
+    const pipeline = createRecordPipeline({
+      queue,
+      flushMs: 1,
+      flushMax: 100,
+      bufferMax: 100,
+      logger,
+    });
+    const outcomes: Outcome[] = [];
+    for (let i = 0; i < 3; i++) pipeline.submit(record(i), (o) => outcomes.push(o));
+    await pipeline.drain();
+    expect(calls).toBe(2);
+    expect(outcomes.map((o) => o.ok)).toEqual([true, true, true]);
+    expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 1 });
+  });
 });

@@ -50,6 +50,26 @@ interface Entry {
   onOutcome: OnOutcome;
 }
 
+/**
+ * Pauses between tries of one group's add. A failed add may still have been written (the
+ * reply was lost); the job id is deterministic, so a retry that succeeds never makes a
+ * second job, and the records are acked instead of nacked with an uncertain outcome.
+ */
+export const ADD_RETRY_DELAYS_MS = [50, 200] as const;
+
+async function addWithRetry(add: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await add();
+      return;
+    } catch (error) {
+      const delay = ADD_RETRY_DELAYS_MS[attempt];
+      if (delay === undefined) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
 const OK: Outcome = { ok: true };
 const SHUTTING_DOWN: Outcome = {
   ok: false,
@@ -91,10 +111,12 @@ export function createRecordPipeline(options: RecordPipelineOptions): RecordPipe
     const records = group.map((entry) => entry.record);
     const first = records[0]!;
     try {
-      await queue.add(
-        'recordBatch',
-        { records },
-        { jobId: jobIds.recordBatch(first.recordId), ...RECORD_JOB_OPTIONS },
+      await addWithRetry(() =>
+        queue.add(
+          'recordBatch',
+          { records },
+          { jobId: jobIds.recordBatch(first.recordId), ...RECORD_JOB_OPTIONS },
+        ),
       );
     } catch (error) {
       stats.failedAdds += 1;
