@@ -1,11 +1,10 @@
-import { join } from 'node:path';
 import {
   assertRedisReachable,
   createKeys,
   createRedisConnection,
   redactUrl,
 } from '@streamanchor/bus';
-import { migrateToLatest, openDatabase } from '@streamanchor/db';
+import { openServiceDatabase } from '@streamanchor/db';
 import {
   ConfigError,
   createLogger,
@@ -31,14 +30,12 @@ async function main(): Promise<void> {
   const shutdown = createShutdown({ logger });
   exitOnSignals(shutdown, logger);
   try {
-    const database = await openDatabase({
+    const database = await openServiceDatabase({
       databaseUrl: config.databaseUrl,
-      pgliteDir: join(config.dataDir, 'pglite'),
-      onIdleError: (error) => logger.warn({ err: error }, 'idle Postgres connection failed'),
+      dataDir: config.dataDir,
+      logger,
     });
     shutdown.add(() => database.close());
-    await migrateToLatest(database.db);
-    logger.info({ kind: database.kind, location: database.location }, 'database ready');
 
     const redis = createRedisConnection(config.redisUrl, 'chain-indexer');
     shutdown.add(() => void redis.disconnect());

@@ -1,6 +1,5 @@
-import { join } from 'node:path';
 import { assertRedisReachable, createKeys, createRedisConnection } from '@streamanchor/bus';
-import { migrateToLatest, openDatabase } from '@streamanchor/db';
+import { openServiceDatabase } from '@streamanchor/db';
 import {
   ConfigError,
   createLogger,
@@ -38,14 +37,12 @@ async function main(): Promise<void> {
       rpcUrl: config.RPC_URL,
     });
 
-    const database = await openDatabase({
+    const database = await openServiceDatabase({
       databaseUrl: config.DATABASE_URL,
-      pgliteDir: join(config.DATA_DIR, 'pglite'),
-      onIdleError: (error) => logger.warn({ err: error }, 'idle Postgres connection failed'),
+      dataDir: config.DATA_DIR,
+      logger,
     });
     shutdown.add(() => database.close());
-    await migrateToLatest(database.db);
-    logger.info({ kind: database.kind, location: database.location }, 'database ready');
 
     const redis = createRedisConnection(config.REDIS_URL, 'chain-writer');
     shutdown.add(() => void redis.disconnect());

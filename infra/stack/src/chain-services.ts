@@ -8,11 +8,10 @@
  * migrates it, and gives the same handle to both apps' createApp. With DATABASE_URL set
  * the stack runs them as separate processes, as in production.
  */
-import { join } from 'node:path';
 import { assertRedisReachable, createKeys, createRedisConnection } from '@streamanchor/bus';
 import * as indexer from '@streamanchor/chain-indexer';
 import * as writer from '@streamanchor/chain-writer';
-import { migrateToLatest, openDatabase } from '@streamanchor/db';
+import { openServiceDatabase } from '@streamanchor/db';
 import {
   ConfigError,
   createLogger,
@@ -44,16 +43,13 @@ async function main(): Promise<void> {
         'DATABASE_URL is set: separate chain-writer and chain-indexer processes are the normal setup',
       );
     }
-    const database = await openDatabase({
+    // One handle, shared by the writer and the indexer below.
+    const database = await openServiceDatabase({
       databaseUrl: writerConfig.DATABASE_URL,
-      pgliteDir: join(writerConfig.DATA_DIR, 'pglite'),
+      dataDir: writerConfig.DATA_DIR,
+      logger,
     });
     shutdown.add(() => database.close());
-    await migrateToLatest(database.db);
-    logger.info(
-      { kind: database.kind, location: database.location },
-      'database ready (shared by writer and indexer)',
-    );
 
     const writerRedis = createRedisConnection(writerConfig.REDIS_URL, 'chain-writer');
     shutdown.add(() => void writerRedis.disconnect());

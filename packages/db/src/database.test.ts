@@ -101,3 +101,39 @@ test('behavior: PGlite keeps data in its folder across reopen', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('behavior: openServiceDatabase opens PGlite under DATA_DIR, migrates, and says where', async () => {
+  const { mkdtempSync, rmSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { openServiceDatabase } = await import('./database');
+  const dataDir = mkdtempSync(join(tmpdir(), 'sa-service-db-'));
+  const lines: string[] = [];
+  const logger = {
+    info: (_: object, m: string) => lines.push(m),
+    warn: (_: object, m: string) => lines.push(m),
+  };
+  try {
+    const handle = await openServiceDatabase({ dataDir, logger });
+    const rows = await handle.db.selectFrom('batches').select('batch_id').execute();
+    await handle.close();
+    expect(rows).toEqual([]);
+    expect(handle.kind).toBe('pglite');
+    expect(existsSync(join(dataDir, 'pglite'))).toBe(true);
+    expect(lines).toEqual(['database ready']);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('error: openServiceDatabase fails on an unreachable Postgres', async () => {
+  const { openServiceDatabase } = await import('./database');
+  const logger = { info: () => {}, warn: () => {} };
+  await expect(
+    openServiceDatabase({
+      databaseUrl: 'postgres://postgres@127.0.0.1:1/none',
+      dataDir: 'unused',
+      logger,
+    }),
+  ).rejects.toThrow();
+});

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
@@ -60,4 +61,39 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
       },
     );
   }
+}
+
+/** The little of a logger openServiceDatabase needs (a pino logger fits). */
+export interface DatabaseLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+/**
+ * What a service does at start: open its configured database (PGlite in `${dataDir}/pglite`
+ * when there is no URL), bring the schema up to date, and say where the data lives. The
+ * handle is closed again if the migration fails.
+ */
+export async function openServiceDatabase({
+  databaseUrl,
+  dataDir,
+  logger,
+}: {
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  logger: DatabaseLogger;
+}): Promise<DatabaseHandle> {
+  const handle = await openDatabase({
+    databaseUrl,
+    pgliteDir: join(dataDir, 'pglite'),
+    onIdleError: (error) => logger.warn({ err: error }, 'idle Postgres connection failed'),
+  });
+  try {
+    await migrateToLatest(handle.db);
+  } catch (error) {
+    await handle.close().catch(() => {});
+    throw error;
+  }
+  logger.info({ kind: handle.kind, location: handle.location }, 'database ready');
+  return handle;
 }
