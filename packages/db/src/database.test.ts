@@ -1,8 +1,8 @@
-import { createTestDatabase, TEST_DATABASE_KINDS } from '@streamanchor/testing';
 import { sql } from 'kysely';
 import { describe, expect, test } from 'vitest';
 import { migrateToLatest, openDatabase } from './database';
 import type { NewRecordRow } from './schema';
+import { createTestDatabase, TEST_DATABASE_KINDS } from './testing';
 
 const record = (id: string): NewRecordRow => ({
   record_id: id,

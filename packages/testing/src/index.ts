@@ -11,9 +11,11 @@ export {
 export { CHROMIUM_PATH, launchChromium } from './chromium';
 export {
   createTestDatabase,
+  createThrowawayPostgres,
   TEST_DATABASE_KINDS,
+  TEST_POSTGRES_URL,
   type TestDatabaseKind,
+  type ThrowawayPostgres,
 } from './database';
 export { getFreePort } from './ports';
-export { createThrowawayPostgres, TEST_POSTGRES_URL, type ThrowawayPostgres } from './postgres';
 export { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from './redis';

@@ -1,3 +1,6 @@
+// Test fixtures for databases: throwaway Postgres databases and migrated test handles.
+// They live here, not in @streamanchor/testing, so that db's own tests need no package that
+// depends on db (a cycle turbo refuses). @streamanchor/testing re-exports them.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
@@ -50,4 +53,35 @@ async function withAdmin<T>(work: (admin: pg.Client) => Promise<T>): Promise<T> 
   } finally {
     await admin.end();
   }
+}
+
+import { type DatabaseHandle, migrateToLatest, openDatabase } from './database';
+
+export type TestDatabaseKind = 'pglite' | 'postgres';
+export const TEST_DATABASE_KINDS: readonly TestDatabaseKind[] = ['pglite', 'postgres'];
+
+/**
+ * A fresh, migrated database for one test: an in-memory PGlite, or a new database on
+ * the test Postgres server that `close()` drops.
+ */
+export async function createTestDatabase(kind: TestDatabaseKind): Promise<DatabaseHandle> {
+  if (kind === 'pglite') {
+    const handle = await openDatabase({ pgliteDir: 'memory://' });
+    await migrateToLatest(handle.db);
+    return handle;
+  }
+  const postgres = await createThrowawayPostgres('test');
+  const handle = await openDatabase({
+    databaseUrl: postgres.url,
+    pgliteDir: 'unused',
+    poolSize: 4,
+  });
+  await migrateToLatest(handle.db);
+  return {
+    ...handle,
+    async close() {
+      await handle.close();
+      await postgres.drop();
+    },
+  };
 }
