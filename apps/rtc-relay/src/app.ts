@@ -6,17 +6,12 @@ import {
   type TypedQueue,
   type TypedWorker,
 } from '@streamanchor/bus';
-import type { NackCode } from '@streamanchor/protocol';
+import { createContentHasher, type NackCode } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { Redis } from 'ioredis';
 import type { Config } from './config';
 import { createReceiptsWorker } from './receipts';
-import {
-  createContentHasher,
-  createRecordPipeline,
-  type RecordPipeline,
-  type RecordPipelineStats,
-} from './records';
+import { createRecordPipeline, type RecordPipeline, type RecordPipelineStats } from './records';
 import { createHeartbeat, type Heartbeat } from './registry';
 import { createControlWorker, createCounters, SessionManager } from './sessions';
 

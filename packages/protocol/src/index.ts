@@ -2,6 +2,7 @@ export * from './abi';
 export * from './constants';
 export * from './data-channel';
 export * from './http';
+export * from './keccak';
 export * from './merkle';
 export * from './primitives';
 export * from './queue-payloads';

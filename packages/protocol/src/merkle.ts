@@ -1,4 +1,4 @@
-import { createKeccak } from 'hash-wasm';
+import { loadWasmKeccak } from './keccak';
 import type { Hex } from './primitives';
 import type { LeafFields } from './record';
 
@@ -25,9 +25,9 @@ export class MerkleInputError extends Error {
 
 let wasmKeccak: Promise<Keccak256> | undefined;
 
-/** hash-wasm's keccak-256 (works in browsers and Node), instantiated once. */
+/** The shared hash-wasm keccak-256, as a bytes-to-bytes function. */
 function loadKeccak(): Promise<Keccak256> {
-  wasmKeccak ??= createKeccak(256).then(
+  wasmKeccak ??= loadWasmKeccak().then(
     (hasher): Keccak256 =>
       (data) => {
         hasher.init();

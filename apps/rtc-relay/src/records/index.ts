@@ -1,4 +1,3 @@
-export { type ContentHasher, createContentHasher } from './hash';
 export {
   createRecordPipeline,
   type OnOutcome,

@@ -1,6 +1,5 @@
-import { canonicalPayload, contentHashOf } from '@streamanchor/protocol';
+import { canonicalPayload, contentHashOf, createContentHasher } from '@streamanchor/protocol';
 import { describe, expect, test } from 'vitest';
-import { createContentHasher } from './hash';
 import { newRecordId, type RecordContext, validateMessage } from './validate';
 
 const ctx: RecordContext = {

@@ -1,5 +1,6 @@
 import { type RelayRegistry, RemoteError } from '@streamanchor/bus';
 import type {
+  ContentHasher,
   CreateSessionRequest,
   CreateSessionResult,
   NackCode,
@@ -8,7 +9,7 @@ import type {
 import type { Logger } from '@streamanchor/service-kit';
 import { PeerConnection, type RtcConfig } from 'node-datachannel';
 import type { Config } from '../config';
-import type { ContentHasher, RecordPipeline } from '../records';
+import type { RecordPipeline } from '../records';
 import {
   candidatesOf,
   offerProblem,

@@ -1,3 +1,4 @@
+import type { ContentHasher } from '@streamanchor/protocol';
 import {
   DATA_CHANNEL_LABEL,
   NACK_CODES,
@@ -7,7 +8,7 @@ import {
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
-import type { ContentHasher, RecordContext, RecordPipeline } from '../records';
+import type { RecordContext, RecordPipeline } from '../records';
 import { validateMessage } from '../records';
 
 /** Relay-wide counters the sessions update (read through app.stats()). */
