@@ -6,26 +6,17 @@ import {
 } from '@streamanchor/bus';
 import { openServiceDatabase } from '@streamanchor/db';
 import {
-  ConfigError,
   createLogger,
   createShutdown,
   exitOnSignals,
+  loadConfigOrExit,
 } from '@streamanchor/service-kit';
 import { createPublicClient, http } from 'viem';
 import { createApp } from './app';
-import { type Config, loadConfig } from './config';
+import { loadConfig } from './config';
 
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit(() => loadConfig(process.env));
   const logger = createLogger({ service: 'chain-indexer', level: config.logLevel });
   const shutdown = createShutdown({ logger });
   exitOnSignals(shutdown, logger);

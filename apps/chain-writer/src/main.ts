@@ -1,11 +1,11 @@
 import { assertRedisReachable, createKeys, createRedisConnection } from '@streamanchor/bus';
 import { openServiceDatabase } from '@streamanchor/db';
 import {
-  ConfigError,
   createLogger,
   createShutdown,
   exitOnSignals,
   type LogLevel,
+  loadConfigOrExit,
 } from '@streamanchor/service-kit';
 import type { Address } from 'viem';
 import { createApp } from './app';
@@ -13,16 +13,7 @@ import { createChainClients, verifyChain } from './chain';
 import { loadConfig } from './config';
 
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit(() => loadConfig(process.env));
   const logger = createLogger({ service: 'chain-writer', level: config.LOG_LEVEL as LogLevel });
   const shutdown = createShutdown({ logger });
   exitOnSignals(shutdown, logger);

@@ -1,24 +1,15 @@
 import { assertRedisReachable, createKeys, createRedisConnection } from '@streamanchor/bus';
 import {
-  ConfigError,
   createLogger,
   createShutdown,
   exitOnSignals,
+  loadConfigOrExit,
 } from '@streamanchor/service-kit';
 import nodeDataChannel from 'node-datachannel';
 import { createApp } from './app';
-import { type Config, loadConfig } from './config';
+import { loadConfig } from './config';
 
-let config: Config;
-try {
-  config = loadConfig(process.env);
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(1);
-  }
-  throw error;
-}
+const config = loadConfigOrExit(() => loadConfig(process.env));
 
 const logger = createLogger({ service: 'rtc-relay', level: config.logLevel });
 // libdatachannel's own errors through our logger (its warnings include one per oversized

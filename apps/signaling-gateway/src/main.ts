@@ -1,27 +1,15 @@
 import { assertRedisReachable, createKeys, redactUrl } from '@streamanchor/bus';
 import {
-  ConfigError,
   createLogger,
   createShutdown,
   exitOnSignals,
+  loadConfigOrExit,
 } from '@streamanchor/service-kit';
 import { Redis } from 'ioredis';
 import { createApp } from './app';
-import { type Config, loadConfig, SERVICE_NAME } from './config';
+import { loadConfig, SERVICE_NAME } from './config';
 
-function readConfig(): Config {
-  try {
-    return loadConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(1);
-    }
-    throw error;
-  }
-}
-
-const config = readConfig();
+const config = loadConfigOrExit(() => loadConfig(process.env));
 const logger = createLogger({ service: SERVICE_NAME, level: config.LOG_LEVEL });
 const shutdown = createShutdown({ logger });
 

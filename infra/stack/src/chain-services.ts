@@ -13,26 +13,16 @@ import * as indexer from '@streamanchor/chain-indexer';
 import * as writer from '@streamanchor/chain-writer';
 import { openServiceDatabase } from '@streamanchor/db';
 import {
-  ConfigError,
   createLogger,
   createShutdown,
   exitOnSignals,
   type LogLevel,
+  loadConfigOrExit,
 } from '@streamanchor/service-kit';
 
 async function main(): Promise<void> {
-  let writerConfig: writer.Config;
-  let indexerConfig: indexer.Config;
-  try {
-    writerConfig = writer.loadConfig(process.env);
-    indexerConfig = indexer.loadConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const writerConfig = loadConfigOrExit(() => writer.loadConfig(process.env));
+  const indexerConfig = loadConfigOrExit(() => indexer.loadConfig(process.env));
   const level = writerConfig.LOG_LEVEL as LogLevel;
   const logger = createLogger({ service: 'chain-services', level });
   const shutdown = createShutdown({ logger });

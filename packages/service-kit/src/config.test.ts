@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { describe, expect, test } from 'vitest';
-import { ConfigError, parseEnv } from './config';
+import { describe, expect, test, vi } from 'vitest';
+import { ConfigError, loadConfigOrExit, parseEnv } from './config';
 
 const schema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
@@ -40,5 +40,33 @@ describe('parseEnv', () => {
 
   test('error: a missing required variable', () => {
     expect(() => parseEnv('svc', schema, {})).toThrow(/SECRET/);
+  });
+});
+
+describe('loadConfigOrExit', () => {
+  test('default: returns what the loader returns', () => {
+    expect(loadConfigOrExit(() => parseEnv('svc', schema, { SECRET: 'abcdefgh' })).PORT).toBe(8080);
+  });
+
+  test('error: a ConfigError prints its message and exits 1', () => {
+    const exit = vi.spyOn(process, 'exit').mockImplementation(((code?: number) => {
+      throw new Error(`exit ${code}`);
+    }) as typeof process.exit);
+    const print = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      expect(() => loadConfigOrExit(() => parseEnv('svc', schema, {}))).toThrow('exit 1');
+      expect(print.mock.calls[0]?.[0]).toContain('SECRET');
+    } finally {
+      exit.mockRestore();
+      print.mockRestore();
+    }
+  });
+
+  test('error: other errors are rethrown', () => {
+    expect(() =>
+      loadConfigOrExit(() => {
+        throw new TypeError('boom');
+      }),
+    ).toThrow('boom');
   });
 });

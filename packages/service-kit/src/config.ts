@@ -40,3 +40,20 @@ function dedupe<T extends { variable: string }>(items: T[]): T[] {
   const seen = new Set<string>();
   return items.filter((item) => !seen.has(item.variable) && seen.add(item.variable));
 }
+
+/**
+ * For `main.ts` files: runs `load` (which parses the environment) and returns its result,
+ * or prints the ConfigError's message (one line per bad variable) and exits with status 1.
+ * Any other error is rethrown.
+ */
+export function loadConfigOrExit<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+}

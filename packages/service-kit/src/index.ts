@@ -1,4 +1,4 @@
-export { ConfigError, parseEnv } from './config';
+export { ConfigError, loadConfigOrExit, parseEnv } from './config';
 export { createLogger, type Logger, type LogLevel } from './logger';
 export { LogLevelSchema } from './schemas';
 export { createShutdown, exitOnSignals, type Shutdown, type ShutdownHook } from './shutdown';
