@@ -1,13 +1,8 @@
-/** Base of the indexer's errors: a one-line `shortMessage` plus structured `details` for logs. */
-export class IndexerError extends Error {
+import { ServiceError } from '@streamanchor/service-kit';
+
+/** Base of the indexer's errors. */
+export class IndexerError extends ServiceError {
   override name = 'IndexerError';
-  constructor(
-    readonly shortMessage: string,
-    readonly details: Record<string, unknown> = {},
-    options?: { cause?: unknown },
-  ) {
-    super(`${shortMessage} ${JSON.stringify(details)}`, options);
-  }
 }
 
 /** The RPC endpoint serves another chain than CHAIN_ID says. */

@@ -1,16 +1,8 @@
-/** Base of the writer's errors: a one-line `shortMessage` plus structured `details` for logs. */
-export class WriterError extends Error {
+import { ServiceError } from '@streamanchor/service-kit';
+
+/** Base of the writer's errors. */
+export class WriterError extends ServiceError {
   override name = 'WriterError';
-  constructor(
-    readonly shortMessage: string,
-    readonly details: Record<string, unknown> = {},
-    options?: { cause?: unknown },
-  ) {
-    super(
-      Object.keys(details).length > 0 ? `${shortMessage} ${JSON.stringify(details)}` : shortMessage,
-      options,
-    );
-  }
 }
 
 /** The RPC serves another chain than CHAIN_ID says: refusing to sign anything. */
