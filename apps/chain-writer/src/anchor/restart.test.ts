@@ -34,6 +34,22 @@ describe.each(TEST_DATABASE_KINDS)('anchor submitter on %s', (kind) => {
       .where('batch_id', '=', batchId)
       .executeTakeFirstOrThrow();
 
+  /** Sends a fresh batch of records and waits until their batch is anchored; its id. */
+  const sendAndAwaitAnchor = async () => {
+    const records = makeRecords(2);
+    await fx.send(records);
+    const batchId = await waitFor('next batch', async () => {
+      const row = await fx.database.db
+        .selectFrom('records')
+        .select('batch_id')
+        .where('record_id', '=', records[0]!.recordId)
+        .executeTakeFirst();
+      return row?.batch_id ?? undefined;
+    });
+    await waitFor('next batch anchored', () => fx.isAnchored(batchId));
+    return batchId;
+  };
+
   it('behavior: a crash after the signed tx was stored but before broadcast → the restart broadcasts the stored bytes, anchored once', async () => {
     const crash = crashAt();
     const first = fx.app({ hooks: { afterPersist: crash.hook } });
@@ -66,17 +82,7 @@ describe.each(TEST_DATABASE_KINDS)('anchor submitter on %s', (kind) => {
     expect(await fx.signerNonce()).toBe(2); // deploy + one anchor
 
     // Later batches still flow, with the next nonce.
-    const records = makeRecords(2);
-    await fx.send(records);
-    const next = await waitFor('next batch', async () => {
-      const row = await fx.database.db
-        .selectFrom('records')
-        .select('batch_id')
-        .where('record_id', '=', records[0]!.recordId)
-        .executeTakeFirst();
-      return row?.batch_id ?? undefined;
-    });
-    await waitFor('next batch anchored', () => fx.isAnchored(next));
+    const next = await sendAndAwaitAnchor();
     expect(Number((await batchRow(next)).nonce)).toBe(2);
     expect(await fx.anchorLogs()).toHaveLength(2);
   });
@@ -93,17 +99,7 @@ describe.each(TEST_DATABASE_KINDS)('anchor submitter on %s', (kind) => {
     const second = fx.app();
     await second.start();
     // A later batch anchored by the restarted writer proves it went over the first one.
-    const records = makeRecords(2);
-    await fx.send(records);
-    const next = await waitFor('next batch', async () => {
-      const row = await fx.database.db
-        .selectFrom('records')
-        .select('batch_id')
-        .where('record_id', '=', records[0]!.recordId)
-        .executeTakeFirst();
-      return row?.batch_id ?? undefined;
-    });
-    await waitFor('next batch anchored', () => fx.isAnchored(next));
+    await sendAndAwaitAnchor();
     expect(await fx.anchorLogs(anchor.batchId)).toHaveLength(1);
     // deploy + exactly two anchor txs: no second (reverting) anchor for the first batch.
     expect(await fx.signerNonce()).toBe(3);
