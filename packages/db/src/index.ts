@@ -8,3 +8,16 @@ export {
   openServiceDatabase,
 } from './database';
 export type * from './schema';
+export {
+  type Anchoring,
+  type BatchLedger,
+  confirmationsAt,
+  createBatchLedger,
+  type DeliverableReceipt,
+  type LeafStamp,
+  LedgerError,
+  type LedgerScope,
+  type NewBuiltBatch,
+  type RecordLookup,
+  type SignedTx,
+} from './ledger';

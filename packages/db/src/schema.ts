@@ -25,10 +25,12 @@ export interface RecordsTable {
 }
 
 /**
- * Batch lifecycle: built (tree fixed, not yet signed) → sent (signed tx stored, broadcast)
- * → anchored (the indexer saw its BatchAnchored event).
+ * Batch lifecycle, written only through the ledger (`createBatchLedger`):
+ * built (tree fixed, not yet signed) → sent (signed tx stored, broadcast) → included (the
+ * indexer saw its BatchAnchored event in a canonical block) → final (that block is
+ * FINALITY_DEPTH deep). A reorg puts an included batch back to sent.
  */
-export type BatchStatus = 'built' | 'sent' | 'anchored';
+export type BatchStatus = 'built' | 'sent' | 'included' | 'final';
 
 export interface BatchesTable {
   batch_id: string;
@@ -47,9 +49,41 @@ export interface BatchesTable {
   block_number: Int8 | null;
   block_hash: string | null;
   log_index: number | null;
-  anchored_at: Timestamp | null;
-  receipts_sent_at: Timestamp | null;
+  included_at: Timestamp | null;
+  final_at: Timestamp | null;
+  /** Bumped by every change of the batch's anchoring (included, final, reorged). */
+  revision: Generated<number>;
   created_at: Generated<Timestamp>;
+}
+
+export type ReceiptNoticeStatus = 'included' | 'final' | 'reorged';
+
+/**
+ * The receipts outbox: one row per batch revision, written in the transaction that made the
+ * transition; the indexer turns each into receipt jobs and stamps sent_at.
+ */
+export interface ReceiptNoticesTable {
+  id: ColumnType<string | number, never, never>;
+  batch_id: string;
+  revision: number;
+  status: ReceiptNoticeStatus;
+  /** The anchoring this notice is about (for `reorged`: the one that left the chain). */
+  tx_hash: string;
+  block_number: Int8;
+  block_hash: string;
+  log_index: number;
+  confirmations: number;
+  created_at: Generated<Timestamp>;
+  sent_at: Timestamp | null;
+}
+
+/** The indexer's window of recent canonical block headers, linked by parent hash. */
+export interface IndexerBlocksTable {
+  chain_id: number;
+  contract: string;
+  block_number: Int8;
+  block_hash: string;
+  parent_hash: string;
 }
 
 /** Every BatchAnchored log the indexer has seen. */
@@ -81,6 +115,8 @@ export interface Database {
   batches: BatchesTable;
   anchor_events: AnchorEventsTable;
   indexer_cursors: IndexerCursorsTable;
+  receipt_notices: ReceiptNoticesTable;
+  indexer_blocks: IndexerBlocksTable;
 }
 
 export type RecordRow = Selectable<RecordsTable>;
@@ -89,3 +125,4 @@ export type BatchRow = Selectable<BatchesTable>;
 export type NewBatchRow = Insertable<BatchesTable>;
 export type BatchUpdate = Updateable<BatchesTable>;
 export type AnchorEventRow = Selectable<AnchorEventsTable>;
+export type ReceiptNoticeRow = Selectable<ReceiptNoticesTable>;

@@ -4,11 +4,37 @@ import { Address, Bytes32, EpochMillis, Subject, Topic } from './primitives';
 import { LEAF_ENCODING, leafHash, leafValue } from './record';
 
 /**
+ * Where a receipt's anchoring stands on the chain:
+ * - `included`: the BatchAnchored event is in a block the indexer checked is canonical,
+ *   `confirmations` deep; a reorg can still drop it;
+ * - `final`: that block is at least the indexer's finality depth deep; never revoked;
+ * - `reorged`: the block named in this receipt left the canonical chain. The record is
+ *   still acked and will be anchored again; a new receipt (higher `revision`) follows.
+ */
+export const RECEIPT_STATUSES = {
+  included: 'In a canonical block, not yet final; a reorg may still drop it.',
+  final: 'In a block at least the finality depth deep: it stays.',
+  reorged: 'The block this receipt names left the canonical chain; a new receipt follows.',
+} as const;
+export type ReceiptStatus = keyof typeof RECEIPT_STATUSES;
+export const ReceiptStatus = Type.Union(
+  Object.keys(RECEIPT_STATUSES).map((status) => Type.Literal(status as ReceiptStatus)),
+);
+
+/**
  * Proof that one record is in a batch anchored on chain. Everything a third party
  * needs to verify it: the leaf fields, the proof, and where the root was emitted.
  */
 export const Receipt = Type.Object(
   {
+    status: ReceiptStatus,
+    /** Blocks from the anchoring block to the indexer's head, both counted (0 when reorged). */
+    confirmations: Type.Integer({ minimum: 0 }),
+    /**
+     * Increases with every change of the batch's anchoring. Of two receipts for one record,
+     * the one with the higher revision is current (they may arrive out of order).
+     */
+    revision: Type.Integer({ minimum: 1 }),
     recordId: Bytes32,
     topic: Topic,
     subject: Subject,

@@ -1,0 +1,466 @@
+import type { Receipt, ReceiptStatus } from '@streamanchor/protocol';
+import { ServiceError } from '@streamanchor/service-kit';
+import { type Kysely, sql } from 'kysely';
+import type { BatchRow, Database, ReceiptNoticeRow } from './schema';
+
+/**
+ * The batch ledger: the ONLY code that writes batch state (`batches`, the batch columns of
+ * `records`) and receipt state (`receipt_notices`). The writer and the indexer both call it.
+ *
+ *   built ──recordSigned──▶ sent ──markIncluded──▶ included ──finalize──▶ final
+ *     │                      ▲ │                      │
+ *     └─recordAnchoredElsewhere┘ └─(sent, no tx)─returnToBuilt─▶ built
+ *                            ▲                        │
+ *                            └──────revertAbove───────┘   (a reorg)
+ *
+ * Every transition is guarded (`where status = …`), so a stale caller changes nothing and
+ * learns so from the return value. Every change of a batch's anchoring bumps its `revision`
+ * and writes one receipt notice in the same statement: receipts can never disagree with the
+ * batch state they announce.
+ */
+export interface BatchLedger {
+  /** Inserts a `built` batch and stamps its records with their leaves (one transaction: the caller's). */
+  createBatch(batch: NewBuiltBatch, leaves: readonly LeafStamp[]): Promise<void>;
+  /**
+   * A signed tx was made for the batch: `built → sent`, or `sent → sent` replacing the tx
+   * whose raw bytes are `replaces` (compare-and-set). False when the batch had moved on.
+   */
+  recordSigned(batchId: string, signed: SignedTx, replaces?: string): Promise<boolean>;
+  /** `built → sent` without a tx of ours: the chain already holds the batch anchored. */
+  recordAnchoredElsewhere(batchId: string): Promise<boolean>;
+  /** `sent → built` for a batch with no tx of ours whose outside anchoring left the chain. */
+  returnToBuilt(batchId: string): Promise<boolean>;
+  /**
+   * Anchorings seen in canonical blocks: `built|sent → included` (or straight to `final`
+   * when already deep enough), or a moved `included` anchoring updated. Returns the batches
+   * changed. `head` is the newest canonical block the caller checked.
+   */
+  markIncluded(anchorings: readonly Anchoring[], head: bigint): Promise<string[]>;
+  /** `included → final` for every batch whose block is now `finalityDepth` deep. */
+  finalize(head: bigint): Promise<string[]>;
+  /**
+   * A reorg: every batch anchored above `ancestor` goes back to `sent` with a `reorged`
+   * notice. Returns them; `deep` lists those that had been final (a reorg deeper than the
+   * finality depth: an operator must hear of it).
+   */
+  revertAbove(ancestor: bigint): Promise<{ batchIds: string[]; deep: string[] }>;
+  /** Receipt notices not sent yet, oldest first. */
+  unsentNotices(limit: number): Promise<ReceiptNoticeRow[]>;
+  markNoticeSent(id: string | number): Promise<void>;
+  /** The receipts one notice announces: one per record of its batch, with where to deliver it. */
+  receiptsOf(notice: ReceiptNoticeRow): Promise<DeliverableReceipt[]>;
+  /** Where a record stands now, with its current receipt once it is included or final. */
+  lookupRecord(recordId: string): Promise<RecordLookup>;
+}
+
+export interface LedgerScope {
+  chainId: number;
+  /** Lowercase contract address. */
+  contract: string;
+  /** Confirmations (the anchoring block counted) after which an anchoring is final. */
+  finalityDepth: number;
+}
+
+export interface NewBuiltBatch {
+  batchId: string;
+  merkleRoot: string;
+  recordCount: number;
+}
+
+export interface LeafStamp {
+  recordId: string;
+  leafIndex: number;
+  leafHash: string;
+  proof: readonly string[];
+}
+
+export interface SignedTx {
+  signer: string;
+  nonce: number;
+  rawTx: string;
+  txHash: string;
+}
+
+/** One BatchAnchored event, as the indexer found it in a canonical block. */
+export interface Anchoring {
+  batchId: string;
+  txHash: string;
+  blockNumber: bigint;
+  blockHash: string;
+  logIndex: number;
+}
+
+export interface DeliverableReceipt {
+  relayId: string;
+  sessionId: string;
+  receipt: Receipt;
+}
+
+export type RecordLookup =
+  | { state: 'unknown' }
+  /** Stored, not in a canonical anchored batch yet. */
+  | { state: 'pending'; subject: string }
+  | { state: 'anchored'; subject: string; receipt: Receipt };
+
+export function confirmationsAt(head: bigint, blockNumber: bigint): number {
+  return head < blockNumber ? 0 : Number(head - blockNumber + 1n);
+}
+
+export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): BatchLedger {
+  const { chainId, contract, finalityDepth } = scope;
+  // The highest block number that is final with `head` as the newest block.
+  const finalAtOrBelow = (head: bigint) => head - BigInt(finalityDepth) + 1n;
+
+  async function recordsOf(batchId: string) {
+    return db
+      .selectFrom('records')
+      .select([
+        'record_id',
+        'topic',
+        'subject',
+        'content_hash',
+        'accepted_at',
+        'leaf_index',
+        'leaf_hash',
+        'proof',
+        'relay_id',
+        'session_id',
+      ])
+      .where('batch_id', '=', batchId)
+      .orderBy('leaf_index')
+      .execute();
+  }
+
+  return {
+    async createBatch(batch, leaves) {
+      await db
+        .insertInto('batches')
+        .values({
+          batch_id: batch.batchId,
+          status: 'built',
+          merkle_root: batch.merkleRoot,
+          record_count: batch.recordCount,
+          chain_id: chainId,
+          contract,
+        })
+        .execute();
+      const stamps = JSON.stringify(
+        leaves.map((leaf) => ({
+          record_id: leaf.recordId,
+          leaf_index: leaf.leafIndex,
+          leaf_hash: leaf.leafHash,
+          proof: leaf.proof,
+        })),
+      );
+      const updated = await sql`
+        update records as r
+           set batch_id = ${batch.batchId}, leaf_index = v.leaf_index, leaf_hash = v.leaf_hash, proof = v.proof
+          from jsonb_to_recordset(${stamps}::jsonb) as v(record_id text, leaf_index integer, leaf_hash text, proof jsonb)
+         where r.record_id = v.record_id and r.batch_id is null`.execute(db);
+      if (Number(updated.numAffectedRows ?? -1) !== leaves.length) {
+        throw new LedgerError('batch update touched an unexpected number of records', {
+          batchId: batch.batchId,
+          expected: leaves.length,
+          updated: String(updated.numAffectedRows),
+        });
+      }
+    },
+
+    async recordSigned(batchId, signed, replaces) {
+      let update = db
+        .updateTable('batches')
+        .set({
+          status: 'sent',
+          signer: signed.signer,
+          nonce: signed.nonce,
+          raw_tx: signed.rawTx,
+          tx_hash: signed.txHash,
+          sent_at: new Date(),
+        })
+        .where('batch_id', '=', batchId);
+      update = replaces
+        ? update.where('status', '=', 'sent').where('raw_tx', '=', replaces)
+        : update.where('status', '=', 'built');
+      const result = await update.executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async recordAnchoredElsewhere(batchId) {
+      const result = await db
+        .updateTable('batches')
+        .set({ status: 'sent', sent_at: new Date() })
+        .where('batch_id', '=', batchId)
+        .where('status', '=', 'built')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async returnToBuilt(batchId) {
+      const result = await db
+        .updateTable('batches')
+        .set({ status: 'built' })
+        .where('batch_id', '=', batchId)
+        .where('status', '=', 'sent')
+        .where('raw_tx', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async markIncluded(anchorings, head) {
+      if (anchorings.length === 0) return [];
+      const values = sql.join(
+        anchorings.map(
+          (a) =>
+            sql`(${a.batchId}::text, ${a.txHash}::text, ${a.blockNumber.toString()}::bigint, ${a.blockHash}::text, ${a.logIndex}::integer)`,
+        ),
+      );
+      const finalLimit = finalAtOrBelow(head).toString();
+      const { rows } = await sql<{ batch_id: string }>`
+        with v(batch_id, tx_hash, block_number, block_hash, log_index) as (values ${values}),
+        changed as (
+          update batches as b
+             set status = case when v.block_number <= ${finalLimit}::bigint then 'final' else 'included' end,
+                 tx_hash = v.tx_hash, block_number = v.block_number, block_hash = v.block_hash,
+                 log_index = v.log_index, included_at = now(),
+                 final_at = case when v.block_number <= ${finalLimit}::bigint then now() else null end,
+                 revision = b.revision + 1
+            from v
+           where b.batch_id = v.batch_id and b.chain_id = ${chainId} and b.contract = ${contract}
+             and (b.status in ('built', 'sent')
+                  or (b.status = 'included' and (b.block_hash is distinct from v.block_hash
+                                                 or b.log_index is distinct from v.log_index)))
+          returning b.batch_id, b.revision, b.status, b.tx_hash, b.block_number, b.block_hash, b.log_index
+        )
+        insert into receipt_notices (batch_id, revision, status, tx_hash, block_number, block_hash, log_index, confirmations)
+        select batch_id, revision, status, tx_hash, block_number, block_hash, log_index,
+               greatest(0, ${head.toString()}::bigint - block_number + 1)
+          from changed
+        returning batch_id`.execute(db);
+      return rows.map((row) => row.batch_id);
+    },
+
+    async finalize(head) {
+      const { rows } = await sql<{ batch_id: string }>`
+        with changed as (
+          update batches
+             set status = 'final', final_at = now(), revision = revision + 1
+           where chain_id = ${chainId} and contract = ${contract} and status = 'included'
+             and block_number <= ${finalAtOrBelow(head).toString()}::bigint
+          returning batch_id, revision, tx_hash, block_number, block_hash, log_index
+        )
+        insert into receipt_notices (batch_id, revision, status, tx_hash, block_number, block_hash, log_index, confirmations)
+        select batch_id, revision, 'final', tx_hash, block_number, block_hash, log_index,
+               greatest(0, ${head.toString()}::bigint - block_number + 1)
+          from changed
+        returning batch_id`.execute(db);
+      return rows.map((row) => row.batch_id);
+    },
+
+    async revertAbove(ancestor) {
+      const { rows } = await sql<{ batch_id: string; was: string }>`
+        with old as (
+          select batch_id, status, tx_hash, block_number, block_hash, log_index
+            from batches
+           where chain_id = ${chainId} and contract = ${contract}
+             and status in ('included', 'final') and block_number > ${ancestor.toString()}::bigint
+           for update
+        ),
+        changed as (
+          update batches as b
+             set status = 'sent', block_number = null, block_hash = null, log_index = null,
+                 included_at = null, final_at = null, revision = b.revision + 1
+            from old
+           where b.batch_id = old.batch_id
+          returning b.batch_id, b.revision, old.status as was, old.tx_hash, old.block_number,
+                    old.block_hash, old.log_index
+        ),
+        noticed as (
+          insert into receipt_notices (batch_id, revision, status, tx_hash, block_number, block_hash, log_index, confirmations)
+          select batch_id, revision, 'reorged', tx_hash, block_number, block_hash, log_index, 0
+            from changed
+        )
+        select batch_id, was from changed`.execute(db);
+      return {
+        batchIds: rows.map((row) => row.batch_id),
+        deep: rows.filter((row) => row.was === 'final').map((row) => row.batch_id),
+      };
+    },
+
+    async unsentNotices(limit) {
+      return db
+        .selectFrom('receipt_notices')
+        .innerJoin('batches', 'batches.batch_id', 'receipt_notices.batch_id')
+        .selectAll('receipt_notices')
+        .where('receipt_notices.sent_at', 'is', null)
+        .where('batches.chain_id', '=', chainId)
+        .where('batches.contract', '=', contract)
+        .orderBy('receipt_notices.id')
+        .limit(limit)
+        .execute();
+    },
+
+    async markNoticeSent(id) {
+      await db
+        .updateTable('receipt_notices')
+        .set({ sent_at: sql`now()` })
+        .where(sql<boolean>`id = ${String(id)}::bigint`)
+        .where('sent_at', 'is', null)
+        .execute();
+    },
+
+    async receiptsOf(notice) {
+      const batch = await db
+        .selectFrom('batches')
+        .select(['merkle_root', 'record_count'])
+        .where('batch_id', '=', notice.batch_id)
+        .executeTakeFirstOrThrow();
+      const records = await recordsOf(notice.batch_id);
+      return records.map((row) => ({
+        relayId: row.relay_id,
+        sessionId: row.session_id,
+        receipt: buildReceipt(row, {
+          status: notice.status,
+          confirmations: notice.confirmations,
+          revision: notice.revision,
+          batchId: notice.batch_id,
+          merkleRoot: batch.merkle_root,
+          recordCount: batch.record_count,
+          chainId,
+          contract,
+          txHash: notice.tx_hash,
+          blockNumber: Number(notice.block_number),
+          blockHash: notice.block_hash,
+          logIndex: notice.log_index,
+        }),
+      }));
+    },
+
+    async lookupRecord(recordId) {
+      const row = await db
+        .selectFrom('records')
+        .leftJoin('batches', 'batches.batch_id', 'records.batch_id')
+        .select([
+          'records.record_id',
+          'records.topic',
+          'records.subject',
+          'records.content_hash',
+          'records.accepted_at',
+          'records.leaf_index',
+          'records.leaf_hash',
+          'records.proof',
+          'records.relay_id',
+          'records.session_id',
+          'batches.batch_id',
+          'batches.status',
+          'batches.revision',
+          'batches.merkle_root',
+          'batches.record_count',
+          'batches.tx_hash',
+          'batches.block_number',
+          'batches.block_hash',
+          'batches.log_index',
+        ])
+        .where('records.record_id', '=', recordId)
+        .executeTakeFirst();
+      if (!row) return { state: 'unknown' };
+      if (
+        !row.batch_id ||
+        (row.status !== 'included' && row.status !== 'final') ||
+        row.block_number == null
+      )
+        return { state: 'pending', subject: row.subject };
+      const cursor = await db
+        .selectFrom('indexer_cursors')
+        .select('block_number')
+        .where('chain_id', '=', chainId)
+        .where('contract', '=', contract)
+        .executeTakeFirst();
+      const blockNumber = BigInt(row.block_number);
+      const head = cursor ? BigInt(cursor.block_number) : blockNumber;
+      return {
+        state: 'anchored',
+        subject: row.subject,
+        receipt: buildReceipt(row, {
+          status: row.status,
+          confirmations: confirmationsAt(head, blockNumber),
+          revision: row.revision ?? 1,
+          batchId: row.batch_id,
+          merkleRoot: row.merkle_root ?? '',
+          recordCount: row.record_count ?? 0,
+          chainId,
+          contract,
+          txHash: row.tx_hash ?? '',
+          blockNumber: Number(blockNumber),
+          blockHash: row.block_hash ?? '',
+          logIndex: row.log_index ?? 0,
+        }),
+      };
+    },
+  };
+}
+
+interface RecordLeafRow {
+  record_id: string;
+  topic: string;
+  subject: string;
+  content_hash: string;
+  accepted_at: string | number;
+  leaf_index: number | null;
+  leaf_hash: string | null;
+  proof: unknown;
+}
+
+interface AnchoringFields {
+  status: ReceiptStatus;
+  confirmations: number;
+  revision: number;
+  batchId: string;
+  merkleRoot: string;
+  recordCount: number;
+  chainId: number;
+  contract: string;
+  txHash: string;
+  blockNumber: number;
+  blockHash: string;
+  logIndex: number;
+}
+
+type Hex = `0x${string}`;
+
+function buildReceipt(row: RecordLeafRow, anchoring: AnchoringFields): Receipt {
+  return {
+    status: anchoring.status,
+    confirmations: anchoring.confirmations,
+    revision: anchoring.revision,
+    recordId: row.record_id as Hex,
+    topic: row.topic,
+    subject: row.subject,
+    contentHash: row.content_hash as Hex,
+    acceptedAt: Number(row.accepted_at),
+    leafHash: (row.leaf_hash ?? '') as Hex,
+    leafIndex: row.leaf_index ?? -1,
+    proof: parseProof(row.proof),
+    batchId: anchoring.batchId as Hex,
+    merkleRoot: anchoring.merkleRoot as Hex,
+    recordCount: anchoring.recordCount,
+    chainId: anchoring.chainId,
+    contract: anchoring.contract as Hex,
+    txHash: anchoring.txHash as Hex,
+    blockNumber: anchoring.blockNumber,
+    blockHash: anchoring.blockHash as Hex,
+    logIndex: anchoring.logIndex,
+  };
+}
+
+/** jsonb comes back parsed from pg and PGlite; a text column would not. */
+function parseProof(value: unknown): Hex[] {
+  const proof = typeof value === 'string' ? JSON.parse(value) : value;
+  return Array.isArray(proof) ? (proof as Hex[]) : [];
+}
+
+/** A ledger invariant did not hold (a bug, never bad input). */
+export class LedgerError extends ServiceError {
+  override name = 'LedgerError';
+}
+
+export type { BatchRow };
