@@ -24,6 +24,7 @@ import type { Redis } from 'ioredis';
 import { createPublicClient, http, type PublicClient } from 'viem';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type App, createApp, type SyncOnceResult } from './app';
+import { receiptJobId } from './receipts';
 import type { Config } from './config';
 import { ChainIdMismatchError } from './errors';
 import {
@@ -172,14 +173,15 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
 
     const row = await batchRow(batch.batchId);
     expect(row).toMatchObject({
-      status: 'anchored',
+      status: 'included',
+      revision: 1,
       tx_hash: anchored.txHash,
       block_hash: anchored.blockHash,
       log_index: anchored.logIndex,
     });
     expect(Number(row.block_number)).toBe(Number(anchored.blockNumber));
-    expect(row.anchored_at).toBeInstanceOf(Date);
-    expect(row.receipts_sent_at).toBeInstanceOf(Date);
+    expect(row.included_at).toBeInstanceOf(Date);
+    expect(row.final_at).toBeNull();
 
     const cursor = await cursorRow();
     expect(Number(cursor?.block_number)).toBeGreaterThanOrEqual(Number(anchored.blockNumber));
@@ -190,7 +192,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     ] as const) {
       const job = jobs[0]!;
       expect(job.name).toBe('receiptBatch');
-      expect(job.id).toBe(jobIds.receiptBatch(batch.batchId, relayId));
+      expect(job.id).toBe(receiptJobId(batch.batchId, 1, relayId, 0, 1));
       expect(Value.Check(ReceiptBatchJob, job.data)).toBe(true);
       const perSession: Record<string, number> = {};
       for (const { sessionId, receipt } of job.data.receipts) {
@@ -198,6 +200,8 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
         expect(verifyReceiptProof(receipt)).toBe(true);
         expect(receipt.merkleRoot).toBe(onChain?.args.merkleRoot.toLowerCase());
         expect(receipt).toMatchObject({
+          status: 'included',
+          revision: 1,
           batchId: batch.batchId,
           recordCount: 7,
           chainId: 31337,
@@ -233,7 +237,8 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     expect(result.cursor).toBe(head);
     const events = await eventRows();
     expect(events.map((e) => e.batch_id)).toEqual(batches.map((b) => b.batchId));
-    for (const batch of batches) expect((await batchRow(batch.batchId)).status).toBe('anchored');
+    // Five blocks on top of FINALITY_DEPTH 3: straight to final, one notice each.
+    for (const batch of batches) expect((await batchRow(batch.batchId)).status).toBe('final');
     const cursor = await cursorRow();
     expect(Number(cursor?.block_number)).toBe(Number(head));
     expect(cursor?.block_hash).toBe(
@@ -242,10 +247,13 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
 
     const jobs = await waitingJobs('relay-a');
     expect(jobs.map((job) => job.id).sort()).toEqual(
-      batches.map((b) => jobIds.receiptBatch(b.batchId, 'relay-a')).sort(),
+      batches.map((b) => receiptJobId(b.batchId, 1, 'relay-a', 0, 1)).sort(),
     );
     for (const job of jobs)
-      for (const { receipt } of job.data.receipts) expect(verifyReceiptProof(receipt)).toBe(true);
+      for (const { receipt } of job.data.receipts) {
+        expect(verifyReceiptProof(receipt)).toBe(true);
+        expect(receipt.status).toBe('final');
+      }
   });
 
   it('behavior: the cursor persists across a restart (no duplicate events or receipt jobs)', async () => {
@@ -268,7 +276,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     expect(await waitingJobs('relay-a')).toHaveLength(1);
 
     // A crash between enqueueing and marking: the same job id is added again and deduplicated.
-    await database.db.updateTable('batches').set({ receipts_sent_at: null }).execute();
+    await database.db.updateTable('receipt_notices').set({ sent_at: null }).execute();
     const resent = await app2.syncOnce();
     expect(resent.receipts.jobs).toBe(1);
     expect(await waitingJobs('relay-a')).toHaveLength(1);
@@ -304,14 +312,19 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     for (;;) {
       const step = await app.syncOnce();
       steps.push(step);
-      expect(step.cursor - previous).toBeLessThanOrEqual(3n);
+      // Range scans (deeper than FINALITY_DEPTH) are at most MAX_LOG_RANGE wide.
+      if (step.mode === 'range') expect(step.cursor - previous).toBeLessThanOrEqual(3n);
       previous = step.cursor;
       if (step.caughtUp) break;
     }
     expect(previous).toBe(head);
-    expect(steps.length).toBe(Math.ceil(Number(head - BigInt(deploymentBlock) + 1n) / 3));
+    const deep = head - 3n;
+    expect(steps.filter((step) => step.mode === 'range').length).toBe(
+      Math.ceil(Number(deep - BigInt(deploymentBlock) + 1n) / 3),
+    );
     expect((await eventRows()).map((e) => e.batch_id)).toEqual(batches.map((b) => b.batchId));
-    for (const batch of batches) expect((await batchRow(batch.batchId)).status).toBe('anchored');
+    for (const batch of batches)
+      expect(['included', 'final']).toContain((await batchRow(batch.batchId)).status);
   });
 
   it('behavior: halves the range when eth_getLogs fails (response body cap)', async () => {
@@ -360,9 +373,9 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     expect(await database.db.selectFrom('batches').select('batch_id').execute()).toEqual([
       { batch_id: ours.batchId },
     ]);
-    expect((await batchRow(ours.batchId)).status).toBe('anchored');
+    expect((await batchRow(ours.batchId)).status).toBe('included');
     expect((await waitingJobs('relay-a')).map((job) => job.id)).toEqual([
-      jobIds.receiptBatch(ours.batchId, 'relay-a'),
+      receiptJobId(ours.batchId, 1, 'relay-a', 0, 1),
     ]);
   });
 
@@ -392,7 +405,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     });
     await mine(chain.publicClient, 5);
     const anchored = await anchorOnChain(chain, contract, batch);
-    const app = makeApp({ confirmations: 3 });
+    const app = makeApp({ confirmations: 3, finalityDepth: 6 });
 
     let result = await app.syncToHead();
     expect(result.cursor).toBe(anchored.blockNumber - 3n);
@@ -407,7 +420,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     await mine(chain.publicClient, 1);
     result = await app.syncToHead();
     expect(result.cursor).toBe(anchored.blockNumber);
-    expect((await batchRow(batch.batchId)).status).toBe('anchored');
+    expect((await batchRow(batch.batchId)).status).toBe('included');
     const jobs = await waitingJobs('relay-a');
     expect(jobs).toHaveLength(1);
     expect(jobs[0]?.data.receipts[0]?.receipt.blockNumber).toBe(Number(anchored.blockNumber));
@@ -420,9 +433,9 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     });
     await anchorOnChain(chain, contract, batch);
     const result = await makeApp({ receiptsPerJob: 2 }).syncToHead();
-    expect(result.receipts).toMatchObject({ batches: 1, jobs: 3, receipts: 5, invalid: 0 });
+    expect(result.receipts).toMatchObject({ notices: 1, jobs: 3, receipts: 5, invalid: 0 });
     const jobs = await waitingJobs('relay-a');
-    const base = jobIds.receiptBatch(batch.batchId, 'relay-a');
+    const base = receiptJobId(batch.batchId, 1, 'relay-a', 0, 1);
     expect(jobs.map((job) => job.id).sort()).toEqual([`${base}-0`, `${base}-1`, `${base}-2`]);
     const ids = jobs
       .flatMap((job) => job.data.receipts.map(({ receipt }) => receipt.recordId))
@@ -439,28 +452,38 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const first = await anchorOnChain(chain, contract, batch);
     const app = makeApp();
     await app.syncToHead();
-    expect((await batchRow(batch.batchId)).status).toBe('anchored');
+    expect((await batchRow(batch.batchId)).status).toBe('included');
     expect(await waitingJobs('relay-a')).toHaveLength(2);
 
-    // Drop the anchoring block and grow a different chain past it: the cursor's hash no longer matches.
+    // Drop the anchoring block and grow a different chain past it: the next header's parent
+    // is not the cursor's block.
     await chain.publicClient.request({
       method: 'evm_revert' as never,
       params: [snapshot] as never,
     });
     await mine(chain.publicClient, 2);
     const step = await app.syncOnce();
-    expect(step.rewound).toEqual({ to: keptAnchor.blockNumber, batchIds: [batch.batchId] });
+    expect(step.rewound).toEqual({ to: keptAnchor.blockNumber, batchIds: [batch.batchId], events: 1 });
     expect((await eventRows()).map((e) => e.batch_id)).toEqual([kept.batchId]);
     expect(await batchRow(batch.batchId)).toMatchObject({
       status: 'sent',
       block_hash: null,
-      receipts_sent_at: null,
+      revision: 2,
     });
-    expect((await batchRow(kept.batchId)).status).toBe('anchored');
-    // The stale job was retracted; the kept batch's job stays.
-    expect((await waitingJobs('relay-a')).map((job) => job.id)).toEqual([
-      jobIds.receiptBatch(kept.batchId, 'relay-a'),
+    expect((await batchRow(kept.batchId)).status).toBe('included');
+    // Every record of the rewound batch is told its block left the chain (revision 2).
+    const reorged = (await waitingJobs('relay-a')).find(
+      (job) => job.id === receiptJobId(batch.batchId, 2, 'relay-a', 0, 1),
+    );
+    expect(reorged?.data.receipts.map(({ receipt }) => receipt.status)).toEqual([
+      'reorged',
+      'reorged',
+      'reorged',
     ]);
+    expect(reorged?.data.receipts[0]?.receipt).toMatchObject({
+      blockHash: first.blockHash,
+      confirmations: 0,
+    });
 
     const second = await anchorOnChain(chain, contract, batch);
     expect(second.blockHash).not.toBe(first.blockHash);
@@ -468,18 +491,20 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const events = await eventRows();
     expect(events.map((e) => e.block_hash)).toEqual([keptAnchor.blockHash, second.blockHash]);
     expect(await batchRow(batch.batchId)).toMatchObject({
-      status: 'anchored',
+      status: 'included',
       block_hash: second.blockHash,
+      revision: 3,
     });
-    const jobs = await waitingJobs('relay-a');
-    const job = jobs.find((j) => j.id === jobIds.receiptBatch(batch.batchId, 'relay-a'));
-    expect(jobs).toHaveLength(2);
+    const job = (await waitingJobs('relay-a')).find(
+      (j) => j.id === receiptJobId(batch.batchId, 3, 'relay-a', 0, 1),
+    );
     for (const { receipt } of job!.data.receipts) {
+      expect(receipt).toMatchObject({ status: 'included', revision: 3 });
       expect(receipt.blockHash).toBe(second.blockHash);
       expect(verifyReceiptProof(receipt)).toBe(true);
     }
 
-    // A chain that got shorter than the cursor: back to the newest event still on the chain.
+    // A chain that got shorter than the cursor: back to the newest header still on the chain.
     const snapshot2 = await chain.publicClient.request({ method: 'evm_snapshot' as never });
     await mine(chain.publicClient, 3);
     await app.syncToHead();
@@ -488,9 +513,22 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
       params: [snapshot2] as never,
     });
     const shorter = await app.syncOnce();
-    expect(shorter.rewound).toEqual({ to: second.blockNumber, batchIds: [] });
+    expect(shorter.rewound).toEqual({ to: second.blockNumber, batchIds: [], events: 0 });
     expect(shorter.cursor).toBe(second.blockNumber);
     expect(await eventRows()).toHaveLength(2);
+
+    // FINALITY_DEPTH (3) blocks on top: final, with one more notice (revision 4).
+    await mine(chain.publicClient, 3);
+    await app.syncToHead();
+    expect(await batchRow(batch.batchId)).toMatchObject({ status: 'final', revision: 4 });
+    const final = (await waitingJobs('relay-a')).find(
+      (j) => j.id === receiptJobId(batch.batchId, 4, 'relay-a', 0, 1),
+    );
+    expect(final?.data.receipts[0]?.receipt).toMatchObject({
+      status: 'final',
+      blockHash: second.blockHash,
+      confirmations: 4,
+    });
   });
 
   it('error: a wrong CHAIN_ID fails fast', async () => {

@@ -63,13 +63,8 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
 
   async function syncOnce(): Promise<SyncOnceResult> {
     const step = await syncer.step();
-    if (step.rewound && step.rewound.batchIds.length > 0) {
-      const removed = await outbox.retract(step.rewound.batchIds);
-      logger.warn(
-        { batchIds: step.rewound.batchIds, removedJobs: removed },
-        'retracted waiting receipt jobs of rewound batches',
-      );
-    }
+    // Reorged notices (written by the rewind) go out like any other: a client keeps the
+    // receipt with the highest revision, so a stale job still waiting changes nothing.
     const receipts = await outbox.flush();
     return { ...step, receipts };
   }
@@ -123,6 +118,7 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
           contract: config.contract,
           deploymentBlock: config.deploymentBlock,
           confirmations: config.confirmations,
+          finalityDepth: config.finalityDepth,
         },
         'chain-indexer started',
       );

@@ -28,6 +28,12 @@ export const ConfigSchema = Type.Object({
     default: 0,
     description: 'read only blocks at least this many blocks behind the head',
   }),
+  FINALITY_DEPTH: Type.Integer({
+    minimum: 1,
+    default: 12,
+    description:
+      'confirmations (the anchoring block counted) after which a receipt is final; must exceed the deepest reorg the chain can have',
+  }),
   MAX_LOG_RANGE: Type.Integer({
     minimum: 1,
     default: 2000,
@@ -69,6 +75,7 @@ export interface Config {
   deploymentBlock: number;
   pollIntervalMs: number;
   confirmations: number;
+  finalityDepth: number;
   maxLogRange: number;
   receiptsPerJob: number;
   databaseUrl: string | undefined;
@@ -90,6 +97,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     deploymentBlock: parsed.DEPLOYMENT_BLOCK,
     pollIntervalMs: parsed.POLL_INTERVAL_MS,
     confirmations: parsed.CONFIRMATIONS,
+    finalityDepth: parsed.FINALITY_DEPTH,
     maxLogRange: parsed.MAX_LOG_RANGE,
     receiptsPerJob: parsed.RECEIPTS_PER_JOB,
     databaseUrl: parsed.DATABASE_URL,

@@ -60,6 +60,7 @@ export function testConfig(
     contractAddress: overrides.contract,
     pollIntervalMs: 20,
     confirmations: 0,
+    finalityDepth: 3,
     maxLogRange: 2000,
     receiptsPerJob: 1000,
     databaseUrl: undefined,

@@ -1,19 +1,20 @@
 import { type BusDeps, createQueue, jobIds, type TypedQueue } from '@streamanchor/bus';
-import type { Database } from '@streamanchor/db';
-import { type Receipt, type ReceiptBatchJob, verifyReceiptProof } from '@streamanchor/protocol';
+import { type BatchLedger, createBatchLedger, type Database } from '@streamanchor/db';
+import { type ReceiptBatchJob, verifyReceiptProof } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Config } from '../config';
 
 export interface OutboxDeps {
-  config: Pick<Config, 'chainId' | 'contract' | 'receiptsPerJob'>;
+  config: Pick<Config, 'chainId' | 'contract' | 'receiptsPerJob' | 'finalityDepth'>;
   logger: Logger;
   db: Kysely<Database>;
   bus: BusDeps;
 }
 
 export interface FlushResult {
-  batches: number;
+  /** Receipt notices (batch revisions) turned into jobs. */
+  notices: number;
   /** Receipts enqueued (before BullMQ's deduplication by job id). */
   receipts: number;
   jobs: number;
@@ -21,31 +22,43 @@ export interface FlushResult {
   invalid: number;
 }
 
-/** Batches handled per query; the flush loops until none is left. */
-const BATCHES_PER_QUERY = 20;
+export interface ReceiptOutbox {
+  /** Sends every receipt notice not sent yet, oldest first. */
+  flush(): Promise<FlushResult>;
+  close(): Promise<void>;
+}
+
+/** Notices handled per query; the flush loops until none is left. */
+const NOTICES_PER_QUERY = 20;
 
 /**
- * Job id of one chunk of a batch's receipts for one relay. A batch whose receipts for a
- * relay fit one job uses jobIds.receiptBatch(batchId, relayId) itself; larger groups add
- * `-<chunk>` (0-based). Deterministic: a re-run after a crash produces the same ids.
+ * Job id of one chunk of one batch revision's receipts for one relay. Deterministic: a
+ * re-run after a crash produces the same ids, which BullMQ ignores while those jobs exist;
+ * a new revision (final, reorged, included again) has new ids.
  */
 export function receiptJobId(
   batchId: string,
+  revision: number,
   relayId: string,
   chunk: number,
   chunks: number,
 ): string {
-  const base = jobIds.receiptBatch(batchId, relayId);
+  const base = `${jobIds.receiptBatch(batchId, relayId)}-r${revision}`;
   return chunks === 1 ? base : `${base}-${chunk}`;
 }
 
 /**
- * The receipts outbox: every anchored batch whose receipts were not sent yet gets one
- * receiptBatch job per relay (chunked), then receipts_sent_at. The database row is the
- * outbox's state, so a crash between enqueueing and marking re-enqueues the same job
- * ids, which BullMQ ignores while those jobs still exist.
+ * The receipts outbox: the ledger writes one notice per change of a batch's anchoring
+ * (included, final, reorged) in the transaction that made the change; this turns each into
+ * receiptBatch jobs per relay (chunked), then stamps the notice sent. The notice row is the
+ * outbox's state, so a crash between enqueueing and stamping re-enqueues the same job ids.
  */
-export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps) {
+export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): ReceiptOutbox {
+  const ledger: BatchLedger = createBatchLedger(db, {
+    chainId: config.chainId,
+    contract: config.contract,
+    finalityDepth: config.finalityDepth,
+  });
   const queues = new Map<string, TypedQueue<'receipts'>>();
   const queueFor = (relayId: string) => {
     let queue = queues.get(relayId);
@@ -56,61 +69,13 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps) {
     return queue;
   };
 
-  async function sendBatch(batch: {
-    batch_id: string;
-    merkle_root: string;
-    record_count: number;
-    tx_hash: string | null;
-    block_number: string | number | null;
-    block_hash: string | null;
-    log_index: number | null;
-  }): Promise<Omit<FlushResult, 'batches'>> {
-    const records = await db
-      .selectFrom('records')
-      .select([
-        'record_id',
-        'topic',
-        'subject',
-        'content_hash',
-        'accepted_at',
-        'leaf_index',
-        'leaf_hash',
-        'proof',
-        'relay_id',
-        'session_id',
-      ])
-      .where('batch_id', '=', batch.batch_id)
-      .orderBy('leaf_index')
-      .execute();
-    if (records.length !== batch.record_count) {
-      logger.error(
-        { batchId: batch.batch_id, stored: records.length, recordCount: batch.record_count },
-        'anchored batch has a different number of stored records than its record_count',
-      );
-    }
-
+  async function send(
+    notice: Awaited<ReturnType<BatchLedger['unsentNotices']>>[number],
+  ): Promise<Omit<FlushResult, 'notices'>> {
+    const deliverable = await ledger.receiptsOf(notice);
     const byRelay = new Map<string, ReceiptBatchJob['receipts']>();
     let invalid = 0;
-    for (const row of records) {
-      const receipt: Receipt = {
-        recordId: row.record_id as Receipt['recordId'],
-        topic: row.topic,
-        subject: row.subject,
-        contentHash: row.content_hash as Receipt['contentHash'],
-        acceptedAt: Number(row.accepted_at),
-        leafHash: (row.leaf_hash ?? '') as Receipt['leafHash'],
-        leafIndex: row.leaf_index ?? -1,
-        proof: parseProof(row.proof),
-        batchId: batch.batch_id as Receipt['batchId'],
-        merkleRoot: batch.merkle_root as Receipt['merkleRoot'],
-        recordCount: batch.record_count,
-        chainId: config.chainId,
-        contract: config.contract,
-        txHash: batch.tx_hash as Receipt['txHash'],
-        blockNumber: Number(batch.block_number),
-        blockHash: batch.block_hash as Receipt['blockHash'],
-        logIndex: batch.log_index ?? -1,
-      };
+    for (const { relayId, sessionId, receipt } of deliverable) {
       let valid = false;
       try {
         valid = verifyReceiptProof(receipt);
@@ -118,14 +83,14 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps) {
       if (!valid) {
         invalid += 1;
         logger.error(
-          { batchId: batch.batch_id, recordId: row.record_id, leafIndex: row.leaf_index },
+          { batchId: notice.batch_id, recordId: receipt.recordId, leafIndex: receipt.leafIndex },
           'BUG: receipt does not verify against the anchored root; not sent',
         );
         continue;
       }
-      const list = byRelay.get(row.relay_id) ?? [];
-      list.push({ sessionId: row.session_id, receipt });
-      byRelay.set(row.relay_id, list);
+      const list = byRelay.get(relayId) ?? [];
+      list.push({ sessionId, receipt });
+      byRelay.set(relayId, list);
     }
 
     let jobs = 0;
@@ -138,7 +103,7 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps) {
           'receiptBatch',
           { receipts: part },
           {
-            jobId: receiptJobId(batch.batch_id, relayId, chunk, chunks),
+            jobId: receiptJobId(notice.batch_id, notice.revision, relayId, chunk, chunks),
             attempts: 5,
             backoff: { type: 'exponential', delay: 1000 },
             removeOnComplete: true,
@@ -149,95 +114,40 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps) {
         receipts += part.length;
       }
     }
-    await db
-      .updateTable('batches')
-      .set({ receipts_sent_at: sql`now()` })
-      .where('batch_id', '=', batch.batch_id)
-      .where('status', '=', 'anchored')
-      .where('receipts_sent_at', 'is', null)
-      .execute();
+    await ledger.markNoticeSent(notice.id);
     logger.debug(
-      { batchId: batch.batch_id, relays: byRelay.size, jobs, receipts },
+      {
+        batchId: notice.batch_id,
+        revision: notice.revision,
+        status: notice.status,
+        relays: byRelay.size,
+        jobs,
+        receipts,
+      },
       'receipts enqueued',
     );
     return { jobs, receipts, invalid };
   }
 
   return {
-    /** Sends the receipts of every anchored batch that has none sent yet, in batch order. */
-    async flush(): Promise<FlushResult> {
-      const total: FlushResult = { batches: 0, receipts: 0, jobs: 0, invalid: 0 };
-      let afterSeq = '-1';
+    async flush() {
+      const total: FlushResult = { notices: 0, receipts: 0, jobs: 0, invalid: 0 };
       for (;;) {
-        const batches = await db
-          .selectFrom('batches')
-          .select([
-            'batch_id',
-            'seq',
-            'merkle_root',
-            'record_count',
-            'tx_hash',
-            'block_number',
-            'block_hash',
-            'log_index',
-          ])
-          .where('status', '=', 'anchored')
-          .where('receipts_sent_at', 'is', null)
-          .where(sql<boolean>`seq > ${afterSeq}::bigint`)
-          .orderBy('seq')
-          .limit(BATCHES_PER_QUERY)
-          .execute();
-        for (const batch of batches) {
-          const sent = await sendBatch(batch);
-          total.batches += 1;
+        const notices = await ledger.unsentNotices(NOTICES_PER_QUERY);
+        for (const notice of notices) {
+          const sent = await send(notice);
+          total.notices += 1;
           total.receipts += sent.receipts;
           total.jobs += sent.jobs;
           total.invalid += sent.invalid;
-          afterSeq = String(batch.seq);
         }
-        if (batches.length < BATCHES_PER_QUERY) return total;
+        if (notices.length < NOTICES_PER_QUERY) return total;
       }
     },
 
-    /**
-     * Removes the still-waiting receipt jobs of batches a reorg put back to 'sent', so the
-     * receipts sent after they are anchored again (same job ids) are not deduplicated
-     * away in favour of stale ones. Jobs a relay already took cannot be recalled.
-     */
-    async retract(batchIds: readonly string[]): Promise<number> {
-      let removed = 0;
-      for (const batchId of batchIds) {
-        const groups = await db
-          .selectFrom('records')
-          .select(['relay_id', (eb) => eb.fn.countAll<string | number>().as('n')])
-          .where('batch_id', '=', batchId)
-          .groupBy('relay_id')
-          .execute();
-        for (const group of groups) {
-          const chunks = Math.ceil(Number(group.n) / config.receiptsPerJob);
-          for (let chunk = 0; chunk < chunks; chunk++) {
-            const id = receiptJobId(batchId, group.relay_id, chunk, chunks);
-            try {
-              removed += (await queueFor(group.relay_id).remove(id)) ? 1 : 0;
-            } catch (error) {
-              logger.warn({ err: error, jobId: id }, 'could not remove a stale receipt job');
-            }
-          }
-        }
-      }
-      return removed;
-    },
-
-    async close(): Promise<void> {
+    async close() {
       await Promise.all([...queues.values()].map((queue) => queue.close()));
       queues.clear();
     },
   };
-}
-export type ReceiptOutbox = ReturnType<typeof createReceiptOutbox>;
-
-/** jsonb comes back parsed from pg and PGlite; a text column would not. */
-function parseProof(value: unknown): Receipt['proof'] {
-  const proof = typeof value === 'string' ? JSON.parse(value) : value;
-  return Array.isArray(proof) ? (proof as Receipt['proof']) : [];
 }

@@ -14,6 +14,23 @@ export interface AnchorEvent {
   recordCount: number;
   /** Lowercase address of the account that anchored the batch. */
   writer: `0x${string}`;
+  /** Set by a node that reports a log of a block it has since dropped. */
+  removed?: boolean;
+}
+
+export interface LogReader {
+  /** The current range width (blocks per call); shrinks on failures. */
+  readonly range: number;
+  /**
+   * Reads logs from `fromBlock` up to at most `maxToBlock`, in one call whose width is the
+   * current range (shrinking it on failure). Returns the events and the last block read.
+   */
+  read(fromBlock: bigint, maxToBlock: bigint): Promise<{ events: AnchorEvent[]; toBlock: bigint }>;
+  /**
+   * The logs of exactly one block, by hash (EIP-234): they cannot come from another fork
+   * than the header the caller holds. A node that no longer knows the hash fails the call.
+   */
+  readBlock(blockHash: `0x${string}`): Promise<AnchorEvent[]>;
 }
 
 export interface LogReaderOptions {
@@ -32,17 +49,23 @@ const GROW_AFTER = 4;
  * retries; the range grows back after a run of successes. Only a one-block range that
  * still fails is an error.
  */
-export function createLogReader({ client, address, maxRange, logger }: LogReaderOptions) {
+export function createLogReader({
+  client,
+  address,
+  maxRange,
+  logger,
+}: LogReaderOptions): LogReader {
   let range = maxRange;
   let successes = 0;
 
-  async function fetchRange(fromBlock: bigint, toBlock: bigint): Promise<AnchorEvent[]> {
+  async function fetchLogs(
+    where: { fromBlock: bigint; toBlock: bigint } | { blockHash: `0x${string}` },
+  ): Promise<AnchorEvent[]> {
     const logs = await client.getContractEvents({
       address,
       abi: streamAnchorAbi,
       eventName: 'BatchAnchored',
-      fromBlock,
-      toBlock,
+      ...where,
       strict: true,
     });
     return logs.map((log) => ({
@@ -54,19 +77,18 @@ export function createLogReader({ client, address, maxRange, logger }: LogReader
       merkleRoot: log.args.merkleRoot.toLowerCase() as `0x${string}`,
       recordCount: Number(log.args.recordCount),
       writer: log.args.writer.toLowerCase() as `0x${string}`,
+      removed: log.removed,
     }));
   }
+  const fetchRange = (fromBlock: bigint, toBlock: bigint) => fetchLogs({ fromBlock, toBlock });
 
   return {
-    /** The current range width (blocks per call); shrinks on failures. */
     get range() {
       return range;
     },
 
-    /**
-     * Reads logs from `fromBlock` up to at most `maxToBlock`, in one call whose width is the
-     * current range (shrinking it on failure). Returns the events and the last block read.
-     */
+    readBlock: (blockHash) => fetchLogs({ blockHash }),
+
     async read(
       fromBlock: bigint,
       maxToBlock: bigint,
@@ -99,7 +121,6 @@ export function createLogReader({ client, address, maxRange, logger }: LogReader
     },
   };
 }
-export type LogReader = ReturnType<typeof createLogReader>;
 
 export function minBig(a: bigint, b: bigint): bigint {
   return a < b ? a : b;

@@ -1,4 +1,4 @@
-import type { Database } from '@streamanchor/db';
+import { createBatchLedger, type Database, type LedgerScope } from '@streamanchor/db';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { IndexerError } from '../errors';
 import type { AnchorEvent } from './logs';
@@ -46,8 +46,10 @@ export async function readCursor(
 export interface ApplyResult {
   /** Events new to the database. */
   inserted: number;
-  /** Batches of this database that the events marked anchored. */
-  anchored: number;
+  /** Batches of this database the events made included (or final, when already deep). */
+  included: string[];
+  /** Batches that became final in this step (their block reached the finality depth). */
+  finalized: string[];
   /** Events whose batch id this database does not know (another deployment's writer). */
   unknown: number;
   /** Events whose batch id is known but whose root or count differ from the stored batch. */
@@ -58,20 +60,47 @@ export interface ApplyResult {
   }[];
 }
 
+/** A canonical block header the indexer checked, kept in the window near the head. */
+export interface BlockHeader {
+  blockNumber: bigint;
+  blockHash: `0x${string}`;
+  parentHash: `0x${string}`;
+}
+
+export interface CommitInput {
+  events: readonly AnchorEvent[];
+  /** Headers to add to the window (realtime steps); empty for range scans far below the head. */
+  headers: readonly BlockHeader[];
+  previous: Cursor;
+  next: Cursor;
+  /** The newest block known canonical: confirmations and finality are counted from it. */
+  head: bigint;
+  /** Window rows at or below this block number are dropped (older than any reorg we follow). */
+  pruneAtOrBelow: bigint;
+}
+
 /**
- * Stores one range's events, marks the matching batches anchored and moves the cursor
- * from `previous` to `next`, all in one transaction: after a crash either all of it
- * happened or none of it did.
+ * Stores one step's events and headers, moves the matching batches to included or final
+ * through the ledger, finalizes what became deep enough, and moves the cursor from
+ * `previous` to `next` (compare-and-set), all in one transaction: after a crash either all
+ * of it happened or none of it did.
  */
-export async function applyRange(
+export async function commitBlocks(
   db: Kysely<Database>,
   key: CursorKey,
-  events: readonly AnchorEvent[],
-  previous: Cursor,
-  next: Cursor,
+  scope: LedgerScope,
+  input: CommitInput,
 ): Promise<ApplyResult> {
+  const { events, headers } = input;
   return db.transaction().execute(async (tx) => {
-    const result: ApplyResult = { inserted: 0, anchored: 0, unknown: 0, mismatched: [] };
+    const ledger = createBatchLedger(tx, scope);
+    const result: ApplyResult = {
+      inserted: 0,
+      included: [],
+      finalized: [],
+      unknown: 0,
+      mismatched: [],
+    };
     for (let i = 0; i < events.length; i += CHUNK) {
       const rows = events.slice(i, i + CHUNK).map((event) => ({
         chain_id: key.chainId,
@@ -91,6 +120,26 @@ export async function applyRange(
         .onConflict((oc) => oc.columns(['chain_id', 'block_hash', 'log_index']).doNothing())
         .executeTakeFirst();
       result.inserted += Number(inserted.numInsertedOrUpdatedRows ?? 0);
+    }
+    for (let i = 0; i < headers.length; i += CHUNK) {
+      await tx
+        .insertInto('indexer_blocks')
+        .values(
+          headers.slice(i, i + CHUNK).map((header) => ({
+            chain_id: key.chainId,
+            contract: key.contract,
+            block_number: header.blockNumber.toString(),
+            block_hash: header.blockHash,
+            parent_hash: header.parentHash,
+          })),
+        )
+        .onConflict((oc) =>
+          oc.columns(['chain_id', 'contract', 'block_number']).doUpdateSet((eb) => ({
+            block_hash: eb.ref('excluded.block_hash'),
+            parent_hash: eb.ref('excluded.parent_hash'),
+          })),
+        )
+        .execute();
     }
 
     const matched: AnchorEvent[] = [];
@@ -122,33 +171,45 @@ export async function applyRange(
       }
     }
     for (let i = 0; i < matched.length; i += CHUNK) {
-      result.anchored += await markAnchored(tx, matched.slice(i, i + CHUNK));
+      const changed = await ledger.markIncluded(
+        matched.slice(i, i + CHUNK).map((event) => ({
+          batchId: event.batchId,
+          txHash: event.txHash,
+          blockNumber: event.blockNumber,
+          blockHash: event.blockHash,
+          logIndex: event.logIndex,
+        })),
+        input.head,
+      );
+      result.included.push(...changed);
     }
+    result.finalized = await ledger.finalize(input.head);
 
-    await moveCursor(tx, key, previous, next);
+    await tx
+      .deleteFrom('indexer_blocks')
+      .where('chain_id', '=', key.chainId)
+      .where('contract', '=', key.contract)
+      .where('block_number', '<=', input.pruneAtOrBelow.toString())
+      .execute();
+    await moveCursor(tx, key, input.previous, input.next);
     return result;
   });
 }
 
-async function markAnchored(
-  tx: Transaction<Database>,
-  events: readonly AnchorEvent[],
-): Promise<number> {
-  const values = sql.join(
-    events.map(
-      (event) =>
-        sql`(${event.batchId}::text, ${event.txHash}::text, ${event.blockNumber.toString()}::bigint, ${event.blockHash}::text, ${event.logIndex}::integer)`,
-    ),
-  );
-  const result = await sql`
-    update batches as b
-    set status = 'anchored', tx_hash = v.tx_hash, block_number = v.block_number,
-        block_hash = v.block_hash, log_index = v.log_index, anchored_at = now()
-    from (values ${values}) as v(batch_id, tx_hash, block_number, block_hash, log_index)
-    where b.batch_id = v.batch_id
-      and (b.status <> 'anchored' or b.block_hash is distinct from v.block_hash or b.log_index is distinct from v.log_index)
-  `.execute(tx);
-  return Number(result.numAffectedRows ?? 0);
+/** The header window, newest first. */
+export async function readWindow(db: Kysely<Database>, key: CursorKey): Promise<BlockHeader[]> {
+  const rows = await db
+    .selectFrom('indexer_blocks')
+    .select(['block_number', 'block_hash', 'parent_hash'])
+    .where('chain_id', '=', key.chainId)
+    .where('contract', '=', key.contract)
+    .orderBy('block_number', 'desc')
+    .execute();
+  return rows.map((row) => ({
+    blockNumber: BigInt(row.block_number),
+    blockHash: row.block_hash as `0x${string}`,
+    parentHash: row.parent_hash as `0x${string}`,
+  }));
 }
 
 /** Compare-and-set of the cursor row; the first write inserts it. */
@@ -211,30 +272,32 @@ export async function eventBlocks(
 }
 
 /**
- * Undoes everything read above `target`: deletes those events, puts their batches back
- * to 'sent' (so the writer's and the indexer's views agree again) with the receipts to
- * be sent anew, and moves the cursor down. Returns the batch ids put back.
+ * Undoes everything read above `target` (a reorg's common ancestor): deletes those events
+ * and window headers, puts their batches back to `sent` through the ledger (which writes
+ * the `reorged` receipt notices), and moves the cursor down, in one transaction.
  */
 export async function rewind(
   db: Kysely<Database>,
   key: CursorKey,
+  scope: LedgerScope,
   previous: Cursor,
   target: Cursor,
-): Promise<string[]> {
+): Promise<{ batchIds: string[]; deep: string[]; events: number }> {
   return db.transaction().execute(async (tx) => {
-    const { rows } = await sql<{ batch_id: string }>`
-      with gone as (
-        delete from anchor_events
-        where chain_id = ${key.chainId} and contract = ${key.contract} and block_number > ${target.blockNumber.toString()}::bigint
-        returning batch_id
-      )
-      update batches
-      set status = 'sent', block_number = null, block_hash = null, log_index = null,
-          anchored_at = null, receipts_sent_at = null
-      where batch_id in (select batch_id from gone) and status = 'anchored'
-      returning batch_id
-    `.execute(tx);
+    const gone = await tx
+      .deleteFrom('anchor_events')
+      .where('chain_id', '=', key.chainId)
+      .where('contract', '=', key.contract)
+      .where('block_number', '>', target.blockNumber.toString())
+      .executeTakeFirst();
+    await tx
+      .deleteFrom('indexer_blocks')
+      .where('chain_id', '=', key.chainId)
+      .where('contract', '=', key.contract)
+      .where('block_number', '>', target.blockNumber.toString())
+      .execute();
+    const reverted = await createBatchLedger(tx, scope).revertAbove(target.blockNumber);
     await moveCursor(tx, key, previous, target);
-    return rows.map((row) => row.batch_id);
+    return { ...reverted, events: Number(gone.numDeletedRows) };
   });
 }

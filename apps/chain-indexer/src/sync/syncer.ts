@@ -1,24 +1,28 @@
-import type { Database } from '@streamanchor/db';
+import type { Database, LedgerScope } from '@streamanchor/db';
+import { batchAnchoredEvent } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { Kysely } from 'kysely';
-import { BlockNotFoundError, type PublicClient } from 'viem';
+import { BlockNotFoundError, encodeEventTopics, type PublicClient } from 'viem';
 import type { Config } from '../config';
 import { BlockUnavailableError } from '../errors';
-import { createLogReader } from './logs';
+import { blockMayHaveLogs } from './bloom';
+import { type AnchorEvent, createLogReader, type LogReader } from './logs';
 import {
   type ApplyResult,
-  applyRange,
+  type BlockHeader,
   type Cursor,
   type CursorKey,
+  commitBlocks,
   eventBlocks,
   readCursor,
+  readWindow,
   rewind,
 } from './store';
 
 export interface SyncerDeps {
   config: Pick<
     Config,
-    'chainId' | 'contract' | 'deploymentBlock' | 'confirmations' | 'maxLogRange'
+    'chainId' | 'contract' | 'deploymentBlock' | 'confirmations' | 'maxLogRange' | 'finalityDepth'
   >;
   logger: Logger;
   db: Kysely<Database>;
@@ -32,19 +36,46 @@ export interface SyncStep {
   cursor: bigint;
   /** True when the cursor reached `target`: wait for new blocks before the next step. */
   caughtUp: boolean;
+  /** `range`: a plain eth_getLogs scan far below the head; `blocks`: header by header near it. */
+  mode: 'range' | 'blocks' | 'idle';
   events: number;
   result?: ApplyResult;
-  /** Set when the cursor's block was no longer on the chain and the indexer went back. */
-  rewound?: { to: bigint; batchIds: string[] };
+  /** Set when blocks the indexer had stored left the chain and it went back to their ancestor. */
+  rewound?: { to: bigint; batchIds: string[]; events: number };
 }
 
+export interface Syncer {
+  readonly key: CursorKey;
+  readonly reader: LogReader;
+  /** One step: a range scan, a run of new blocks, or a rewind after a reorg. */
+  step(): Promise<SyncStep>;
+}
+
+const [batchAnchoredTopic0] = encodeEventTopics({ abi: [batchAnchoredEvent] }) as [`0x${string}`];
+
+/** Most headers read (and committed together) in one step near the head. */
+const BLOCKS_PER_STEP = 50;
+/** Headers fetched at once. */
+const HEADER_CONCURRENCY = 10;
+
 /**
- * Follows BatchAnchored logs from DEPLOYMENT_BLOCK, one block range per `step()`.
+ * Follows BatchAnchored logs from DEPLOYMENT_BLOCK, storing only what is canonical.
+ *
+ * - Far below the head (more than FINALITY_DEPTH blocks deep) it scans plain eth_getLogs
+ *   ranges: fast, and reorgs that deep are outside what the indexer promises to follow.
+ * - Near the head it reads block by block: each header must extend the previous one by
+ *   `parentHash` (from the cursor, through a window of stored headers), and a block's logs
+ *   are read by its hash (EIP-234), so they cannot come from another fork than its header;
+ *   blocks whose logs bloom rules out our event cost no eth_getLogs at all.
+ * - A header that does not extend the cursor means a reorg: the indexer walks its window
+ *   down to the common ancestor, and rewinds exactly the orphaned events and batches.
+ *
  * Single active instance per database (the cursor is compare-and-set, so a second one
  * fails instead of corrupting).
  */
-export function createSyncer({ config, logger, db, client }: SyncerDeps) {
+export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer {
   const key: CursorKey = { chainId: config.chainId, contract: config.contract };
+  const scope: LedgerScope = { ...key, finalityDepth: config.finalityDepth };
   const reader = createLogReader({
     client,
     address: config.contract,
@@ -52,31 +83,63 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps) {
     logger,
   });
   const initial: Cursor = { blockNumber: BigInt(config.deploymentBlock) - 1n, blockHash: null };
+  const depth = BigInt(config.finalityDepth);
+  /** Headers kept: enough to find the ancestor of any reorg up to twice the finality depth. */
+  const windowSize = 2n * depth + 8n;
 
-  async function blockHashAt(blockNumber: bigint): Promise<`0x${string}` | undefined> {
+  async function header(blockNumber: bigint): Promise<
+    (BlockHeader & { logsBloom: `0x${string}` | null }) | undefined
+  > {
     try {
       const block = await client.getBlock({ blockNumber, includeTransactions: false });
-      return block.hash?.toLowerCase() as `0x${string}` | undefined;
+      if (!block.hash) return undefined;
+      return {
+        blockNumber: block.number ?? blockNumber,
+        blockHash: block.hash.toLowerCase() as `0x${string}`,
+        parentHash: block.parentHash.toLowerCase() as `0x${string}`,
+        logsBloom: block.logsBloom,
+      };
     } catch (error) {
       if (error instanceof BlockNotFoundError) return undefined;
       throw error;
     }
   }
 
+  async function headers(from: bigint, to: bigint) {
+    const numbers: bigint[] = [];
+    for (let n = from; n <= to; n++) numbers.push(n);
+    const found: Awaited<ReturnType<typeof header>>[] = [];
+    for (let i = 0; i < numbers.length; i += HEADER_CONCURRENCY) {
+      found.push(...(await Promise.all(numbers.slice(i, i + HEADER_CONCURRENCY).map(header))));
+    }
+    // Stop at the first missing header (a lagging node): the rest waits for the next step.
+    const missing = found.findIndex((h) => h === undefined);
+    return (missing < 0 ? found : found.slice(0, missing)) as NonNullable<
+      Awaited<ReturnType<typeof header>>
+    >[];
+  }
+
   /**
-   * The cursor's block is gone from the chain: go back to the newest stored event whose
-   * block is still on the chain (every block below a block still on the chain is too),
-   * or to the start when none is, and read forward again from there.
+   * The newest block at or below the cursor that is still canonical: the window's newest
+   * header whose hash the chain still has, else (a reorg deeper than the window, or none
+   * kept) the newest stored event block still on the chain, else the start.
    */
-  async function recover(
-    cursor: Cursor,
-    head: bigint,
-  ): Promise<{ target: Cursor; batchIds: string[] }> {
+  async function commonAncestor(cursor: Cursor, head: bigint): Promise<Cursor> {
+    for (const kept of await readWindow(db, key)) {
+      if (kept.blockNumber > cursor.blockNumber || kept.blockNumber > head) continue;
+      const now = await header(kept.blockNumber);
+      if (now?.blockHash === kept.blockHash)
+        return { blockNumber: kept.blockNumber, blockHash: kept.blockHash };
+    }
+    logger.warn(
+      { cursor: cursor.blockNumber.toString() },
+      'reorg reaches below the header window; searching stored events for the ancestor',
+    );
     const stored = await eventBlocks(db, key, cursor.blockNumber);
     const onChain = async (index: number): Promise<boolean> => {
       const row = stored[index]!;
       if (row.blockNumber > head) return false;
-      return (await blockHashAt(row.blockNumber)) === row.blockHash.toLowerCase();
+      return (await header(row.blockNumber))?.blockHash === row.blockHash.toLowerCase();
     };
     // stored is newest first: a run of dropped blocks, then blocks still on the chain.
     let lo = 0;
@@ -87,104 +150,193 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps) {
       else lo = mid + 1;
     }
     const keep = stored[lo];
-    const target: Cursor = keep
+    return keep
       ? { blockNumber: keep.blockNumber, blockHash: keep.blockHash.toLowerCase() }
       : initial;
-    const reset = await rewind(db, key, cursor, target);
-    logger.warn(
+  }
+
+  async function rewindFrom(cursor: Cursor, head: bigint): Promise<NonNullable<SyncStep['rewound']>> {
+    const target = await commonAncestor(cursor, head);
+    const reverted = await rewind(db, key, scope, cursor, target);
+    const log = reverted.deep.length > 0 ? logger.fatal.bind(logger) : logger.warn.bind(logger);
+    log(
       {
         from: cursor.blockNumber.toString(),
         to: target.blockNumber.toString(),
         droppedHash: cursor.blockHash,
-        batchesBackToSent: reset,
+        eventsRemoved: reverted.events,
+        batchesBackToSent: reverted.batchIds,
+        ...(reverted.deep.length > 0 && { finalBatchesReverted: reverted.deep }),
       },
-      'CHAIN REORG: the cursor block is no longer on the chain; rewound and re-reading',
+      reverted.deep.length > 0
+        ? 'CHAIN REORG DEEPER THAN FINALITY_DEPTH: final batches left the chain; raise FINALITY_DEPTH'
+        : 'chain reorg: rewound to the common ancestor and re-reading',
     );
-    return { target, batchIds: reset };
+    return { to: target.blockNumber, batchIds: reverted.batchIds, events: reverted.events };
+  }
+
+  /** Far below the head: one plain eth_getLogs range. */
+  async function rangeStep(
+    cursor: Cursor,
+    head: bigint,
+    target: bigint,
+    upTo: bigint,
+  ): Promise<SyncStep> {
+    if (cursor.blockHash !== null) {
+      const now = await header(cursor.blockNumber);
+      if (!now) throw new BlockUnavailableError(cursor.blockNumber);
+      if (now.blockHash !== cursor.blockHash.toLowerCase()) {
+        const rewound = await rewindFrom(cursor, head);
+        return { target, cursor: rewound.to, caughtUp: false, mode: 'range', events: 0, rewound };
+      }
+    }
+    const from = cursor.blockNumber + 1n;
+    const { events, toBlock } = await reader.read(from, upTo);
+    const end = await header(toBlock);
+    if (!end) throw new BlockUnavailableError(toBlock);
+    const next: Cursor = { blockNumber: toBlock, blockHash: end.blockHash };
+    const result = await commitBlocks(db, key, scope, {
+      events,
+      headers: [end],
+      previous: cursor,
+      next,
+      head,
+      pruneAtOrBelow: toBlock - windowSize,
+    });
+    report(result, from, toBlock, events.length);
+    return {
+      target,
+      cursor: toBlock,
+      caughtUp: toBlock >= target,
+      mode: 'range',
+      events: events.length,
+      result,
+    };
+  }
+
+  /** Near the head: header by header, each extending the last, logs read by block hash. */
+  async function blocksStep(cursor: Cursor, head: bigint, target: bigint): Promise<SyncStep> {
+    const from = cursor.blockNumber + 1n;
+    const to = from + BigInt(BLOCKS_PER_STEP) - 1n < target ? from + BigInt(BLOCKS_PER_STEP) - 1n : target;
+    const fetched = from <= to ? await headers(from, to) : [];
+
+    // No new block: the cursor's own block may still have been replaced (a reorg that
+    // keeps the height), so check it against the chain's block at that height.
+    if (fetched.length === 0) {
+      if (cursor.blockHash !== null) {
+        // A chain now shorter than the cursor lost the cursor's block for sure.
+        const now = cursor.blockNumber <= head ? await header(cursor.blockNumber) : undefined;
+        if (cursor.blockNumber > head || (now && now.blockHash !== cursor.blockHash.toLowerCase())) {
+          const rewound = await rewindFrom(cursor, head);
+          return { target, cursor: rewound.to, caughtUp: false, mode: 'blocks', events: 0, rewound };
+        }
+      }
+      return { target, cursor: cursor.blockNumber, caughtUp: from > target, mode: 'idle', events: 0 };
+    }
+
+    if (cursor.blockHash !== null && fetched[0]!.parentHash !== cursor.blockHash.toLowerCase()) {
+      const rewound = await rewindFrom(cursor, head);
+      return { target, cursor: rewound.to, caughtUp: false, mode: 'blocks', events: 0, rewound };
+    }
+    // Keep the run that links up; a break inside it means the chain moved while we read.
+    let linked = 1;
+    while (linked < fetched.length && fetched[linked]!.parentHash === fetched[linked - 1]!.blockHash)
+      linked++;
+    const run = fetched.slice(0, linked);
+
+    const events: AnchorEvent[] = [];
+    let kept = 0;
+    let failure: unknown;
+    for (const block of run) {
+      if (blockMayHaveLogs(block.logsBloom, config.contract, batchAnchoredTopic0)) {
+        let logs: AnchorEvent[];
+        try {
+          logs = await reader.readBlock(block.blockHash);
+        } catch (error) {
+          // The node no longer knows this hash: the block left the chain while we read.
+          failure = error;
+          logger.info(
+            {
+              blockNumber: block.blockNumber.toString(),
+              blockHash: block.blockHash,
+              reason: (error as { shortMessage?: string }).shortMessage ?? (error as Error).message,
+            },
+            'logs by block hash failed; committing the blocks before it and re-reading',
+          );
+          break;
+        }
+        if (logs.some((log) => log.removed || log.blockHash !== block.blockHash)) break;
+        events.push(...logs);
+      }
+      kept++;
+    }
+    // Not even the first block's logs could be read: let the loop back off and retry (the
+    // next step finds a reorg by its parent hash; anything else is an RPC fault to see).
+    if (kept === 0) throw failure ?? new BlockUnavailableError(from);
+    const committed = run.slice(0, kept);
+    const last = committed[committed.length - 1]!;
+    const next: Cursor = { blockNumber: last.blockNumber, blockHash: last.blockHash };
+    const result = await commitBlocks(db, key, scope, {
+      events,
+      headers: committed,
+      previous: cursor,
+      next,
+      head: last.blockNumber,
+      pruneAtOrBelow: last.blockNumber - windowSize,
+    });
+    report(result, from, last.blockNumber, events.length);
+    return {
+      target,
+      cursor: last.blockNumber,
+      caughtUp: last.blockNumber >= target,
+      mode: 'blocks',
+      events: events.length,
+      result,
+    };
+  }
+
+  function report(result: ApplyResult, from: bigint, to: bigint, events: number): void {
+    if (result.mismatched.length > 0) {
+      logger.error(
+        {
+          mismatched: result.mismatched.map((m) => ({
+            batchId: m.batchId,
+            stored: m.stored,
+            event: { merkleRoot: m.event.merkleRoot, recordCount: m.event.recordCount },
+          })),
+        },
+        'BatchAnchored event disagrees with the stored batch (root or count); batch left as is',
+      );
+    }
+    if (events > 0 || result.finalized.length > 0) {
+      logger.info(
+        {
+          fromBlock: from.toString(),
+          toBlock: to.toString(),
+          events,
+          inserted: result.inserted,
+          included: result.included.length,
+          finalized: result.finalized.length,
+          unknown: result.unknown,
+        },
+        'indexed BatchAnchored events',
+      );
+    }
   }
 
   return {
     key,
     reader,
-
     async step(): Promise<SyncStep> {
-      let cursor = (await readCursor(db, key)) ?? initial;
+      const cursor = (await readCursor(db, key)) ?? initial;
       const head = await client.getBlockNumber({ cacheTime: 0 });
-      let rewound: SyncStep['rewound'];
-
-      if (cursor.blockHash !== null) {
-        const hash = cursor.blockNumber > head ? undefined : await blockHashAt(cursor.blockNumber);
-        if (hash === undefined && cursor.blockNumber <= head)
-          throw new BlockUnavailableError(cursor.blockNumber);
-        if (hash !== cursor.blockHash.toLowerCase()) {
-          const recovered = await recover(cursor, head);
-          cursor = recovered.target;
-          rewound = { to: cursor.blockNumber, batchIds: recovered.batchIds };
-        }
-      }
-
       const target = head - BigInt(config.confirmations);
-      const from = cursor.blockNumber + 1n;
-      if (from > target) {
-        return {
-          target,
-          cursor: cursor.blockNumber,
-          caughtUp: true,
-          events: 0,
-          ...(rewound && { rewound }),
-        };
+      // Blocks at or below this are FINALITY_DEPTH deep: scan them by ranges.
+      const deep = head - depth;
+      if (cursor.blockNumber < target && cursor.blockNumber < deep) {
+        return rangeStep(cursor, head, target, target < deep ? target : deep);
       }
-
-      // The hash of the last block read, so the next step can tell whether it was replaced.
-      // Fetched alongside the logs for the range's planned end; again if the range shrank.
-      const plannedEnd = minBig(target, from + BigInt(reader.range) - 1n);
-      const [{ events, toBlock }, plannedHash] = await Promise.all([
-        reader.read(from, target),
-        blockHashAt(plannedEnd),
-      ]);
-      const hash = toBlock === plannedEnd ? plannedHash : await blockHashAt(toBlock);
-      if (hash === undefined) throw new BlockUnavailableError(toBlock);
-
-      const next: Cursor = { blockNumber: toBlock, blockHash: hash };
-      const result = await applyRange(db, key, events, cursor, next);
-      if (result.mismatched.length > 0) {
-        logger.error(
-          {
-            mismatched: result.mismatched.map((m) => ({
-              batchId: m.batchId,
-              stored: m.stored,
-              event: { merkleRoot: m.event.merkleRoot, recordCount: m.event.recordCount },
-            })),
-          },
-          'BatchAnchored event disagrees with the stored batch (root or count); batch left as is',
-        );
-      }
-      if (events.length > 0) {
-        logger.info(
-          {
-            fromBlock: from.toString(),
-            toBlock: toBlock.toString(),
-            events: events.length,
-            inserted: result.inserted,
-            anchored: result.anchored,
-            unknown: result.unknown,
-          },
-          'indexed BatchAnchored events',
-        );
-      }
-      return {
-        target,
-        cursor: toBlock,
-        caughtUp: toBlock >= target,
-        events: events.length,
-        result,
-        ...(rewound && { rewound }),
-      };
+      return blocksStep(cursor, head, target);
     },
   };
-}
-export type Syncer = ReturnType<typeof createSyncer>;
-
-function minBig(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
 }
