@@ -4,7 +4,6 @@ import {
   createQueue,
   createRedisConnection,
   createWorker,
-  jobIds,
   type Keys,
 } from '@streamanchor/bus';
 import { deployStreamAnchor, streamAnchorAbi } from '@streamanchor/contracts';
@@ -24,9 +23,9 @@ import type { Redis } from 'ioredis';
 import { createPublicClient, http, type PublicClient } from 'viem';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type App, createApp, type SyncOnceResult } from './app';
-import { receiptJobId } from './receipts';
 import type { Config } from './config';
 import { ChainIdMismatchError } from './errors';
+import { receiptJobId } from './receipts';
 import {
   anchorOnChain,
   anvilChain,
@@ -463,7 +462,11 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     });
     await mine(chain.publicClient, 2);
     const step = await app.syncOnce();
-    expect(step.rewound).toEqual({ to: keptAnchor.blockNumber, batchIds: [batch.batchId], events: 1 });
+    expect(step.rewound).toEqual({
+      to: keptAnchor.blockNumber,
+      batchIds: [batch.batchId],
+      events: 1,
+    });
     expect((await eventRows()).map((e) => e.batch_id)).toEqual([kept.batchId]);
     expect(await batchRow(batch.batchId)).toMatchObject({
       status: 'sent',

@@ -7,7 +7,6 @@ export {
   openDatabase,
   openServiceDatabase,
 } from './database';
-export type * from './schema';
 export {
   type Anchoring,
   type BatchLedger,
@@ -21,3 +20,4 @@ export {
   type RecordLookup,
   type SignedTx,
 } from './ledger';
+export type * from './schema';

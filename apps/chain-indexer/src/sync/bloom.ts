@@ -19,7 +19,11 @@ export function bloomMayContain(bloom: Hex, item: Hex): boolean {
 }
 
 /** Whether a block may hold a log of `address` with `topic0` (both must be in its bloom). */
-export function blockMayHaveLogs(bloom: Hex | null | undefined, address: Hex, topic0: Hex): boolean {
+export function blockMayHaveLogs(
+  bloom: Hex | null | undefined,
+  address: Hex,
+  topic0: Hex,
+): boolean {
   if (!bloom) return true;
   return bloomMayContain(bloom, address) && bloomMayContain(bloom, topic0);
 }

@@ -87,9 +87,9 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer
   /** Headers kept: enough to find the ancestor of any reorg up to twice the finality depth. */
   const windowSize = 2n * depth + 8n;
 
-  async function header(blockNumber: bigint): Promise<
-    (BlockHeader & { logsBloom: `0x${string}` | null }) | undefined
-  > {
+  async function header(
+    blockNumber: bigint,
+  ): Promise<(BlockHeader & { logsBloom: `0x${string}` | null }) | undefined> {
     try {
       const block = await client.getBlock({ blockNumber, includeTransactions: false });
       if (!block.hash) return undefined;
@@ -155,7 +155,10 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer
       : initial;
   }
 
-  async function rewindFrom(cursor: Cursor, head: bigint): Promise<NonNullable<SyncStep['rewound']>> {
+  async function rewindFrom(
+    cursor: Cursor,
+    head: bigint,
+  ): Promise<NonNullable<SyncStep['rewound']>> {
     const target = await commonAncestor(cursor, head);
     const reverted = await rewind(db, key, scope, cursor, target);
     const log = reverted.deep.length > 0 ? logger.fatal.bind(logger) : logger.warn.bind(logger);
@@ -217,7 +220,8 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer
   /** Near the head: header by header, each extending the last, logs read by block hash. */
   async function blocksStep(cursor: Cursor, head: bigint, target: bigint): Promise<SyncStep> {
     const from = cursor.blockNumber + 1n;
-    const to = from + BigInt(BLOCKS_PER_STEP) - 1n < target ? from + BigInt(BLOCKS_PER_STEP) - 1n : target;
+    const to =
+      from + BigInt(BLOCKS_PER_STEP) - 1n < target ? from + BigInt(BLOCKS_PER_STEP) - 1n : target;
     const fetched = from <= to ? await headers(from, to) : [];
 
     // No new block: the cursor's own block may still have been replaced (a reorg that
@@ -226,12 +230,28 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer
       if (cursor.blockHash !== null) {
         // A chain now shorter than the cursor lost the cursor's block for sure.
         const now = cursor.blockNumber <= head ? await header(cursor.blockNumber) : undefined;
-        if (cursor.blockNumber > head || (now && now.blockHash !== cursor.blockHash.toLowerCase())) {
+        if (
+          cursor.blockNumber > head ||
+          (now && now.blockHash !== cursor.blockHash.toLowerCase())
+        ) {
           const rewound = await rewindFrom(cursor, head);
-          return { target, cursor: rewound.to, caughtUp: false, mode: 'blocks', events: 0, rewound };
+          return {
+            target,
+            cursor: rewound.to,
+            caughtUp: false,
+            mode: 'blocks',
+            events: 0,
+            rewound,
+          };
         }
       }
-      return { target, cursor: cursor.blockNumber, caughtUp: from > target, mode: 'idle', events: 0 };
+      return {
+        target,
+        cursor: cursor.blockNumber,
+        caughtUp: from > target,
+        mode: 'idle',
+        events: 0,
+      };
     }
 
     if (cursor.blockHash !== null && fetched[0]!.parentHash !== cursor.blockHash.toLowerCase()) {
@@ -240,7 +260,10 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer
     }
     // Keep the run that links up; a break inside it means the chain moved while we read.
     let linked = 1;
-    while (linked < fetched.length && fetched[linked]!.parentHash === fetched[linked - 1]!.blockHash)
+    while (
+      linked < fetched.length &&
+      fetched[linked]!.parentHash === fetched[linked - 1]!.blockHash
+    )
       linked++;
     const run = fetched.slice(0, linked);
 

@@ -17,10 +17,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     check (status in ('built', 'sent', 'included', 'final'))`.execute(db);
   await db.schema.alterTable('batches').renameColumn('anchored_at', 'included_at').execute();
   await db.schema.alterTable('batches').dropColumn('receipts_sent_at').execute();
-  await db.schema
-    .alterTable('batches')
-    .addColumn('final_at', 'timestamptz')
-    .execute();
+  await db.schema.alterTable('batches').addColumn('final_at', 'timestamptz').execute();
   await db.schema
     .alterTable('batches')
     .addColumn('revision', 'integer', (c) => c.notNull().defaultTo(0))
@@ -62,7 +59,9 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('indexer_blocks').ifExists().execute();
   await db.schema.dropTable('receipt_notices').ifExists().execute();
   await sql`alter table batches drop constraint if exists batches_status_check`.execute(db);
-  await sql`update batches set status = 'anchored' where status in ('included', 'final')`.execute(db);
+  await sql`update batches set status = 'anchored' where status in ('included', 'final')`.execute(
+    db,
+  );
   await sql`alter table batches add constraint batches_status_check
     check (status in ('built', 'sent', 'anchored'))`.execute(db);
   await db.schema.alterTable('batches').dropColumn('revision').execute();

@@ -1,0 +1,198 @@
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import type { DatabaseHandle } from './database';
+import { type Anchoring, type BatchLedger, confirmationsAt, createBatchLedger } from './ledger';
+import { createTestDatabase, TEST_DATABASE_KINDS } from './testing';
+
+const hex = (byte: number) => `0x${byte.toString(16).padStart(2, '0').repeat(32)}`;
+const scope = { chainId: 31337, contract: `0x${'ab'.repeat(20)}`, finalityDepth: 3 };
+
+describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
+  let handle: DatabaseHandle;
+  let ledger: BatchLedger;
+
+  beforeEach(async () => {
+    handle = await createTestDatabase(kind);
+    ledger = createBatchLedger(handle.db, scope);
+  });
+  afterEach(() => handle.close());
+
+  /** Two stored records in one built batch. */
+  async function builtBatch(batchByte: number): Promise<string> {
+    const batchId = hex(batchByte);
+    const records = [hex(batchByte * 2 + 100), hex(batchByte * 2 + 101)];
+    await handle.db
+      .insertInto('records')
+      .values(
+        records.map((recordId, i) => ({
+          record_id: recordId,
+          topic: 'demo',
+          subject: 'alice',
+          content_hash: hex(7),
+          accepted_at: 1_700_000_000_000 + i,
+          payload: '{}',
+          relay_id: 'relay-1',
+          session_id: 'AAAAAAAAAAAAAAAAAAAAAA',
+        })),
+      )
+      .execute();
+    await handle.db.transaction().execute((tx) =>
+      createBatchLedger(tx, scope).createBatch(
+        { batchId, merkleRoot: hex(9), recordCount: 2 },
+        records.map((recordId, leafIndex) => ({
+          recordId,
+          leafIndex,
+          leafHash: hex(20 + leafIndex),
+          proof: [hex(30 + leafIndex)],
+        })),
+      ),
+    );
+    return batchId;
+  }
+
+  const batch = (batchId: string) =>
+    handle.db
+      .selectFrom('batches')
+      .selectAll()
+      .where('batch_id', '=', batchId)
+      .executeTakeFirstOrThrow();
+  const notices = () =>
+    handle.db
+      .selectFrom('receipt_notices')
+      .select(['batch_id', 'revision', 'status', 'block_hash', 'confirmations'])
+      .orderBy('id')
+      .execute();
+  const anchoring = (batchId: string, block: number, hashByte: number): Anchoring => ({
+    batchId,
+    txHash: hex(60),
+    blockNumber: BigInt(block),
+    blockHash: hex(hashByte),
+    logIndex: 0,
+  });
+  const signed = { signer: `0x${'cd'.repeat(20)}`, nonce: 0, rawTx: '0x01', txHash: hex(60) };
+
+  test('default: built → sent → included → final, one notice per change', async () => {
+    const id = await builtBatch(1);
+    expect((await batch(id)).status).toBe('built');
+    expect(await ledger.recordSigned(id, signed)).toBe(true);
+    expect(await batch(id)).toMatchObject({ status: 'sent', raw_tx: '0x01', revision: 0 });
+
+    expect(await ledger.markIncluded([anchoring(id, 10, 0xa0)], 10n)).toEqual([id]);
+    expect(await batch(id)).toMatchObject({
+      status: 'included',
+      revision: 1,
+      block_hash: hex(0xa0),
+    });
+    expect(await ledger.finalize(11n)).toEqual([]);
+    expect(await ledger.finalize(12n)).toEqual([id]);
+    expect(await batch(id)).toMatchObject({ status: 'final', revision: 2 });
+    expect(await notices()).toEqual([
+      { batch_id: id, revision: 1, status: 'included', block_hash: hex(0xa0), confirmations: 1 },
+      { batch_id: id, revision: 2, status: 'final', block_hash: hex(0xa0), confirmations: 3 },
+    ]);
+
+    const [included, final] = await ledger.unsentNotices(10);
+    const receipts = await ledger.receiptsOf(final!);
+    expect(receipts.map((r) => r.receipt.status)).toEqual(['final', 'final']);
+    expect(receipts[0]).toMatchObject({
+      relayId: 'relay-1',
+      sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
+      receipt: { revision: 2, confirmations: 3, leafIndex: 0, proof: [hex(30)], blockNumber: 10 },
+    });
+    await ledger.markNoticeSent(included!.id);
+    expect((await ledger.unsentNotices(10)).map((n) => n.revision)).toEqual([2]);
+  });
+
+  test('behavior: a reorg puts included batches back to sent with a reorged notice naming the old block', async () => {
+    const low = await builtBatch(1);
+    const high = await builtBatch(2);
+    await ledger.recordSigned(low, signed);
+    await ledger.recordSigned(high, { ...signed, nonce: 1, rawTx: '0x02' });
+    await ledger.markIncluded([anchoring(low, 10, 0xa0), anchoring(high, 11, 0xa1)], 11n);
+
+    expect(await ledger.revertAbove(10n)).toEqual({ batchIds: [high], deep: [] });
+    expect(await batch(high)).toMatchObject({ status: 'sent', block_hash: null, revision: 2 });
+    expect((await batch(low)).status).toBe('included');
+    const reorged = (await notices()).filter((n) => n.status === 'reorged');
+    expect(reorged).toEqual([
+      { batch_id: high, revision: 2, status: 'reorged', block_hash: hex(0xa1), confirmations: 0 },
+    ]);
+    // Included again elsewhere: a third revision.
+    expect(await ledger.markIncluded([anchoring(high, 12, 0xb2)], 12n)).toEqual([high]);
+    expect(await batch(high)).toMatchObject({
+      status: 'included',
+      revision: 3,
+      block_hash: hex(0xb2),
+    });
+  });
+
+  test('behavior: seeing the same anchoring twice changes nothing; a deep one goes straight to final', async () => {
+    const id = await builtBatch(1);
+    await ledger.recordSigned(id, signed);
+    expect(await ledger.markIncluded([anchoring(id, 10, 0xa0)], 20n)).toEqual([id]);
+    expect(await batch(id)).toMatchObject({ status: 'final', revision: 1 });
+    expect(await ledger.markIncluded([anchoring(id, 10, 0xa0)], 20n)).toEqual([]);
+    expect(await notices()).toHaveLength(1);
+  });
+
+  test('behavior: a reorg deeper than the finality depth is reported as deep', async () => {
+    const id = await builtBatch(1);
+    await ledger.markIncluded([anchoring(id, 10, 0xa0)], 20n);
+    expect(await ledger.revertAbove(5n)).toEqual({ batchIds: [id], deep: [id] });
+  });
+
+  test('behavior: transitions are guarded; a stale caller changes nothing', async () => {
+    const id = await builtBatch(1);
+    expect(await ledger.returnToBuilt(id)).toBe(false); // not sent
+    expect(await ledger.recordAnchoredElsewhere(id)).toBe(true);
+    expect(await ledger.recordAnchoredElsewhere(id)).toBe(false); // already sent
+    expect(await ledger.recordSigned(id, signed)).toBe(false); // only from built
+    expect(await ledger.returnToBuilt(id)).toBe(true); // sent without a tx of ours
+    expect(await ledger.recordSigned(id, signed)).toBe(true);
+    // A replacement must name the tx it replaces.
+    expect(await ledger.recordSigned(id, { ...signed, rawTx: '0x03' }, '0xff')).toBe(false);
+    expect(await ledger.recordSigned(id, { ...signed, rawTx: '0x03' }, '0x01')).toBe(true);
+    expect((await batch(id)).raw_tx).toBe('0x03');
+  });
+
+  test('behavior: lookupRecord says unknown, pending, then anchored with confirmations', async () => {
+    expect(await ledger.lookupRecord(hex(1))).toEqual({ state: 'unknown' });
+    const id = await builtBatch(1);
+    const recordId = hex(102);
+    expect(await ledger.lookupRecord(recordId)).toEqual({ state: 'pending', subject: 'alice' });
+    await ledger.markIncluded([anchoring(id, 10, 0xa0)], 10n);
+    await handle.db
+      .insertInto('indexer_cursors')
+      .values({
+        chain_id: scope.chainId,
+        contract: scope.contract,
+        block_number: 11,
+        block_hash: hex(0xa1),
+      })
+      .execute();
+    const found = await ledger.lookupRecord(recordId);
+    expect(found).toMatchObject({
+      state: 'anchored',
+      subject: 'alice',
+      receipt: { recordId, status: 'included', confirmations: 2, revision: 1, leafIndex: 0 },
+    });
+  });
+
+  test('error: createBatch refuses records that are already batched', async () => {
+    await builtBatch(1);
+    await expect(
+      createBatchLedger(handle.db, scope).createBatch(
+        { batchId: hex(2), merkleRoot: hex(9), recordCount: 1 },
+        [{ recordId: hex(102), leafIndex: 0, leafHash: hex(20), proof: [] }],
+      ),
+    ).rejects.toMatchObject({
+      name: 'LedgerError',
+      shortMessage: 'batch update touched an unexpected number of records',
+    });
+  });
+});
+
+test('default: confirmationsAt counts the anchoring block', () => {
+  expect(confirmationsAt(10n, 10n)).toBe(1);
+  expect(confirmationsAt(12n, 10n)).toBe(3);
+  expect(confirmationsAt(9n, 10n)).toBe(0);
+});
