@@ -1,11 +1,12 @@
 import type { Keys } from '@streamanchor/bus';
-import type { Database } from '@streamanchor/db';
+import { createBatchLedger, type Database } from '@streamanchor/db';
 import type { Logger } from '@streamanchor/service-kit';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { createPublicClient, http, type PublicClient } from 'viem';
 import type { Config } from './config';
 import { ChainIdMismatchError } from './errors';
+import { createLookupWorker } from './lookup';
 import { createReceiptOutbox, type FlushResult } from './receipts';
 import { createSyncer, type SyncStep } from './sync';
 
@@ -45,6 +46,13 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
     createPublicClient({ transport: http(config.rpcUrl, { retryCount: 3, timeout: 30_000 }) });
   const syncer = createSyncer({ config, logger, db, client });
   const outbox = createReceiptOutbox({ config, logger, db, bus: { connection: redis, keys } });
+  const ledger = createBatchLedger(db, {
+    chainId: config.chainId,
+    contract: config.contract,
+    finalityDepth: config.finalityDepth,
+  });
+  // Answers the gateway's receipt lookups (GET /v1/records/<id>/receipt) while the app runs.
+  let lookup: ReturnType<typeof createLookupWorker> | undefined;
 
   let running: Promise<void> | undefined;
   let stopping = false;
@@ -123,12 +131,15 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
         'chain-indexer started',
       );
       running = loop();
+      lookup = createLookupWorker({ bus: { connection: redis, keys }, ledger, logger });
     },
     async stop() {
       stopping = true;
       wake?.();
       await running;
       running = undefined;
+      await lookup?.close();
+      lookup = undefined;
       await outbox.close();
     },
   };

@@ -208,6 +208,9 @@ describe('rtc-relay', () => {
     const { relay, client } = await setup();
     const { sessionId } = await relay.connect(client);
     const receipt: Receipt = {
+      status: 'included',
+      confirmations: 1,
+      revision: 1,
       recordId: `0x${'11'.repeat(32)}`,
       topic: 'demo',
       subject: 'alice',

@@ -9,6 +9,7 @@ import type { Config } from './config';
 import { installCors } from './cors';
 import { clientErrorHandler, frameworkErrors, installProblemHandling } from './errors';
 import { buildInfo, infoRoutes } from './info';
+import { createIndexerClient, recordsRoutes } from './records';
 import { createRelayClient, sessionsRoutes } from './sessions';
 import { webRoutes } from './web';
 
@@ -16,8 +17,8 @@ export interface AppDeps {
   config: Config;
   logger: Logger;
   /**
-   * Redis for the registry and the relays' queues. Owned by the caller (not closed by
-   * stop()). Prefer a client with a small `maxRetriesPerRequest`, so that requests fail
+   * Redis for the registry and the relays' and the indexer's queues. Owned by the caller (not
+   * closed by stop()). Prefer a client with a small `maxRetriesPerRequest`, so that requests fail
    * rather than hang while Redis is down; queue-event readers duplicate it as BullMQ needs.
    */
   redis: Redis;
@@ -28,7 +29,7 @@ export interface App {
   fastify: ReturnType<typeof buildFastify>;
   /** Listens on HOST:PORT; resolves with the actual base URL (useful with PORT=0). */
   start(): Promise<{ url: string }>;
-  /** Stops accepting requests, lets in-flight ones finish, closes the relay queues. */
+  /** Stops accepting requests, lets in-flight ones finish, closes the relay and indexer queues. */
   stop(): Promise<void>;
 }
 
@@ -43,7 +44,10 @@ function buildFastify(config: Config, logger: Logger) {
   }).withTypeProvider<TypeBoxTypeProvider>();
 }
 
-/** The public HTTP API: signaling (WHIP-style sessions), info, health and the demo page. */
+/**
+ * The public HTTP API: signaling (WHIP-style sessions), receipt lookups, info, health and
+ * the demo page.
+ */
 export function createApp({ config, logger, redis, keys }: AppDeps): App {
   const fastify = buildFastify(config, logger);
   installProblemHandling(fastify, { logger });
@@ -52,15 +56,21 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
     reply.header('X-Content-Type-Options', 'nosniff');
   });
 
+  const authenticate = createAuthenticator({ secret: config.JWT_SECRET });
   const registry = createRelayRegistry({ redis, keys });
   const relays = createRelayClient({
     bus: { connection: redis, keys },
     timeoutMs: config.SIGNALING_TIMEOUT_MS,
     logger,
   });
+  const indexer = createIndexerClient({
+    bus: { connection: redis, keys },
+    timeoutMs: config.LOOKUP_TIMEOUT_MS,
+    logger,
+  });
 
   fastify.register(sessionsRoutes, {
-    authenticate: createAuthenticator({ secret: config.JWT_SECRET }),
+    authenticate,
     registry,
     relays,
     logger,
@@ -68,6 +78,7 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
     relayStaleAfterMs: config.RELAY_STALE_AFTER_MS,
     sessionTtlMs: config.SESSION_TTL_MS,
   });
+  fastify.register(recordsRoutes, { authenticate, indexer, logger });
   fastify.register(infoRoutes, { info: buildInfo(config), redis });
   if (config.WEB_DIST_DIR) fastify.register(webRoutes, { root: config.WEB_DIST_DIR });
 
@@ -83,7 +94,7 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
         try {
           await fastify.close();
         } finally {
-          await relays.close();
+          await Promise.all([relays.close(), indexer.close()]);
         }
       })();
       return stopping;

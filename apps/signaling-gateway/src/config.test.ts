@@ -22,6 +22,7 @@ describe('config', () => {
       HOST: '127.0.0.1',
       PORT: 8080,
       SIGNALING_TIMEOUT_MS: 5000,
+      LOOKUP_TIMEOUT_MS: 3000,
       RELAY_STALE_AFTER_MS: 6000,
       SESSION_TTL_MS: 30000,
       TRUST_PROXY: false,

@@ -26,6 +26,11 @@ export const ConfigSchema = Type.Object({
     default: 5000,
     description: 'how long the gateway waits for a relay to answer a session request (ms)',
   }),
+  LOOKUP_TIMEOUT_MS: Type.Integer({
+    minimum: 1,
+    default: 3000,
+    description: 'how long the gateway waits for the chain-indexer to answer a receipt lookup (ms)',
+  }),
   RELAY_STALE_AFTER_MS: Type.Integer({
     minimum: 1,
     default: 6000,

@@ -5,7 +5,15 @@ import {
   type Keys,
   type TypedJob,
 } from '@streamanchor/bus';
-import { PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode } from '@streamanchor/protocol';
+import {
+  contentHashOf,
+  type LookupReceiptResult,
+  leafHash,
+  PROBLEM_TYPE_PREFIX,
+  PROBLEMS,
+  type ProblemCode,
+  type Receipt,
+} from '@streamanchor/protocol';
 import { createLogger } from '@streamanchor/service-kit';
 import { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '@streamanchor/testing';
 import { Redis } from 'ioredis';
@@ -126,6 +134,83 @@ export async function startFakeRelay(
       await worker.close(true);
       await registry.remove(relayId);
     },
+  };
+}
+
+type LookupJob = TypedJob<'indexerLookup'>;
+
+export interface FakeIndexer {
+  /** What the indexer answers per record id (absent: `unknown`). */
+  records: Map<string, LookupReceiptResult>;
+  /** Every lookup job it received, in order. */
+  jobs: LookupJob[];
+  close(): Promise<void>;
+}
+
+/**
+ * STANDS IN FOR chain-indexer, which is another service (no app imports another): its
+ * lookup worker and the batch ledger behind it have their own tests over a real database
+ * (apps/chain-indexer/src/lookup). This is a real BullMQ Worker on the real `indexerLookup`
+ * queue, on real Redis; only the ledger is replaced by `records`, or by `process`.
+ */
+export async function startFakeIndexer(
+  gateway: Pick<TestGateway, 'redis' | 'keys'>,
+  { process }: { process?: (job: LookupJob) => Promise<unknown> } = {},
+): Promise<FakeIndexer> {
+  const records = new Map<string, LookupReceiptResult>();
+  const jobs: LookupJob[] = [];
+  const worker = createWorker(
+    { connection: gateway.redis, keys: gateway.keys },
+    'indexerLookup',
+    undefined,
+    async (job): Promise<LookupReceiptResult> => {
+      jobs.push(job);
+      if (process) return (await process(job)) as never;
+      return records.get(job.data.recordId) ?? { state: 'unknown' };
+    },
+  );
+  await worker.waitUntilReady();
+  return {
+    records,
+    jobs,
+    async close() {
+      await worker.close(true);
+    },
+  };
+}
+
+/**
+ * A well-formed receipt of a one-record batch (the root is the leaf; the proof is empty),
+ * so that verifyReceiptProof holds for it.
+ */
+export function testReceipt(overrides: Partial<Receipt> = {}): Receipt {
+  const hex32 = (byte: string) => `0x${byte.repeat(32)}` as `0x${string}`;
+  const leaf = {
+    recordId: overrides.recordId ?? hex32('a1'),
+    topic: overrides.topic ?? 'demo',
+    subject: overrides.subject ?? 'alice',
+    contentHash: contentHashOf('{"n":1}'),
+    acceptedAt: 1_764_000_000_000,
+  };
+  const hash = leafHash(leaf);
+  return {
+    status: 'included',
+    confirmations: 2,
+    revision: 1,
+    ...leaf,
+    leafHash: hash,
+    leafIndex: 0,
+    proof: [],
+    batchId: hex32('b2'),
+    merkleRoot: hash,
+    recordCount: 1,
+    chainId: 31337,
+    contract: TEST_CONTRACT.toLowerCase() as `0x${string}`,
+    txHash: hex32('c3'),
+    blockNumber: 12,
+    blockHash: hex32('d4'),
+    logIndex: 0,
+    ...overrides,
   };
 }
 

@@ -15,7 +15,12 @@ export {
   type RelayRegistry,
   type SessionRoute,
 } from './registry';
-export { RemoteError, RequestTimeoutError, requestReply } from './request-reply';
+export {
+  RemoteError,
+  type RequestReplyOptions,
+  RequestTimeoutError,
+  requestReply,
+} from './request-reply';
 export {
   type BusDeps,
   createQueue,

@@ -3,6 +3,8 @@ import type {
   CreateSessionResult,
   DeleteSessionRequest,
   DeleteSessionResult,
+  LookupReceiptRequest,
+  LookupReceiptResult,
   ReceiptBatchJob,
   RecordBatchJob,
 } from '@streamanchor/protocol';
@@ -19,6 +21,8 @@ export const QUEUES = {
   records: { name: () => 'records' },
   /** chain-indexer → one relay: receipts for the sessions it holds. */
   receipts: { name: (relayId: string) => `receipts.${relayId}` },
+  /** gateway → chain-indexer, request/reply: read-only lookups (a record's current receipt). */
+  indexerLookup: { name: () => 'indexer-lookup' },
 } as const;
 
 export interface QueueJobs {
@@ -31,6 +35,9 @@ export interface QueueJobs {
   };
   receipts: {
     receiptBatch: { data: ReceiptBatchJob; result: { delivered: number } };
+  };
+  indexerLookup: {
+    lookupReceipt: { data: LookupReceiptRequest; result: LookupReceiptResult };
   };
 }
 
@@ -58,4 +65,6 @@ export const jobIds = {
   receiptBatch: (batchId: string, relayId: string) => `receipts-${batchId}-${relayId}`,
   createSession: (sessionId: string) => `create-${sessionId}`,
   deleteSession: (sessionId: string, nonce: string) => `delete-${sessionId}-${nonce}`,
+  /** Lookups are reads: unique per request (the nonce), never deduplicated. */
+  lookupReceipt: (recordId: string, nonce: string) => `lookup-${recordId}-${nonce}`,
 } as const;

@@ -60,6 +60,37 @@ describe('requestReply', () => {
     expect(result).toEqual({ answerSdp: 'answer for s1' });
   });
 
+  test('behavior: works on any queue of the map (indexerLookup, a single queue)', async () => {
+    const lookupQueue = createQueue(bus, 'indexerLookup');
+    const lookupEvents = createQueueEvents(bus, 'indexerLookup');
+    const lookupWorker = createWorker(bus, 'indexerLookup', undefined, async (job) => {
+      expect(job.name).toBe('lookupReceipt');
+      return { state: 'pending' as const, subject: `owner of ${job.data.recordId.slice(0, 6)}` };
+    });
+    try {
+      await lookupEvents.waitUntilReady();
+      const recordId = `0x${'ab'.repeat(32)}`;
+      const jobId = jobIds.lookupReceipt(recordId, 'n1');
+      const result = await requestReply(
+        lookupQueue,
+        lookupEvents,
+        'lookupReceipt',
+        { recordId: recordId as `0x${string}` },
+        {
+          jobId,
+          timeoutMs: 5_000,
+        },
+      );
+      expect(result).toEqual({ state: 'pending', subject: 'owner of 0xabab' });
+      expect(jobId).toBe(`lookup-${recordId}-n1`);
+      expect(jobIds.lookupReceipt(recordId, 'n2')).not.toBe(jobId);
+    } finally {
+      await lookupWorker.close();
+      await lookupEvents.close();
+      await lookupQueue.close();
+    }
+  });
+
   test('error: a RemoteError crosses Redis with its code', async () => {
     worker = createWorker(bus, 'relayControl', 'relay-1', async () => {
       throw new RemoteError('invalid_sdp', 'no m=application line');

@@ -1,5 +1,5 @@
 import { type QueueEvents, UnrecoverableError } from 'bullmq';
-import type { JobData, JobName, JobResult } from './queues';
+import type { JobData, JobName, JobResult, QueueKind } from './queues';
 import type { TypedQueue } from './typed';
 
 /** The remote side did not finish the job before the deadline. */
@@ -37,26 +37,40 @@ export class RemoteError extends UnrecoverableError {
   }
 }
 
+/** How long a finished request's job stays in Redis (seconds): long enough for the waiter. */
+const KEEP_COMPLETED_SECONDS = 60;
+const KEEP_FAILED_SECONDS = 600;
+
+export interface RequestReplyOptions {
+  jobId: string;
+  timeoutMs: number;
+}
+
 /**
- * Adds a job and waits for its result: the request/reply pattern over BullMQ.
+ * Adds a job and waits for its result: the request/reply pattern over BullMQ, for any
+ * queue of the map (`relayControl`, `indexerLookup`, …).
  * `events` must be ready (`await events.waitUntilReady()`) before the call, or the
  * completion can be missed. On timeout the job is removed so a late worker skips it.
+ * Finished jobs are removed by age, so nothing lingers (not at once: a job removed the
+ * moment it completes can make the waiter's own "already finished?" check fail).
  */
-export async function requestReply<N extends JobName<'relayControl'>>(
-  queue: TypedQueue<'relayControl'>,
+export async function requestReply<Q extends QueueKind, N extends JobName<Q>>(
+  queue: TypedQueue<Q>,
   events: QueueEvents,
   name: N,
-  data: JobData<'relayControl', N>,
-  { jobId, timeoutMs }: { jobId: string; timeoutMs: number },
-): Promise<JobResult<'relayControl', N>> {
-  const job = await queue.add(name, data as JobData<'relayControl'>, {
+  data: JobData<Q, N>,
+  { jobId, timeoutMs }: RequestReplyOptions,
+): Promise<JobResult<Q, N>> {
+  // BullMQ's add() types name and data through conditional types TypeScript cannot resolve
+  // for a generic Q; the signature above already ties them to the queue map.
+  const job = await queue.add(name as never, data as never, {
     jobId,
     attempts: 1,
-    removeOnComplete: { age: 60 },
-    removeOnFail: { age: 600 },
+    removeOnComplete: { age: KEEP_COMPLETED_SECONDS },
+    removeOnFail: { age: KEEP_FAILED_SECONDS },
   });
   try {
-    return (await job.waitUntilFinished(events, timeoutMs)) as JobResult<'relayControl', N>;
+    return (await job.waitUntilFinished(events, timeoutMs)) as JobResult<Q, N>;
   } catch (error) {
     const message = (error as Error).message ?? '';
     const remote = RemoteError.fromFailedReason(message);

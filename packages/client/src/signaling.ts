@@ -1,3 +1,4 @@
+import type { Receipt } from '@streamanchor/protocol';
 import { ConnectError, StreamAnchorError } from './errors';
 import { type IceServer, parseIceServerLinks } from './link-header';
 import { problemFromResponse } from './problem';
@@ -108,4 +109,70 @@ export async function deleteSessionResource(options: {
     return;
   }
   throw await problemFromResponse(response);
+}
+
+/** `${baseUrl}/v1/records/<recordId>/receipt`, absolute. */
+export function receiptUrl(baseUrl: string, recordId: string): string {
+  return toAbsolute(
+    `${baseUrl.replace(/\/+$/, '')}/v1/records/${encodeURIComponent(recordId)}/receipt`,
+  );
+}
+
+/**
+ * GETs a record's current receipt from the gateway (docs/protocol.md §3.7): for records
+ * whose receipt never arrived over the channel because the session ended first, or to see
+ * how final a receipt is now. `token` must be one of the record's subject.
+ *
+ * Resolves with the receipt (`status` `included` or `final`). Rejects with a
+ * SessionRequestError carrying the problem `code`: `receipt_pending` (stored, not anchored
+ * yet: ask again later), `record_not_found` (unknown, or another subject's),
+ * `indexer_unavailable`, `bad_request`, `unauthorized`; or with a ConnectError when the
+ * gateway could not be reached or answered something that is not this record's receipt.
+ * Verify the receipt (verifyReceipt) before trusting it.
+ */
+export async function fetchReceipt(options: {
+  baseUrl: string;
+  token: string;
+  recordId: string;
+  fetch?: FetchLike;
+  signal?: AbortSignal;
+}): Promise<Receipt> {
+  const url = receiptUrl(options.baseUrl, options.recordId);
+  const doFetch = options.fetch ?? defaultFetch;
+  let response: Response;
+  try {
+    response = await doFetch(url, {
+      method: 'GET',
+      headers: {
+        Accept: 'application/json, application/problem+json',
+        Authorization: `Bearer ${options.token}`,
+      },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (error) {
+    throw new ConnectError('Could not reach the signaling gateway', {
+      details: `GET ${url}: ${(error as Error).message}`,
+      cause: error,
+    });
+  }
+  if (response.status !== 200) throw await problemFromResponse(response);
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const receipt = body as Partial<Receipt> | undefined;
+  if (
+    typeof receipt !== 'object' ||
+    receipt === null ||
+    receipt.recordId !== options.recordId ||
+    (receipt.status !== 'included' && receipt.status !== 'final')
+  ) {
+    throw new ConnectError('The gateway answered with something that is not this receipt', {
+      details: text.slice(0, 200),
+    });
+  }
+  return receipt as Receipt;
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { PROBLEM_TYPE_PREFIX, PROBLEMS, problem, topicAllowed } from './http';
 
@@ -15,6 +16,17 @@ describe('problem', () => {
   test('behavior: every code maps to a 4xx or 5xx status', () => {
     for (const { status } of Object.values(PROBLEMS))
       expect(status >= 400 && status < 600).toBe(true);
+  });
+});
+
+describe('PROBLEMS and docs/protocol.md §3.6', () => {
+  test('default: the table lists every code with its status, and nothing else', () => {
+    const doc = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('### 3.6 Problems'), doc.indexOf('\n## 4.'));
+    const rows = [...section.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|/gm)].map(
+      ([, code, status]) => [code, Number(status)],
+    );
+    expect(rows).toEqual(Object.entries(PROBLEMS).map(([code, { status }]) => [code, status]));
   });
 });
 

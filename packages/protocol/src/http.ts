@@ -16,6 +16,8 @@ export const PROBLEMS = {
   unauthorized: { status: 401, title: 'A valid bearer token is required.' },
   forbidden: { status: 403, title: 'The token does not allow this.' },
   session_not_found: { status: 404, title: 'No such session.' },
+  record_not_found: { status: 404, title: 'No such record.' },
+  receipt_pending: { status: 404, title: 'The record is not anchored yet.' },
   not_found: { status: 404, title: 'No such resource.' },
   method_not_allowed: { status: 405, title: 'The method is not allowed on this resource.' },
   payload_too_large: { status: 413, title: 'The request body is too large.' },
@@ -24,6 +26,7 @@ export const PROBLEMS = {
   internal_error: { status: 500, title: 'Something went wrong on our side.' },
   no_relay_available: { status: 503, title: 'No relay is available to take the session.' },
   relay_timeout: { status: 503, title: 'The relay did not answer in time.' },
+  indexer_unavailable: { status: 503, title: 'The chain indexer did not answer in time.' },
 } as const satisfies Record<string, { status: number; title: string }>;
 export type ProblemCode = keyof typeof PROBLEMS;
 

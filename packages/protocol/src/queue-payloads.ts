@@ -50,3 +50,19 @@ export const ReceiptBatchJob = Type.Object({
   receipts: Type.Array(Type.Object({ sessionId: SessionId, receipt: Receipt }), { minItems: 1 }),
 });
 export type ReceiptBatchJob = Static<typeof ReceiptBatchJob>;
+
+/** gateway → chain-indexer, request/reply: where one record stands (GET /v1/records/…/receipt). */
+export const LookupReceiptRequest = Type.Object({ recordId: Bytes32 });
+export type LookupReceiptRequest = Static<typeof LookupReceiptRequest>;
+
+/**
+ * The indexer's answer to LookupReceiptRequest: `unknown` (no such record stored),
+ * `pending` (stored, not in a canonical anchored batch yet) or `anchored` with the current
+ * receipt (status `included` or `final`). `subject` lets the gateway hide other subjects' records.
+ */
+export const LookupReceiptResult = Type.Union([
+  Type.Object({ state: Type.Literal('unknown') }),
+  Type.Object({ state: Type.Literal('pending'), subject: Subject }),
+  Type.Object({ state: Type.Literal('anchored'), subject: Subject, receipt: Receipt }),
+]);
+export type LookupReceiptResult = Static<typeof LookupReceiptResult>;

@@ -6,7 +6,8 @@ import type { SessionCounters } from '../sessions/session';
 /**
  * Consumes this relay's `receipts` queue (filled by the indexer) and sends each receipt
  * over its session's data channel. Receipts for sessions that are gone are counted and
- * dropped: the client can still fetch them from the gateway.
+ * dropped: the client can still fetch each one from the gateway, with its current status,
+ * at `GET /v1/records/<recordId>/receipt` (docs/protocol.md §3.7).
  */
 export function createReceiptsWorker({
   bus,

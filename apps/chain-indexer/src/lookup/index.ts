@@ -1,0 +1,1 @@
+export { createLookupWorker, type LookupWorker, type LookupWorkerDeps } from './worker';

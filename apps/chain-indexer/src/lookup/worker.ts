@@ -1,0 +1,54 @@
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { type BusDeps, createWorker, RemoteError, type TypedWorker } from '@streamanchor/bus';
+import type { BatchLedger } from '@streamanchor/db';
+import { LookupReceiptRequest, type LookupReceiptResult } from '@streamanchor/protocol';
+import type { Logger } from '@streamanchor/service-kit';
+
+export interface LookupWorkerDeps {
+  bus: BusDeps;
+  /** Only `lookupRecord` is used: lookups read, they never write. */
+  ledger: Pick<BatchLedger, 'lookupRecord'>;
+  logger: Logger;
+  /** Lookups answered at once (each is one or two indexed reads). */
+  concurrency?: number;
+}
+
+export type LookupWorker = TypedWorker<'indexerLookup'>;
+
+const DEFAULT_CONCURRENCY = 4;
+const requestCheck = TypeCompiler.Compile(LookupReceiptRequest);
+
+/**
+ * Answers the gateway's `lookupReceipt` requests (queue `indexerLookup`, request/reply)
+ * with the ledger's view of one record: unknown, pending, or anchored with its current
+ * receipt. A malformed request fails with RemoteError `bad_request` (no retries); the
+ * caller decides what the subject may see. The worker runs from creation until close().
+ */
+export function createLookupWorker({
+  bus,
+  ledger,
+  logger,
+  concurrency = DEFAULT_CONCURRENCY,
+}: LookupWorkerDeps): LookupWorker {
+  const worker = createWorker(
+    bus,
+    'indexerLookup',
+    undefined,
+    async (job): Promise<LookupReceiptResult> => {
+      if (job.name !== 'lookupReceipt' || !requestCheck.Check(job.data)) {
+        throw new RemoteError('bad_request', `not a lookupReceipt request: ${job.name}`);
+      }
+      const lookup = await ledger.lookupRecord(job.data.recordId);
+      if (lookup.state === 'unknown') return { state: 'unknown' };
+      if (lookup.state === 'pending') return { state: 'pending', subject: lookup.subject };
+      return { state: 'anchored', subject: lookup.subject, receipt: lookup.receipt };
+    },
+    { concurrency },
+  );
+  worker.on('failed', (job, err) => {
+    if (!(err instanceof RemoteError))
+      logger.error({ err, jobId: job?.id }, 'receipt lookup failed');
+  });
+  worker.on('error', (err) => logger.warn({ err }, 'lookup worker error'));
+  return worker;
+}

@@ -1,0 +1,104 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { RemoteError, RequestTimeoutError } from '@streamanchor/bus';
+import { Bytes32, Receipt, type TokenClaims } from '@streamanchor/protocol';
+import type { Logger } from '@streamanchor/service-kit';
+import type { FastifyRequest } from 'fastify';
+import type { Authenticate } from '../auth';
+import { ProblemError, problemResponses } from '../errors';
+import type { IndexerClient } from './indexer-client';
+
+/** Seconds a client should wait before asking again for a receipt that is still pending. */
+export const RECEIPT_PENDING_RETRY_AFTER_SECONDS = 5;
+/** Seconds a client should wait before retrying after the indexer did not answer. */
+export const INDEXER_RETRY_AFTER_SECONDS = 2;
+
+export interface RecordsOptions {
+  authenticate: Authenticate;
+  indexer: Pick<IndexerClient, 'lookupReceipt'>;
+  logger: Logger;
+}
+
+/**
+ * GET /v1/records/<recordId>/receipt: a record's current receipt, for clients whose
+ * session ended before it arrived over the channel. The gateway keeps no state: it asks
+ * the chain-indexer (request/reply over BullMQ), which reads the batch ledger.
+ *
+ * Order of checks: bearer token (401), record id (400), the indexer's answer (503 when
+ * it does not come in time), then the subject: another subject's record looks exactly
+ * like a missing one (404 record_not_found), so existence never leaks.
+ */
+export const recordsRoutes: FastifyPluginAsyncTypebox<RecordsOptions> = async (app, options) => {
+  const { authenticate, indexer, logger } = options;
+  const claimsByRequest = new WeakMap<FastifyRequest, TokenClaims>();
+
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('Cache-Control', 'no-store');
+  });
+
+  app.get(
+    '/v1/records/:recordId/receipt',
+    {
+      // The token is checked before the parameters: no token, no hints about ids.
+      onRequest: async (request) => {
+        claimsByRequest.set(request, await authenticate(request));
+      },
+      schema: {
+        summary: "A record's current receipt (status included or final)",
+        params: Type.Object({ recordId: Bytes32 }),
+        response: {
+          200: Receipt,
+          ...problemResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const claims = claimsByRequest.get(request);
+      if (!claims) throw new Error('route is missing its authenticate hook');
+      const { recordId } = request.params;
+
+      let lookup: Awaited<ReturnType<IndexerClient['lookupReceipt']>>;
+      try {
+        lookup = await indexer.lookupReceipt(recordId);
+      } catch (error) {
+        throw indexerProblem(error, { recordId, logger });
+      }
+
+      // Someone else's record looks exactly like a missing one.
+      if (lookup.state === 'unknown' || lookup.subject !== claims.sub) {
+        throw new ProblemError('record_not_found', `No record ${recordId} of yours is stored`);
+      }
+      if (lookup.state === 'pending') {
+        throw new ProblemError(
+          'receipt_pending',
+          'The record is stored; its batch is not anchored in a canonical block yet. Retry later',
+          { headers: { 'Retry-After': String(RECEIPT_PENDING_RETRY_AFTER_SECONDS) } },
+        );
+      }
+      return reply.code(200).type('application/json').send(lookup.receipt);
+    },
+  );
+};
+
+/** Maps a failed lookup to the problem the client sees. */
+function indexerProblem(
+  error: unknown,
+  { recordId, logger }: { recordId: string; logger: Logger },
+): ProblemError {
+  if (error instanceof RequestTimeoutError) {
+    logger.warn(
+      { recordId, timeoutMs: error.timeoutMs },
+      'indexer did not answer a lookup in time',
+    );
+    return new ProblemError(
+      'indexer_unavailable',
+      'The chain indexer did not answer in time; retry shortly',
+      { headers: { 'Retry-After': String(INDEXER_RETRY_AFTER_SECONDS) }, cause: error },
+    );
+  }
+  logger.error(
+    { err: error, recordId, code: error instanceof RemoteError ? error.code : undefined },
+    'receipt lookup failed',
+  );
+  return new ProblemError('internal_error', undefined, { cause: error });
+}
