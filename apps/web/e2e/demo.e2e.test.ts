@@ -10,9 +10,37 @@
 import { NACK_CODES, verifyReceiptProof } from '@streamanchor/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoRecord } from '../src/demo';
-import { type AnchoredBatch, anchoredBatches, type DemoHarness, openDemo } from './harness';
+import {
+  type AnchoredBatch,
+  anchoredBatches,
+  type DemoHarness,
+  E2E_FINALITY_DEPTH,
+  openDemo,
+} from './harness';
 
 type DatabaseHandle = Awaited<ReturnType<DemoHarness['stack']['openDatabase']>>;
+
+/**
+ * Every record went acked → included → final (anvil does not reorg here): revisions grow,
+ * the current receipt is final and FINALITY_DEPTH deep, and its block checked canonical.
+ */
+function expectFinalRecords(records: DemoRecord[]): void {
+  for (const record of records) {
+    const steps = record.history.map((step) => step.status);
+    expect(steps.at(-1), `record #${record.seq}: ${steps.join(' → ')}`).toBe('final');
+    // Straight to final is fine too (the indexer may first see the block already deep).
+    expect(['included,final', 'final']).toContain(steps.join(','));
+    const revisions = record.history.map((step) => step.revision);
+    expect(revisions).toEqual([...revisions].sort((a, b) => a - b));
+    expect(new Set(revisions).size).toBe(revisions.length);
+    expect(record.anchoring).toBe('final');
+    expect(record.receipt?.status).toBe('final');
+    expect(record.receipt?.confirmations).toBeGreaterThanOrEqual(E2E_FINALITY_DEPTH);
+    expect(record.confirmations).toBeGreaterThanOrEqual(E2E_FINALITY_DEPTH);
+    expect(record.state).toBe('verified');
+    expect(record.verification?.onChain.canonical).toBe(true);
+  }
+}
 
 /** Every published record was acked once, got one receipt, and the page verified it. */
 function expectVerifiedRecords(records: DemoRecord[], expected: number): void {
@@ -84,7 +112,8 @@ async function expectStoredAndAnchored(
   const batchIds = new Set(rows.map((row) => row.batch_id));
   expect(new Set(batches.map((batch) => batch.batch_id))).toEqual(batchIds);
   for (const batch of batches) {
-    expect(batch.status, `batch ${batch.batch_id}`).toBe('anchored');
+    // In a canonical block (`included`), or already FINALITY_DEPTH deep (`final`).
+    expect(['included', 'final'], `batch ${batch.batch_id}`).toContain(batch.status);
     const events = chain.get(batch.batch_id) ?? [];
     expect(events).toHaveLength(1);
     expect(events[0]?.merkleRoot).toBe(batch.merkle_root);
@@ -196,8 +225,12 @@ describe('demo end to end on PGlite (writer and indexer share one process)', () 
       verified: 50,
       failed: 0,
     });
+    expect(await demo.waitForFinal(50)).toEqual({ included: 0, final: 50, reorged: 0 });
+    // Re-checking the final receipts changed no verdict.
+    expect(await demo.counts()).toEqual(counts);
     const records = await demo.records();
     expectVerifiedRecords(records, 50);
+    expectFinalRecords(records);
     const chain = await anchoredBatches(demo.stack);
     expectReceiptsMatchChain(records, chain);
 

@@ -14,6 +14,7 @@ import {
 import type { Page } from 'playwright-core';
 import { createPublicClient, type Hex, http, parseAbiItem } from 'viem';
 import type {
+  AnchoringCounts,
   DemoCounts,
   DemoRecord,
   InvalidKind,
@@ -36,13 +37,22 @@ export interface DemoHarness {
   pageErrors: string[];
   publish(n: number, topic?: string): Promise<{ acked: number; nacked: number; failed: number }>;
   counts(): Promise<DemoCounts>;
+  anchoring(): Promise<AnchoringCounts>;
   records(): Promise<DemoRecord[]>;
   nacks(): Promise<NackEntry[]>;
   sendInvalid(kind: InvalidKind): Promise<string>;
   /** Waits until `n` receipts were checked in the page (verified or failed). */
   waitForVerdicts(n: number, timeoutMs?: number): Promise<DemoCounts>;
+  /** Waits until `n` records hold a final receipt (the stack's FINALITY_DEPTH is E2E_FINALITY_DEPTH). */
+  waitForFinal(n: number, timeoutMs?: number): Promise<AnchoringCounts>;
   close(): Promise<void>;
 }
+
+/**
+ * The indexer's finality depth in these tests: 3 blocks (1 block/s) instead of the default
+ * 12, so records reach `final` within seconds.
+ */
+export const E2E_FINALITY_DEPTH = 3;
 
 /** A UDP port that was free a moment ago (for the relay's one muxed ICE port). */
 async function freeUdpPort(): Promise<number> {
@@ -90,6 +100,7 @@ export async function openDemo({
         PORT: '0',
         ANVIL_PORT: '0',
         ANVIL_BLOCK_TIME: '1',
+        FINALITY_DEPTH: String(E2E_FINALITY_DEPTH),
         JWT_SECRET: undefined,
         // Production-like with Postgres: every session muxed on one UDP port. On PGlite the
         // relay's default (an ephemeral port per session) is exercised instead.
@@ -139,6 +150,7 @@ export async function openDemo({
           topic,
         ] as const),
       counts: () => page.evaluate(() => window.streamAnchorDemo.counts),
+      anchoring: () => page.evaluate(() => window.streamAnchorDemo.anchoring),
       records: () => page.evaluate(() => window.streamAnchorDemo.records()),
       nacks: () => page.evaluate(() => window.streamAnchorDemo.nacks()),
       sendInvalid: (kind) => page.evaluate((k) => window.streamAnchorDemo.sendInvalid(k), kind),
@@ -159,6 +171,21 @@ export async function openDemo({
           );
         }
         return page.evaluate(() => window.streamAnchorDemo.counts);
+      },
+      async waitForFinal(n, timeoutMs = 120_000) {
+        try {
+          await page.waitForFunction(
+            (target) => window.streamAnchorDemo.anchoring.final >= target,
+            n,
+            { timeout: timeoutMs, polling: 250 },
+          );
+        } catch (error) {
+          const anchoring = await page.evaluate(() => window.streamAnchorDemo.anchoring);
+          throw new Error(
+            `waiting for ${n} final receipts: ${(error as Error).message}\nanchoring ${JSON.stringify(anchoring)}\n${output.slice(-40).join('\n')}`,
+          );
+        }
+        return page.evaluate(() => window.streamAnchorDemo.anchoring);
       },
       close,
     };

@@ -6,12 +6,32 @@ import {
   type ReceiptVerification,
   type StreamAnchorSession,
 } from '@streamanchor/client';
-import type { HelloMessage, InfoResponse, NackCode, Receipt } from '@streamanchor/protocol';
+import type {
+  HelloMessage,
+  InfoResponse,
+  NackCode,
+  Receipt,
+  ReceiptStatus,
+} from '@streamanchor/protocol';
+import { type Client, createPublicClient, http } from 'viem';
+import { getBlockNumber } from 'viem/actions';
 
 /** 'idle' only before the first connect (no token yet). */
 export type DemoState = 'idle' | 'connecting' | 'open' | 'closed' | 'error';
 
-export type RecordState = 'sent' | 'acked' | 'nacked' | 'receipt' | 'verified' | 'failed';
+/**
+ * The record's verdict: sent → acked (or nacked) → receipt (its current receipt is being
+ * checked) → verified or failed. `reorged`: the current receipt says the anchoring block
+ * left the chain; a new receipt follows. Where the anchoring stands is in `anchoring`.
+ */
+export type RecordState =
+  | 'sent'
+  | 'acked'
+  | 'nacked'
+  | 'receipt'
+  | 'verified'
+  | 'failed'
+  | 'reorged';
 
 export type InvalidKind = 'topic-not-allowed' | 'payload-too-large' | 'malformed-json';
 
@@ -21,11 +41,25 @@ export interface DemoCounts {
   acked: number;
   /** Every nack: of published records and of sendInvalid(). */
   nacked: number;
+  /** Records with at least one receipt. */
   receipts: number;
-  /** Receipts whose proof and on-chain anchor checked out. */
+  /** Records whose current receipt checked out (proof, on-chain anchor, canonical block). */
   verified: number;
-  /** Receipts that failed verification (or could not be verified), and publishes that failed without a nack. */
+  /** Records whose current receipt failed verification (or could not be verified), and publishes that failed without a nack. */
   failed: number;
+}
+
+/** Records by where their current receipt's anchoring stands (each record in one at most). */
+export type AnchoringCounts = Record<ReceiptStatus, number>;
+
+/** One step of a record's progression: a receipt that became its current one. */
+export interface AnchoringStep {
+  status: ReceiptStatus;
+  revision: number;
+  blockNumber: number;
+  blockHash: string;
+  /** Date.now() when the page received it. */
+  at: number;
 }
 
 export interface DemoRecord {
@@ -39,7 +73,18 @@ export interface DemoRecord {
   contentHash: string | null;
   acceptedAt: number | null;
   nack: { code: NackCode; message: string } | null;
+  /** The current receipt: the highest revision received (the SDK drops older ones). */
   receipt: Receipt | null;
+  /** The current receipt's status (null before the first receipt). */
+  anchoring: ReceiptStatus | null;
+  /**
+   * Confirmations of the current anchoring, live: the receipt's count, raised as the chain's
+   * head moves (head − blockNumber + 1); 0 when reorged.
+   */
+  confirmations: number;
+  /** Every receipt that became current, oldest first: included → final, or included → reorged → included → final. */
+  history: AnchoringStep[];
+  /** The verification of the current receipt (of the previous one while it is being checked). */
   verification: ReceiptVerification | null;
   /** Why a record failed without a nack (integrity error, closed session, unreadable chain). */
   error: string | null;
@@ -60,12 +105,14 @@ export interface NackEntry {
  * - `state`: 'idle' (no token yet) | 'connecting' | 'open' | 'closed' | 'error'.
  * - `error`: the last connection error message, or null.
  * - `counts`: a snapshot { sent, acked, nacked, receipts, verified, failed } (see DemoCounts).
+ * - `anchoring`: a snapshot { included, final, reorged }: records by their current receipt's status.
  * - `hello` / `info`: the relay's hello and the gateway's GET /v1/info, once known.
  * - `publish(n, topic = 'demo')`: publishes n records at once; resolves when every one was
  *   acked or refused, with { acked, nacked, failed } for this call. Receipts and their
  *   verification follow asynchronously (watch `counts.receipts` / `counts.verified`).
  * - `records()`: a snapshot of every published record (DemoRecord: seq, id, topic, state,
- *   recordId, contentHash, acceptedAt, nack, receipt, verification, error).
+ *   recordId, contentHash, acceptedAt, nack, receipt, anchoring, confirmations, history,
+ *   verification, error).
  * - `nacks()`: a snapshot of every nack received (NackEntry).
  * - `sendInvalid(kind)`: sends one invalid message ('topic-not-allowed' | 'payload-too-large'
  *   | 'malformed-json') and resolves with the relay's nack code; rejects if it was acked.
@@ -75,6 +122,7 @@ export interface StreamAnchorDemoApi {
   readonly state: DemoState;
   readonly error: string | null;
   readonly counts: DemoCounts;
+  readonly anchoring: AnchoringCounts;
   readonly hello: HelloMessage | null;
   readonly info: InfoResponse | null;
   publish(n: number, topic?: string): Promise<{ acked: number; nacked: number; failed: number }>;
@@ -100,6 +148,9 @@ export class Demo {
     verified: 0,
     failed: 0,
   };
+  readonly anchoring: AnchoringCounts = { included: 0, final: 0, reorged: 0 };
+  /** The chain's head as last polled (null before the first poll). */
+  head: number | null = null;
   readonly records: DemoRecord[] = [];
   readonly nackLog: NackEntry[] = [];
   #session: StreamAnchorSession | null = null;
@@ -112,6 +163,8 @@ export class Demo {
   readonly dirty = new Set<DemoRecord>();
   readonly #baseUrl: string;
   #publishSeq = 0;
+  #rpc: Client | null = null;
+  #headTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(baseUrl: string) {
     this.#baseUrl = baseUrl;
@@ -154,6 +207,7 @@ export class Demo {
       expectedContract: this.info.contract,
       expectedChainId: this.info.chainId,
     });
+    this.#rpc = createPublicClient({ transport: http(this.info.rpcUrl, { retryCount: 0 }) });
     this.#changed();
     return this.info;
   }
@@ -171,9 +225,11 @@ export class Demo {
       session.onStateChange((state) => {
         if (state === 'closed' && this.#session === session) {
           this.state = 'closed';
+          this.#stopHeadPolling();
           this.#changed();
         }
       });
+      this.#startHeadPolling();
       this.state = session.state === 'open' ? 'open' : 'closed';
     } catch (error) {
       this.state = 'error';
@@ -186,6 +242,7 @@ export class Demo {
     const session = this.#session;
     if (!session) return;
     this.state = 'closed';
+    this.#stopHeadPolling();
     this.#changed();
     await session.close().catch(() => undefined);
   }
@@ -212,6 +269,9 @@ export class Demo {
         acceptedAt: null,
         nack: null,
         receipt: null,
+        anchoring: null,
+        confirmations: 0,
+        history: [],
         verification: null,
         error: null,
       };
@@ -232,9 +292,8 @@ export class Demo {
               this.#logNack(`publish #${seq}`, record.nack.code, record.nack.message);
             } else {
               tally.failed++;
-              record.state = 'failed';
               record.error = describe(error);
-              this.counts.failed++;
+              this.#setState(record, 'failed');
             }
             this.#changed(record);
           },
@@ -302,8 +361,18 @@ export class Demo {
     this.#changed();
   }
 
+  /** Sets a record's state, keeping `counts.verified` and `counts.failed` per record. */
+  #setState(record: DemoRecord, state: RecordState): void {
+    if (record.state === state) return;
+    if (record.state === 'verified') this.counts.verified--;
+    if (record.state === 'failed') this.counts.failed--;
+    record.state = state;
+    if (state === 'verified') this.counts.verified++;
+    if (state === 'failed') this.counts.failed++;
+  }
+
   #onAck(record: DemoRecord, ack: Ack): void {
-    record.state = 'acked';
+    this.#setState(record, 'acked');
     record.recordId = ack.recordId;
     record.contentHash = ack.contentHash;
     record.acceptedAt = ack.acceptedAt;
@@ -317,36 +386,108 @@ export class Demo {
     }
   }
 
+  /** The SDK delivers each record's receipts with increasing revision; each one becomes current. */
   #onReceipt(receipt: Receipt): void {
     const record = this.#byRecordId.get(receipt.recordId);
     if (!record) {
-      this.#earlyReceipts.set(receipt.recordId, receipt);
+      const early = this.#earlyReceipts.get(receipt.recordId);
+      if (!early || early.revision < receipt.revision)
+        this.#earlyReceipts.set(receipt.recordId, receipt);
       return;
     }
-    if (record.receipt) return;
+    const previous = record.receipt;
+    if (previous && previous.revision >= receipt.revision) return;
+    if (!previous) this.counts.receipts++;
+    if (record.anchoring) this.anchoring[record.anchoring]--;
+    this.anchoring[receipt.status]++;
     record.receipt = receipt;
-    record.state = 'receipt';
-    this.counts.receipts++;
+    record.anchoring = receipt.status;
+    record.confirmations = receipt.status === 'reorged' ? 0 : receipt.confirmations;
+    this.#raiseConfirmations(record);
+    record.history.push({
+      status: receipt.status,
+      revision: receipt.revision,
+      blockNumber: receipt.blockNumber,
+      blockHash: receipt.blockHash,
+      at: Date.now(),
+    });
+    if (receipt.status === 'reorged') {
+      record.error = null;
+      this.#setState(record, 'reorged');
+    } else if (
+      !(
+        record.state === 'verified' &&
+        previous?.blockHash === receipt.blockHash &&
+        previous.txHash === receipt.txHash
+      )
+    ) {
+      // A new anchoring (or a first one) is unchecked until verified; the same anchoring
+      // growing final keeps its verdict while it is checked again.
+      this.#setState(record, 'receipt');
+    }
     this.#changed(record);
     void this.#verify(record, receipt);
   }
 
   async #verify(record: DemoRecord, receipt: Receipt): Promise<void> {
+    let verification: ReceiptVerification | null = null;
+    let error: string | null = null;
     try {
       if (!this.#verifier) throw new Error('No chain info (GET /v1/info failed): cannot verify');
-      const result = await this.#verifier.verify(receipt, {
+      verification = await this.#verifier.verify(receipt, {
         expectedContentHash: record.contentHash ?? undefined,
       });
-      record.verification = result;
-      record.state = result.valid ? 'verified' : 'failed';
-      if (result.valid) this.counts.verified++;
-      else this.counts.failed++;
-    } catch (error) {
-      record.state = 'failed';
-      record.error = describe(error);
-      this.counts.failed++;
+    } catch (caught) {
+      error = describe(caught);
     }
+    // A newer receipt arrived meanwhile: its own check decides.
+    if (record.receipt !== receipt) return;
+    record.verification = verification;
+    record.error = error;
+    if (verification) this.#raiseConfirmations(record, verification.onChain.confirmations);
+    // A reorged receipt is never valid: the check only shows that its block is gone.
+    if (receipt.status !== 'reorged')
+      this.#setState(record, verification?.valid ? 'verified' : 'failed');
     this.#changed(record);
+  }
+
+  /** Raises the record's confirmations to what the chain (or a verification) shows. */
+  #raiseConfirmations(record: DemoRecord, fromChain?: number): void {
+    const receipt = record.receipt;
+    if (!receipt || receipt.status === 'reorged') return;
+    let live = fromChain ?? 0;
+    if (this.head !== null && this.head >= receipt.blockNumber)
+      live = Math.max(live, this.head - receipt.blockNumber + 1);
+    if (live > record.confirmations) record.confirmations = live;
+  }
+
+  #startHeadPolling(): void {
+    this.#stopHeadPolling();
+    let polling = false;
+    this.#headTimer = setInterval(() => {
+      if (polling || !this.#rpc || this.anchoring.included === 0) return;
+      polling = true;
+      getBlockNumber(this.#rpc, { cacheTime: 0 })
+        .then((head) => {
+          this.head = Number(head);
+          for (const record of this.records) {
+            if (record.anchoring !== 'included') continue;
+            const before = record.confirmations;
+            this.#raiseConfirmations(record);
+            if (record.confirmations !== before) this.dirty.add(record);
+          }
+          this.#changed();
+        })
+        .catch(() => undefined) // the next tick asks again
+        .finally(() => {
+          polling = false;
+        });
+    }, 1000);
+  }
+
+  #stopHeadPolling(): void {
+    if (this.#headTimer !== null) clearInterval(this.#headTimer);
+    this.#headTimer = null;
   }
 
   /** The object installed as window.streamAnchorDemo (read-only; snapshots, never live state). */
@@ -362,6 +503,9 @@ export class Demo {
       },
       get counts() {
         return { ...demo.counts };
+      },
+      get anchoring() {
+        return { ...demo.anchoring };
       },
       get hello() {
         return demo.hello ? clone(demo.hello) : null;

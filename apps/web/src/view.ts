@@ -22,7 +22,37 @@ const STATE_LABELS: Record<DemoRecord['state'], string> = {
   receipt: 'receipt',
   verified: 'verified',
   failed: 'failed',
+  reorged: 'reorged',
 };
+
+/** The anchoring cell: acked → included (n conf.) → final; reorged until re-included. */
+function anchoringText(record: DemoRecord): { text: string; cls: string; title: string } {
+  const title = record.history
+    .map(
+      (step) =>
+        `r${step.revision} ${step.status} · block ${step.blockNumber} ${step.blockHash.slice(0, 10)}…`,
+    )
+    .join('\n');
+  const reorgs = record.history.filter((step) => step.status === 'reorged').length;
+  const again = reorgs === 0 ? '' : ` · reorged ${reorgs === 1 ? 'once' : `${reorgs}×`}`;
+  const conf = `${record.confirmations} conf.`;
+  switch (record.anchoring) {
+    case 'included':
+      return { text: `included (${conf})${again}`, cls: 'included', title };
+    case 'final':
+      return { text: `final (${conf})${again}`, cls: 'final', title };
+    case 'reorged':
+      return {
+        text: `reorged: block ${record.receipt?.blockNumber} dropped, awaiting re-inclusion`,
+        cls: 'reorged',
+        title,
+      };
+    default:
+      return record.recordId
+        ? { text: 'acked', cls: 'acked', title: 'acked; waiting for the batch to be anchored' }
+        : { text: '—', cls: 'none', title: '' };
+  }
+}
 
 /** Binds the page's DOM to the demo model; redraws at most once per animation frame. */
 export function mountView(demo: Demo): void {
@@ -46,6 +76,11 @@ export function mountView(demo: Demo): void {
     receipts: $('count-receipts'),
     verified: $('count-verified'),
     failed: $('count-failed'),
+  };
+  const anchoringCounters = {
+    included: $('count-included'),
+    final: $('count-final'),
+    reorged: $('count-reorged'),
   };
   const rows = new Map<DemoRecord, HTMLTableRowElement>();
   let renderedNacks = 0;
@@ -112,13 +147,14 @@ export function mountView(demo: Demo): void {
     let row = rows.get(record);
     if (!row) {
       row = document.createElement('tr');
-      for (let i = 0; i < 9; i++) row.appendChild(document.createElement('td'));
+      for (let i = 0; i < 10; i++) row.appendChild(document.createElement('td'));
       row.cells[0]!.textContent = String(record.seq);
       row.cells[1]!.textContent = record.topic;
       rows.set(record, row);
       tbody.appendChild(row);
     }
     row.dataset.state = record.state;
+    row.dataset.anchoring = record.anchoring ?? 'none';
     const cells = row.cells;
     const stateCell = cells[2]!;
     const stateText = record.nack ? `nacked: ${record.nack.code}` : STATE_LABELS[record.state];
@@ -126,36 +162,52 @@ export function mountView(demo: Demo): void {
       stateCell.innerHTML = `<span class="tag tag-${record.state}">${escapeHtml(stateText)}</span>`;
       stateCell.title = record.nack?.message ?? record.error ?? '';
     }
-    hexCell(cells[3]!, record.recordId);
-    hexCell(cells[4]!, record.contentHash);
-    hexCell(cells[5]!, record.receipt?.batchId);
+    const anchoring = anchoringText(record);
+    const anchoringCell = cells[3]!;
+    if (anchoringCell.textContent !== anchoring.text) {
+      anchoringCell.innerHTML = `<span class="tag tag-anchoring-${anchoring.cls}">${escapeHtml(anchoring.text)}</span>`;
+    }
+    anchoringCell.title = anchoring.title;
+    hexCell(cells[4]!, record.recordId);
+    hexCell(cells[5]!, record.contentHash);
+    hexCell(cells[6]!, record.receipt?.batchId);
     const block = record.receipt ? String(record.receipt.blockNumber) : '—';
-    if (cells[6]!.textContent !== block) cells[6]!.textContent = block;
-    hexCell(cells[7]!, record.receipt?.txHash);
-    const verifyCell = cells[8]!;
+    if (cells[7]!.textContent !== block) cells[7]!.textContent = block;
+    hexCell(cells[8]!, record.receipt?.txHash);
+    const verifyCell = cells[9]!;
     let verdict = '—';
     let title = '';
     let cls = '';
-    if (record.verification) {
-      if (record.verification.valid) {
-        verdict = `✓ root on chain (${record.verification.onChain.recordCount} records)`;
-        title = 'proof valid · leaf matches · BatchAnchored root, count, block and tx match';
+    const verification = record.verification;
+    if (record.state === 'receipt') verdict = 'checking…';
+    else if (verification) {
+      const { onChain } = verification;
+      if (verification.valid) {
+        verdict = `✓ canonical · root on chain (${onChain.recordCount} records)`;
+        title = `proof valid · leaf matches · BatchAnchored root, count, block and tx match · block ${record.receipt?.blockNumber} is canonical (${onChain.confirmations} confirmations at head ${onChain.headBlockNumber})`;
         cls = 'ok';
+      } else if (record.state === 'reorged') {
+        verdict = onChain.canonical
+          ? '✗ reorged notice (not valid)'
+          : `✗ not canonical: block ${record.receipt?.blockNumber} left the chain`;
+        title = verification.problems.join('\n');
+        cls = 'warn';
       } else {
-        verdict = `✗ ${record.verification.problems[0] ?? 'invalid'}`;
-        title = record.verification.problems.join('\n');
+        const first = verification.problems[0] ?? 'invalid';
+        verdict = onChain.canonical ? `✗ ${first}` : `✗ not canonical · ${first}`;
+        title = verification.problems.join('\n');
         cls = 'bad';
       }
     } else if (record.state === 'failed') {
       verdict = `✗ ${record.error ?? 'failed'}`;
       title = record.error ?? '';
       cls = 'bad';
-    } else if (record.state === 'receipt') verdict = 'checking…';
+    } else if (record.state === 'reorged') verdict = 'checking…';
     if (verifyCell.textContent !== verdict) {
       verifyCell.textContent = verdict;
-      verifyCell.title = title;
       verifyCell.className = cls;
     }
+    verifyCell.title = title;
   }
 
   function render(): void {
@@ -171,6 +223,10 @@ export function mountView(demo: Demo): void {
     disconnectButton.disabled = !open;
     for (const [key, element] of Object.entries(counters)) {
       const value = String(demo.counts[key as keyof typeof counters]);
+      if (element.textContent !== value) element.textContent = value;
+    }
+    for (const [key, element] of Object.entries(anchoringCounters)) {
+      const value = String(demo.anchoring[key as keyof typeof anchoringCounters]);
       if (element.textContent !== value) element.textContent = value;
     }
     renderFacts();

@@ -23,6 +23,11 @@ export interface ConnectOptions {
   bufferHighWaterMark?: number;
   /** …until the queue drains to this many bytes. Default 256 KiB. */
   bufferLowWaterMark?: number;
+  /**
+   * How many records the session remembers receipts for (`receiptFor`, `finalReceipt`,
+   * the revision check of `onReceipt`). Default 10 000; long-final records are forgotten first.
+   */
+  maxTrackedRecords?: number;
 }
 
 /**
@@ -61,6 +66,7 @@ export async function connect(options: ConnectOptions): Promise<StreamAnchorSess
     fetch,
     bufferHighWaterMark: options.bufferHighWaterMark ?? 1024 * 1024,
     bufferLowWaterMark: options.bufferLowWaterMark ?? 256 * 1024,
+    maxTrackedRecords: options.maxTrackedRecords,
   });
   let resourceCreated = false;
   try {

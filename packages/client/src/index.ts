@@ -23,6 +23,7 @@ export {
 export { parseProblem, problemFromResponse } from './problem';
 export {
   type Ack,
+  type FinalReceiptOptions,
   type PublishOptions,
   type RawResult,
   type SessionState,
@@ -31,7 +32,9 @@ export {
 export {
   deleteSessionResource,
   type FetchLike,
+  fetchReceipt,
   postOffer,
+  receiptUrl,
   type SessionResource,
   sessionsUrl,
 } from './signaling';

@@ -1,6 +1,6 @@
 import { canonicalPayload, contentHashOf, type Receipt } from '@streamanchor/protocol';
 import { describe, expect, it } from 'vitest';
-import { IntegrityError, NackError, SessionClosedError } from './errors';
+import { IntegrityError, NackError, SessionClosedError, StreamAnchorError } from './errors';
 import { StreamAnchorSession } from './session';
 
 // Node has no RTCPeerConnection, and a node-datachannel peer would need a relay on the other
@@ -48,7 +48,7 @@ const HELLO = {
 const hex32 = (digit: string) => `0x${digit.repeat(64)}` as const;
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-function openSession(options: { highWaterMark?: number } = {}) {
+function openSession(options: { highWaterMark?: number; maxTrackedRecords?: number } = {}) {
   const channel = new FakeChannel();
   const pc = new FakePeerConnection();
   const fetches: { url: string; method: string; channelState: string }[] = [];
@@ -62,6 +62,7 @@ function openSession(options: { highWaterMark?: number } = {}) {
     },
     bufferHighWaterMark: options.highWaterMark ?? 1024,
     bufferLowWaterMark: 100,
+    maxTrackedRecords: options.maxTrackedRecords,
   });
   const ready = session.waitUntilReady(5000);
   channel.receive(HELLO);
@@ -79,8 +80,14 @@ function ackFor(text: string, recordByte = 'a') {
   };
 }
 
-function receiptFor(recordId: `0x${string}`): Receipt {
+function receiptFor(
+  recordId: `0x${string}`,
+  anchoring: Partial<Pick<Receipt, 'status' | 'confirmations' | 'revision' | 'blockHash'>> = {},
+): Receipt {
   return {
+    status: 'included',
+    confirmations: 1,
+    revision: 1,
     recordId,
     topic: 'demo',
     subject: 'alice',
@@ -98,7 +105,23 @@ function receiptFor(recordId: `0x${string}`): Receipt {
     blockNumber: 5,
     blockHash: hex32('2'),
     logIndex: 0,
+    ...anchoring,
   };
+}
+
+/** Publishes one record per byte and acks it with recordId hex32(byte): records the session knows. */
+async function ackRecords(
+  session: StreamAnchorSession,
+  channel: FakeChannel,
+  bytes: string[],
+): Promise<void> {
+  const publishes = bytes.map((_, i) => session.publish('demo', i));
+  await tick();
+  const sent = channel.sent.slice(-bytes.length);
+  bytes.forEach((byte, i) => {
+    channel.receive(ackFor(sent[i]!, byte));
+  });
+  await Promise.all(publishes);
 }
 
 describe('StreamAnchorSession', () => {
@@ -173,21 +196,112 @@ describe('StreamAnchorSession', () => {
     await Promise.all(publishes);
   });
 
-  it('behavior: receipts are delivered once per recordId, to listeners and the iterator', async () => {
+  it('behavior: every newer revision is delivered, to listeners and the iterator; duplicates, stale and unknown ones are not', async () => {
     const { session, channel, ready } = openSession();
     await ready;
+    await ackRecords(session, channel, ['a', 'b']);
     const seen: string[] = [];
-    session.onReceipt((receipt) => seen.push(receipt.recordId));
+    session.onReceipt((receipt) => seen.push(`${receipt.recordId.slice(2, 3)}${receipt.revision}`));
     const iterator = session.receipts();
-    channel.receive({ type: 'receipt', receipt: receiptFor(hex32('a')) });
-    channel.receive({ type: 'receipt', receipt: receiptFor(hex32('a')) });
-    channel.receive({ type: 'receipt', receipt: receiptFor(hex32('b')) });
-    expect(seen).toEqual([hex32('a'), hex32('b')]);
-    expect((await iterator.next()).value?.recordId).toBe(hex32('a'));
-    expect((await iterator.next()).value?.recordId).toBe(hex32('b'));
+    const send = (receipt: Receipt) => channel.receive({ type: 'receipt', receipt });
+    const a = hex32('a');
+    send(receiptFor(a)); // included, revision 1
+    send(receiptFor(a)); // duplicate
+    send(receiptFor(hex32('b')));
+    send(receiptFor(hex32('9'))); // never acked in this session: ignored
+    send(receiptFor(a, { status: 'reorged', confirmations: 0, revision: 2 }));
+    // Out of order: revision 4 (final, after the re-inclusion) before revision 3.
+    send(receiptFor(a, { status: 'final', confirmations: 12, revision: 4, blockHash: hex32('3') }));
+    send(receiptFor(a, { status: 'included', revision: 3, blockHash: hex32('3') })); // stale
+    send(receiptFor(a, { status: 'final', confirmations: 12, revision: 4, blockHash: hex32('3') }));
+    expect(seen).toEqual(['a1', 'b1', 'a2', 'a4']);
+    expect(session.receiptFor(a)).toMatchObject({
+      status: 'final',
+      revision: 4,
+      blockHash: hex32('3'),
+    });
+    expect(session.receiptFor(hex32('b'))).toMatchObject({ status: 'included', revision: 1 });
+    expect(session.receiptFor(hex32('9'))).toBeUndefined();
+
+    const revisions = [];
+    for (let i = 0; i < 4; i++) revisions.push((await iterator.next()).value?.revision);
+    expect(revisions).toEqual([1, 1, 2, 4]);
     const pendingNext = iterator.next();
     await session.close();
     await expect(pendingNext).resolves.toEqual({ value: undefined, done: true });
+  });
+
+  it('behavior: finalReceipt waits through included and reorged for the final receipt', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    await ackRecords(session, channel, ['a', 'b']);
+    const a = hex32('a');
+    expect(session.receiptFor(a)).toBeUndefined();
+    let settled = false;
+    const final = session.finalReceipt(a).finally(() => {
+      settled = true;
+    });
+    channel.receive({ type: 'receipt', receipt: receiptFor(a) });
+    channel.receive({
+      type: 'receipt',
+      receipt: receiptFor(a, { status: 'reorged', confirmations: 0, revision: 2 }),
+    });
+    channel.receive({
+      type: 'receipt',
+      receipt: receiptFor(a, { revision: 3, blockHash: hex32('3') }),
+    });
+    await tick();
+    expect(settled).toBe(false);
+    const finalReceipt = receiptFor(a, {
+      status: 'final',
+      confirmations: 12,
+      revision: 4,
+      blockHash: hex32('3'),
+    });
+    channel.receive({ type: 'receipt', receipt: finalReceipt });
+    await expect(final).resolves.toEqual(finalReceipt);
+    // Held already: resolves at once, also after the session closed.
+    await session.close();
+    await expect(session.finalReceipt(a)).resolves.toEqual(finalReceipt);
+  });
+
+  it('error: finalReceipt rejects for unknown records, on abort and when the session closes', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    await ackRecords(session, channel, ['a']);
+    const unknown = await session.finalReceipt(hex32('9')).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(StreamAnchorError);
+    expect((unknown as StreamAnchorError).shortMessage).toBe('Not a record this session tracks');
+
+    const controller = new AbortController();
+    const aborted = session.finalReceipt(hex32('a'), { signal: controller.signal });
+    controller.abort(new Error('gave up'));
+    await expect(aborted).rejects.toThrow('gave up');
+
+    const closing = session.finalReceipt(hex32('a'));
+    await session.close();
+    await expect(closing).rejects.toBeInstanceOf(SessionClosedError);
+    await expect(session.finalReceipt(hex32('a'))).rejects.toBeInstanceOf(SessionClosedError);
+  });
+
+  it('behavior: the session remembers at most maxTrackedRecords records, forgetting final ones first', async () => {
+    const { session, channel, ready } = openSession({ maxTrackedRecords: 2 });
+    await ready;
+    await ackRecords(session, channel, ['a', 'b']);
+    channel.receive({
+      type: 'receipt',
+      receipt: receiptFor(hex32('b'), { status: 'final', confirmations: 12, revision: 2 }),
+    });
+    const waiting = session.finalReceipt(hex32('a'));
+    await ackRecords(session, channel, ['c']); // forgets b (final), keeps a (not final yet)
+    expect(session.receiptFor(hex32('b'))).toBeUndefined();
+    await ackRecords(session, channel, ['d']); // nothing final: forgets a, the oldest
+    await expect(waiting).rejects.toThrow(/forgot the record/);
+    const seen: string[] = [];
+    session.onReceipt((receipt) => seen.push(receipt.recordId));
+    for (const byte of ['a', 'b', 'c', 'd'])
+      channel.receive({ type: 'receipt', receipt: receiptFor(hex32(byte)) });
+    expect(seen).toEqual([hex32('c'), hex32('d')]);
   });
 
   it('behavior: close rejects pending publishes, DELETEs the session, then closes the transport', async () => {

@@ -17,6 +17,7 @@ import {
   StreamAnchorError,
 } from './errors';
 import type { IceServer } from './link-header';
+import { DEFAULT_MAX_TRACKED_RECORDS, ReceiptBook } from './receipt-book';
 import { deleteSessionResource, type FetchLike, type SessionResource } from './signaling';
 
 /** `connecting` until the relay's hello, `open` while records can be published, then `closed`. */
@@ -55,6 +56,14 @@ export interface SessionInit {
   /** Sends wait for `bufferedamountlow` while more than this many bytes are queued. */
   bufferHighWaterMark: number;
   bufferLowWaterMark: number;
+  /** How many records the session remembers receipts for (see `receiptFor`). Default 10 000. */
+  maxTrackedRecords?: number;
+}
+
+/** Options of `StreamAnchorSession.finalReceipt`. */
+export interface FinalReceiptOptions {
+  /** Stops waiting: the promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -77,7 +86,8 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
   /** Publish ids reserved by queued or in-flight publishes. */
   readonly #reservedIds = new Set<string>();
   #sendChain: Promise<void> = Promise.resolve();
-  readonly #seenReceipts = new Set<string>();
+  /** The current receipt of every record acked in this session (bounded; see ReceiptBook). */
+  readonly #receiptBook: ReceiptBook;
   readonly #receiptListeners = new Set<(receipt: Receipt) => void>();
   readonly #stateListeners = new Set<(state: SessionState) => void>();
   readonly #messageListeners = new Set<(message: ServerMessage) => void>();
@@ -91,6 +101,7 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
     this.#token = init.token;
     this.#fetch = init.fetch;
     this.#highWaterMark = init.bufferHighWaterMark;
+    this.#receiptBook = new ReceiptBook(init.maxTrackedRecords ?? DEFAULT_MAX_TRACKED_RECORDS);
     this.#channel.bufferedAmountLowThreshold = init.bufferLowWaterMark;
     this.#channel.addEventListener('message', (event) => this.#onMessage(event.data));
     this.#channel.addEventListener('close', () => this.#terminate('the data channel closed'));
@@ -185,10 +196,37 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
     return this.#send(null, text);
   }
 
-  /** Calls `listener` once per distinct receipt (deduplicated by recordId). Returns an unsubscribe function. */
+  /**
+   * Calls `listener` with every receipt that is newer than the one held for its record:
+   * each record's receipts come with increasing `revision` (`included`, then `final`; after
+   * a reorg `reorged`, then `included` again). Duplicates and late, lower revisions are
+   * dropped, as are receipts for records this session did not ack. Returns an unsubscribe
+   * function. To act only on receipts that stay, wait for `final` (see `finalReceipt`).
+   */
   onReceipt(listener: (receipt: Receipt) => void): () => void {
     this.#receiptListeners.add(listener);
     return () => this.#receiptListeners.delete(listener);
+  }
+
+  /**
+   * The current (highest-revision) receipt of a record acked in this session, or undefined
+   * before its first receipt. It may still be `included` (a reorg can replace it) or
+   * `reorged` (a new one follows); only a `final` receipt stays. The session remembers the
+   * last `maxTrackedRecords` records (default 10 000), forgetting long-final ones first.
+   */
+  receiptFor(recordId: string): Receipt | undefined {
+    return this.#receiptBook.current(recordId);
+  }
+
+  /**
+   * Resolves with the record's `final` receipt: at once when it is held, else when it
+   * arrives (the default indexer finalizes 12 blocks after inclusion). A client that waits
+   * for `final` never holds a receipt a reorg can revoke. Rejects with StreamAnchorError
+   * when `recordId` was not acked in this session (or was forgotten, see `receiptFor`),
+   * SessionClosedError when the session closes first, and `signal.reason` on abort.
+   */
+  finalReceipt(recordId: string, options: FinalReceiptOptions = {}): Promise<Receipt> {
+    return this.#receiptBook.whenFinal(recordId, options.signal);
   }
 
   onStateChange(listener: (state: SessionState) => void): () => void {
@@ -202,7 +240,7 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
     return () => this.#messageListeners.delete(listener);
   }
 
-  /** Receipts arriving from now on, deduplicated; the iteration ends when the session closes. */
+  /** Receipts arriving from now on, as `onReceipt` delivers them; the iteration ends when the session closes. */
   receipts(): AsyncIterableIterator<Receipt> {
     const queue: Receipt[] = [];
     let wake: (() => void) | undefined;
@@ -323,6 +361,7 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
       this.#setState('closed');
       const error = new SessionClosedError(`Session closed: ${reason}`);
       for (const pending of this.#inFlight.splice(0)) pending.reject(error);
+      this.#receiptBook.close(error);
       this.#ready?.reject(new ConnectError(`Session closed before it opened: ${reason}`));
       this.#ready = undefined;
     }
@@ -408,14 +447,15 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
         return;
       case 'ack':
       case 'nack': {
+        // Tracked before the publish resolves, so finalReceipt(ack.recordId) works at once.
+        if (message.type === 'ack') this.#receiptBook.track(message.recordId);
         const pending = this.#takePending(message.id);
         pending?.resolve(message);
         return;
       }
       case 'receipt': {
         const { receipt } = message;
-        if (this.#seenReceipts.has(receipt.recordId)) return;
-        this.#seenReceipts.add(receipt.recordId);
+        if (this.#receiptBook.offer(receipt) !== 'current') return;
         for (const listener of [...this.#receiptListeners]) listener(receipt);
         return;
       }

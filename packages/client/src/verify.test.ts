@@ -49,6 +49,9 @@ async function anchorBatch(count: number): Promise<Receipt[]> {
   const txReceipt = await publicClient.waitForTransactionReceipt({ hash: txHash });
   const log = txReceipt.logs[0]!;
   return records.map((record, i) => ({
+    status: 'included' as const,
+    confirmations: 1,
+    revision: 1,
     ...record,
     leafHash: leafHash(record),
     leafIndex: i,
@@ -107,6 +110,7 @@ describe('verifyReceipt', () => {
         verifier.verify(receipt, { expectedContentHash: receipt.contentHash }),
       ),
     );
+    const head = Number(await publicClient.getBlockNumber({ cacheTime: 0 }));
     for (const result of results) {
       expect(result).toEqual({
         valid: true,
@@ -115,6 +119,7 @@ describe('verifyReceipt', () => {
         contentMatches: true,
         contractMatches: true,
         chainIdMatches: true,
+        reorged: false,
         onChain: {
           found: true,
           rootMatches: true,
@@ -123,10 +128,19 @@ describe('verifyReceipt', () => {
           blockMatches: true,
           txMatches: true,
           chainIdMatches: true,
+          canonical: true,
+          canonicalBlockHash: receipts[0]!.blockHash,
+          headBlockNumber: head,
+          confirmations: head - receipts[0]!.blockNumber + 1,
+          final: null,
+          finalClaimHolds: null,
         },
         problems: [],
       });
     }
+    // The batch's block and the head were each read once for the 7 concurrent checks.
+    expect(rpcCalls.filter((method) => method === 'eth_getBlockByNumber')).toHaveLength(1);
+    expect(rpcCalls.filter((method) => method === 'eth_blockNumber')).toHaveLength(1);
     expect(rpcCalls.filter((method) => method === 'eth_getLogs')).toHaveLength(1);
     // Verifying again hits the cache.
     await verifier.verify(receipts[0]!);
@@ -225,6 +239,79 @@ describe('verifyReceipt', () => {
       valid: false,
       contentMatches: false,
     });
+  });
+
+  it('behavior: confirmations come from the chain, and a final claim needs finalityDepth confirmations', async () => {
+    const receipt = receipts[6]!;
+    const head = Number(await publicClient.getBlockNumber({ cacheTime: 0 }));
+    const depth = head - receipt.blockNumber + 1 + 3; // three blocks short of final
+    const included = await verifyReceipt(receipt, { publicClient, finalityDepth: depth });
+    expect(included).toMatchObject({ valid: true, problems: [] });
+    expect(included.onChain).toMatchObject({
+      canonical: true,
+      confirmations: depth - 3,
+      final: false,
+      finalClaimHolds: null,
+    });
+
+    const claimed: Receipt = { ...receipt, status: 'final', confirmations: depth, revision: 2 };
+    const early = await verifyReceipt(claimed, { publicClient, finalityDepth: depth });
+    expect(early.valid).toBe(false);
+    expect(early.onChain).toMatchObject({ final: false, finalClaimHolds: false });
+    expect(early.problems).toEqual([
+      `the receipt claims final, but the chain has ${depth - 3} confirmations, fewer than finalityDepth ${depth}`,
+    ]);
+    // Without a finalityDepth the claim is reported, not judged.
+    expect(await verifyReceipt(claimed, { publicClient })).toMatchObject({
+      valid: true,
+      onChain: { final: null, finalClaimHolds: null },
+    });
+
+    await publicClient.request({ method: 'anvil_mine', params: ['0x3'] } as never);
+    const deep = await verifyReceipt(claimed, { publicClient, finalityDepth: depth });
+    expect(deep).toMatchObject({ valid: true, problems: [] });
+    expect(deep.onChain).toMatchObject({
+      confirmations: depth,
+      final: true,
+      finalClaimHolds: true,
+    });
+  });
+
+  it('error: a reorged receipt is never valid, even when its block is canonical', async () => {
+    const reorged: Receipt = { ...receipts[1]!, status: 'reorged', confirmations: 0, revision: 2 };
+    const result = await verifyReceipt(reorged, { publicClient, finalityDepth: 1 });
+    expect(result).toMatchObject({ valid: false, reorged: true, proofValid: true });
+    expect(result.onChain).toMatchObject({ found: true, canonical: true, finalClaimHolds: null });
+    expect(result.problems).toEqual([
+      `the receipt is a reorged notice (revision 2): block ${reorged.blockNumber} (${reorged.blockHash}) left the canonical chain; a receipt with a higher revision follows`,
+    ]);
+  });
+
+  it('behavior: after a reorg drops the anchoring block, the same receipt is not canonical', async () => {
+    const [receipt] = await anchorBatch(2);
+    const verifier = createReceiptVerifier({ publicClient, finalityDepth: 1 });
+    const before = await verifier.verify(receipt!);
+    expect(before).toMatchObject({ valid: true, onChain: { canonical: true, final: true } });
+
+    // Replace the anchoring block (the head) with an empty one.
+    await publicClient.request({ method: 'anvil_reorg', params: [1, []] } as never);
+    const after = await verifier.verify(receipt!);
+    const replacement = await publicClient.getBlock({ blockNumber: BigInt(receipt!.blockNumber) });
+    expect(replacement.hash).not.toBe(receipt!.blockHash);
+    expect(after.valid).toBe(false);
+    expect(after.onChain).toMatchObject({
+      canonical: false,
+      canonicalBlockHash: replacement.hash,
+      confirmations: 0,
+      final: false,
+    });
+    expect(after.problems).toContain(
+      `block ${receipt!.blockNumber} is not canonical: the chain has ${replacement.hash} there, not the receipt's ${receipt!.blockHash} (a reorg dropped it)`,
+    );
+    // A fresh verifier (no cached event lookup) agrees.
+    const fresh = await verifyReceipt(receipt!, { publicClient });
+    expect(fresh.valid).toBe(false);
+    expect(fresh.onChain.canonical).toBe(false);
   });
 
   it('error: an unreachable RPC rejects with VerificationError', async () => {

@@ -5,7 +5,7 @@ import {
   verifyReceiptProof,
 } from '@streamanchor/protocol';
 import { type Client, createPublicClient, type Hex, http } from 'viem';
-import { getChainId, getLogs } from 'viem/actions';
+import { getBlock, getBlockNumber, getChainId, getLogs } from 'viem/actions';
 import { VerificationError } from './errors';
 
 export interface VerifyReceiptOptions {
@@ -19,6 +19,12 @@ export interface VerifyReceiptOptions {
   expectedChainId?: number;
   /** The content hash you computed (e.g. from the ack); the receipt must commit to it. */
   expectedContentHash?: string;
+  /**
+   * Confirmations (the anchoring block counted) you require for finality, e.g. the
+   * indexer's FINALITY_DEPTH (12 by default). When given, `onChain.final` says whether the
+   * chain has the block that deep, and a `final` receipt the chain does not back is invalid.
+   */
+  finalityDepth?: number;
 }
 
 export interface OnChainCheck {
@@ -33,6 +39,24 @@ export interface OnChainCheck {
   txMatches: boolean;
   /** The RPC's chain id equals the receipt's chainId. */
   chainIdMatches: boolean;
+  /**
+   * The chain's block at `receipt.blockNumber` has hash `receipt.blockHash`: the anchoring
+   * block is on the canonical chain (false after a reorg dropped it).
+   */
+  canonical: boolean;
+  /** Hash of the chain's block at `receipt.blockNumber` (null when the chain is not that high). */
+  canonicalBlockHash: string | null;
+  /** The chain's head block number when checked. */
+  headBlockNumber: number;
+  /** `head − blockNumber + 1` when the block is canonical, else 0 (as receipts count them). */
+  confirmations: number;
+  /** Canonical and at least `finalityDepth` confirmations deep (null without `finalityDepth`). */
+  final: boolean | null;
+  /**
+   * For a receipt with status `final`: whether the chain agrees (`final` above). Null for
+   * other statuses or without `finalityDepth`.
+   */
+  finalClaimHolds: boolean | null;
 }
 
 export interface ReceiptVerification {
@@ -47,6 +71,8 @@ export interface ReceiptVerification {
   /** receipt.contract / chainId equal the expected ones (true when none were given). */
   contractMatches: boolean;
   chainIdMatches: boolean;
+  /** The receipt's status is `reorged`: it names a block that left the chain, never valid. */
+  reorged: boolean;
   onChain: OnChainCheck;
   /** Human-readable reasons for every failed check (empty when valid). */
   problems: string[];
@@ -73,6 +99,38 @@ class AnchorReader {
 
   constructor(client: Client) {
     this.#client = client;
+  }
+
+  /** The chain's head; concurrent calls share one request (never cached beyond that). */
+  head(): Promise<number> {
+    return this.#shared('head', async () =>
+      Number(await getBlockNumber(this.#client, { cacheTime: 0 })),
+    );
+  }
+
+  /** The canonical block hash at `blockNumber` (null when the chain is not that high yet); shared like `head`. */
+  blockHashAt(blockNumber: number): Promise<string | null> {
+    return this.#shared(`block:${blockNumber}`, async () => {
+      try {
+        const block = await getBlock(this.#client, { blockNumber: BigInt(blockNumber) });
+        return block.hash;
+      } catch (error) {
+        // Asked beyond the head: no such block (yet). Anything else is a read failure.
+        if ((error as Error).name === 'BlockNotFoundError') return null;
+        throw error;
+      }
+    });
+  }
+
+  readonly #inFlight = new Map<string, Promise<unknown>>();
+
+  #shared<T>(key: string, read: () => Promise<T>): Promise<T> {
+    let request = this.#inFlight.get(key) as Promise<T> | undefined;
+    if (!request) {
+      request = read().finally(() => this.#inFlight.delete(key));
+      this.#inFlight.set(key, request);
+    }
+    return request;
   }
 
   chainId(): Promise<number> {
@@ -182,7 +240,11 @@ const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
  * Verifies a receipt without trusting StreamAnchor's servers: recomputes the leaf hash,
  * checks the Merkle proof against the receipt's root, and reads the chain to confirm that
  * the contract emitted BatchAnchored(batchId, merkleRoot, recordCount) in the receipt's
- * block and transaction. Lookups are cached per (contract, batch, block).
+ * block and transaction, and that this block is still canonical (`eth_getBlockByNumber`
+ * at `blockNumber` has `blockHash`). Reports the chain's confirmations and, with
+ * `finalityDepth`, whether the block is final. A `reorged` receipt is never valid.
+ * Event lookups are cached per (contract, batch, block); the head and the canonical hash
+ * are read afresh on every call (concurrent calls share the requests).
  *
  * Resolves with every check's outcome (`valid` when all pass); rejects with
  * VerificationError only when the chain cannot be read.
@@ -211,12 +273,23 @@ export async function verifyReceipt(
     options.expectedChainId === undefined || receipt.chainId === options.expectedChainId;
   if (!chainIdMatches) problems.push(`chain ${receipt.chainId} is not ${options.expectedChainId}`);
 
+  const reorged = receipt.status === 'reorged';
+  if (reorged) {
+    problems.push(
+      `the receipt is a reorged notice (revision ${receipt.revision}): block ${receipt.blockNumber} (${receipt.blockHash}) left the canonical chain; a receipt with a higher revision follows`,
+    );
+  }
+
   let anchor: AnchorLog | null;
   let rpcChainId: number;
+  let head: number;
+  let canonicalBlockHash: string | null;
   try {
-    [rpcChainId, anchor] = await Promise.all([
+    [rpcChainId, anchor, head, canonicalBlockHash] = await Promise.all([
       reader.chainId(),
       reader.anchor(receipt.contract, receipt.batchId, receipt.blockHash, receipt.blockNumber),
+      reader.head(),
+      reader.blockHashAt(receipt.blockNumber),
     ]);
   } catch (error) {
     throw new VerificationError('Could not read the chain to verify the receipt', {
@@ -236,7 +309,20 @@ export async function verifyReceipt(
       anchor.blockNumber === receipt.blockNumber,
     txMatches: anchor !== null && same(anchor.transactionHash, receipt.txHash),
     chainIdMatches: rpcChainId === receipt.chainId,
+    canonical: false,
+    canonicalBlockHash,
+    headBlockNumber: head,
+    confirmations: 0,
+    final: null,
+    finalClaimHolds: null,
   };
+  onChain.canonical = canonicalBlockHash !== null && same(canonicalBlockHash, receipt.blockHash);
+  if (onChain.canonical) onChain.confirmations = Math.max(0, head - receipt.blockNumber + 1);
+  const { finalityDepth } = options;
+  if (finalityDepth !== undefined) {
+    onChain.final = onChain.canonical && onChain.confirmations >= finalityDepth;
+    if (receipt.status === 'final') onChain.finalClaimHolds = onChain.final;
+  }
   if (!onChain.chainIdMatches)
     problems.push(`the RPC serves chain ${rpcChainId}, the receipt names ${receipt.chainId}`);
   if (!onChain.found)
@@ -253,6 +339,20 @@ export async function verifyReceipt(
     if (!onChain.txMatches)
       problems.push('the anchor is in another transaction than the receipt says');
   }
+  if (!onChain.canonical) {
+    problems.push(
+      canonicalBlockHash === null
+        ? `block ${receipt.blockNumber} is not on the chain yet (head ${head})`
+        : `block ${receipt.blockNumber} is not canonical: the chain has ${canonicalBlockHash} there, not the receipt's ${receipt.blockHash} (a reorg dropped it)`,
+    );
+  }
+  if (onChain.finalClaimHolds === false) {
+    problems.push(
+      onChain.canonical
+        ? `the receipt claims final, but the chain has ${onChain.confirmations} confirmations, fewer than finalityDepth ${finalityDepth}`
+        : 'the receipt claims final, but its block is not canonical',
+    );
+  }
   return {
     valid: problems.length === 0,
     proofValid,
@@ -260,6 +360,7 @@ export async function verifyReceipt(
     contentMatches,
     contractMatches,
     chainIdMatches,
+    reorged,
     onChain,
     problems,
   };
@@ -267,7 +368,10 @@ export async function verifyReceipt(
 
 /** verifyReceipt with fixed options (one client, one cache); handy for verifying a stream. */
 export function createReceiptVerifier(options: VerifyReceiptOptions): {
-  verify(receipt: Receipt, extra?: { expectedContentHash?: string }): Promise<ReceiptVerification>;
+  verify(
+    receipt: Receipt,
+    extra?: { expectedContentHash?: string; finalityDepth?: number },
+  ): Promise<ReceiptVerification>;
 } {
   readerFor(options); // fail fast on missing rpcUrl/publicClient
   return { verify: (receipt, extra) => verifyReceipt(receipt, { ...options, ...extra }) };

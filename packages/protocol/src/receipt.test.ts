@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import { Value } from '@sinclair/typebox/value';
 import { describe, expect, test } from 'vitest';
 import type { Hex } from './primitives';
-import { type Receipt, verifyReceiptProof } from './receipt';
+import { RECEIPT_STATUSES, Receipt, verifyReceiptProof } from './receipt';
 import { canonicalPayload, contentHashOf, LEAF_ENCODING, leafHash, leafValue } from './record';
 
 function hex32(n: number): Hex {
@@ -18,6 +20,9 @@ function receipts(count: number): Receipt[] {
   }));
   const tree = StandardMerkleTree.of(leaves.map(leafValue), [...LEAF_ENCODING]);
   return leaves.map((leaf, i) => ({
+    status: 'included' as const,
+    confirmations: 1,
+    revision: 1,
     ...leaf,
     leafHash: leafHash(leaf),
     leafIndex: i,
@@ -48,5 +53,33 @@ describe('verifyReceiptProof', () => {
     expect(verifyReceiptProof({ ...receipt, contentHash: hex32(1) })).toBe(false);
     expect(verifyReceiptProof({ ...receipt, merkleRoot: hex32(1) })).toBe(false);
     expect(verifyReceiptProof({ ...receipt, proof: receipt.proof.slice(1) })).toBe(false);
+  });
+});
+
+describe('Receipt schema', () => {
+  test('default: every status is a valid receipt; confirmations ≥ 0, revision ≥ 1', () => {
+    const [receipt] = receipts(1);
+    for (const status of Object.keys(RECEIPT_STATUSES)) {
+      expect(Value.Check(Receipt, { ...receipt, status })).toBe(true);
+    }
+    expect(Value.Check(Receipt, { ...receipt, status: 'pending' })).toBe(false);
+    expect(Value.Check(Receipt, { ...receipt, confirmations: -1 })).toBe(false);
+    expect(Value.Check(Receipt, { ...receipt, revision: 0 })).toBe(false);
+    const { revision: _, ...withoutRevision } = receipt!;
+    expect(Value.Check(Receipt, withoutRevision)).toBe(false);
+  });
+});
+
+describe('RECEIPT_STATUSES and docs/protocol.md §9', () => {
+  test('default: the status table lists every status with its meaning, and nothing else', () => {
+    const doc = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
+    const section9 = doc.slice(doc.indexOf('## 9. Receipts'), doc.indexOf('\n## 10.'));
+    const table = section9.indexOf('| status | meaning |');
+    expect(table).toBeGreaterThan(-1);
+    const section = section9.slice(table, section9.indexOf('\n\n', table));
+    const rows = [...section.matchAll(/^\| `([a-z]+)` \| ([^|`]+?) \|$/gm)].map(
+      ([, status, meaning]) => [status, meaning],
+    );
+    expect(rows).toEqual(Object.entries(RECEIPT_STATUSES));
   });
 });
