@@ -4,7 +4,14 @@ import type { Logger } from '@streamanchor/service-kit';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Address } from 'viem';
-import { createSignerLock, createSubmitter, type Submitter, type SubmitterHooks } from './anchor';
+import {
+  type AnchorEffects,
+  createAnchorEffects,
+  createSigner,
+  createSignerLock,
+  createSubmitter,
+  type Submitter,
+} from './anchor';
 import { createBatcher } from './batcher';
 import {
   createChainClients,
@@ -14,6 +21,7 @@ import {
 } from './chain';
 import type { Config } from './config';
 import { createIngestWorker } from './ingest';
+import { writerLedger } from './ledger';
 import type { Loop } from './loop';
 
 export interface AppDeps {
@@ -28,8 +36,11 @@ export interface AppDeps {
   publicClient?: WriterPublicClient;
   /** Built from RPC_URL and WRITER_PRIVATE_KEY when absent; must carry a local account. */
   walletClient?: WriterWalletClient;
-  /** Test seams for crash simulation (see SubmitterHooks). */
-  hooks?: SubmitterHooks;
+  /**
+   * Test seam: wraps the submitter's effects (sign, ledger writes, broadcast), e.g. to fail
+   * at a chosen point as a crash would. Production leaves it out and runs the real ones.
+   */
+  wrapEffects?: (real: AnchorEffects) => AnchorEffects;
   /** Poll intervals: batcher (default 100 ms), submitter (default 500 ms). */
   intervals?: { batcherMs?: number; anchorMs?: number };
 }
@@ -57,6 +68,7 @@ export function createApp(deps: AppDeps): App {
   const signer = walletClient.account.address.toLowerCase() as Address;
   const contract = config.CONTRACT_ADDRESS.toLowerCase() as Address;
 
+  const ledger = writerLedger(db, { chainId: config.CHAIN_ID, contract });
   const lock = createSignerLock({
     redis: deps.redis,
     key: keys.writerLock(config.CHAIN_ID, signer),
@@ -80,6 +92,13 @@ export function createApp(deps: AppDeps): App {
         rpcUrl: config.RPC_URL,
       });
       started = true;
+      const effects = deps.wrapEffects?.(
+        createAnchorEffects({
+          signer: createSigner({ publicClient, walletClient, chainId: config.CHAIN_ID, contract }),
+          ledger,
+          publicClient,
+        }),
+      );
       submitter = createSubmitter({
         db,
         logger,
@@ -90,7 +109,7 @@ export function createApp(deps: AppDeps): App {
         confirmTimeoutMs: config.TX_CONFIRM_TIMEOUT_MS,
         lock,
         ...(deps.intervals?.anchorMs === undefined ? {} : { intervalMs: deps.intervals.anchorMs }),
-        ...(deps.hooks ? { hooks: deps.hooks } : {}),
+        ...(effects ? { effects } : {}),
       });
       batcher = createBatcher({
         db,

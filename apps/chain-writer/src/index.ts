@@ -1,4 +1,4 @@
-export type { SignedAnchor, SubmitterHooks } from './anchor';
+export type { AnchorEffects, SignedAnchor } from './anchor';
 export { type App, type AppDeps, createApp } from './app';
 export { createChainClients, type WriterPublicClient, type WriterWalletClient } from './chain';
 export { type Config, ConfigSchema, loadConfig } from './config';

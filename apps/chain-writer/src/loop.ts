@@ -11,9 +11,7 @@ export interface Loop {
 
 /** Returned by a tick to run the next one at once (there is more work). */
 export const AGAIN = Symbol('again');
-/** Returned by a tick to end the loop for good (used to simulate a crash in tests). */
-export const HALT = Symbol('halt');
-export type TickResult = typeof AGAIN | typeof HALT | undefined;
+export type TickResult = typeof AGAIN | undefined;
 
 /**
  * A poll loop: runs `tick`, then waits `intervalMs` or until `wake()`. A tick that throws
@@ -59,11 +57,6 @@ export function createLoop(
         logger.error({ err: error, loop: name, failures }, `${name} tick failed`);
         await sleep(Math.min(intervalMs * 2 ** Math.min(failures, 6), 10_000));
         continue;
-      }
-      if (result === HALT) {
-        logger.warn({ loop: name }, `${name} halted`);
-        running = false;
-        break;
       }
       if (result !== AGAIN) await sleep(intervalMs);
     }

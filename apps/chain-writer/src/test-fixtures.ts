@@ -10,7 +10,12 @@ import {
   type TypedQueue,
 } from '@streamanchor/bus';
 import { deployStreamAnchor, streamAnchorAbi } from '@streamanchor/contracts';
-import type { DatabaseHandle, RecordRow } from '@streamanchor/db';
+import {
+  type BatchLedger,
+  createBatchLedger,
+  type DatabaseHandle,
+  type RecordRow,
+} from '@streamanchor/db';
 import { type AcceptedRecord, canonicalPayload, contentHashOf } from '@streamanchor/protocol';
 import { createLogger, type Logger, type LogLevel } from '@streamanchor/service-kit';
 import {
@@ -26,7 +31,7 @@ import {
 import type { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Address, Hex } from 'viem';
-import type { SubmitterHooks } from './anchor';
+import type { AnchorEffects } from './anchor';
 import { type App, createApp } from './app';
 import { createChainClients, type WriterPublicClient, type WriterWalletClient } from './chain';
 import { type Config, loadConfig } from './config';
@@ -79,6 +84,60 @@ export function makeRecords(
   });
 }
 
+/** The tx a simulated crash stopped at. */
+export interface CrashedAt {
+  batchId: Hex;
+  txHash: Hex;
+  rawTx: Hex;
+  nonce: number;
+}
+
+/** Thrown by every effect once the simulated process is "dead". */
+export class SimulatedCrash extends Error {
+  override name = 'SimulatedCrash';
+}
+
+/**
+ * A crash of the writer process at `point`, for `fx.app({ wrapEffects })`: the real effect
+ * runs, then this "process" is dead — that effect and every later one throws, so nothing
+ * further is signed, stored or broadcast (the submitter's reads go on, harmlessly) until the
+ * test stops the app and starts another (a restart).
+ *   afterPersist: the signed tx was stored (status 'sent'), not broadcast.
+ *   afterBroadcast: the node accepted (or already knew) the anchor tx.
+ */
+export function crashAt(point: 'afterPersist' | 'afterBroadcast') {
+  let crashed: CrashedAt | undefined;
+  const alive =
+    <A extends unknown[], R>(effect: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      if (crashed) throw new SimulatedCrash(`simulated crash ${point}`);
+      return effect(...args);
+    };
+  const wrapEffects = (real: AnchorEffects): AnchorEffects => ({
+    signAnchor: alive(real.signAnchor),
+    signFiller: alive(real.signFiller),
+    recordAnchoredElsewhere: alive(real.recordAnchoredElsewhere),
+    returnToBuilt: alive(real.returnToBuilt),
+    persist: alive(async (anchor, replaces) => {
+      const stored = await real.persist(anchor, replaces);
+      if (stored && point === 'afterPersist') {
+        crashed = anchor;
+        throw new SimulatedCrash(`simulated crash ${point}`);
+      }
+      return stored;
+    }),
+    broadcast: alive(async (tx) => {
+      const outcome = await real.broadcast(tx);
+      if (point === 'afterBroadcast' && tx.batchId && outcome.kind !== 'rejected') {
+        crashed = { batchId: tx.batchId, txHash: tx.txHash, rawTx: tx.rawTx, nonce: tx.nonce };
+        throw new SimulatedCrash(`simulated crash ${point}`);
+      }
+      return outcome;
+    }),
+  });
+  return { wrapEffects, reached: () => waitFor(`the crash point ${point}`, () => crashed) };
+}
+
 export interface WriterFixture {
   anvil: Anvil;
   database: DatabaseHandle;
@@ -94,7 +153,10 @@ export interface WriterFixture {
   queueEvents: QueueEvents;
   config(overrides?: Record<string, string>): Config;
   /** Creates (and registers for cleanup) a writer app; call start() yourself. */
-  app(options?: { env?: Record<string, string>; hooks?: SubmitterHooks }): App;
+  app(options?: {
+    env?: Record<string, string>;
+    wrapEffects?: (real: AnchorEffects) => AnchorEffects;
+  }): App;
   /** Adds one records job (kept when done); the job id is deterministic from the first record unless given. */
   send(records: AcceptedRecord[], jobId?: string): ReturnType<TypedQueue<'records'>['add']>;
   anchorLogs(
@@ -103,6 +165,8 @@ export interface WriterFixture {
   isAnchored(batchId: string): Promise<boolean>;
   recordsOf(batchId: string): Promise<RecordRow[]>;
   signerNonce(): Promise<number>;
+  /** The ledger over this fixture's chain and contract, e.g. to play the indexer (markIncluded). */
+  ledger(finalityDepth?: number): BatchLedger;
   close(): Promise<void>;
 }
 
@@ -149,7 +213,7 @@ export async function createWriterFixture(kind: TestDatabaseKind): Promise<Write
     queue,
     queueEvents,
     config,
-    app({ env, hooks } = {}) {
+    app({ env, wrapEffects } = {}) {
       const appConfig = config(env);
       const clients = createChainClients(appConfig);
       const app = createApp({
@@ -159,7 +223,7 @@ export async function createWriterFixture(kind: TestDatabaseKind): Promise<Write
         keys,
         db: database.db,
         ...clients,
-        ...(hooks ? { hooks } : {}),
+        ...(wrapEffects ? { wrapEffects } : {}),
         intervals: { anchorMs: 200 },
       });
       apps.push(app);
@@ -215,6 +279,9 @@ export async function createWriterFixture(kind: TestDatabaseKind): Promise<Write
         address: walletClient.account.address,
         blockTag: 'latest',
       });
+    },
+    ledger(finalityDepth = 64) {
+      return createBatchLedger(database.db, { chainId: 31337, contract, finalityDepth });
     },
     async close() {
       for (const app of apps.reverse()) await app.stop().catch(() => {});

@@ -1,20 +1,13 @@
 import { TEST_DATABASE_KINDS } from '@streamanchor/testing';
 import { type Hex, parseTransaction } from 'viem';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createWriterFixture, makeRecords, type WriterFixture, waitFor } from '../test-fixtures';
-import type { SignedAnchor } from './submitter';
-
-/** A hook that records the anchor it saw, then "crashes" the submitter right there. */
-function crashAt() {
-  let seen: SignedAnchor | undefined;
-  return {
-    hook: (anchor: SignedAnchor) => {
-      seen = anchor;
-      throw new Error('simulated crash');
-    },
-    reached: () => waitFor('the crash point', () => seen),
-  };
-}
+import {
+  crashAt,
+  createWriterFixture,
+  makeRecords,
+  type WriterFixture,
+  waitFor,
+} from '../test-fixtures';
 
 describe.each(TEST_DATABASE_KINDS)('anchor submitter on %s', (kind) => {
   let fx: WriterFixture;
@@ -51,8 +44,8 @@ describe.each(TEST_DATABASE_KINDS)('anchor submitter on %s', (kind) => {
   };
 
   it('behavior: a crash after the signed tx was stored but before broadcast → the restart broadcasts the stored bytes, anchored once', async () => {
-    const crash = crashAt();
-    const first = fx.app({ hooks: { afterPersist: crash.hook } });
+    const crash = crashAt('afterPersist');
+    const first = fx.app({ wrapEffects: crash.wrapEffects });
     await first.start();
     await fx.send(makeRecords(7));
     const anchor = await crash.reached();
@@ -88,8 +81,8 @@ describe.each(TEST_DATABASE_KINDS)('anchor submitter on %s', (kind) => {
   });
 
   it('behavior: a crash after broadcast (tx mined) → the restart sends no second anchor', async () => {
-    const crash = crashAt();
-    const first = fx.app({ hooks: { afterBroadcast: crash.hook } });
+    const crash = crashAt('afterBroadcast');
+    const first = fx.app({ wrapEffects: crash.wrapEffects });
     await first.start();
     await fx.send(makeRecords(3));
     const anchor = await crash.reached();
@@ -107,8 +100,8 @@ describe.each(TEST_DATABASE_KINDS)('anchor submitter on %s', (kind) => {
   });
 
   it('behavior: a batch the database still calls built but the chain has anchored is not sent again', async () => {
-    const crash = crashAt();
-    const first = fx.app({ hooks: { afterBroadcast: crash.hook } });
+    const crash = crashAt('afterBroadcast');
+    const first = fx.app({ wrapEffects: crash.wrapEffects });
     await first.start();
     await fx.send(makeRecords(3));
     const anchor = await crash.reached();

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Database } from '@streamanchor/db';
 import type { Bytes32 } from '@streamanchor/protocol';
 import { type Kysely, sql } from 'kysely';
-import { WriterError } from '../errors';
+import { writerLedger } from '../ledger';
 import { buildBatchTree } from './tree';
 
 export interface CutOptions {
@@ -45,7 +45,8 @@ export async function batchDue(db: Kysely<Database>, options: CutOptions): Promi
 /**
  * Cuts one batch in one transaction: locks the oldest unbatched records (`for update skip
  * locked`, so concurrent batchers never take the same record), builds their tree, inserts
- * the batch ('built') and stamps each record with batch_id, leaf_index, leaf_hash and proof.
+ * the batch ('built') and stamps each record with batch_id, leaf_index, leaf_hash and proof
+ * (both through the ledger, the one writer of batch state).
  * Returns undefined when no batch is due.
  */
 export async function cutBatch(
@@ -88,37 +89,16 @@ export async function cutBatch(
     const treeMs = performance.now() - started;
 
     const batchId = randomBatchId();
-    await trx
-      .insertInto('batches')
-      .values({
-        batch_id: batchId,
-        status: 'built',
-        merkle_root: merkleRoot,
-        record_count: rows.length,
-        chain_id: options.chainId,
-        contract: options.contract,
-      })
-      .execute();
-    const stamps = JSON.stringify(
+    // The ledger writes the 'built' batch and stamps its records, inside this transaction.
+    await writerLedger(trx, options).createBatch(
+      { batchId, merkleRoot, recordCount: rows.length },
       rows.map((row, i) => ({
-        record_id: row.record_id,
-        leaf_index: i,
-        leaf_hash: leaves[i]!.leafHash,
+        recordId: row.record_id,
+        leafIndex: i,
+        leafHash: leaves[i]!.leafHash,
         proof: leaves[i]!.proof,
       })),
     );
-    const updated = await sql`
-      update records as r
-         set batch_id = ${batchId}, leaf_index = v.leaf_index, leaf_hash = v.leaf_hash, proof = v.proof
-        from jsonb_to_recordset(${stamps}::jsonb) as v(record_id text, leaf_index integer, leaf_hash text, proof jsonb)
-       where r.record_id = v.record_id and r.batch_id is null`.execute(trx);
-    if (Number(updated.numAffectedRows ?? -1) !== rows.length) {
-      throw new WriterError('batch update touched an unexpected number of records', {
-        batchId,
-        expected: rows.length,
-        updated: String(updated.numAffectedRows),
-      });
-    }
     return { batchId, merkleRoot, recordCount: rows.length, treeMs };
   });
 }
