@@ -145,14 +145,11 @@ export async function commitBlocks(
     const matched: AnchorEvent[] = [];
     for (let i = 0; i < events.length; i += CHUNK) {
       const slice = events.slice(i, i + CHUNK);
+      // One array parameter instead of a thousand: much cheaper to plan and bind.
       const known = await tx
         .selectFrom('batches')
         .select(['batch_id', 'merkle_root', 'record_count'])
-        .where(
-          'batch_id',
-          'in',
-          slice.map((event) => event.batchId),
-        )
+        .where(sql<boolean>`batch_id = any(${slice.map((event) => event.batchId)}::text[])`)
         .execute();
       const byId = new Map(known.map((row) => [row.batch_id.toLowerCase(), row]));
       for (const event of slice) {

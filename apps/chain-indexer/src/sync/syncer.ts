@@ -267,30 +267,47 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer
       linked++;
     const run = fetched.slice(0, linked);
 
+    // Logs by block hash, several blocks at once; the run is cut at the first block whose
+    // read failed or disagreed with its header (the chain moved while we read).
+    const wanted = run.map((block) =>
+      blockMayHaveLogs(block.logsBloom, config.contract, batchAnchoredTopic0),
+    );
+    const reads: ({ ok: true; logs: AnchorEvent[] } | { ok: false; error: unknown })[] = [];
+    for (let i = 0; i < run.length; i += HEADER_CONCURRENCY) {
+      reads.push(
+        ...(await Promise.all(
+          run.slice(i, i + HEADER_CONCURRENCY).map((block, j) =>
+            wanted[i + j]
+              ? reader.readBlock(block.blockHash).then(
+                  (logs) => ({ ok: true as const, logs }),
+                  (error: unknown) => ({ ok: false as const, error }),
+                )
+              : Promise.resolve({ ok: true as const, logs: [] }),
+          ),
+        )),
+      );
+    }
     const events: AnchorEvent[] = [];
     let kept = 0;
     let failure: unknown;
-    for (const block of run) {
-      if (blockMayHaveLogs(block.logsBloom, config.contract, batchAnchoredTopic0)) {
-        let logs: AnchorEvent[];
-        try {
-          logs = await reader.readBlock(block.blockHash);
-        } catch (error) {
-          // The node no longer knows this hash: the block left the chain while we read.
-          failure = error;
-          logger.info(
-            {
-              blockNumber: block.blockNumber.toString(),
-              blockHash: block.blockHash,
-              reason: (error as { shortMessage?: string }).shortMessage ?? (error as Error).message,
-            },
-            'logs by block hash failed; committing the blocks before it and re-reading',
-          );
-          break;
-        }
-        if (logs.some((log) => log.removed || log.blockHash !== block.blockHash)) break;
-        events.push(...logs);
+    for (const [i, block] of run.entries()) {
+      const read = reads[i]!;
+      if (!read.ok) {
+        failure = read.error;
+        logger.info(
+          {
+            blockNumber: block.blockNumber.toString(),
+            blockHash: block.blockHash,
+            reason:
+              (read.error as { shortMessage?: string }).shortMessage ??
+              (read.error as Error).message,
+          },
+          'logs by block hash failed; committing the blocks before it and re-reading',
+        );
+        break;
       }
+      if (read.logs.some((log) => log.removed || log.blockHash !== block.blockHash)) break;
+      events.push(...read.logs);
       kept++;
     }
     // Not even the first block's logs could be read: let the loop back off and retry (the
