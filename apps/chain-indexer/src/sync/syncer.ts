@@ -113,7 +113,7 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer
       found.push(...(await Promise.all(numbers.slice(i, i + HEADER_CONCURRENCY).map(header))));
     }
     // Stop at the first missing header (a lagging node): the rest waits for the next step.
-    const missing = found.findIndex((h) => h === undefined);
+    const missing = found.indexOf(undefined);
     return (missing < 0 ? found : found.slice(0, missing)) as NonNullable<
       Awaited<ReturnType<typeof header>>
     >[];
