@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { Value } from '@sinclair/typebox/value';
 import { keccak_256 } from '@noble/hashes/sha3';
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import { describe, expect, test } from 'vitest';
 import type { Hex } from './primitives';
+import { Receipt, verifyReceiptProof } from './receipt';
 import { canonicalPayload, contentHashOf, LEAF_ENCODING, leafHash, leafValue } from './record';
 
 // The vector published with docs/protocol.md: if this test fails, the document is wrong.
@@ -24,6 +26,7 @@ const vector = JSON.parse(
     leafHash: Hex;
     proof: Hex[];
   }[];
+  receiptHistory: { finalityDepth: number; arrivals: unknown[]; current: number };
 };
 
 /** The proof fold exactly as docs/protocol.md describes it, without the library. */
@@ -64,5 +67,21 @@ describe('docs/test-vectors/merkle-v1.json', () => {
   test('behavior: BatchAnchored topic0', () => {
     const signature = 'BatchAnchored(bytes32,bytes32,uint32,address)';
     expect(`0x${bytesToHex(keccak_256(utf8ToBytes(signature)))}`).toBe(vector.batchAnchoredTopic0);
+  });
+
+  test('behavior: a receipt history, where the highest revision is current', () => {
+    const { arrivals, current } = vector.receiptHistory;
+    const kept = new Map<string, Receipt>();
+    for (const arrival of arrivals) {
+      expect(Value.Check(Receipt, arrival)).toBe(true);
+      const receipt = arrival as Receipt;
+      expect(verifyReceiptProof(receipt)).toBe(true);
+      const held = kept.get(receipt.recordId);
+      if (!held || receipt.revision > held.revision) kept.set(receipt.recordId, receipt);
+    }
+    const [only] = [...kept.values()];
+    expect(kept.size).toBe(1);
+    expect(only).toMatchObject({ revision: current, status: 'final' });
+    expect(only?.confirmations).toBeGreaterThanOrEqual(vector.receiptHistory.finalityDepth);
   });
 });
