@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Value } from '@sinclair/typebox/value';
 import { keccak_256 } from '@noble/hashes/sha3';
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import { Value } from '@sinclair/typebox/value';
 import { describe, expect, test } from 'vitest';
 import type { Hex } from './primitives';
 import { Receipt, verifyReceiptProof } from './receipt';
