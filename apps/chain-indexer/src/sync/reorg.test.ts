@@ -34,6 +34,16 @@ import {
 /** Decides, after each answered call, whether to reorg now and how deep. */
 type ReorgPlan = (call: { method: string; index: number }) => number | undefined;
 
+/** Reorgs `depth` blocks once, right after the first `method` call answered. */
+function onceAfter(method: string, depth: number): ReorgPlan {
+  let fired = false;
+  return (call) => {
+    if (fired || call.method !== method) return undefined;
+    fired = true;
+    return depth;
+  };
+}
+
 function reorgingClient(rpcUrl: string, plan: { current: ReorgPlan }) {
   const upstream = createPublicClient({ transport: http(rpcUrl, { retryCount: 0 }) });
   const fired: { method: string; depth: number }[] = [];
@@ -177,16 +187,7 @@ describe('chain-indexer under reorgs between its calls', () => {
 
   test('behavior: a reorg right after eth_getLogs answered stores no orphaned event', async () => {
     const batches = await seedAndAnchor(4);
-    let fire = true;
-    const plan = {
-      current: (({ method }) => {
-        if (fire && method === 'eth_getLogs') {
-          fire = false;
-          return 2;
-        }
-        return undefined;
-      }) as ReorgPlan,
-    };
+    const plan = { current: onceAfter('eth_getLogs', 2) };
     const { client, fired } = reorgingClient(anvil.rpcUrl, plan);
     const app = makeApp(client, { finalityDepth: 5 });
     await app.syncToHead();
@@ -260,16 +261,7 @@ describe('chain-indexer under reorgs between its calls', () => {
   test('behavior: a reorg shallower than FINALITY_DEPTH never touches a range-scanned block', async () => {
     const batches = await seedAndAnchor(3);
     await mine(chain.publicClient, 10);
-    let fire = true;
-    const plan = {
-      current: (({ method }) => {
-        if (fire && method === 'eth_getLogs') {
-          fire = false;
-          return 2;
-        }
-        return undefined;
-      }) as ReorgPlan,
-    };
+    const plan = { current: onceAfter('eth_getLogs', 2) };
     const { client } = reorgingClient(anvil.rpcUrl, plan);
     const app = makeApp(client, { finalityDepth: 4 });
     const first = await app.syncOnce();
