@@ -49,7 +49,19 @@ export interface StartStackOptions {
   clearRedisOnStop?: boolean;
   /** Aborting it during start-up stops what was started and rejects (Ctrl-C in `pnpm dev`). */
   signal?: AbortSignal;
+  /**
+   * The RPC_URL each chain service gets (fault tests: a JSON-RPC proxy in front of anvil, one
+   * URL per service). Called once per service start, after anvil is up and the contract is
+   * deployed. Default: anvil's own URL. The gateway's PUBLIC_RPC_URL stays anvil's.
+   */
+  rpcUrlFor?: (
+    service: ChainServiceName,
+    chain: { rpcUrl: string; deploymentBlock: bigint },
+  ) => string | Promise<string>;
 }
+
+/** The services that read the chain over RPC_URL (chain-services: both, in one process on PGlite). */
+export type ChainServiceName = 'chain-writer' | 'chain-indexer' | 'chain-services';
 
 export interface Stack {
   urls: {
@@ -69,7 +81,19 @@ export interface Stack {
   relayId: string;
   redis: { url: string; prefix: string; origin: RedisHandle['origin'] };
   database: { kind: 'postgres'; url: string } | { kind: 'pglite'; dir: string };
+  /** The running service processes (restart() replaces an entry in place). */
   services: readonly ServiceProcess[];
+  /**
+   * Fault tests: SIGKILL a service's process (no shutdown, no flush) and wait until it is
+   * gone. An exit caused this way does not count as a failure (`failed` ignores it).
+   */
+  kill9(service: string): Promise<void>;
+  /**
+   * Starts a service again with the environment it first got (after kill9, or stops it
+   * first when still running). Resolves once the process is spawned; the relay re-registers
+   * and the chain services resume on their own.
+   */
+  restart(service: string): Promise<ServiceProcess>;
   /**
    * A new connection to the services' database; the caller closes it. PGlite belongs to the
    * chain-services process, so on PGlite this works only once the stack has stopped.
@@ -378,6 +402,15 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
     // Stack-only settings never reach the services under a name they might misread.
     for (const key of ['ANVIL_PORT', 'ANVIL_BLOCK_TIME']) delete baseEnv[key];
     for (const spec of specs) {
+      const chainService = ['chain-writer', 'chain-indexer', 'chain-services'].includes(spec.name);
+      if (options.rpcUrlFor && chainService) {
+        spec.env.RPC_URL = await options.rpcUrlFor(spec.name as ChainServiceName, {
+          rpcUrl: anvil.rpcUrl,
+          deploymentBlock: deployment.blockNumber,
+        });
+      }
+    }
+    const spawnService = (spec: (typeof specs)[number]) => {
       const service = startServiceProcess({
         name: spec.name,
         // Services run from their TypeScript sources through tsx's loader (resolved from the
@@ -388,9 +421,10 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
         env: { ...baseEnv, ...spec.env },
         output,
       });
-      services.push(service);
       watch(service.child, 'service');
-    }
+      return service;
+    };
+    for (const spec of specs) services.push(spawnService(spec));
 
     const apiHost = host === '0.0.0.0' ? '127.0.0.1' : host;
     const api = `http://${apiHost}:${gatewayPort}`;
@@ -421,22 +455,55 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
     // The chain services have no HTTP port: they count as up while they keep running.
     await waitFor('services', async () => true, services, 1000);
 
-    const failed = new Promise<{
-      service: string;
-      code: number | null;
-      signal: NodeJS.Signals | null;
-    }>((resolve) => {
-      for (const service of services) {
-        void service.exited.then(async ({ code, signal }) => {
-          if (stopping) return;
-          output(
-            `[stack] ${service.name} exited unexpectedly (${signal ?? `exit ${code}`}); stopping the stack`,
-          );
-          await stop();
-          resolve({ service: service.name, code, signal });
-        });
-      }
+    let reportFailure: (failure: Awaited<Stack['failed']>) => void = () => {};
+    const failed = new Promise<Awaited<Stack['failed']>>((resolve) => {
+      reportFailure = resolve;
     });
+    // Processes killed on purpose (kill9, or stopped by restart): their exit is no failure.
+    const intended = new WeakSet<ServiceProcess>();
+    const watchExit = (service: ServiceProcess) => {
+      void service.exited.then(async ({ code, signal }) => {
+        if (stopping || intended.has(service)) return;
+        output(
+          `[stack] ${service.name} exited unexpectedly (${signal ?? `exit ${code}`}); stopping the stack`,
+        );
+        await stop();
+        reportFailure({ service: service.name, code, signal });
+      });
+    };
+    for (const service of services) watchExit(service);
+    const find = (name: string) => {
+      const index = services.findIndex((s) => s.name === name);
+      if (index < 0) {
+        throw new StackError(
+          `no service named ${name}`,
+          `running: ${services.map((s) => s.name).join(', ')}`,
+        );
+      }
+      return index;
+    };
+    const kill9 = async (name: string) => {
+      const service = services[find(name)]!;
+      intended.add(service);
+      if (service.child.exitCode === null && service.child.signalCode === null) {
+        output(`[stack] ${name}: kill -9 (on purpose)`);
+        service.child.kill('SIGKILL');
+      }
+      await service.exited;
+    };
+    const restart = async (name: string) => {
+      const index = find(name);
+      if (stopping) throw new StackError(`cannot restart ${name}: the stack is stopping`, '');
+      const old = services[index]!;
+      intended.add(old);
+      await old.stop(15_000);
+      const spec = specs.find((s) => s.name === name)!;
+      const service = spawnService(spec);
+      services[index] = service;
+      output(`[stack] ${name}: restarted (pid ${service.child.pid})`);
+      watchExit(service);
+      return service;
+    };
 
     const token = await mintToken({
       secret: jwt.secret,
@@ -456,6 +523,8 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       redis: { url: redis.url, prefix: config.REDIS_PREFIX, origin: redis.origin },
       database,
       services,
+      kill9,
+      restart,
       failed,
       stop,
       async openDatabase() {

@@ -19,3 +19,14 @@ export {
 } from './database';
 export { getFreePort } from './ports';
 export { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from './redis';
+export {
+  type RandomReorgOptions,
+  type ReorgRecord,
+  type RpcCall,
+  type RpcCallRecord,
+  type RpcHook,
+  type RpcPhase,
+  type RpcProxy,
+  type StartRpcProxyOptions,
+  startRpcProxy,
+} from './rpc-proxy';
