@@ -9,7 +9,7 @@ export interface PublisherTotals {
   sent: number;
   acked: number;
   nacked: number;
-  lost: number;
+  unanswered: number;
   sessions: number;
 }
 
@@ -23,7 +23,7 @@ export class Publisher {
   readonly nacks: { id: string; code: string }[] = [];
   /** Receipts delivered over the data channel: recordId → statuses in arrival order. */
   readonly receipts = new Map<string, string[]>();
-  readonly disconnects: { reason: string; lost: number }[] = [];
+  readonly disconnects: { reason: string; unanswered: number }[] = [];
   sessions = 0;
   errors: string[] = [];
   private totals: PublisherTotals | undefined;
@@ -97,9 +97,12 @@ export class Publisher {
         this.log(`[${this.name}] session ${String(event.sessionId)} open`);
         break;
       case 'disconnected':
-        this.disconnects.push({ reason: String(event.reason), lost: Number(event.lost) });
+        this.disconnects.push({
+          reason: String(event.reason),
+          unanswered: Number(event.unanswered),
+        });
         this.log(
-          `[${this.name}] session ended: ${String(event.reason)} (${String(event.lost)} unanswered)`,
+          `[${this.name}] session ended: ${String(event.reason)} (${String(event.unanswered)} unanswered)`,
         );
         break;
       case 'retry':
@@ -136,7 +139,7 @@ export class Publisher {
     }
   }
 
-  /** Stops publishing; resolves with the totals once every publish was answered or lost. */
+  /** Stops publishing; resolves with the totals once every publish was answered or left unanswered. */
   async stop(timeoutMs = 30_000): Promise<PublisherTotals> {
     if (!this.exited) this.child.stdin!.write(`${JSON.stringify({ cmd: 'stop' })}\n`);
     await this.until('all publishes answered', () => this.totals !== undefined, timeoutMs);

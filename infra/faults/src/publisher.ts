@@ -4,18 +4,18 @@
  * gateway (POST /v1/sessions with the SDP offer, WHIP-style), streams `publish` messages at
  * a steady rate and prints every answer as one JSON line on stdout. When the session dies
  * (relay killed, channel closed, or no answer for STALL_MS) it opens a new one and goes on;
- * publishes left unanswered by a dead session are reported as `lost` (maybe stored, maybe
+ * publishes left unanswered by a dead session are reported as `unanswered` (maybe stored, maybe
  * not: the protocol's "no ack, no knowledge").
  *
  * Environment: API (gateway base URL), TOKEN, TOPIC (default demo), RATE (records/s,
  * default 20), ID_PREFIX (default p-), PAYLOAD_BYTES (default 64), STALL_MS (default 5000).
  *
  * stdin, one JSON command a line: {"cmd":"stop"} stops publishing; once every publish got
- * its answer (or was lost) it prints {"event":"done",…} and exits when stdin closes.
+ * its answer (or was left unanswered) it prints {"event":"done",…} and exits when stdin closes.
  *
  * stdout events: ready, session {sessionId, relay}, ack {id, recordId}, nack {id, code},
- * receipt {recordId, status}, disconnected {reason, lost}, retry {status, message},
- * error {message}, done {sent, acked, nacked, lost, sessions}.
+ * receipt {recordId, status}, disconnected {reason, unanswered}, retry {status, message},
+ * error {message}, done {sent, acked, nacked, unanswered, sessions}.
  */
 import { createInterface } from 'node:readline';
 import nodeDataChannel, { type DataChannel, type PeerConnection } from 'node-datachannel';
@@ -46,7 +46,7 @@ let connecting = false;
 let stopping = false;
 let counter = 0;
 let credit = 0;
-const totals = { sent: 0, acked: 0, nacked: 0, lost: 0, sessions: 0 };
+const totals = { sent: 0, acked: 0, nacked: 0, unanswered: 0, sessions: 0 };
 const filler = 'x'.repeat(Math.max(0, PAYLOAD_BYTES - 24));
 
 function endSession(reason: string): void {
@@ -54,10 +54,10 @@ function endSession(reason: string): void {
   if (!current || current.dead) return;
   current.dead = true;
   session = undefined;
-  const lost = current.pending.size;
-  totals.lost += lost;
+  const unanswered = current.pending.size;
+  totals.unanswered += unanswered;
   current.pending.clear();
-  emit({ event: 'disconnected', reason, lost });
+  emit({ event: 'disconnected', reason, unanswered });
   try {
     current.dc.close();
   } catch {}
