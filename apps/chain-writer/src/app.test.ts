@@ -205,7 +205,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-writer on %s', (kind) => {
     expect(await job.getState()).toBe('waiting');
   });
 
-  it('error: a malformed job fails at once (no retries) and harms no other job', async () => {
+  it('error: a malformed record is dead-lettered, an empty job fails at once; neither harms another job', async () => {
     const app = fx.app({ env: { BATCH_MAX_AGE_MS: '3600000' } });
     await app.start();
     const good = makeRecords(4);
@@ -220,16 +220,23 @@ describe.each(TEST_DATABASE_KINDS)('chain-writer on %s', (kind) => {
       { jobId: 'empty-job', attempts: 5 },
     );
     const ok = await fx.send(good);
-    await expect(bad.waitUntilFinished(fx.queueEvents, 30_000)).rejects.toThrow(
-      /malformed records job malformed-job/,
-    );
+    // The bad record is isolated (dead_letters), not retried for days: its job completes.
+    expect(await bad.waitUntilFinished(fx.queueEvents, 30_000)).toEqual({
+      stored: 0,
+      deadLettered: 1,
+    });
     await expect(empty.waitUntilFinished(fx.queueEvents, 30_000)).rejects.toThrow(
       /malformed records job/,
     );
     expect(await ok.waitUntilFinished(fx.queueEvents, 30_000)).toEqual({ stored: 4 });
-    const failed = await fx.queue.getJob('malformed-job');
+    const failed = await fx.queue.getJob('empty-job');
     expect(failed?.attemptsMade).toBe(1);
     expect(await failed?.getState()).toBe('failed');
+    const letters = await fx.database.db.selectFrom('dead_letters').selectAll().execute();
+    expect(letters).toMatchObject([
+      { job_id: 'malformed-job', item_index: 0, record_id: 'not-a-record-id' },
+    ]);
+    expect(letters[0]!.reason).toMatch(/^schema: \/recordId/);
     const rows = await fx.database.db
       .selectFrom('records')
       .select('record_id')

@@ -12,6 +12,7 @@ import {
   createSubmitter,
   type Submitter,
 } from './anchor';
+import { createAuditAnchorer, createAuditWorker } from './audit';
 import { createBatcher } from './batcher';
 import {
   createChainClients,
@@ -45,6 +46,16 @@ export interface AppDeps {
   intervals?: { batcherMs?: number; anchorMs?: number };
 }
 
+/** Counters of the running app (exposed for tests and a future metrics endpoint). */
+export interface WriterMetrics {
+  /** Items (records or audit events) written to dead_letters since start. */
+  readonly deadLetters: number;
+  /** Audit entries appended since start. */
+  readonly auditAppended: number;
+  /** Audit heads queued for anchoring since start. */
+  readonly auditAnchored: number;
+}
+
 export interface App {
   /** Verifies the chain (fails fast on a CHAIN_ID mismatch), then consumes, batches and anchors. */
   start(): Promise<void>;
@@ -54,6 +65,7 @@ export interface App {
   readonly signer: Address;
   /** Lowercase contract address, as stored in batches.contract. */
   readonly contract: Address;
+  readonly metrics: WriterMetrics;
 }
 
 export function createApp(deps: AppDeps): App {
@@ -75,13 +87,34 @@ export function createApp(deps: AppDeps): App {
     logger,
   });
   let worker: TypedWorker<'records'> | undefined;
+  let auditWorker: TypedWorker<'audit'> | undefined;
+  let auditAnchorer: Loop | undefined;
   let batcher: Loop | undefined;
   let submitter: Submitter | undefined;
   let started = false;
+  const counters = { deadLetters: 0, auditAppended: 0, auditAnchored: 0 };
+  const onDeadLettered = (letters: readonly unknown[]) => {
+    counters.deadLetters += letters.length;
+    logger.error(
+      { deadLettered: letters.length, deadLettersTotal: counters.deadLetters },
+      'ALERT: items dead-lettered (see the dead_letters table)',
+    );
+  };
 
   return {
     signer,
     contract,
+    metrics: {
+      get deadLetters() {
+        return counters.deadLetters;
+      },
+      get auditAppended() {
+        return counters.auditAppended;
+      },
+      get auditAnchored() {
+        return counters.auditAnchored;
+      },
+    },
     async start() {
       if (started) return;
       await verifyChain({
@@ -131,10 +164,30 @@ export function createApp(deps: AppDeps): App {
         logger,
         concurrency: config.RECORDS_CONCURRENCY,
         onStored: () => batcher?.wake(),
+        onDeadLettered,
+      });
+      auditWorker = createAuditWorker({
+        bus: { connection: deps.redis, keys },
+        db,
+        logger,
+        onDeadLettered,
+        onAppended: (count) => {
+          counters.auditAppended += count;
+        },
+      });
+      auditAnchorer = createAuditAnchorer({
+        db,
+        logger,
+        intervalMs: config.AUDIT_ANCHOR_INTERVAL_MS,
+        onAnchored: () => {
+          counters.auditAnchored += 1;
+          batcher?.wake();
+        },
       });
       submitter.start();
       batcher.start();
-      await worker.waitUntilReady();
+      auditAnchorer.start();
+      await Promise.all([worker.waitUntilReady(), auditWorker.waitUntilReady()]);
       logger.info(
         {
           chainId: config.CHAIN_ID,
@@ -142,6 +195,7 @@ export function createApp(deps: AppDeps): App {
           signer,
           batchMaxRecords: config.BATCH_MAX_RECORDS,
           batchMaxAgeMs: config.BATCH_MAX_AGE_MS,
+          auditAnchorIntervalMs: config.AUDIT_ANCHOR_INTERVAL_MS,
         },
         'chain-writer started',
       );
@@ -149,7 +203,8 @@ export function createApp(deps: AppDeps): App {
     async stop() {
       if (!started) return;
       started = false;
-      await worker?.close();
+      await Promise.all([worker?.close(), auditWorker?.close()]);
+      await auditAnchorer?.stop();
       await batcher?.stop();
       await submitter?.stop();
       await lock

@@ -19,6 +19,7 @@ describe('config', () => {
       BATCH_MAX_AGE_MS: 1000,
       RECORDS_CONCURRENCY: 2,
       TX_CONFIRM_TIMEOUT_MS: 30_000,
+      AUDIT_ANCHOR_INTERVAL_MS: 60_000,
       DATA_DIR: '.data',
       LOG_LEVEL: 'info',
       REDIS_URL: 'redis://127.0.0.1:6379',

@@ -39,6 +39,11 @@ export const ConfigSchema = Type.Object({
     default: 30_000,
     description: 'an anchor tx not mined after this long is re-broadcast with bumped fees (ms)',
   }),
+  AUDIT_ANCHOR_INTERVAL_MS: Type.Integer({
+    minimum: 100,
+    default: 60_000,
+    description: 'how often the audit log head is anchored on chain, when it moved (ms)',
+  }),
   DATABASE_URL: Type.Optional(
     Type.String({
       pattern: '^postgres(ql)?://',

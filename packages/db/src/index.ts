@@ -1,4 +1,17 @@
 export {
+  type AppendResult,
+  AUDIT_GENESIS_HASH,
+  type AuditChainCheck,
+  type AuditEntryFields,
+  type AuditHead,
+  appendAudit,
+  auditEntryHash,
+  auditEntryText,
+  auditFieldsOf,
+  readHead as readAuditHead,
+  verifyAuditChain,
+} from './audit';
+export {
   type DatabaseConfig,
   type DatabaseHandle,
   type DatabaseKind,

@@ -110,6 +110,48 @@ export interface IndexerCursorsTable {
   updated_at: Generated<Timestamp>;
 }
 
+/**
+ * Items of a job the writer could not store (poison isolation): one row per item, written in
+ * the transaction that stored the job's valid items. `raw` is JSON text (NULs escaped).
+ */
+export interface DeadLettersTable {
+  id: ColumnType<string | number, never, never>;
+  /** The queue the job came from: `records` or `audit`. */
+  queue: string;
+  job_id: string;
+  /** Position of the item in its job (unique per queue and job: retries add nothing). */
+  item_index: number;
+  /** The item's record id (or audit event id) when it had a readable one. */
+  record_id: string | null;
+  reason: string;
+  raw: string;
+  created_at: Generated<Timestamp>;
+}
+
+/** The append-only audit hash chain; written only by `appendAudit`. */
+export interface AuditLogTable {
+  seq: Int8;
+  event_id: string;
+  at: Int8;
+  kind: string;
+  subject: string | null;
+  relay_id: string | null;
+  session_id: string | null;
+  address: string | null;
+  details: ColumnType<Record<string, unknown>, string, never>;
+  prev_hash: string;
+  entry_hash: string;
+  appended_at: Generated<Timestamp>;
+}
+
+/** Audit heads anchored on chain: each one is the record `record_id` (topic `_audit`). */
+export interface AuditAnchorsTable {
+  seq: Int8;
+  entry_hash: string;
+  record_id: string;
+  created_at: Generated<Timestamp>;
+}
+
 export interface Database {
   records: RecordsTable;
   batches: BatchesTable;
@@ -117,6 +159,9 @@ export interface Database {
   indexer_cursors: IndexerCursorsTable;
   receipt_notices: ReceiptNoticesTable;
   indexer_blocks: IndexerBlocksTable;
+  dead_letters: DeadLettersTable;
+  audit_log: AuditLogTable;
+  audit_anchors: AuditAnchorsTable;
 }
 
 export type RecordRow = Selectable<RecordsTable>;
@@ -126,3 +171,7 @@ export type NewBatchRow = Insertable<BatchesTable>;
 export type BatchUpdate = Updateable<BatchesTable>;
 export type AnchorEventRow = Selectable<AnchorEventsTable>;
 export type ReceiptNoticeRow = Selectable<ReceiptNoticesTable>;
+export type DeadLetterRow = Selectable<DeadLettersTable>;
+export type NewDeadLetterRow = Insertable<DeadLettersTable>;
+export type AuditLogRow = Selectable<AuditLogTable>;
+export type AuditAnchorRow = Selectable<AuditAnchorsTable>;

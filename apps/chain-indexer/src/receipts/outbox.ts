@@ -1,6 +1,6 @@
 import { type BusDeps, createQueue, jobIds, type TypedQueue } from '@streamanchor/bus';
 import { type BatchLedger, createBatchLedger, type Database } from '@streamanchor/db';
-import { type ReceiptBatchJob, verifyReceiptProof } from '@streamanchor/protocol';
+import { AUDIT_TOPIC, type ReceiptBatchJob, verifyReceiptProof } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config';
@@ -76,6 +76,8 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     const byRelay = new Map<string, ReceiptBatchJob['receipts']>();
     let invalid = 0;
     for (const { relayId, sessionId, receipt } of deliverable) {
+      // The writer's audit-log heads belong to no session: nobody to deliver them to.
+      if (receipt.topic === AUDIT_TOPIC) continue;
       let valid = false;
       try {
         valid = verifyReceiptProof(receipt);

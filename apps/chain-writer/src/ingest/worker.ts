@@ -6,7 +6,8 @@ import type { Logger } from '@streamanchor/service-kit';
 import { UnrecoverableError } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { MalformedJobError } from '../errors';
-import { storeRecords } from './store';
+import { type DeadLetter, insertDeadLetters } from './dead-letters';
+import { storeJob } from './store';
 
 const recordBatchJobCheck = TypeCompiler.Compile(RecordBatchJob);
 
@@ -28,34 +29,89 @@ export interface IngestDeps {
   concurrency: number;
   /** Called after a job stored at least one new record (wakes the batcher). */
   onStored?: (count: number) => void;
+  /** Called with the dead letters a job wrote (the app counts them: `metrics.deadLetters`). */
+  onDeadLettered?: (letters: readonly DeadLetter[]) => void;
 }
 
+/** Dead letters logged one by one per job; the rest are summed up in one line. */
+const LOGGED_PER_JOB = 20;
+
 /**
- * The `records` queue worker: validates each job, stores its records exactly once and
- * returns `{ stored }` (new rows). A malformed job fails at once (no retries) and is logged
- * at error level; it never touches the database.
+ * The `records` queue worker. Each job's records are checked one by one: the valid ones are
+ * stored exactly once, the others go to `dead_letters` (logged at error level and counted),
+ * in one transaction, and the job completes with `{ stored, deadLettered? }`. One bad
+ * record never holds the rest of its job (other sessions, other subjects) hostage.
+ * A job that is not a list of records at all fails at once (no retries), logged at error
+ * level, its data kept as a dead letter (item_index -1) when it had any.
  */
 export function createIngestWorker(deps: IngestDeps): TypedWorker<'records'> {
   const logger = deps.logger.child({ subsystem: 'ingest' });
+  const report = (jobId: string, letters: readonly DeadLetter[]) => {
+    if (letters.length === 0) return;
+    for (const letter of letters.slice(0, LOGGED_PER_JOB)) {
+      logger.error(
+        { jobId, itemIndex: letter.itemIndex, recordId: letter.recordId, reason: letter.reason },
+        'ALERT: record dead-lettered (kept in dead_letters, not stored)',
+      );
+    }
+    if (letters.length > LOGGED_PER_JOB) {
+      logger.error(
+        { jobId, deadLettered: letters.length },
+        `ALERT: ${letters.length - LOGGED_PER_JOB} more records of this job dead-lettered`,
+      );
+    }
+    deps.onDeadLettered?.(letters);
+  };
   const worker = createWorker(
     deps.bus,
     'records',
     undefined,
     async (job) => {
-      const problem = recordBatchJobProblem(job.data);
-      if (job.name !== 'recordBatch' || problem !== undefined) {
-        const error = new MalformedJobError(job.id, problem ?? `unknown job name ${job.name}`);
+      const jobId = job.id ?? `(no id) ${job.name}`;
+      const data = job.data as unknown;
+      const items = (data as { records?: unknown } | null)?.records;
+      if (job.name !== 'recordBatch' || !Array.isArray(items) || items.length === 0) {
+        const problem =
+          job.name === 'recordBatch'
+            ? (recordBatchJobProblem(data) ?? 'schema mismatch')
+            : `unknown job name ${job.name}`;
+        const error = new MalformedJobError(job.id, problem);
         logger.error(
           { err: error, jobId: job.id, jobName: job.name, details: error.details },
           error.shortMessage,
         );
+        if (Array.isArray(items) ? items.length > 0 : data !== undefined && data !== null) {
+          report(
+            jobId,
+            await insertDeadLetters(deps.db, 'records', jobId, [
+              { itemIndex: -1, recordId: null, reason: `malformed job: ${problem}`, item: data },
+            ]),
+          );
+        }
         throw new UnrecoverableError(error.message);
       }
-      const { records } = job.data;
-      const stored = await storeRecords(deps.db, records);
-      logger.debug({ jobId: job.id, records: records.length, stored }, 'records stored');
-      if (stored > 0) deps.onStored?.(stored);
-      return { stored };
+      const result = await storeJob(deps.db, jobId, items);
+      logger.debug(
+        {
+          jobId,
+          records: items.length,
+          stored: result.stored,
+          deadLettered: result.deadLetters.length,
+          bisections: result.bisections,
+        },
+        'records stored',
+      );
+      if (result.bisections > 0) {
+        logger.warn(
+          { jobId, bisections: result.bisections },
+          'an insert failed on its data; the job was bisected to isolate the failing records',
+        );
+      }
+      report(jobId, result.deadLetters);
+      if (result.stored > 0) deps.onStored?.(result.stored);
+      return result.deadLetters.length > 0
+        ? { stored: result.stored, deadLettered: result.deadLetters.length }
+        : { stored: result.stored };
     },
     { concurrency: deps.concurrency },
   );
