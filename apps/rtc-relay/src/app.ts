@@ -75,6 +75,7 @@ export function createApp(deps: AppDeps): App {
       flushMs: config.recordFlushMs,
       flushMax: config.recordFlushMax,
       bufferMax: config.recordBufferMax,
+      sessionBufferMax: config.recordBufferMaxPerSession,
       logger,
     });
     const hash = await createContentHasher();
@@ -136,6 +137,7 @@ export function createApp(deps: AppDeps): App {
       recordsQueued: 0,
       failedAdds: 0,
       recordsRefused: 0,
+      recordsRateLimited: 0,
     };
     return {
       relayId,

@@ -19,6 +19,15 @@ describe('loadConfig', () => {
       heartbeatMs: 2000,
       sessionTtlMs: 30_000,
       maxSessions: 1000,
+      maxPayloadDepth: LIMITS.maxDepth,
+      maxPayloadMembers: LIMITS.maxMembers,
+      maxPayloadTotalMembers: LIMITS.maxTotalMembers,
+      publishQuota: {
+        perSession: { ratePerSecond: 2000, burst: 4000 },
+        perSubject: { ratePerSecond: 5000, burst: 10_000 },
+      },
+      recordBufferMax: 20_000,
+      recordBufferMaxPerSession: 2000,
     });
     expect(config.relayId).toMatch(/^relay-[A-Za-z0-9_.-]+-[0-9a-f]{4}$/);
     // Ephemeral ports: no mux.
@@ -60,5 +69,12 @@ describe('loadConfig', () => {
       'MAX_SESSIONS',
       'RELAY_ID',
     ]);
+  });
+
+  test('behavior: the per-session buffer share never exceeds RECORD_BUFFER_MAX', () => {
+    expect(
+      loadConfig({ RECORD_BUFFER_MAX: '100', RECORD_BUFFER_MAX_PER_SESSION: '500' })
+        .recordBufferMaxPerSession,
+    ).toBe(100);
   });
 });

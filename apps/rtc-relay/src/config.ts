@@ -71,6 +71,46 @@ export const ConfigSchema = Type.Object({
     maximum: 256 * 1024,
     description: 'largest canonical payload accepted, in UTF-8 bytes',
   }),
+  MAX_PAYLOAD_DEPTH: Int({
+    default: LIMITS.maxDepth,
+    minimum: 1,
+    maximum: 256,
+    description: 'deepest nesting of arrays/objects in a payload (announced in hello)',
+  }),
+  MAX_PAYLOAD_MEMBERS: Int({
+    default: LIMITS.maxMembers,
+    minimum: 1,
+    maximum: 65_536,
+    description: 'most members of any one array or object in a message (announced in hello)',
+  }),
+  MAX_PAYLOAD_TOTAL_MEMBERS: Int({
+    default: LIMITS.maxTotalMembers,
+    minimum: 1,
+    maximum: 262_144,
+    description: 'most members of all arrays and objects of one payload (announced in hello)',
+  }),
+  PUBLISH_RATE_PER_SESSION: Int({
+    default: 2000,
+    minimum: 0,
+    description:
+      'records per second one session may publish (token bucket; 0 = unlimited); beyond it rate_limited',
+  }),
+  PUBLISH_BURST_PER_SESSION: Int({
+    default: 4000,
+    minimum: 1,
+    description: 'records one session may publish at once above its rate (bucket size)',
+  }),
+  PUBLISH_RATE_PER_SUBJECT: Int({
+    default: 5000,
+    minimum: 0,
+    description:
+      'records per second all sessions of one subject may publish on this relay (0 = unlimited)',
+  }),
+  PUBLISH_BURST_PER_SUBJECT: Int({
+    default: 10_000,
+    minimum: 1,
+    description: 'records all sessions of one subject may publish at once above their rate',
+  }),
   RECORD_FLUSH_MS: Int({
     default: 5,
     minimum: 0,
@@ -87,6 +127,12 @@ export const ConfigSchema = Type.Object({
     minimum: 1,
     description:
       'records waiting to be queued across all sessions; beyond it publishes are nacked unavailable',
+  }),
+  RECORD_BUFFER_MAX_PER_SESSION: Int({
+    default: 2000,
+    minimum: 1,
+    description:
+      "one session's share of RECORD_BUFFER_MAX; beyond it that session's publishes are nacked rate_limited",
   }),
   HEARTBEAT_MS: Int({
     default: 2000,
@@ -146,9 +192,17 @@ export interface Config {
   };
   maxMessageBytes: number;
   maxPayloadBytes: number;
+  maxPayloadDepth: number;
+  maxPayloadMembers: number;
+  maxPayloadTotalMembers: number;
+  publishQuota: {
+    perSession: { ratePerSecond: number; burst: number };
+    perSubject: { ratePerSecond: number; burst: number };
+  };
   recordFlushMs: number;
   recordFlushMax: number;
   recordBufferMax: number;
+  recordBufferMaxPerSession: number;
   heartbeatMs: number;
   sessionTtlMs: number;
   maxSessions: number;
@@ -187,9 +241,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
     maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
+    maxPayloadDepth: e.MAX_PAYLOAD_DEPTH,
+    maxPayloadMembers: e.MAX_PAYLOAD_MEMBERS,
+    maxPayloadTotalMembers: e.MAX_PAYLOAD_TOTAL_MEMBERS,
+    publishQuota: {
+      perSession: { ratePerSecond: e.PUBLISH_RATE_PER_SESSION, burst: e.PUBLISH_BURST_PER_SESSION },
+      perSubject: { ratePerSecond: e.PUBLISH_RATE_PER_SUBJECT, burst: e.PUBLISH_BURST_PER_SUBJECT },
+    },
     recordFlushMs: e.RECORD_FLUSH_MS,
     recordFlushMax: e.RECORD_FLUSH_MAX,
     recordBufferMax: e.RECORD_BUFFER_MAX,
+    recordBufferMaxPerSession: Math.min(e.RECORD_BUFFER_MAX_PER_SESSION, e.RECORD_BUFFER_MAX),
     heartbeatMs: e.HEARTBEAT_MS,
     sessionTtlMs: e.SESSION_TTL_MS,
     maxSessions: e.MAX_SESSIONS,

@@ -17,6 +17,7 @@ import {
 } from '@streamanchor/bus';
 import {
   type AckMessage,
+  CLOCK_TOLERANCE_SECONDS,
   canonicalPayload,
   contentHashOf,
   type NackMessage,
@@ -29,10 +30,12 @@ import { newSessionId, startTestRelay, type TestRelay } from './support/relay';
 
 let relay: TestRelay | undefined;
 let client: ClientProcess | undefined;
+let second: ClientProcess | undefined;
 
 afterEach(async () => {
-  await client?.stop();
+  await Promise.all([client?.stop(), second?.stop()]);
   client = undefined;
+  second = undefined;
   await relay?.close();
   relay = undefined;
 });
@@ -75,6 +78,9 @@ describe('rtc-relay', () => {
       topics: ['demo', 'other'],
       maxPayloadBytes: 1024,
       maxMessageBytes: 4096,
+      maxDepth: 32,
+      maxMembers: 1024,
+      maxTotalMembers: 4096,
     });
 
     const payload = { b: [1, 2.5, 'ü'], a: { z: null, y: true } };
@@ -280,13 +286,113 @@ describe('rtc-relay', () => {
     await expect.poll(() => registry.getSession(sessionId)).toBeUndefined();
   });
 
-  test('behavior: the session closes when its token expires', async () => {
+  test('behavior: at token expiry (exp + clock tolerance) a token_expired nack with id null comes, then the session closes', async () => {
     const { relay, client } = await setup();
-    await relay.connect(client, { tokenExpiresAt: Date.now() + 1500 });
-    client.send(publish('before-expiry', 1));
-    expect(await client.message(answerTo('before-expiry'))).toMatchObject({ type: 'ack' });
+    // exp lies in the past, within the tolerance: the session is accepted and lasts ~3 s.
+    // (No publish before expiry: on a loaded machine the channel may open late, and what
+    // is checked here is the relay's own word at expiry, not a race with it.)
+    const tokenExpiresAt = Date.now() + 3000 - CLOCK_TOLERANCE_SECONDS * 1000;
+    await relay.connect(client, { tokenExpiresAt });
+    expect(await client.message((m) => m.type === 'nack')).toMatchObject({
+      type: 'nack',
+      id: null,
+      code: 'token_expired',
+    });
     await client.waitFor((e) => e.event === 'closed');
     expect(relay.app.stats().sessions).toBe(0);
+    expect(relay.app.stats().nacks).toEqual({ token_expired: 1 });
+  });
+
+  test('behavior: a session flooding past its quota gets rate_limited; another session keeps every record acked', async () => {
+    const { relay, client: flooder } = await setup({
+      PUBLISH_RATE_PER_SESSION: '100',
+      PUBLISH_BURST_PER_SESSION: '300',
+    });
+    second = await ClientProcess.spawn();
+    const other = second;
+    await relay.startWriter();
+    await relay.connect(flooder, { subject: 'mallory' });
+    await relay.connect(other, { subject: 'bob' });
+    const flood = flooder.publishMany({
+      count: 5000,
+      payloadBytes: 100,
+      topic: 'demo',
+      idPrefix: 'f',
+    });
+    // Publish while the flood is being refused.
+    await expect.poll(() => relay.app.stats().nacks.rate_limited ?? 0).toBeGreaterThan(0);
+    const normal = await other.publishMany({
+      count: 250,
+      payloadBytes: 100,
+      topic: 'demo',
+      idPrefix: 'n',
+      listAcks: true,
+    });
+    expect(normal).toMatchObject({ acks: 250, nacks: 0, codes: {} });
+    const flooded = await flood;
+    expect(flooded.acks + flooded.nacks).toBe(5000);
+    expect(Object.keys(flooded.codes)).toEqual(['rate_limited']);
+    expect(flooded.codes.rate_limited).toBeGreaterThan(0);
+    expect(flooded.retryAfterMs).toBeGreaterThan(0);
+    // Every acked record of the other session reached the records queue.
+    await expect
+      .poll(
+        () =>
+          relay.recordJobs.flatMap((job) => job.records).filter((r) => r.subject === 'bob').length,
+      )
+      .toBe(250);
+  });
+
+  test('behavior: a 30,000-deep payload gets payload_too_deep, a 3,000-key one payload_too_complex; another session keeps being acked', async () => {
+    const { relay, client: attacker } = await setup({ MAX_MESSAGE_BYTES: '65536' });
+    second = await ClientProcess.spawn();
+    const other = second;
+    await relay.startWriter();
+    await relay.connect(attacker, { subject: 'mallory' });
+    await relay.connect(other, { subject: 'bob' });
+    const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
+    const wide = `{${Array.from({ length: 3000 }, (_, i) => `"k${i}":${i}`).join(',')}}`;
+    const raw = (id: string, payload: string) =>
+      `{"type":"publish","id":"${id}","topic":"demo","payload":${payload}}`;
+    const rounds = 20;
+    for (let i = 0; i < rounds; i++) {
+      attacker.send(raw(`deep${i}`, deep));
+      attacker.send(raw(`wide${i}`, wide));
+    }
+    const normal = await other.publishMany({
+      count: 200,
+      payloadBytes: 100,
+      topic: 'demo',
+      idPrefix: 'n',
+    });
+    expect(normal).toMatchObject({ acks: 200, nacks: 0 });
+    const answers: ServerMessage[] = [];
+    for (let i = 0; i < 2 * rounds; i++) {
+      answers.push(await attacker.message((m) => m.type === 'ack' || m.type === 'nack'));
+    }
+    expect(answers.map((m) => [(m as NackMessage).code, (m as NackMessage).id])).toEqual(
+      Array.from({ length: rounds }, (_, i) => [
+        ['payload_too_deep', `deep${i}`],
+        ['payload_too_complex', `wide${i}`],
+      ]).flat(),
+    );
+    // The attacker's session still works.
+    attacker.send(publish('fine', { ok: true }));
+    expect(await attacker.message(answerTo('fine'))).toMatchObject({ type: 'ack' });
+  });
+
+  test('behavior: duplicate member names and integers beyond 2^53 get their codes', async () => {
+    const { relay, client } = await setup();
+    await relay.connect(client);
+    client.send('{"type":"publish","id":"dup","topic":"demo","payload":{"a":1,"a":2}}');
+    client.send('{"type":"publish","id":"big","topic":"demo","payload":{"n":9007199254740993}}');
+    client.send(publish('nul', { s: 'a\u0000b' }));
+    expect(await client.message(answerTo('dup'))).toMatchObject({ code: 'duplicate_member' });
+    expect(await client.message(answerTo('big'))).toMatchObject({ code: 'invalid_payload' });
+    expect(await client.message(answerTo('nul'))).toMatchObject({
+      type: 'ack',
+      contentHash: contentHashOf('{"s":"a\\u0000b"}'),
+    });
   });
 
   test('behavior: a data channel with another label is refused', async () => {

@@ -7,4 +7,12 @@ export {
   type RecordPipelineOptions,
   type RecordPipelineStats,
 } from './pipeline';
+export {
+  createSubjectQuotas,
+  createTokenBucket,
+  type QuotaOptions,
+  type SubjectQuotas,
+  type TokenBucket,
+  takeFromAll,
+} from './quota';
 export { newRecordId, type RecordContext, type Validation, validateMessage } from './validate';

@@ -12,7 +12,7 @@ let redis: Redis;
 let prefix: string;
 let queue: TypedQueue<'records'>;
 
-const record = (n: number): AcceptedRecord => ({
+const record = (n: number, sessionId = 'AAAAAAAAAAAAAAAAAAAAAA'): AcceptedRecord => ({
   recordId: newRecordId(),
   topic: 'demo',
   subject: 'alice',
@@ -20,7 +20,7 @@ const record = (n: number): AcceptedRecord => ({
   acceptedAt: n,
   payload: String(n),
   relayId: 'relay-1',
-  sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
+  sessionId,
 });
 
 beforeEach(async () => {
@@ -132,5 +132,47 @@ describe('record pipeline', () => {
     expect(calls).toBe(2);
     expect(outcomes.map((o) => o.ok)).toEqual([true, true, true]);
     expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 1 });
+  });
+
+  test('behavior: one session cannot fill the shared buffer; it gets rate_limited, others are queued', async () => {
+    const pipeline = createRecordPipeline({
+      queue,
+      flushMs: 1000,
+      flushMax: 100,
+      bufferMax: 10,
+      sessionBufferMax: 5,
+      logger,
+    });
+    const flooder: Outcome[] = [];
+    const other: Outcome[] = [];
+    for (let i = 0; i < 8; i++)
+      pipeline.submit(record(i, 'FLOODFLOODFLOODFLOOD00'), (o) => flooder.push(o));
+    for (let i = 0; i < 5; i++)
+      pipeline.submit(record(i, 'OTHEROTHEROTHEROTHER00'), (o) => other.push(o));
+    // Refused at once, with a retry hint; the other session's records all wait for the flush.
+    expect(flooder).toEqual(
+      Array(3).fill({
+        ok: false,
+        code: 'rate_limited',
+        detail: expect.any(String),
+        retryAfterMs: expect.any(Number),
+      }),
+    );
+    expect((flooder[0] as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
+    expect(other).toEqual([]);
+    expect(pipeline.stats()).toMatchObject({
+      pending: 10,
+      recordsRateLimited: 3,
+      recordsRefused: 0,
+    });
+    await pipeline.drain();
+    expect(other.map((o) => o.ok)).toEqual(Array(5).fill(true));
+    expect(flooder.slice(3).map((o) => o.ok)).toEqual(Array(5).fill(true));
+    // Once its records were queued, the session has its share again.
+    const later: Outcome[] = [];
+    for (let i = 0; i < 5; i++)
+      pipeline.submit(record(i, 'FLOODFLOODFLOODFLOOD00'), (o) => later.push(o));
+    await pipeline.drain();
+    expect(later.map((o) => o.ok)).toEqual(Array(5).fill(true));
   });
 });

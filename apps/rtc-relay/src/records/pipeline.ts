@@ -4,7 +4,8 @@ import type { Logger } from '@streamanchor/service-kit';
 
 export type Outcome =
   | { ok: true }
-  | { ok: false; code: 'unavailable' | 'shutting_down'; detail: string };
+  | { ok: false; code: 'unavailable' | 'shutting_down'; detail: string }
+  | { ok: false; code: 'rate_limited'; detail: string; retryAfterMs: number };
 export type OnOutcome = (outcome: Outcome) => void;
 
 /** Options of the `recordBatch` jobs: the writer retries for days, and a failed job stays for inspection. */
@@ -23,6 +24,12 @@ export interface RecordPipelineOptions {
   flushMax: number;
   /** Most records waiting across all sessions; beyond it submissions are refused (`unavailable`). */
   bufferMax: number;
+  /**
+   * Most records of one session waiting (buffered or in flight), so that one session cannot
+   * fill the shared buffer; beyond it that session's submissions are refused (`rate_limited`).
+   * Default: bufferMax (no per-session share).
+   */
+  sessionBufferMax?: number;
   logger: Logger;
 }
 
@@ -33,6 +40,8 @@ export interface RecordPipelineStats {
   recordsQueued: number;
   failedAdds: number;
   recordsRefused: number;
+  /** Submissions refused because their session had its share of the buffer waiting. */
+  recordsRateLimited: number;
 }
 
 export interface RecordPipeline {
@@ -90,14 +99,31 @@ const BUFFER_FULL: Outcome = {
  */
 export function createRecordPipeline(options: RecordPipelineOptions): RecordPipeline {
   const { queue, flushMs, flushMax, bufferMax, logger } = options;
+  const sessionBufferMax = options.sessionBufferMax ?? bufferMax;
+  // A session over its share waits at least for the add in flight and the next one.
+  const shareRetryMs = Math.max(50, 2 * flushMs);
+  /** Records waiting (buffered or in flight) per session id. */
+  const waiting = new Map<string, number>();
   let buffer: Entry[] = [];
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<void> | undefined;
   let inFlightCount = 0;
   let closed = false;
-  const stats = { jobsAdded: 0, recordsQueued: 0, failedAdds: 0, recordsRefused: 0 };
+  const stats = {
+    jobsAdded: 0,
+    recordsQueued: 0,
+    failedAdds: 0,
+    recordsRefused: 0,
+    recordsRateLimited: 0,
+  };
 
   function settle(group: Entry[], outcome: Outcome): void {
+    for (const entry of group) {
+      const sessionId = entry.record.sessionId;
+      const left = (waiting.get(sessionId) ?? 1) - 1;
+      if (left <= 0) waiting.delete(sessionId);
+      else waiting.set(sessionId, left);
+    }
     for (const entry of group) {
       try {
         entry.onOutcome(outcome);
@@ -163,6 +189,17 @@ export function createRecordPipeline(options: RecordPipelineOptions): RecordPipe
         stats.recordsRefused += 1;
         return onOutcome(BUFFER_FULL);
       }
+      const mine = waiting.get(record.sessionId) ?? 0;
+      if (mine >= sessionBufferMax) {
+        stats.recordsRateLimited += 1;
+        return onOutcome({
+          ok: false,
+          code: 'rate_limited',
+          detail: `this session has ${mine} records waiting to be queued`,
+          retryAfterMs: shareRetryMs,
+        });
+      }
+      waiting.set(record.sessionId, mine + 1);
       buffer.push({ record, onOutcome });
       if (inFlight) return;
       if (buffer.length >= flushMax) flush();

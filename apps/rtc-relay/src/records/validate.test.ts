@@ -87,4 +87,99 @@ describe('validateMessage', () => {
     ).toBe('ok');
     expect(code(publish({ a: 'x'.repeat(57) }))).toEqual(['payload_too_large', 'p1']);
   });
+
+  test('behavior: nesting and member counts are refused before the message is parsed', () => {
+    const big = { ...ctx, maxMessageBytes: 65_536, maxPayloadBytes: 65_536 };
+    const code = (text: string, over: Partial<RecordContext> = {}) => {
+      const result = validateMessage(text, { ...big, ...over }, now);
+      return result.ok ? 'ok' : [result.code, result.id];
+    };
+    const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    const raw = (payload: string, topic = 'demo') =>
+      `{"type":"publish","id":"p1","topic":"${topic}","payload":${payload}}`;
+    expect(code(raw(nested(32)))).toBe('ok');
+    expect(code(raw(nested(33)))).toEqual(['payload_too_deep', 'p1']);
+    // 30,000 levels in 60 KB, the attack that stalled the relay.
+    expect(code(raw(nested(30_000)))).toEqual(['payload_too_deep', 'p1']);
+    expect(code(raw(nested(3)), { maxDepth: 2 })).toEqual(['payload_too_deep', 'p1']);
+    // Before JSON.parse: even broken JSON that is too deep gets payload_too_deep.
+    expect(code(`{"id":"p1","payload":${'['.repeat(40)}`)).toEqual(['payload_too_deep', 'p1']);
+    // Before the topic check.
+    expect(code(raw(nested(40), 'other'))).toEqual(['payload_too_deep', 'p1']);
+    const keys = (n: number) => `{${Array.from({ length: n }, (_, i) => `"k${i}":0`).join(',')}}`;
+    expect(code(raw(keys(1024)))).toBe('ok');
+    expect(code(raw(keys(1025)))).toEqual(['payload_too_complex', 'p1']);
+    expect(code(raw(keys(3000)))).toEqual(['payload_too_complex', 'p1']);
+    const rows = (n: number, width: number) =>
+      `[${Array.from({ length: n }, () => `[${Array(width).fill(0).join(',')}]`).join(',')}]`;
+    expect(code(raw(rows(8, 500)))).toBe('ok'); // 8 + 4000 members
+    expect(code(raw(rows(9, 500)))).toEqual(['payload_too_complex', 'p1']);
+    expect(code(raw(rows(2, 3)), { maxTotalMembers: 7 })).toEqual(['payload_too_complex', 'p1']);
+  });
+
+  test('behavior: duplicate member names are refused with duplicate_member', () => {
+    const code = (text: string) => {
+      const result = validateMessage(text, ctx, now);
+      return result.ok ? 'ok' : [result.code, result.id];
+    };
+    expect(code(publish({ a: { a: 1 } }))).toBe('ok');
+    expect(code('{"type":"publish","id":"p1","topic":"demo","payload":{"a":1,"a":2}}')).toEqual([
+      'duplicate_member',
+      'p1',
+    ]);
+    expect(
+      code('{"type":"publish","id":"p1","topic":"demo","payload":[{"b":1,"\\u0062":2}]}'),
+    ).toEqual(['duplicate_member', 'p1']);
+    // In the message itself: JSON.parse would keep the last "topic".
+    expect(
+      code('{"type":"publish","id":"p1","topic":"secret","topic":"demo","payload":1}'),
+    ).toEqual(['duplicate_member', 'p1']);
+    // Topic and expiry are checked first.
+    expect(code('{"type":"publish","id":"p1","topic":"other","payload":{"a":1,"a":2}}')).toEqual([
+      'topic_not_allowed',
+      'p1',
+    ]);
+  });
+
+  test('behavior: integers beyond 2^53 − 1 are refused with invalid_payload; doubles are kept', () => {
+    const result = (payload: string) =>
+      validateMessage(`{"type":"publish","id":"p1","topic":"demo","payload":${payload}}`, ctx, now);
+    expect(result('9007199254740991')).toMatchObject({
+      ok: true,
+      record: { payload: '9007199254740991' },
+    });
+    expect(result('[-9007199254740991]').ok).toBe(true);
+    for (const big of ['9007199254740992', '9007199254740993', '{"n":-18446744073709551616}']) {
+      expect(result(big)).toMatchObject({ ok: false, code: 'invalid_payload', id: 'p1' });
+    }
+    expect(result('1e300')).toMatchObject({ ok: true, record: { payload: '1e+300' } });
+    expect(result('9007199254740993.0')).toMatchObject({
+      ok: true,
+      record: { payload: '9007199254740992' },
+    });
+  });
+
+  test('behavior: a NUL in a payload string is accepted and stored escaped, never raw', () => {
+    const result = validateMessage(publish({ s: 'a\u0000b', 'k\u0000': 1 }), ctx, now);
+    expect(result.ok).toBe(true);
+    if (result.ok) {
+      expect(result.record.payload).toBe('{"k\\u0000":1,"s":"a\\u0000b"}');
+      expect(result.record.payload.includes('\u0000')).toBe(false);
+    }
+  });
+
+  test('error: never throws on hostile text', () => {
+    const texts = [
+      '',
+      '\u0000',
+      '{"id":"p1","payload":"\\',
+      `{"type":"publish","id":"p1","topic":"demo","payload":${'{"a":'.repeat(20)}1${'}'.repeat(20)}}`,
+      ']]]]{{{{',
+      '{"type":"publish","id":"p1","topic":"demo","payload":1}'.repeat(3),
+    ];
+    for (const text of texts) {
+      expect(() => validateMessage(text, ctx, now)).not.toThrow();
+      expect(validateMessage(text, ctx, now).ok).toBe(false);
+    }
+  });
 });

@@ -4,9 +4,11 @@ import {
   canonicalPayload,
   contentHashOf,
   type Hex,
+  LIMITS,
   type NackCode,
   NonCanonicalPayloadError,
   parseClientMessage,
+  scanMessageStructure,
   topicAllowed,
   utf8Length,
 } from '@streamanchor/protocol';
@@ -18,9 +20,14 @@ export interface RecordContext {
   subject: string;
   /** Topic grants from the token (`*` = every topic). */
   topics: readonly string[];
+  /** The instant (ms) from which the token counts as expired (its `exp` plus the clock tolerance). */
   tokenExpiresAt: number;
   maxMessageBytes: number;
   maxPayloadBytes: number;
+  /** Structure limits (default LIMITS.maxDepth, maxMembers, maxTotalMembers). */
+  maxDepth?: number;
+  maxMembers?: number;
+  maxTotalMembers?: number;
   /** keccak-256 of a canonical payload's UTF-8 bytes (contentHashOf unless a faster one is given). */
   hash?: (canonicalText: string) => Hex;
 }
@@ -31,8 +38,19 @@ export type Validation =
 
 /**
  * Checks one client text message and, when it is a valid publish, turns it into an
- * AcceptedRecord. The order is the protocol's: size → parse → topic → token expiry →
- * canonical payload → payload size → content hash → record id → acceptedAt. Never throws.
+ * AcceptedRecord. The order is the protocol's (docs/protocol.md §5.4):
+ *
+ * 1. message size (`message_too_large`), before anything looks inside the text;
+ * 2. structure pre-scan of the raw text, before JSON.parse: nesting depth
+ *    (`payload_too_deep`) and member counts (`payload_too_complex`);
+ * 3. parse and schema (`malformed_message`, `invalid_message`);
+ * 4. topic grant (`topic_not_allowed`); 5. token expiry (`token_expired`);
+ * 6. duplicate member names (`duplicate_member`); 7. integers beyond 2^53 − 1, then
+ *    the canonical form (`invalid_payload`); 8. canonical payload size (`payload_too_large`);
+ * then content hash → record id → acceptedAt.
+ *
+ * Every step is linear in the message's length (the pre-scan bounds what parsing and
+ * canonicalization may cost), so one message costs O(maxMessageBytes). Never throws.
  */
 export function validateMessage(
   text: string,
@@ -50,6 +68,14 @@ export function validateMessage(
       code: 'message_too_large',
       detail: `limit is ${ctx.maxMessageBytes} bytes`,
     };
+  }
+  const structure = scanMessageStructure(text, {
+    maxDepth: ctx.maxDepth ?? LIMITS.maxDepth,
+    maxMembers: ctx.maxMembers ?? LIMITS.maxMembers,
+    maxTotalMembers: ctx.maxTotalMembers ?? LIMITS.maxTotalMembers,
+  });
+  if (!structure.ok) {
+    return { ok: false, id: structure.id, code: structure.code, detail: structure.detail };
   }
   const parsed = parseClientMessage(text);
   if (!parsed.ok) return { ok: false, id: parsed.id, code: parsed.code, detail: parsed.detail };
@@ -70,6 +96,22 @@ export function validateMessage(
       detail: 'the session token expired',
     };
   }
+  if (structure.duplicateMember !== undefined) {
+    return {
+      ok: false,
+      id: message.id,
+      code: 'duplicate_member',
+      detail: `member ${JSON.stringify(structure.duplicateMember.slice(0, 64))} occurs twice`,
+    };
+  }
+  if (structure.unsafeInteger !== undefined) {
+    return {
+      ok: false,
+      id: message.id,
+      code: 'invalid_payload',
+      detail: `integer ${structure.unsafeInteger.slice(0, 40)} is beyond ±(2^53 − 1)`,
+    };
+  }
   let payload: string;
   try {
     payload = canonicalPayload(message.payload);
@@ -78,6 +120,10 @@ export function validateMessage(
     const detail =
       error instanceof NonCanonicalPayloadError ? error.message : 'payload has no canonical form';
     return { ok: false, id: message.id, code: 'invalid_payload', detail };
+  }
+  // RFC 8785 escapes U+0000 as \u0000; storage refuses a raw NUL, so make sure of it.
+  if (payload.includes('\u0000')) {
+    return { ok: false, id: message.id, code: 'invalid_payload', detail: 'raw U+0000 in payload' };
   }
   const payloadBytes = utf8Length(payload);
   if (payloadBytes > ctx.maxPayloadBytes) {

@@ -3,13 +3,14 @@ import { type BusDeps, createWorker, RemoteError, type TypedWorker } from '@stre
 import { CreateSessionRequest, DeleteSessionRequest } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { SessionManager } from './manager';
+import { refusal } from './refusal';
 
 const createCheck = TypeCompiler.Compile(CreateSessionRequest);
 const deleteCheck = TypeCompiler.Compile(DeleteSessionRequest);
 
 /**
  * The relay's control queue (request/reply from the gateway): `createSession` →
- * `{ answerSdp }`, `deleteSession` → `{ deleted }`. Refusals are RemoteErrors with a code.
+ * `{ answerSdp }`, `deleteSession` → `{ deleted }`. Refusals are RemoteErrors with a code from RELAY_ERRORS (see `refusal`).
  */
 export function createControlWorker({
   bus,
@@ -32,18 +33,18 @@ export function createControlWorker({
       switch (job.name) {
         case 'createSession': {
           if (!createCheck.Check(job.data))
-            throw new RemoteError('invalid_request', 'createSession: malformed job data');
+            throw refusal('invalid_request', 'createSession: malformed job data');
           return manager.create(job.data);
         }
         case 'deleteSession': {
           if (!deleteCheck.Check(job.data))
-            throw new RemoteError('invalid_request', 'deleteSession: malformed job data');
+            throw refusal('invalid_request', 'deleteSession: malformed job data');
           // Past its deadline the gateway no longer waits, but the client still wants the
           // session gone: delete anyway.
           return { deleted: await manager.delete(job.data.sessionId) };
         }
         default:
-          throw new RemoteError('invalid_request', `unknown job ${String(job.name)}`);
+          throw refusal('invalid_request', `unknown job ${String(job.name)}`);
       }
     },
     { concurrency },

@@ -6,15 +6,23 @@ import type {
   NackCode,
   Receipt,
 } from '@streamanchor/protocol';
+import { tokenExpiredFrom } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import { PeerConnection, type RtcConfig } from 'node-datachannel';
 import type { Config } from '../config';
-import type { RecordPipeline } from '../records';
+import {
+  createSubjectQuotas,
+  createTokenBucket,
+  type RecordPipeline,
+  type SubjectQuotas,
+} from '../records';
+import { refusal } from './refusal';
 import {
   candidatesOf,
   offerProblem,
   withMaxMessageSize,
   withoutCandidates,
+  withoutTrickleOption,
   withPublicAddress,
 } from './sdp';
 import { Session, type SessionCounters } from './session';
@@ -52,9 +60,11 @@ export class SessionManager {
   private creating = 0;
   private accepting = true;
   private readonly rtcConfig: RtcConfig;
+  private readonly subjectQuotas: SubjectQuotas;
 
   constructor(private readonly deps: SessionManagerDeps) {
     this.rtcConfig = rtcConfigFor(deps.config);
+    this.subjectQuotas = createSubjectQuotas(deps.config.publishQuota.perSubject);
   }
 
   get size(): number {
@@ -69,29 +79,36 @@ export class SessionManager {
     return this.sessions.get(sessionId);
   }
 
-  /** Takes an offer, answers it (ICE gathered, no trickle). Throws RemoteError for refusals. */
+  /** Takes an offer, answers it (ICE gathered, no trickle). Throws RemoteError (`refusal`) for refusals. */
   async create(request: CreateSessionRequest): Promise<CreateSessionResult> {
     const { config, logger } = this.deps;
-    if (!this.accepting) throw new RemoteError('shutting_down', 'the relay is shutting down');
+    if (!this.accepting) throw refusal('shutting_down', 'the relay is shutting down');
     if (Date.now() > request.deadline)
-      throw new RemoteError('deadline_exceeded', 'the request expired before the relay took it');
-    if (request.tokenExpiresAt <= Date.now())
-      throw new RemoteError('token_expired', 'the token has already expired');
+      throw refusal('deadline_exceeded', 'the request expired before the relay took it');
+    if (tokenExpiredFrom(request.tokenExpiresAt) <= Date.now())
+      throw refusal('token_expired', 'the token has already expired');
     if (this.sessions.has(request.sessionId))
-      throw new RemoteError('session_exists', 'this session id is taken');
+      throw refusal('session_exists', 'this session id is taken');
     if (this.sessions.size + this.creating >= config.maxSessions) {
-      throw new RemoteError(
+      throw refusal(
         'at_capacity',
         `this relay holds its maximum of ${config.maxSessions} sessions`,
       );
     }
     const problem = offerProblem(request.offerSdp);
-    if (problem) throw new RemoteError('invalid_sdp', problem);
+    if (problem) throw refusal('invalid_sdp', problem);
 
     this.creating += 1;
     let session: Session | undefined;
     try {
       const pc = new PeerConnection(`s-${request.sessionId}`, this.rtcConfig);
+      const subjectQuota = this.subjectQuotas.acquire(request.subject);
+      let released = false;
+      const releaseQuota = () => {
+        if (released) return;
+        released = true;
+        this.subjectQuotas.release(request.subject);
+      };
       session = new Session(pc, {
         sessionId: request.sessionId,
         subject: request.subject,
@@ -100,6 +117,11 @@ export class SessionManager {
         relayId: config.relayId,
         maxMessageBytes: config.maxMessageBytes,
         maxPayloadBytes: config.maxPayloadBytes,
+        maxDepth: config.maxPayloadDepth,
+        maxMembers: config.maxPayloadMembers,
+        maxTotalMembers: config.maxPayloadTotalMembers,
+        sessionQuota: createTokenBucket(config.publishQuota.perSession),
+        subjectQuota,
         connectTimeoutMs: config.connectTimeoutMs,
         disconnectTimeoutMs: config.disconnectTimeoutMs,
         maxBufferedBytes: config.maxBufferedBytes,
@@ -108,7 +130,10 @@ export class SessionManager {
         hash: this.deps.hash,
         counters: this.deps.counters,
         logger,
-        onClosed: (closed, reason) => this.onClosed(closed, reason),
+        onClosed: (closed, reason) => {
+          releaseQuota();
+          this.onClosed(closed, reason);
+        },
       });
       this.sessions.set(request.sessionId, session);
       try {
@@ -117,24 +142,22 @@ export class SessionManager {
           : withoutCandidates(request.offerSdp);
         pc.setRemoteDescription(offer, 'offer');
       } catch (error) {
-        throw new RemoteError('invalid_sdp', shorten((error as Error).message));
+        throw refusal('invalid_sdp', shorten((error as Error).message));
       }
       const complete = await session.waitForGathering(config.gatherTimeoutMs);
       if (session.isClosed)
-        throw new RemoteError(
-          'session_closed',
-          'the session was closed while it was being created',
-        );
+        throw refusal('session_closed', 'the session was closed while it was being created');
       const local = pc.localDescription();
-      if (!local) throw new RemoteError('invalid_sdp', 'the relay could not answer this offer');
+      if (!local) throw refusal('invalid_sdp', 'the relay could not answer this offer');
       if (!complete)
         logger.warn(
           { sessionId: request.sessionId },
           'ICE gathering timed out; answering with what was gathered',
         );
       if (Date.now() > request.deadline)
-        throw new RemoteError('deadline_exceeded', 'the answer was ready after the deadline');
-      let answerSdp = withMaxMessageSize(local.sdp, config.maxMessageBytes);
+        throw refusal('deadline_exceeded', 'the answer was ready after the deadline');
+      // The answer is complete and the relay takes no trickled candidates: no `trickle` option.
+      let answerSdp = withoutTrickleOption(withMaxMessageSize(local.sdp, config.maxMessageBytes));
       if (config.ice.publicAddress)
         answerSdp = withPublicAddress(answerSdp, config.ice.publicAddress);
       await this.deps.registry
@@ -158,7 +181,7 @@ export class SessionManager {
       session?.close('creation failed');
       if (error instanceof RemoteError) throw error;
       logger.error({ err: error, sessionId: request.sessionId }, 'could not create a session');
-      throw new RemoteError('internal_error', 'the relay could not create the session');
+      throw refusal('internal_error', 'the relay could not create the session');
     } finally {
       this.creating -= 1;
     }

@@ -4,6 +4,7 @@ import {
   offerProblem,
   withMaxMessageSize,
   withoutCandidates,
+  withoutTrickleOption,
   withPublicAddress,
 } from './sdp';
 
@@ -13,6 +14,9 @@ const answer = [
   's=-',
   't=0 0',
   'a=fingerprint:sha-256 AA:BB',
+  'a=ice-ufrag:Zq7P',
+  'a=ice-pwd:Pw0rdPw0rdPw0rdPw0rdPw',
+  'a=ice-options:ice2,trickle',
   'm=application 50000 UDP/DTLS/SCTP webrtc-datachannel',
   'a=sctp-port:5000',
   'a=max-message-size:4097',
@@ -30,6 +34,15 @@ describe('sdp helpers', () => {
       offerProblem(answer.replace(/m=application.*\r\n/, 'm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n')),
     ).toMatch(/data channel/);
     expect(offerProblem(answer.replace(/a=fingerprint.*\r\n/, ''))).toMatch(/fingerprint/);
+    // The same rules as the gateway's (one validator, checkOffer in @streamanchor/protocol).
+    expect(offerProblem(answer.replace(/a=ice-ufrag.*\r\n/, ''))).toMatch(/ICE/);
+    expect(offerProblem(answer.replace(/a=candidate.*\r\n/g, ''))).toBeUndefined();
+  });
+
+  test('behavior: the answer loses its trickle ICE option, and keeps the rest', () => {
+    const sdp = withoutTrickleOption(answer);
+    expect(sdp).toContain('a=ice-options:ice2\r\n');
+    expect(sdp).toBe(answer.replace('ice2,trickle', 'ice2'));
   });
 
   test('behavior: offer candidates are dropped, the rest kept byte for byte', () => {

@@ -1,22 +1,19 @@
-/** Small, line-based SDP helpers: the relay only inspects offers and touches two attributes of its answers. */
+/** Small, line-based SDP helpers: the relay only inspects offers and touches a few attributes of its answers. */
+import { checkOffer, withoutTrickleOption } from '@streamanchor/protocol';
 
 const EOL = /\r?\n/;
 
-/** Why an offer cannot carry our data channel, or undefined when it looks usable. */
+/**
+ * Why an offer cannot carry our data channel, or undefined when it looks usable: the one
+ * validator the gateway runs too (`checkOffer` in @streamanchor/protocol).
+ */
 export function offerProblem(sdp: string): string | undefined {
-  if (!sdp.startsWith('v=0')) return 'not an SDP description (must start with v=0)';
-  const lines = sdp.split(EOL);
-  if (
-    !lines.some((line) =>
-      /^m=application \d+ (UDP\/DTLS\/SCTP webrtc-datachannel|DTLS\/SCTP \d+)/.test(line),
-    )
-  ) {
-    return 'no data channel section (m=application … webrtc-datachannel)';
-  }
-  if (!lines.some((line) => line.startsWith('a=fingerprint:')))
-    return 'no DTLS fingerprint (a=fingerprint)';
-  return undefined;
+  const result = checkOffer(sdp);
+  return result.ok ? undefined : result.reason;
 }
+
+/** The answer without the `trickle` ICE option (the relay takes no trickled candidates). */
+export { withoutTrickleOption };
 
 /**
  * The offer without its ICE candidates (and without end-of-candidates): the relay then

@@ -5,11 +5,12 @@ import {
   type NackCode,
   PROTOCOL_VERSION,
   type Receipt,
+  tokenExpiredFrom,
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
-import type { RecordContext, RecordPipeline } from '../records';
-import { validateMessage } from '../records';
+import type { RecordContext, RecordPipeline, TokenBucket } from '../records';
+import { takeFromAll, validateMessage } from '../records';
 
 /** Relay-wide counters the sessions update (read through app.stats()). */
 export interface SessionCounters {
@@ -34,10 +35,20 @@ export interface SessionOptions {
   sessionId: string;
   subject: string;
   topics: readonly string[];
+  /** The token's `exp` in ms; the session ends CLOCK_TOLERANCE_SECONDS after it. */
   tokenExpiresAt: number;
   relayId: string;
   maxMessageBytes: number;
   maxPayloadBytes: number;
+  maxDepth: number;
+  maxMembers: number;
+  maxTotalMembers: number;
+  /** This session's publish quota. */
+  sessionQuota: TokenBucket;
+  /** The quota shared by every session of this subject on this relay. */
+  subjectQuota: TokenBucket;
+  /** The clock for quotas and expiry checks (default Date.now). */
+  now?: () => number;
   connectTimeoutMs: number;
   disconnectTimeoutMs: number;
   maxBufferedBytes: number;
@@ -71,6 +82,11 @@ export class Session {
   private channel: DataChannel | undefined;
   private helloSent = false;
   private endCode: NackCode | undefined;
+  private expiring = false;
+  private closingReason: string | undefined;
+  private channelClosed: (() => void) | undefined;
+  private readonly expiresAt: number;
+  private readonly now: () => number;
   private readonly replies: Slot[] = [];
   private replyHead = 0;
   private readonly ctx: RecordContext;
@@ -87,14 +103,19 @@ export class Session {
   ) {
     this.id = options.sessionId;
     this.subject = options.subject;
+    this.expiresAt = tokenExpiredFrom(options.tokenExpiresAt);
+    this.now = options.now ?? Date.now;
     this.ctx = {
       relayId: options.relayId,
       sessionId: options.sessionId,
       subject: options.subject,
       topics: options.topics,
-      tokenExpiresAt: options.tokenExpiresAt,
+      tokenExpiresAt: this.expiresAt,
       maxMessageBytes: options.maxMessageBytes,
       maxPayloadBytes: options.maxPayloadBytes,
+      maxDepth: options.maxDepth,
+      maxMembers: options.maxMembers,
+      maxTotalMembers: options.maxTotalMembers,
       hash: options.hash,
     };
     this.gathered = new Promise((resolve) => {
@@ -169,6 +190,28 @@ export class Session {
       if (owed === 0 && buffered === 0) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    // bufferedAmount 0 means handed to SCTP, not delivered: closing the peer connection now
+    // could drop the last replies (the token_expired nack among them). Close the channel
+    // first (its stream reset follows the data) and close the rest once the peer confirmed
+    // it, or after what is left of the grace period.
+    if (this.state === 'ending' && this.channel) {
+      this.closingReason = reason;
+      const confirmed = new Promise<void>((resolve) => {
+        this.channelClosed = resolve;
+      });
+      try {
+        this.channel.close();
+      } catch {}
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        confirmed,
+        this.closed,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, Math.max(0, Math.min(1000, deadline - Date.now())));
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     this.close(reason);
   }
 
@@ -212,7 +255,10 @@ export class Session {
     }
     this.channel = channel;
     channel.onMessage((message) => this.onMessage(message));
-    channel.onClosed(() => this.close('data channel closed'));
+    channel.onClosed(() => {
+      if (this.channelClosed) return this.channelClosed();
+      this.close(this.closingReason ?? 'data channel closed');
+    });
     channel.onError((error) => {
       this.options.logger.debug({ sessionId: this.id, error }, 'data channel error');
       this.close('data channel error');
@@ -235,6 +281,9 @@ export class Session {
         topics: [...this.options.topics],
         maxPayloadBytes: this.options.maxPayloadBytes,
         maxMessageBytes: this.options.maxMessageBytes,
+        maxDepth: this.options.maxDepth,
+        maxMembers: this.options.maxMembers,
+        maxTotalMembers: this.options.maxTotalMembers,
       }),
     );
   }
@@ -268,14 +317,21 @@ export class Session {
       );
       return;
     }
-    const result = validateMessage(message, this.ctx);
+    const now = this.now();
+    const result = validateMessage(message, this.ctx, () => now);
     if (!result.ok) {
       this.reply(this.nack(result.id, result.code, result.detail));
-      if (result.code === 'token_expired') void this.end('token expired', 'token_expired');
+      if (result.code === 'token_expired') this.expire();
       return;
     }
     if (this.state === 'ending') {
       if (this.endCode) this.reply(this.nack(result.id, this.endCode, 'the session is ending'));
+      return;
+    }
+    // Quotas are taken by publishes that passed validation (so that the nack carries the id).
+    const retryAfterMs = takeFromAll([this.options.sessionQuota, this.options.subjectQuota], now);
+    if (retryAfterMs > 0) {
+      this.reply(this.nack(result.id, 'rate_limited', 'publish quota exceeded', retryAfterMs));
       return;
     }
     const slot: Slot = { text: undefined };
@@ -286,7 +342,12 @@ export class Session {
         this.options.counters.acks += 1;
         slot.text = `{"type":"ack","id":${JSON.stringify(id)},"recordId":"${record.recordId}","contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt}}`;
       } else {
-        slot.text = this.nack(id, outcome.code, outcome.detail);
+        slot.text = this.nack(
+          id,
+          outcome.code,
+          outcome.detail,
+          outcome.code === 'rate_limited' ? outcome.retryAfterMs : undefined,
+        );
       }
       this.flushReplies();
     });
@@ -348,12 +409,25 @@ export class Session {
   }
 
   private armExpiry(): void {
-    const delay = this.options.tokenExpiresAt - Date.now();
+    const delay = this.expiresAt - this.now();
     if (delay > MAX_TIMER_MS) {
       this.after(MAX_TIMER_MS, () => this.armExpiry());
       return;
     }
-    this.after(Math.max(0, delay), () => void this.end('token expired', 'token_expired'));
+    this.after(Math.max(0, delay), () => this.expire());
+  }
+
+  /**
+   * The token expired: tell the client with a `token_expired` nack (id null), after the
+   * replies it is already owed, then end the session (publishes arriving meanwhile are
+   * nacked `token_expired` too).
+   */
+  private expire(): void {
+    if (this.state === 'closed' || this.expiring) return;
+    this.expiring = true;
+    if (this.state === 'open' || this.state === 'ending')
+      this.reply(this.nack(null, 'token_expired', 'the session token expired; the session ends'));
+    void this.end('token expired', 'token_expired');
   }
 
   private after(ms: number, fn: () => void): void {
@@ -365,9 +439,14 @@ export class Session {
     this.timers.add(timer);
   }
 
-  private nack(id: string | null, code: NackCode, detail: string): string {
+  private nack(id: string | null, code: NackCode, detail: string, retryAfterMs?: number): string {
     const nacks = this.options.counters.nacks;
     nacks[code] = (nacks[code] ?? 0) + 1;
-    return JSON.stringify({ type: 'nack', id, code, message: `${NACK_CODES[code]} (${detail})` });
+    const message = `${NACK_CODES[code]} (${detail})`;
+    return JSON.stringify(
+      retryAfterMs === undefined
+        ? { type: 'nack', id, code, message }
+        : { type: 'nack', id, code, message, retryAfterMs },
+    );
   }
 }

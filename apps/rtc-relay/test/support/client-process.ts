@@ -11,7 +11,8 @@
  *   {"cmd":"publish","count","payloadBytes","topic","idPrefix","listAcks"?}
  *                                                sends `count` publishes as fast as the channel takes them;
  *                                                their replies are counted, not printed, and
- *                                                {"event":"published","acks","nacks","codes","elapsedMs","acked":[…]}
+ *                                                {"event":"published","acks","nacks","codes","retryAfterMs","elapsedMs","acked":[…]}
+ *                                                (retryAfterMs: the largest hint of its rate_limited nacks, or null)
  *                                                follows once each got its answer
  *   {"cmd":"close"}                              closes the channel and the peer connection
  * Events: open, closed (the data channel), state (peer connection), message {"data"}, error.
@@ -44,6 +45,7 @@ interface PublishRun {
   acks: number;
   nacks: number;
   codes: Record<string, number>;
+  retryAfterMs: number | null;
   acked: { id: string; recordId: string; contentHash: string }[] | undefined;
   startedAt: number;
 }
@@ -67,6 +69,7 @@ function onMessage(message: string | Buffer | ArrayBuffer): void {
       recordId: string;
       contentHash: string;
       code?: string;
+      retryAfterMs?: number;
     };
     run.answered += 1;
     if (data.type === 'ack') {
@@ -75,11 +78,21 @@ function onMessage(message: string | Buffer | ArrayBuffer): void {
     } else {
       run.nacks += 1;
       run.codes[data.code ?? '?'] = (run.codes[data.code ?? '?'] ?? 0) + 1;
+      if (data.retryAfterMs !== undefined)
+        run.retryAfterMs = Math.max(run.retryAfterMs ?? 0, data.retryAfterMs);
     }
     if (run.answered === run.total) {
-      const { acks, nacks, codes, acked, startedAt } = run;
+      const { acks, nacks, codes, retryAfterMs, acked, startedAt } = run;
       run = undefined;
-      emit({ event: 'published', acks, nacks, codes, elapsedMs: Date.now() - startedAt, acked });
+      emit({
+        event: 'published',
+        acks,
+        nacks,
+        codes,
+        retryAfterMs,
+        elapsedMs: Date.now() - startedAt,
+        acked,
+      });
     }
     return;
   }
@@ -99,6 +112,7 @@ async function publish(command: Extract<Command, { cmd: 'publish' }>): Promise<v
     acks: 0,
     nacks: 0,
     codes: {},
+    retryAfterMs: null,
     acked: command.listAcks ? [] : undefined,
     startedAt: Date.now(),
   };

@@ -16,6 +16,8 @@ export interface PublishSummary {
   acks: number;
   nacks: number;
   codes: Record<string, number>;
+  /** The largest `retryAfterMs` of the run's rate_limited nacks, or null. */
+  retryAfterMs: number | null;
   elapsedMs: number;
   acked?: { id: string; recordId: string; contentHash: string }[];
 }
