@@ -1,3 +1,4 @@
+import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createRelayRegistry, type Keys } from '@streamanchor/bus';
 import { LIMITS } from '@streamanchor/protocol';
@@ -7,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { createAuthenticator } from './auth';
 import type { Config } from './config';
 import { installCors } from './cors';
-import { clientErrorHandler, frameworkErrors, installProblemHandling } from './errors';
+import { clientErrorHandler, frameworkErrors, installProblemHandling, requireHost } from './errors';
 import { buildInfo, infoRoutes } from './info';
 import { createIndexerClient, recordsRoutes } from './records';
 import { createRelayClient, sessionsRoutes } from './sessions';
@@ -41,6 +42,26 @@ function buildFastify(config: Config, logger: Logger) {
     frameworkErrors,
     clientErrorHandler,
     return503OnClosing: true,
+    // Slow or half-sent requests are closed (408 problem, see clientErrorHandler): the whole
+    // request must arrive within REQUEST_TIMEOUT_MS, its headers within HEADERS_TIMEOUT_MS;
+    // an idle keep-alive socket is closed after KEEP_ALIVE_TIMEOUT_MS, any silent socket
+    // after CONNECTION_TIMEOUT_MS.
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    connectionTimeout: config.CONNECTION_TIMEOUT_MS,
+    http: {
+      headersTimeout: config.HEADERS_TIMEOUT_MS,
+      // Node checks the two timeouts above on this interval (30 s by default).
+      connectionsCheckingInterval: Math.max(
+        50,
+        Math.min(
+          1000,
+          Math.floor(Math.min(config.HEADERS_TIMEOUT_MS, config.REQUEST_TIMEOUT_MS) / 4),
+        ),
+      ),
+      // Node answers a missing Host with a bare 400; requireHost below answers a problem.
+      requireHostHeader: false,
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 }
 
@@ -52,11 +73,25 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
   const fastify = buildFastify(config, logger);
   installProblemHandling(fastify, { logger });
   installCors(fastify, config.CORS_ORIGINS);
+  fastify.addHook('onRequest', requireHost);
+  // Rate limits count in Redis, so every gateway of a deployment shares them; the routes
+  // create their limiters (createRateLimit) and answer 429 problems themselves.
+  fastify.register(rateLimit, {
+    global: false,
+    redis,
+    nameSpace: `${keys.prefix}:rate-limit:`,
+    skipOnError: false,
+  });
   fastify.addHook('onSend', async (_request, reply) => {
     reply.header('X-Content-Type-Options', 'nosniff');
   });
 
-  const authenticate = createAuthenticator({ secret: config.JWT_SECRET });
+  const authenticate = createAuthenticator({
+    secret: config.JWT_SECRET,
+    audience: config.JWT_AUDIENCE,
+    issuer: config.JWT_ISSUER,
+    maxLifetimeSeconds: config.MAX_TOKEN_TTL_SECONDS,
+  });
   const registry = createRelayRegistry({ redis, keys });
   const relays = createRelayClient({
     bus: { connection: redis, keys },
@@ -77,6 +112,12 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
     signalingTimeoutMs: config.SIGNALING_TIMEOUT_MS,
     relayStaleAfterMs: config.RELAY_STALE_AFTER_MS,
     sessionTtlMs: config.SESSION_TTL_MS,
+    limits: {
+      perIp: config.SESSION_RATE_PER_IP,
+      perSubject: config.SESSION_RATE_PER_SUBJECT,
+      windowMs: config.SESSION_RATE_WINDOW_MS,
+      maxSessionsPerSubject: config.MAX_SESSIONS_PER_SUBJECT,
+    },
   });
   fastify.register(recordsRoutes, { authenticate, indexer, logger });
   fastify.register(infoRoutes, { info: buildInfo(config), redis });

@@ -41,6 +41,63 @@ export const ConfigSchema = Type.Object({
     default: 30000,
     description: 'initial lifetime of a session route in Redis; the relay refreshes it (ms)',
   }),
+  JWT_AUDIENCE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'when set, tokens must carry this aud claim (or list it)',
+    }),
+  ),
+  JWT_ISSUER: Type.Optional(
+    Type.String({ minLength: 1, description: 'when set, tokens must carry this iss claim' }),
+  ),
+  MAX_TOKEN_TTL_SECONDS: Type.Integer({
+    minimum: 1,
+    default: 86400,
+    description: 'longest accepted token lifetime, exp − iat (exp − now without iat), in seconds',
+  }),
+  SESSION_RATE_PER_IP: Type.Integer({
+    minimum: 1,
+    default: 120,
+    description: 'POST /v1/sessions allowed per client address per SESSION_RATE_WINDOW_MS',
+  }),
+  SESSION_RATE_PER_SUBJECT: Type.Integer({
+    minimum: 1,
+    default: 60,
+    description: 'POST /v1/sessions allowed per token subject per SESSION_RATE_WINDOW_MS',
+  }),
+  SESSION_RATE_WINDOW_MS: Type.Integer({
+    minimum: 1,
+    default: 60000,
+    description: 'window of the session rate limits, shared by every gateway through Redis (ms)',
+  }),
+  MAX_SESSIONS_PER_SUBJECT: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description:
+      'live sessions one subject may hold at once; a maxSessions token claim overrides it',
+  }),
+  REQUEST_TIMEOUT_MS: Type.Integer({
+    minimum: 1,
+    default: 10000,
+    description:
+      'a request (headers and body) not fully received within this is answered 408 and closed (ms)',
+  }),
+  HEADERS_TIMEOUT_MS: Type.Integer({
+    minimum: 1,
+    default: 5000,
+    description: 'request headers not fully received within this are answered 408 and closed (ms)',
+  }),
+  KEEP_ALIVE_TIMEOUT_MS: Type.Integer({
+    minimum: 1,
+    default: 5000,
+    description: 'an idle keep-alive connection is closed after this (ms)',
+  }),
+  CONNECTION_TIMEOUT_MS: Type.Integer({
+    minimum: 1,
+    default: 30000,
+    description:
+      'a socket with no traffic for this long is closed (ms); above SIGNALING_TIMEOUT_MS',
+  }),
   CHAIN_ID: Type.Integer({ minimum: 1, description: 'EVM chain id of the StreamAnchor contract' }),
   CONTRACT_ADDRESS: Type.String({
     pattern: '^0x[0-9a-fA-F]{40}$',
@@ -112,6 +169,19 @@ export function loadConfig(env: Env): Config {
     problems.push({ variable: 'WEB_DIST_DIR', message: `${raw.WEB_DIST_DIR} is not a directory` });
   }
 
+  if (raw.HEADERS_TIMEOUT_MS > raw.REQUEST_TIMEOUT_MS) {
+    problems.push({
+      variable: 'HEADERS_TIMEOUT_MS',
+      message: `must not exceed REQUEST_TIMEOUT_MS (${raw.REQUEST_TIMEOUT_MS})`,
+    });
+  }
+  if (raw.CONNECTION_TIMEOUT_MS <= raw.SIGNALING_TIMEOUT_MS) {
+    problems.push({
+      variable: 'CONNECTION_TIMEOUT_MS',
+      message: `must exceed SIGNALING_TIMEOUT_MS (${raw.SIGNALING_TIMEOUT_MS}): a request waiting for a relay sends nothing`,
+    });
+  }
+
   if (problems.length > 0) throw new ConfigError(SERVICE_NAME, problems);
   return {
     ...raw,
@@ -121,7 +191,11 @@ export function loadConfig(env: Env): Config {
 }
 
 /** The few variables `pnpm token` needs (it mints tokens with the gateway's secret). */
-export const TokenCliConfigSchema = Type.Object({ JWT_SECRET: JwtSecret });
+export const TokenCliConfigSchema = Type.Object({
+  JWT_SECRET: JwtSecret,
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+});
 export type TokenCliConfig = Static<typeof TokenCliConfigSchema>;
 
 export function loadTokenCliConfig(env: Env): TokenCliConfig {

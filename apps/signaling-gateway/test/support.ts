@@ -39,6 +39,11 @@ export function testEnv(
     PUBLIC_RPC_URL: 'http://127.0.0.1:8545',
     LOG_LEVEL: 'silent',
     REDIS_URL: TEST_REDIS_URL,
+    // Generous limits, so tests that open many sessions are not refused; the limit tests
+    // (src/sessions/limits.test.ts) set their own.
+    SESSION_RATE_PER_IP: '100000',
+    SESSION_RATE_PER_SUBJECT: '100000',
+    MAX_SESSIONS_PER_SUBJECT: '100000',
     ...overrides,
   };
 }

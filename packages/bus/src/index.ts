@@ -1,3 +1,9 @@
+export {
+  type AuditEventInput,
+  type AuditPublisher,
+  type AuditPublisherOptions,
+  createAuditPublisher,
+} from './audit';
 export { assertRedisReachable, createRedisConnection, redactUrl } from './connection';
 export { createKeys, type Keys } from './keys';
 export {

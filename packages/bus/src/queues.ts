@@ -1,4 +1,5 @@
 import type {
+  AuditEventsJob,
   CreateSessionRequest,
   CreateSessionResult,
   DeleteSessionRequest,
@@ -23,6 +24,8 @@ export const QUEUES = {
   receipts: { name: (relayId: string) => `receipts.${relayId}` },
   /** gateway → chain-indexer, request/reply: read-only lookups (a record's current receipt). */
   indexerLookup: { name: () => 'indexer-lookup' },
+  /** gateway and relays → chain-writer: audit events, many per job (`createAuditPublisher`). */
+  audit: { name: () => 'audit' },
 } as const;
 
 export interface QueueJobs {
@@ -31,13 +34,17 @@ export interface QueueJobs {
     deleteSession: { data: DeleteSessionRequest; result: DeleteSessionResult };
   };
   records: {
-    recordBatch: { data: RecordBatchJob; result: { stored: number } };
+    /** `deadLettered` (items the writer could not store, kept in dead_letters) only when > 0. */
+    recordBatch: { data: RecordBatchJob; result: { stored: number; deadLettered?: number } };
   };
   receipts: {
     receiptBatch: { data: ReceiptBatchJob; result: { delivered: number } };
   };
   indexerLookup: {
     lookupReceipt: { data: LookupReceiptRequest; result: LookupReceiptResult };
+  };
+  audit: {
+    auditEvents: { data: AuditEventsJob; result: { appended: number; deadLettered?: number } };
   };
 }
 
@@ -67,4 +74,6 @@ export const jobIds = {
   deleteSession: (sessionId: string, nonce: string) => `delete-${sessionId}-${nonce}`,
   /** Lookups are reads: unique per request (the nonce), never deduplicated. */
   lookupReceipt: (recordId: string, nonce: string) => `lookup-${recordId}-${nonce}`,
+  /** A group of audit events is identified by its first event id (event ids are unique). */
+  auditEvents: (firstEventId: string) => `audit-${firstEventId}`,
 } as const;

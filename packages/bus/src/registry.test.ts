@@ -52,4 +52,37 @@ describe('relay registry', () => {
     await registry.deleteSession('s1');
     expect(await registry.getSession('s1')).toBeUndefined();
   });
+
+  test('behavior: live sessions are counted per subject; delete and expiry take them off', async () => {
+    const now = Date.now();
+    expect(await registry.reserveSession('alice', 's1', 2, 10_000, now)).toEqual({
+      reserved: true,
+      live: 0,
+    });
+    await registry.setSession('s1', { relayId: 'r', subject: 'alice' }, 10_000, now);
+    await registry.setSession('s2', { relayId: 'r', subject: 'alice' }, 10_000, now);
+    await registry.setSession('s3', { relayId: 'r', subject: 'bob' }, 10_000, now);
+    expect(await registry.countSessions('alice', now)).toBe(2);
+    expect(await registry.reserveSession('alice', 's4', 2, 10_000, now)).toEqual({
+      reserved: false,
+      live: 2,
+    });
+    await registry.deleteSession('s1');
+    expect(await registry.countSessions('alice', now)).toBe(1);
+    // Refreshing (the relay's heartbeat) extends what is still routed, and revives nothing.
+    await registry.refreshSessions(['s2', 's1'], 60_000, now);
+    expect(await registry.countSessions('alice', now + 30_000)).toBe(1);
+    expect(await registry.countSessions('bob', now + 30_000)).toBe(0);
+    // A relay that crashed never refreshes: its sessions stop counting after the TTL.
+    expect(await registry.reserveSession('bob', 's5', 1, 1_000, now + 30_000)).toEqual({
+      reserved: true,
+      live: 0,
+    });
+    await registry.releaseSession('bob', 's5');
+    expect(await registry.countSessions('bob', now + 30_000)).toBe(0);
+    // Subjects with any characters map to distinct keys under the prefix.
+    await registry.setSession('s6', { relayId: 'r', subject: 'a:b*c' }, 10_000, now);
+    expect(await registry.countSessions('a:b*c', now)).toBe(1);
+    expect(await registry.countSessions('a', now)).toBe(0);
+  });
 });

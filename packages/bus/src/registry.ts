@@ -15,6 +15,31 @@ export interface SessionRoute {
 }
 
 /**
+ * Reserves one live-session slot for a subject, unless it holds `max` already.
+ * Input:
+ *   KEYS[1]  the subject's sorted set of live sessions (member: session id, score: expiry ms)
+ *   ARGV[1]  now (ms)
+ *   ARGV[2]  max live sessions
+ *   ARGV[3]  session id
+ *   ARGV[4]  expiry of the reservation (ms since the epoch)
+ * Output: { 1 (reserved) | 0 (full), live sessions counted before this one }
+ */
+const RESERVE_SESSION_1 = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local live = redis.call('ZCARD', KEYS[1])
+if live >= tonumber(ARGV[2]) then return { 0, live } end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4], 'GT')
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+return { 1, live }
+`;
+
+/** Sorted set of a subject's live session ids (scored by expiry); expires with the last of them. */
+export function subjectSessionsKey(keys: Keys, subject: string): string {
+  return `${keys.prefix}:subject-sessions:${Buffer.from(subject, 'utf8').toString('base64url')}`;
+}
+
+/**
  * Relays announce themselves with a heartbeat; the gateway picks a live relay for a
  * new session and routes a session's later requests to the relay that holds it.
  */
@@ -64,19 +89,81 @@ export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys 
       return relays.sort((a, b) => a.sessions - b.sessions);
     },
 
-    async setSession(sessionId: string, route: SessionRoute, ttlMs: number): Promise<void> {
+    /**
+     * Writes a session's route, and counts it among its subject's live sessions (both expire
+     * after `ttlMs` unless refreshed, so a crashed relay's sessions stop counting).
+     */
+    async setSession(
+      sessionId: string,
+      route: SessionRoute,
+      ttlMs: number,
+      now = Date.now(),
+    ): Promise<void> {
+      const subjectKey = subjectSessionsKey(keys, route.subject);
       await redis
         .multi()
         .hset(keys.session(sessionId), { ...route })
         .pexpire(keys.session(sessionId), ttlMs)
+        .zadd(subjectKey, now + ttlMs, sessionId)
+        .pexpire(subjectKey, ttlMs, 'GT')
         .exec();
     },
 
-    async refreshSessions(sessionIds: readonly string[], ttlMs: number): Promise<void> {
+    /** Extends routes still present (and their subjects' counts); gone ones are not revived. */
+    async refreshSessions(
+      sessionIds: readonly string[],
+      ttlMs: number,
+      now = Date.now(),
+    ): Promise<void> {
       if (sessionIds.length === 0) return;
       const pipeline = redis.pipeline();
-      for (const id of sessionIds) pipeline.pexpire(keys.session(id), ttlMs);
-      await pipeline.exec();
+      for (const id of sessionIds) {
+        pipeline.pexpire(keys.session(id), ttlMs);
+        pipeline.hget(keys.session(id), 'subject');
+      }
+      const results = (await pipeline.exec()) ?? [];
+      const counts = redis.pipeline();
+      sessionIds.forEach((id, index) => {
+        const subject = results[index * 2 + 1]?.[1];
+        if (typeof subject !== 'string') return;
+        const subjectKey = subjectSessionsKey(keys, subject);
+        counts.zadd(subjectKey, now + ttlMs, id);
+        counts.pexpire(subjectKey, ttlMs, 'GT');
+      });
+      if (counts.length > 0) await counts.exec();
+    },
+
+    /**
+     * Holds one of `subject`'s `max` live-session slots for `sessionId` until `ttlMs` from
+     * now (setSession then keeps it); false when the subject holds `max` already.
+     */
+    async reserveSession(
+      subject: string,
+      sessionId: string,
+      max: number,
+      ttlMs: number,
+      now = Date.now(),
+    ): Promise<{ reserved: boolean; live: number }> {
+      const [reserved, live] = (await redis.eval(
+        RESERVE_SESSION_1,
+        1,
+        subjectSessionsKey(keys, subject),
+        now,
+        max,
+        sessionId,
+        now + ttlMs,
+      )) as [number, number];
+      return { reserved: reserved === 1, live };
+    },
+
+    /** Gives back a slot reserveSession took (the session was not created). */
+    async releaseSession(subject: string, sessionId: string): Promise<void> {
+      await redis.zrem(subjectSessionsKey(keys, subject), sessionId);
+    },
+
+    /** A subject's live sessions (reserved or routed, not expired). */
+    async countSessions(subject: string, now = Date.now()): Promise<number> {
+      return redis.zcount(subjectSessionsKey(keys, subject), `(${now}`, '+inf');
     },
 
     async getSession(sessionId: string): Promise<SessionRoute | undefined> {
@@ -86,8 +173,12 @@ export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys 
         : undefined;
     },
 
+    /** Removes a session's route and its place in its subject's count. */
     async deleteSession(sessionId: string): Promise<void> {
-      await redis.del(keys.session(sessionId));
+      const subject = await redis.hget(keys.session(sessionId), 'subject');
+      const tx = redis.multi().del(keys.session(sessionId));
+      if (subject !== null) tx.zrem(subjectSessionsKey(keys, subject), sessionId);
+      await tx.exec();
     },
   };
 }

@@ -60,6 +60,38 @@ describe('requestReply', () => {
     expect(result).toEqual({ answerSdp: 'answer for s1' });
   });
 
+  test('behavior: a finished job keeps neither its data (the offer) nor its result (the answer)', async () => {
+    worker = createWorker(bus, 'relayControl', 'relay-1', async (job) => {
+      if (job.data.sessionId === 'refused') throw new RemoteError('invalid_sdp', 'no');
+      return { answerSdp: 'v=0 answer-sdp' };
+    });
+    const big = { ...offer('kept'), offerSdp: `v=0\r\n${'a=x\r\n'.repeat(5000)}` };
+    await requestReply(queue, events, 'createSession', big, {
+      jobId: jobIds.createSession('kept'),
+      timeoutMs: 5_000,
+    });
+    await expect(
+      requestReply(
+        queue,
+        events,
+        'createSession',
+        { ...big, sessionId: 'refused' },
+        {
+          jobId: jobIds.createSession('refused'),
+          timeoutMs: 5_000,
+        },
+      ),
+    ).rejects.toBeInstanceOf(RemoteError);
+    for (const id of ['kept', 'refused']) {
+      const jobKey = queue.toKey(jobIds.createSession(id));
+      // The job is still there (for late "already finished?" checks), emptied.
+      expect(await connection.exists(jobKey)).toBe(1);
+      expect(await connection.hget(jobKey, 'data')).toBe('{}');
+      expect(String(await connection.hget(jobKey, 'returnvalue'))).not.toMatch(/answer-sdp/);
+      expect(JSON.stringify(await connection.hgetall(jobKey))).not.toContain('a=x');
+    }
+  });
+
   test('behavior: works on any queue of the map (indexerLookup, a single queue)', async () => {
     const lookupQueue = createQueue(bus, 'indexerLookup');
     const lookupEvents = createQueueEvents(bus, 'indexerLookup');

@@ -1,4 +1,6 @@
-import { type QueueEvents, UnrecoverableError } from 'bullmq';
+import { walkError } from '@streamanchor/protocol';
+import { type Queue, type QueueEvents, UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { JobData, JobName, JobResult, QueueKind } from './queues';
 import type { TypedQueue } from './typed';
 
@@ -14,16 +16,28 @@ export class RequestTimeoutError extends Error {
 }
 
 /**
- * A refusal the remote side wants the caller to see, with a machine-readable code.
- * Thrown by a processor; it fails the job without retries and crosses Redis as JSON.
+ * A refusal the remote side wants the caller to see, with a machine-readable code (the
+ * relay's are RELAY_ERRORS in @streamanchor/protocol). Thrown by a processor; it fails the
+ * job without retries and crosses Redis as JSON. It must extend BullMQ's
+ * UnrecoverableError, so it has the shape of the one error base (`BaseError`:
+ * `shortMessage`, `details`, `walk()`) without extending it.
  */
 export class RemoteError extends UnrecoverableError {
   override name = 'RemoteError';
+  readonly shortMessage: string;
+  readonly details: { code: string; detail: string };
   constructor(
     readonly code: string,
     readonly detail: string,
   ) {
     super(JSON.stringify({ code, detail }));
+    this.shortMessage = detail;
+    this.details = { code, detail };
+  }
+
+  /** Follows `cause` like `BaseError.walk` (a rebuilt RemoteError has none). */
+  walk(predicate?: (error: unknown) => boolean): unknown {
+    return walkError(this, predicate);
   }
 
   /** Rebuilds a RemoteError from a job's failedReason, or undefined if it was some other failure. */
@@ -41,6 +55,32 @@ export class RemoteError extends UnrecoverableError {
 const KEEP_COMPLETED_SECONDS = 60;
 const KEEP_FAILED_SECONDS = 600;
 
+/**
+ * Empties a finished job's payload and result, if the job is still there (never recreates
+ * a removed one): the job stays for its waiters' "already finished?" check, but no request
+ * body (an SDP offer, say) or answer lingers in Redis for KEEP_*_SECONDS.
+ * Input:
+ *   KEYS[1]  the job's hash
+ * Output: 1 if trimmed, 0 if the job is gone
+ */
+const TRIM_JOB_1 = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'data', '{}')
+if redis.call('HEXISTS', KEYS[1], 'returnvalue') == 1 then
+  redis.call('HSET', KEYS[1], 'returnvalue', 'null')
+end
+return 1
+`;
+
+async function trimFinishedJob(
+  queue: Pick<Queue, 'client' | 'toKey'>,
+  jobId: string,
+): Promise<void> {
+  // BullMQ's connection is the ioredis client the queue was built with (BusDeps.connection).
+  const client = (await queue.client) as unknown as Redis;
+  await client.eval(TRIM_JOB_1, 1, queue.toKey(jobId));
+}
+
 export interface RequestReplyOptions {
   jobId: string;
   timeoutMs: number;
@@ -52,7 +92,8 @@ export interface RequestReplyOptions {
  * `events` must be ready (`await events.waitUntilReady()`) before the call, or the
  * completion can be missed. On timeout the job is removed so a late worker skips it.
  * Finished jobs are removed by age, so nothing lingers (not at once: a job removed the
- * moment it completes can make the waiter's own "already finished?" check fail).
+ * moment it completes can make the waiter's own "already finished?" check fail); their data
+ * and result are emptied as soon as the waiter has read the result (TRIM_JOB_1).
  */
 export async function requestReply<Q extends QueueKind, N extends JobName<Q>>(
   queue: TypedQueue<Q>,
@@ -70,11 +111,16 @@ export async function requestReply<Q extends QueueKind, N extends JobName<Q>>(
     removeOnFail: { age: KEEP_FAILED_SECONDS },
   });
   try {
-    return (await job.waitUntilFinished(events, timeoutMs)) as JobResult<Q, N>;
+    const result = (await job.waitUntilFinished(events, timeoutMs)) as JobResult<Q, N>;
+    await trimFinishedJob(queue, jobId).catch(() => {});
+    return result;
   } catch (error) {
     const message = (error as Error).message ?? '';
     const remote = RemoteError.fromFailedReason(message);
-    if (remote) throw remote;
+    if (remote) {
+      await trimFinishedJob(queue, jobId).catch(() => {});
+      throw remote;
+    }
     if (/timed out/i.test(message)) {
       await job.remove().catch(() => {});
       throw new RequestTimeoutError(name, timeoutMs);

@@ -1,3 +1,4 @@
+import { RemoteError } from '@streamanchor/bus';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -35,7 +36,7 @@ describe('mintToken / verifyToken', () => {
     });
   });
 
-  it(`behavior: expiry is enforced with ${CLOCK_TOLERANCE_SECONDS} s of clock tolerance`, async () => {
+  it('behavior: the gateway refuses a token from its exp on (the relay keeps the tolerance)', async () => {
     const now = new Date('2030-01-01T00:00:00Z');
     const token = await mintToken({
       secret: TEST_SECRET,
@@ -45,12 +46,16 @@ describe('mintToken / verifyToken', () => {
       now,
     });
     const exp = now.getTime() + 60_000;
-    await expect(
-      verifyToken(token, key, new Date(exp + (CLOCK_TOLERANCE_SECONDS - 1) * 1000)),
-    ).resolves.toMatchObject({ sub: 'alice' });
-    const late = verifyToken(token, key, new Date(exp + (CLOCK_TOLERANCE_SECONDS + 1) * 1000));
-    await expect(late).rejects.toBeInstanceOf(TokenError);
-    await expect(late).rejects.toMatchObject({ details: { reason: 'expired' } });
+    await expect(verifyToken(token, key, new Date(exp - 1000))).resolves.toMatchObject({
+      sub: 'alice',
+    });
+    // Within the tolerance after exp: the relay would still take it, the gateway does not, so
+    // the relay never refuses a session the gateway let through.
+    for (const late of [0, 1000, (CLOCK_TOLERANCE_SECONDS - 1) * 1000, 3600_000]) {
+      const result = verifyToken(token, key, new Date(exp + late));
+      await expect(result).rejects.toBeInstanceOf(TokenError);
+      await expect(result).rejects.toMatchObject({ details: { reason: 'expired' } });
+    }
   });
 
   it('error: another secret, bad topics or a bad ttl are refused', async () => {
@@ -200,5 +205,134 @@ describe('bearer tokens on POST /v1/sessions', () => {
     expect(expectProblem(await post(`Bearer ${noTopics}`), 'unauthorized').detail).toMatch(
       /claims/,
     );
+  });
+});
+
+describe('token boundaries on POST /v1/sessions (aud, iss, iat, lifetime, expiry, sub)', () => {
+  let gateway: TestGateway;
+  let relay: FakeRelay;
+
+  beforeEach(async () => {
+    gateway = await startGateway({
+      JWT_AUDIENCE: 'streamanchor-test',
+      JWT_ISSUER: 'https://issuer.test',
+      MAX_TOKEN_TTL_SECONDS: '3600',
+    });
+    relay = await startFakeRelay(gateway);
+  });
+  afterEach(async () => {
+    await relay.close();
+    await gateway.close();
+  });
+
+  const post = (token: string) =>
+    gateway.app.fastify.inject({
+      method: 'POST',
+      url: '/v1/sessions',
+      headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` },
+      payload: OFFER_SDP,
+    });
+  const nowS = () => Math.floor(Date.now() / 1000);
+  const sign = (claims: Record<string, unknown>) =>
+    new SignJWT({
+      sub: 'alice',
+      topics: ['demo'],
+      aud: 'streamanchor-test',
+      iss: 'https://issuer.test',
+      iat: nowS(),
+      exp: nowS() + 600,
+      ...claims,
+    })
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(key);
+  const refused = async (token: string, detail: RegExp) => {
+    const response = await post(token);
+    const body = expectProblem(response, 'unauthorized');
+    expect(response.headers['www-authenticate']).toBe('Bearer error="invalid_token"');
+    expect(body.detail).toMatch(detail);
+  };
+
+  it('default: a token with the configured aud and iss opens a session (also minted by mintToken)', async () => {
+    expect((await post(await sign({}))).statusCode).toBe(201);
+    expect((await post(await sign({ aud: ['other', 'streamanchor-test'] }))).statusCode).toBe(201);
+    const minted = await mintToken({
+      secret: TEST_SECRET,
+      subject: 'alice',
+      topics: ['demo'],
+      ttlSeconds: 600,
+      audience: 'streamanchor-test',
+      issuer: 'https://issuer.test',
+    });
+    expect((await post(minted)).statusCode).toBe(201);
+  });
+
+  it('error: a missing or wrong aud or iss is 401', async () => {
+    await refused(await sign({ aud: undefined }), /aud/);
+    await refused(await sign({ aud: 'someone-else' }), /aud does not name this service/);
+    await refused(await sign({ iss: undefined }), /iss/);
+    await refused(await sign({ iss: 'https://evil.test' }), /iss is not the accepted issuer/);
+    expect(relay.jobs).toHaveLength(0);
+  });
+
+  it('error: an iat beyond the clock tolerance in the future is 401', async () => {
+    await refused(
+      await sign({ iat: nowS() + 365 * 24 * 3600, exp: nowS() + 365 * 24 * 3600 + 60 }),
+      /issued in the future/,
+    );
+    await refused(
+      await sign({ iat: nowS() + CLOCK_TOLERANCE_SECONDS + 30 }),
+      /issued in the future/,
+    );
+    expect(relay.jobs).toHaveLength(0);
+  });
+
+  it('error: a lifetime beyond MAX_TOKEN_TTL_SECONDS is 401 (exp − iat, or exp − now without iat)', async () => {
+    await refused(await sign({ exp: 9_000_000_000_000 }), /lives too long/); // year 30000 and beyond
+    await refused(await sign({ exp: nowS() + 3601 }), /at most 3600 s/);
+    await refused(await sign({ iat: undefined, exp: nowS() + 7200 }), /lives too long/);
+    expect((await post(await sign({ exp: nowS() + 3600 }))).statusCode).toBe(201);
+  });
+
+  it('error: a token at or just past its exp (within the tolerance) is a clean 401, never a 500', async () => {
+    for (const ago of [0, 1, CLOCK_TOLERANCE_SECONDS - 1]) {
+      await refused(await sign({ iat: nowS() - 60, exp: nowS() - ago }), /expired/);
+    }
+    expect(relay.jobs).toHaveLength(0);
+  });
+
+  it('error: a sub with control characters or an unpaired surrogate is 401 with a clear detail', async () => {
+    for (const sub of ['ali\u0000ce', 'a\u001fb', 'del\u007f', 'line\nbreak', 'x\ud800y']) {
+      await refused(await sign({ sub }), /sub must not contain control characters/);
+    }
+    expect((await post(await sign({ sub: 'ålice 😀' }))).statusCode).toBe(201);
+    expect(relay.jobs).toHaveLength(1);
+  });
+});
+
+describe('a relay that refuses the token as expired', () => {
+  it('error: is a 401 for the client, not a 500', async () => {
+    const gateway = await startGateway();
+    const relay = await startFakeRelay(gateway, {
+      process: async () => {
+        // What rtc-relay throws when the token expired before the job ran.
+        throw new RemoteError('token_expired', 'the token has already expired');
+      },
+    });
+    try {
+      const response = await gateway.app.fastify.inject({
+        method: 'POST',
+        url: '/v1/sessions',
+        headers: {
+          'content-type': 'application/sdp',
+          authorization: `Bearer ${await gateway.token()}`,
+        },
+        payload: OFFER_SDP,
+      });
+      expect(expectProblem(response, 'unauthorized').detail).toMatch(/expired/);
+      expect(response.headers['www-authenticate']).toBe('Bearer error="invalid_token"');
+    } finally {
+      await relay.close();
+      await gateway.close();
+    }
   });
 });

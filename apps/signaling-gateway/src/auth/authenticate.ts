@@ -1,7 +1,7 @@
 import type { TokenClaims } from '@streamanchor/protocol';
 import type { FastifyRequest } from 'fastify';
 import { ProblemError } from '../errors';
-import { secretKey, TokenError, verifyToken } from './token';
+import { secretKey, TokenError, type VerifyOptions, verifyToken } from './token';
 
 /** Longest Authorization header value worth looking at; real tokens are a few hundred bytes. */
 const MAX_AUTHORIZATION_LENGTH = 8192;
@@ -13,7 +13,10 @@ export type Authenticate = (request: FastifyRequest) => Promise<TokenClaims>;
  * 401 problem carrying `WWW-Authenticate: Bearer` (plus error="invalid_token" when a token
  * was presented but rejected, RFC 6750).
  */
-export function createAuthenticator({ secret }: { secret: string }): Authenticate {
+export function createAuthenticator({
+  secret,
+  ...checks
+}: { secret: string } & Omit<VerifyOptions, 'now'>): Authenticate {
   const key = secretKey(secret);
   return async (request) => {
     const header = request.headers.authorization;
@@ -28,7 +31,7 @@ export function createAuthenticator({ secret }: { secret: string }): Authenticat
           ? /^Bearer +(\S+) *$/i.exec(header)?.[1]
           : undefined;
       if (!token) throw new TokenError('The token is malformed', { reason: 'malformed' });
-      return await verifyToken(token, key);
+      return await verifyToken(token, key, { ...checks, now: new Date() });
     } catch (error) {
       if (!(error instanceof TokenError)) throw error;
       throw new ProblemError('unauthorized', error.shortMessage, {

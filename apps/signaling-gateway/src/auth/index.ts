@@ -5,5 +5,7 @@ export {
   mintToken,
   TOKEN_ALGORITHM,
   TokenError,
+  type TokenErrorReason,
+  type VerifyOptions,
   verifyToken,
 } from './token';

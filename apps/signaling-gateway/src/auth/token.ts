@@ -1,23 +1,42 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { ANY_TOPIC, TOPIC_PATTERN, TokenClaims } from '@streamanchor/protocol';
+import {
+  ANY_TOPIC,
+  CLOCK_TOLERANCE_SECONDS,
+  SUBJECT_PATTERN,
+  TOPIC_PATTERN,
+  TokenClaims,
+} from '@streamanchor/protocol';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 
 /** The only algorithm the gateway signs or accepts. */
 export const TOKEN_ALGORITHM = 'HS256';
-/** Allowed clock skew between the token's issuer and the gateway, in seconds. */
-export const CLOCK_TOLERANCE_SECONDS = 5;
+/**
+ * Allowed clock skew between the token's issuer, the gateway and the relay, in seconds (one
+ * value for every service, from packages/protocol).
+ */
+export { CLOCK_TOLERANCE_SECONDS };
 
 const claimsChecker = TypeCompiler.Compile(TokenClaims);
+const SUBJECT_CHARACTERS = new RegExp(SUBJECT_PATTERN);
+
+export type TokenErrorReason =
+  | 'expired'
+  | 'invalid_signature'
+  | 'malformed'
+  | 'algorithm'
+  | 'claims'
+  | 'audience'
+  | 'issuer'
+  | 'issued_in_future'
+  | 'lifetime'
+  | 'subject';
 
 /** A bearer token was presented but cannot be accepted. `reason` is safe to show to the client. */
 export class TokenError extends Error {
   override name = 'TokenError';
   constructor(
     readonly shortMessage: string,
-    readonly details: {
-      reason: 'expired' | 'invalid_signature' | 'malformed' | 'algorithm' | 'claims';
-      cause?: unknown;
-    },
+    readonly details: { reason: TokenErrorReason; cause?: unknown },
   ) {
     super(shortMessage, details.cause === undefined ? {} : { cause: details.cause });
   }
@@ -27,30 +46,82 @@ export function secretKey(secret: string): Uint8Array {
   return new TextEncoder().encode(secret);
 }
 
+export interface VerifyOptions {
+  /** Defaults to the current time. */
+  now?: Date;
+  /** When set, the token must carry an `aud` equal to (or listing) it. */
+  audience?: string;
+  /** When set, the token must carry this `iss`. */
+  issuer?: string;
+  /** Longest accepted lifetime, `exp − iat` (or `exp − now` without `iat`), in seconds. */
+  maxLifetimeSeconds?: number;
+}
+
 /**
- * Verifies an HS256 JWT (algorithm pinned, `exp` required, 5 s clock tolerance) and
- * validates its claims against TokenClaims.
+ * Verifies an HS256 JWT and validates its claims against TokenClaims. The checks, in order
+ * (the first failing one is reported):
+ * 1. signature, algorithm (HS256 only), `exp` present, `nbf` (with CLOCK_TOLERANCE_SECONDS),
+ *    `aud` and `iss` when configured;
+ * 2. `sub` holds no control characters or unpaired surrogates;
+ * 3. the claims' shapes (TokenClaims);
+ * 4. `iat` not more than CLOCK_TOLERANCE_SECONDS in the future;
+ * 5. the lifetime is at most `maxLifetimeSeconds`;
+ * 6. not expired: the gateway refuses a token from its `exp` on, so that the relay, which
+ *    accepts it until `exp + CLOCK_TOLERANCE_SECONDS` (tokenExpiredFrom), never refuses a
+ *    session the gateway accepted. The tolerance is the relay's margin, not the gateway's.
  */
 export async function verifyToken(
   token: string,
   key: Uint8Array,
-  now?: Date,
+  options: VerifyOptions | Date = {},
 ): Promise<TokenClaims> {
-  let payload: unknown;
+  const {
+    now = new Date(),
+    audience,
+    issuer,
+    maxLifetimeSeconds,
+  } = options instanceof Date ? { now: options } : options;
+  let payload: Record<string, unknown>;
   try {
     ({ payload } = await jwtVerify(token, key, {
       algorithms: [TOKEN_ALGORITHM],
-      requiredClaims: ['exp'],
+      requiredClaims: ['exp', ...(audience ? ['aud'] : []), ...(issuer ? ['iss'] : [])],
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
-      ...(now ? { currentDate: now } : {}),
+      currentDate: now,
+      ...(audience ? { audience } : {}),
+      ...(issuer ? { issuer } : {}),
     }));
   } catch (error) {
     throw classify(error);
+  }
+  if (typeof payload.sub === 'string' && !SUBJECT_CHARACTERS.test(payload.sub)) {
+    throw new TokenError(
+      "The token's sub must not contain control characters (U+0000–U+001F, U+007F) or unpaired surrogates",
+      { reason: 'subject' },
+    );
   }
   if (!claimsChecker.Check(payload)) {
     const first = claimsChecker.Errors(payload).First();
     const where = first ? `${first.path || '(root)'}: ${first.message}` : 'claims do not match';
     throw new TokenError(`The token's claims are invalid (${where})`, { reason: 'claims' });
+  }
+  const nowSeconds = now.getTime() / 1000;
+  if (payload.iat !== undefined && payload.iat > nowSeconds + CLOCK_TOLERANCE_SECONDS) {
+    throw new TokenError('The token is issued in the future (iat is ahead of the clock)', {
+      reason: 'issued_in_future',
+    });
+  }
+  if (maxLifetimeSeconds !== undefined) {
+    const lifetime = payload.exp - (payload.iat ?? Math.floor(nowSeconds));
+    if (lifetime > maxLifetimeSeconds) {
+      throw new TokenError(
+        `The token lives too long (exp − iat is ${lifetime} s; at most ${maxLifetimeSeconds} s)`,
+        { reason: 'lifetime' },
+      );
+    }
+  }
+  if (now.getTime() >= payload.exp * 1000) {
+    throw new TokenError('The token has expired', { reason: 'expired' });
   }
   return payload;
 }
@@ -72,6 +143,18 @@ function classify(error: unknown): TokenError {
     });
   }
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    if (error.claim === 'aud') {
+      return new TokenError("The token's aud does not name this service", {
+        reason: 'audience',
+        cause: error,
+      });
+    }
+    if (error.claim === 'iss') {
+      return new TokenError("The token's iss is not the accepted issuer", {
+        reason: 'issuer',
+        cause: error,
+      });
+    }
     return new TokenError(`The token's claims are invalid (${error.claim}: ${error.reason})`, {
       reason: 'claims',
       cause: error,
@@ -88,6 +171,9 @@ export interface MintTokenOptions {
   ttlSeconds: number;
   /** Defaults to the current time; tests pass another to mint expired tokens. */
   now?: Date;
+  /** `aud` and `iss` claims (needed when the gateway sets JWT_AUDIENCE / JWT_ISSUER). */
+  audience?: string;
+  issuer?: string;
 }
 
 /** Mints an HS256 bearer token the gateway accepts (for the CLI, the local stack and tests). */
@@ -97,6 +183,8 @@ export async function mintToken({
   topics,
   ttlSeconds,
   now = new Date(),
+  audience,
+  issuer,
 }: MintTokenOptions): Promise<string> {
   if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0)
     throw new RangeError('ttlSeconds must be a positive integer');
@@ -115,7 +203,10 @@ export async function mintToken({
       `invalid token claims: ${first ? `${first.path} ${first.message}` : 'unknown'}`,
     );
   }
-  return new SignJWT({ topics: claims.topics })
+  const jwt = new SignJWT({ topics: claims.topics });
+  if (audience) jwt.setAudience(audience);
+  if (issuer) jwt.setIssuer(issuer);
+  return jwt
     .setProtectedHeader({ alg: TOKEN_ALGORITHM, typ: 'JWT' })
     .setSubject(subject)
     .setIssuedAt(iat)

@@ -50,4 +50,29 @@ describe('pnpm token', () => {
     expect(badTopic.code).toBe(2);
     expect(badTopic.stderr).toContain('invalid topic');
   });
+
+  it('behavior: `pnpm run token …` (as the README says) works, with or without --, and sets aud/iss', async () => {
+    const root = join(here, '../../../..');
+    const pnpm = join(root, 'node_modules/.bin/pnpm');
+    for (const args of [
+      ['run', 'token', '--sub', 'demo', '--topics', 'demo'],
+      ['run', 'token', '--', '--sub', 'demo', '--topics', 'demo'],
+    ]) {
+      const { stdout } = await run(pnpm, ['--silent', ...args], {
+        cwd: root,
+        env: {
+          ...process.env,
+          JWT_SECRET: TEST_SECRET,
+          JWT_AUDIENCE: 'streamanchor',
+          JWT_ISSUER: 'ops',
+        },
+      });
+      const token = stdout.trim().split('\n').pop() ?? '';
+      const claims = await verifyToken(token, new TextEncoder().encode(TEST_SECRET), {
+        audience: 'streamanchor',
+        issuer: 'ops',
+      });
+      expect(claims).toMatchObject({ sub: 'demo', aud: 'streamanchor', iss: 'ops' });
+    }
+  });
 });

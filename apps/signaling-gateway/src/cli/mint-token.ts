@@ -1,9 +1,11 @@
 /**
  * Mints a gateway bearer token and prints only the token (so scripts can capture it):
  *
- *   JWT_SECRET=… pnpm token --sub demo --topics demo,telemetry --ttl 3600
+ *   JWT_SECRET=… pnpm run token --sub demo --topics demo,telemetry --ttl 3600
  *
- * `--topics '*'` grants every topic. The secret comes from JWT_SECRET (as the gateway's).
+ * (`pnpm run token`: a bare `pnpm token` is pnpm's own command.) `--topics '*'` grants every
+ * topic. The secret comes from JWT_SECRET (as the gateway's; the dev stack keeps its own in
+ * DATA_DIR/jwt-secret); JWT_AUDIENCE and JWT_ISSUER, when set, become the aud and iss claims.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError } from '@streamanchor/service-kit';
@@ -11,13 +13,14 @@ import { mintToken } from '../auth';
 import { loadTokenCliConfig } from '../config';
 
 const USAGE =
-  'usage: pnpm token --sub <subject> --topics <topic,topic|*> [--ttl <seconds, default 3600>]';
+  'usage: pnpm run token --sub <subject> --topics <topic,topic|*> [--ttl <seconds, default 3600>]';
 
 async function main(argv: string[]): Promise<number> {
   let values: { sub?: string; topics?: string; ttl?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
-      args: argv,
+      // `pnpm run token -- --sub …` passes the `--` through; it separates nothing here.
+      args: argv[0] === '--' ? argv.slice(1) : argv,
       options: {
         sub: { type: 'string' },
         topics: { type: 'string' },
@@ -49,9 +52,9 @@ async function main(argv: string[]): Promise<number> {
     .map((topic) => topic.trim())
     .filter((topic) => topic.length > 0);
 
-  let secret: string;
+  let config: ReturnType<typeof loadTokenCliConfig>;
   try {
-    secret = loadTokenCliConfig(process.env).JWT_SECRET;
+    config = loadTokenCliConfig(process.env);
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
@@ -60,7 +63,14 @@ async function main(argv: string[]): Promise<number> {
     throw error;
   }
   try {
-    const token = await mintToken({ secret, subject: values.sub, topics, ttlSeconds });
+    const token = await mintToken({
+      secret: config.JWT_SECRET,
+      subject: values.sub,
+      topics,
+      ttlSeconds,
+      audience: config.JWT_AUDIENCE,
+      issuer: config.JWT_ISSUER,
+    });
     process.stdout.write(`${token}\n`);
     return 0;
   } catch (error) {

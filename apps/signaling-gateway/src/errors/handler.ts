@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import {
   PROBLEM_BY_STATUS,
   PROBLEMS,
@@ -198,13 +199,39 @@ export function clientErrorHandler(
   socket: import('node:net').Socket,
 ): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  if (socket.writable) {
-    const body = JSON.stringify(problem('bad_request', 'The HTTP request could not be parsed'));
+  // A response already under way on this socket cannot be followed by another.
+  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    const rendered = clientErrorProblem(error);
+    const body = JSON.stringify(rendered);
     socket.write(
-      `HTTP/1.1 400 Bad Request\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${rendered.status} ${STATUS_CODES[rendered.status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
     );
   }
-  socket.destroy(error);
+  socket.destroy();
+}
+
+/** The problem for an error Node's HTTP parser or server raised on a socket. */
+export function clientErrorProblem(error: NodeJS.ErrnoException): Problem {
+  switch (error.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return problem('request_timeout', 'The request (headers and body) did not arrive in time');
+    case 'HPE_HEADER_OVERFLOW':
+      return problem('headers_too_large', 'The request headers exceed the server limit');
+    default:
+      return problem('bad_request', 'The HTTP request could not be parsed');
+  }
+}
+
+/**
+ * onRequest hook: HTTP/1.1 requires a Host header (RFC 9112 §3.2). Node refuses a missing
+ * one with a bare 400; the server leaves it to this hook (requireHostHeader: false).
+ */
+export async function requireHost(request: FastifyRequest): Promise<void> {
+  const raw = request.raw;
+  if (raw.httpVersionMajor === 1 && raw.httpVersionMinor >= 1 && !raw.headers.host) {
+    throw new ProblemError('bad_request', 'HTTP/1.1 requests must carry a Host header');
+  }
 }
 
 /** Response schemas every route declares for its errors (the body is always a Problem). */

@@ -1,29 +1,32 @@
-import { PROBLEMS, type ProblemCode } from '@streamanchor/protocol';
+import { BaseError, PROBLEMS, type ProblemCode } from '@streamanchor/protocol';
+
+/** What a ProblemError carries besides its code and detail. */
+export interface ProblemErrorDetails {
+  /** Response headers to send with the problem (Retry-After, WWW-Authenticate, Allow…). */
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
 
 /**
  * An error the HTTP API reports to the client as application/problem+json with one of
  * the codes in PROBLEMS. Throw it from a route or hook; the error handler renders it.
+ * `shortMessage` is the problem's title.
  */
-export class ProblemError extends Error {
+export class ProblemError extends BaseError<ProblemErrorDetails> {
   override name = 'ProblemError';
   readonly status: number;
-  readonly shortMessage: string;
 
   constructor(
     readonly code: ProblemCode,
     /** Human-readable explanation sent as `detail`; never secrets or internals. */
     readonly detail?: string,
-    readonly details: {
-      /** Response headers to send with the problem (Retry-After, WWW-Authenticate, Allow…). */
-      headers?: Record<string, string>;
-      cause?: unknown;
-    } = {},
+    details: ProblemErrorDetails = {},
   ) {
-    super(
-      detail ? `${code}: ${detail}` : code,
-      details.cause === undefined ? {} : { cause: details.cause },
-    );
+    super(PROBLEMS[code].title, {
+      details,
+      cause: details.cause,
+      message: detail ? `${code}: ${detail}` : code,
+    });
     this.status = PROBLEMS[code].status;
-    this.shortMessage = PROBLEMS[code].title;
   }
 }

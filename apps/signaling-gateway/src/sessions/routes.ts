@@ -5,7 +5,7 @@ import { jobIds, type RelayRegistry, RemoteError, RequestTimeoutError } from '@s
 import {
   LIMITS,
   PROBLEMS,
-  type ProblemCode,
+  relayErrorProblem,
   SessionId,
   type TokenClaims,
 } from '@streamanchor/protocol';
@@ -28,17 +28,18 @@ export interface SessionsOptions {
   signalingTimeoutMs: number;
   relayStaleAfterMs: number;
   sessionTtlMs: number;
+  limits: SessionLimits;
 }
 
-/** Relay refusals (RemoteError codes) that mean "this relay cannot take it now". */
-const RELAY_UNAVAILABLE_CODES = new Set([
-  'unavailable',
-  'at_capacity',
-  'overloaded',
-  'shutting_down',
-]);
-/** Relay refusals that mean "too late": the relay saw the request after its deadline. */
-const RELAY_LATE_CODES = new Set(['deadline_exceeded', 'expired']);
+export interface SessionLimits {
+  /** POSTs per client address per window. */
+  perIp: number;
+  /** POSTs per token subject per window. */
+  perSubject: number;
+  windowMs: number;
+  /** Live sessions per subject (a token's `maxSessions` claim replaces it). */
+  maxSessionsPerSubject: number;
+}
 
 /**
  * WHIP-style signaling (RFC 9725 as the model): POST an SDP offer, get the relay's answer
@@ -56,6 +57,33 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
     if (!claims) throw new Error('route is missing the requireToken hook');
     return claims;
   };
+
+  // Counted in Redis under REDIS_PREFIX (shared by every gateway). Key parts are tagged
+  // (ip: / sub:) and subjects base64url-encoded, so the two limits never share a counter.
+  const { limits } = options;
+  const perIp = app.createRateLimit({
+    max: limits.perIp,
+    timeWindow: limits.windowMs,
+    keyGenerator: (request) => `ip:${request.ip}`,
+  });
+  const perSubject = app.createRateLimit({
+    max: limits.perSubject,
+    timeWindow: limits.windowMs,
+    keyGenerator: (request) => `sub:${Buffer.from(claimsOf(request).sub).toString('base64url')}`,
+  });
+  const limitBy =
+    (limiter: typeof perIp, what: string, max: number) => async (request: FastifyRequest) => {
+      const result = await limiter(request);
+      if (result.isAllowed || !result.isExceeded) return;
+      const retryAfter = Math.max(1, result.ttlInSeconds);
+      throw new ProblemError(
+        'rate_limited',
+        `At most ${max} new sessions per ${what} every ${limits.windowMs / 1000} s; retry in ${retryAfter} s`,
+        { headers: { 'Retry-After': String(retryAfter) } },
+      );
+    };
+  const limitPerIp = limitBy(perIp, 'client address', limits.perIp);
+  const limitPerSubject = limitBy(perSubject, 'subject', limits.perSubject);
 
   // Only SDP bodies here: any other Content-Type is refused (415) before its body is read,
   // and an SDP body is read as a string up to LIMITS.maxSdpBytes (413 beyond).
@@ -94,7 +122,10 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
     '/v1/sessions',
     {
       bodyLimit: LIMITS.maxSdpBytes,
-      onRequest: requireToken,
+      // Problems are reported in this order: rate_limited (per address), unauthorized,
+      // rate_limited (per subject), unsupported_media_type, payload_too_large, invalid_sdp,
+      // rate_limited (live sessions per subject), no_relay_available, relay errors.
+      onRequest: [limitPerIp, requireToken, limitPerSubject],
       preValidation: async (request) => {
         if (!isSdpContentType(request.headers['content-type'])) {
           const given = request.headers['content-type'];
@@ -132,8 +163,34 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
         throw error;
       }
 
+      const sessionId = randomBytes(16).toString('base64url');
+      const maxSessions = claims.maxSessions ?? limits.maxSessionsPerSubject;
+      // The slot is held from now (until the relay's route replaces it, or it expires), so
+      // concurrent POSTs cannot overshoot the cap.
+      const slot = await registry.reserveSession(
+        claims.sub,
+        sessionId,
+        maxSessions,
+        options.signalingTimeoutMs + options.sessionTtlMs,
+      );
+      if (!slot.reserved) {
+        const retryAfter = Math.ceil(options.sessionTtlMs / 1000);
+        throw new ProblemError(
+          'rate_limited',
+          `This subject holds ${slot.live} live sessions, the most it may (${maxSessions}); end one first`,
+          { headers: { 'Retry-After': String(retryAfter) } },
+        );
+      }
+      const release = () =>
+        registry
+          .releaseSession(claims.sub, sessionId)
+          .catch((error: unknown) =>
+            logger.warn({ err: error, sessionId }, 'could not release a session slot'),
+          );
+
       const [relay] = await registry.live(options.relayStaleAfterMs);
       if (!relay) {
+        await release();
         throw new ProblemError(
           'no_relay_available',
           'No relay is taking sessions right now; retry shortly',
@@ -143,7 +200,6 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
         );
       }
 
-      const sessionId = randomBytes(16).toString('base64url');
       const deadline = Date.now() + options.signalingTimeoutMs;
       let answerSdp: string;
       try {
@@ -161,9 +217,11 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
         );
         answerSdp = result?.answerSdp;
       } catch (error) {
+        await release();
         throw relayProblem(error, { relayId: relay.relayId, sessionId, logger });
       }
       if (typeof answerSdp !== 'string' || !answerSdp.startsWith('v=0')) {
+        await release();
         logger.error(
           { relayId: relay.relayId, sessionId },
           'relay answered createSession without an SDP answer',
@@ -226,8 +284,8 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
         if (!(error instanceof RemoteError))
           throw relayProblem(error, { relayId: route.relayId, sessionId, logger });
         // The relay answered (with a refusal): the route goes either way.
+        // (A session the relay does not hold is no refusal: it answers { deleted: false }.)
         await registry.deleteSession(sessionId);
-        if (error.code === 'session_not_found') return reply.code(204).send(null);
         throw relayProblem(error, { relayId: route.relayId, sessionId, logger });
       }
       await registry.deleteSession(sessionId);
@@ -256,36 +314,26 @@ function relayProblem(
     });
   }
   if (error instanceof RemoteError) {
-    if (error.code === 'invalid_sdp')
-      return new ProblemError('invalid_sdp', error.detail, { cause: error });
-    if (RELAY_UNAVAILABLE_CODES.has(error.code)) {
-      return new ProblemError(
-        'no_relay_available',
-        'The relay cannot take the session now; retry shortly',
-        {
-          headers: retry,
-          cause: error,
-        },
-      );
+    // One table (RELAY_ERRORS in @streamanchor/protocol) says what each refusal becomes.
+    const mapped = relayErrorProblem(error.code, error.detail);
+    if (mapped.known) {
+      const { status } = PROBLEMS[mapped.problem];
+      if (status >= 500)
+        logger.warn(
+          { relayId, sessionId, code: error.code, detail: error.detail },
+          'relay refused the request',
+        );
+      // The gateway refuses tokens from their exp on and the relay only CLOCK_TOLERANCE_SECONDS
+      // later, so token_expired needs a request that took longer than that: a clean 401.
+      const headers: Record<string, string> =
+        status === 503
+          ? retry
+          : status === 401
+            ? { 'WWW-Authenticate': 'Bearer error="invalid_token"' }
+            : {};
+      return new ProblemError(mapped.problem, mapped.detail, { headers, cause: error });
     }
-    if (RELAY_LATE_CODES.has(error.code)) {
-      return new ProblemError('relay_timeout', 'The relay did not answer in time; retry shortly', {
-        headers: retry,
-        cause: error,
-      });
-    }
-    // A refusal the relay shares with the HTTP API keeps its meaning (client errors only).
-    if (isClientProblem(error.code))
-      return new ProblemError(error.code, error.detail, { cause: error });
   }
   logger.error({ err: error, relayId, sessionId }, 'relay request failed');
   return new ProblemError('internal_error', undefined, { cause: error });
-}
-
-function isClientProblem(code: string): code is ProblemCode {
-  return (
-    Object.hasOwn(PROBLEMS, code) &&
-    PROBLEMS[code as ProblemCode].status < 500 &&
-    PROBLEMS[code as ProblemCode].status !== 401
-  );
 }

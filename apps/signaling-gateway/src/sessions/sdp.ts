@@ -1,15 +1,11 @@
+import { BaseError, checkOffer } from '@streamanchor/protocol';
 import { ProblemError } from '../errors';
 
 /** Thrown by validateOffer; `shortMessage` is safe to show to the client. */
-export class InvalidOfferError extends Error {
+export class InvalidOfferError extends BaseError<{ missing?: string }> {
   override name = 'InvalidOfferError';
-  readonly shortMessage: string;
-  constructor(
-    reason: string,
-    readonly details: { missing?: string } = {},
-  ) {
-    super(reason);
-    this.shortMessage = reason;
+  constructor(reason: string, details: { missing?: string } = {}) {
+    super(reason, { details });
   }
 
   toProblem(): ProblemError {
@@ -17,43 +13,19 @@ export class InvalidOfferError extends Error {
   }
 }
 
-// Control characters other than TAB, CR and LF never belong in SDP.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
-
 /**
- * A cheap sanity check of an SDP offer before any relay sees it: SDP version line first,
- * an application m-line for the WebRTC data channel, ICE credentials and a DTLS
- * fingerprint. It is no full parser; the relay's WebRTC stack has the last word.
+ * A cheap sanity check of an SDP offer before any relay sees it: the one validator the
+ * relay runs too (`checkOffer` in @streamanchor/protocol: size, UTF-8, `v=0`, a
+ * webrtc-datachannel section, ICE credentials, a DTLS fingerprint). It is no full
+ * parser; the relay's WebRTC stack has the last word.
  */
 export function validateOffer(sdp: string): void {
-  if (sdp.trim().length === 0) throw new InvalidOfferError('The body is empty; send an SDP offer');
-  if (CONTROL_CHARACTERS.test(sdp))
-    throw new InvalidOfferError('The SDP contains control characters');
-  const lines = sdp.split(/\r?\n/).map((line) => line.trimEnd());
-  if (lines[0] !== 'v=0') throw new InvalidOfferError('The SDP must start with "v=0"');
-  const hasDataChannel = lines.some(
-    (line) => line.startsWith('m=application ') && line.split(' ').includes('webrtc-datachannel'),
-  );
-  if (!hasDataChannel) {
+  const result = checkOffer(sdp);
+  if (!result.ok)
     throw new InvalidOfferError(
-      'The SDP offers no data channel (m=application … webrtc-datachannel)',
-      {
-        missing: 'm=application',
-      },
+      result.reason,
+      result.missing === undefined ? {} : { missing: result.missing },
     );
-  }
-  if (!lines.some((line) => /^a=ice-ufrag:\S+$/.test(line))) {
-    throw new InvalidOfferError('The SDP has no a=ice-ufrag', { missing: 'a=ice-ufrag' });
-  }
-  if (!lines.some((line) => /^a=ice-pwd:\S+$/.test(line))) {
-    throw new InvalidOfferError('The SDP has no a=ice-pwd', { missing: 'a=ice-pwd' });
-  }
-  if (!lines.some((line) => /^a=fingerprint:\S+ [0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+$/.test(line))) {
-    throw new InvalidOfferError('The SDP has no a=fingerprint (DTLS)', {
-      missing: 'a=fingerprint',
-    });
-  }
 }
 
 /** The first ICE username fragment in an SDP, if any. */

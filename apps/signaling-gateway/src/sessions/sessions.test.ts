@@ -1,6 +1,6 @@
 import { Value } from '@sinclair/typebox/value';
 import { createRelayRegistry, RemoteError } from '@streamanchor/bus';
-import { LIMITS, SessionId } from '@streamanchor/protocol';
+import { LIMITS, PROBLEMS, RELAY_ERRORS, SessionId } from '@streamanchor/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ANSWER_SDP,
@@ -158,11 +158,12 @@ describe('sessions', () => {
     expect(await registry.getSession(sessionId)).toBeUndefined();
   });
 
-  it('behavior: a relay refusing to delete an unknown session still ends it (204, route dropped)', async () => {
+  it('behavior: a relay that does not hold the session still ends it (204, route dropped)', async () => {
+    // The relay answers { deleted: false } for a session it does not hold (no refusal).
     relay = await startFakeRelay(gateway, {
       process: async (job) => {
         if (job.name === 'createSession') return { answerSdp: ANSWER_SDP };
-        throw new RemoteError('session_not_found', 'no such session here');
+        return { deleted: false };
       },
     });
     const created = await post(OFFER_SDP);
@@ -264,6 +265,21 @@ describe('sessions', () => {
     await expectStillServing();
   });
 
+  it('behavior: Content-Type matches case-insensitively and its parameters are ignored', async () => {
+    relay = await startFakeRelay(gateway);
+    for (const type of [
+      'Application/SDP',
+      'application/sdp; charset=utf-8',
+      'application/sdp ;x=1',
+    ]) {
+      const response = await post(OFFER_SDP, { 'content-type': type });
+      expect(response.statusCode, type).toBe(201);
+    }
+    for (const type of ['application/sdp+json', 'text/plain', 'application/trickle-ice-sdpfrag']) {
+      expectProblem(await post(OFFER_SDP, { 'content-type': type }), 'unsupported_media_type');
+    }
+  });
+
   it('error: malformed SDP is 400 invalid_sdp before any relay is asked', async () => {
     relay = await startFakeRelay(gateway);
     const without = (prefix: string) =>
@@ -303,6 +319,35 @@ describe('sessions', () => {
     });
     const body = expectProblem(await post(OFFER_SDP), 'invalid_sdp');
     expect(body.detail).toBe('setRemoteDescription failed: no DTLS setup role');
+    expect(await countSessionRoutes()).toBe(0);
+  });
+
+  it('error: every relay refusal becomes the problem RELAY_ERRORS maps it to', async () => {
+    let code = '';
+    relay = await startFakeRelay(gateway, {
+      process: async () => {
+        throw new RemoteError(code, `SECRET relay detail for ${code}`);
+      },
+    });
+    for (const [relayCode, entry] of Object.entries(RELAY_ERRORS)) {
+      code = relayCode;
+      const response = await post(OFFER_SDP);
+      const body = expectProblem(response, entry.problem);
+      const forwarded = (entry as { detail?: string }).detail === 'relay';
+      expect(body.detail ?? '', relayCode).toContain(forwarded ? 'SECRET' : '');
+      if (!forwarded) expect(response.body, relayCode).not.toContain('SECRET');
+      if (PROBLEMS[entry.problem].status === 503)
+        expect(response.headers['retry-after'], relayCode).toBe('2');
+      if (PROBLEMS[entry.problem].status === 401)
+        expect(response.headers['www-authenticate'], relayCode).toMatch(/^Bearer/);
+    }
+    // Codes outside the table (the dead entries of old: overloaded, expired…) are 500s.
+    for (const unknown of ['overloaded', 'expired', 'unavailable', 'bad_request']) {
+      code = unknown;
+      const response = await post(OFFER_SDP);
+      expectProblem(response, 'internal_error');
+      expect(response.body).not.toContain('SECRET');
+    }
     expect(await countSessionRoutes()).toBe(0);
   });
 
