@@ -7,6 +7,8 @@
  * Two topologies: Postgres with every service in its own process (as in production), and
  * PGlite with the writer and indexer sharing one process (the default `pnpm dev`).
  */
+import { createHmac } from 'node:crypto';
+import { fetchReceipt } from '@streamanchor/client';
 import { NACK_CODES, verifyReceiptProof } from '@streamanchor/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoRecord } from '../src/demo';
@@ -200,6 +202,13 @@ describe('demo end to end on Postgres (every service in its own process)', () =>
   });
 });
 
+/** An HS256 JWT, as any token issuer sharing the gateway's secret would mint it. */
+function hs256(secret: string, claims: Record<string, unknown>): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
 describe('demo end to end on PGlite (writer and indexer share one process)', () => {
   let demo: DemoHarness;
   const starting = new AbortController();
@@ -233,6 +242,35 @@ describe('demo end to end on PGlite (writer and indexer share one process)', () 
     expectFinalRecords(records);
     const chain = await anchoredBatches(demo.stack);
     expectReceiptsMatchChain(records, chain);
+
+    // The same receipts over HTTP (for clients whose session is gone), from the indexer
+    // through the gateway.
+    for (const record of records.slice(0, 5)) {
+      const receipt = await fetchReceipt({
+        baseUrl: demo.stack.urls.api,
+        token: demo.stack.token,
+        recordId: record.recordId as `0x${string}`,
+      });
+      expect(receipt).toMatchObject({
+        status: 'final',
+        recordId: record.recordId,
+        blockHash: record.receipt?.blockHash,
+        revision: record.receipt?.revision,
+      });
+    }
+    const stranger = hs256(demo.stack.jwtSecret, {
+      sub: 'someone-else',
+      topics: ['demo'],
+      iat: Math.floor(Date.now() / 1000),
+      exp: Math.floor(Date.now() / 1000) + 600,
+    });
+    await expect(
+      fetchReceipt({
+        baseUrl: demo.stack.urls.api,
+        token: stranger,
+        recordId: records[0]!.recordId as `0x${string}`,
+      }),
+    ).rejects.toMatchObject({ code: 'record_not_found' });
 
     // PGlite belongs to the chain-services process: open it once the stack has stopped cleanly.
     await demo.stack.stop();

@@ -22,7 +22,10 @@ interface ComposeService {
   image?: string;
   build?: { context: string; dockerfile: string };
   environment?: Record<string, string | number | boolean | null> | string[];
-  ports?: (string | { target: number; published?: string | number; protocol?: string })[];
+  ports?: (
+    | string
+    | { target: number; published?: string | number; protocol?: string; host_ip?: string }
+  )[];
   depends_on?: string[] | Record<string, { condition?: string }>;
   command?: string[] | string;
   healthcheck?: { test: string[] | string };
@@ -33,7 +36,10 @@ const compose = parse(composeText, { merge: true }) as { services: Record<string
 const services = compose.services;
 
 /** Values for `${VAR:?…}` (required) variables: what an operator must supply. */
-const PLACEHOLDERS: Env = { JWT_SECRET: 'placeholder-secret-placeholder-secret-0123' };
+const PLACEHOLDERS: Env = {
+  JWT_SECRET: 'placeholder-secret-placeholder-secret-0123',
+  REDIS_PASSWORD: 'placeholder0redis0password0123456789abcdef',
+};
 
 /** Compose's interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err}, $$. */
 function interpolate(value: string, vars: Env): string {
@@ -141,24 +147,33 @@ async function loadConfigOf(app: string): Promise<(env: Env) => unknown> {
   return module.loadConfig;
 }
 
+/** Published ports; `ip` is the host address it is bound to (undefined: every interface). */
 function publishedPorts(
   service: ComposeService,
-): { host: string; container: number; protocol: string }[] {
+): { ip: string | undefined; host: string; container: number; protocol: string }[] {
   return (service.ports ?? []).map((port) => {
     if (typeof port !== 'string') {
       return {
+        ip: port.host_ip,
         host: String(port.published ?? port.target),
         container: port.target,
         protocol: port.protocol ?? 'tcp',
       };
     }
     const [spec = '', protocol = 'tcp'] = port.split('/');
-    const parts = spec.split(':');
+    // [ip:][host:]container; an IPv6 ip is in brackets ("[::1]:8545:8545").
+    const bracketed = /^\[([^\]]+)\]:(.*)$/.exec(spec);
+    const rest = bracketed ? (bracketed[2] ?? '') : spec;
+    const parts = rest.split(':');
+    const ip = bracketed ? bracketed[1] : parts.length === 3 ? parts[0] : undefined;
     const container = Number(parts.at(-1));
-    const host = parts.length > 1 ? (parts.at(-2) as string) : String(container);
-    return { host, container, protocol };
+    const published = parts.length >= 2 ? parts.at(-2) : undefined;
+    return { ip: ip || undefined, host: published || String(container), container, protocol };
   });
 }
+
+/** Host addresses that reach only this host. */
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 describe('docker', () => {
   it('default: every app has a compose service built from its own Dockerfile', () => {
@@ -205,9 +220,11 @@ describe('docker', () => {
     delete env.WEB_DIST_DIR;
     const loadConfig = await loadConfigOf('signaling-gateway');
     expect(() => loadConfig(env)).toThrow(ConfigError);
-    expect(() => environmentOf(services['signaling-gateway'] as ComposeService, {})).toThrow(
-      /JWT_SECRET/,
-    );
+    expect(() =>
+      environmentOf(services['signaling-gateway'] as ComposeService, {
+        REDIS_PASSWORD: PLACEHOLDERS.REDIS_PASSWORD,
+      }),
+    ).toThrow(/JWT_SECRET/);
   });
 
   it('behavior: every Dockerfile is multi-stage node:20-bookworm-slim, installs its closure frozen, runs non-root under tsx', () => {
@@ -306,6 +323,48 @@ describe('docker', () => {
     expect(gatewayPorts.map((port) => port.container)).toContain(Number(gatewayEnv.PORT));
     for (const app of ['chain-writer', 'chain-indexer'])
       expect(services[app]?.ports ?? []).toEqual([]);
+  });
+
+  it('behavior: anvil (unlocked accounts) is published on loopback only, or not at all', () => {
+    const anvilPort = 8545;
+    for (const [name, service] of Object.entries(services)) {
+      for (const port of publishedPorts(service)) {
+        if (name !== 'anvil' && port.container !== anvilPort) continue;
+        expect(port.ip, `${name} publishes ${port.container} on every interface`).toBeDefined();
+        expect(LOOPBACK.has(port.ip as string), `${name} binds ${port.ip}`).toBe(true);
+      }
+    }
+    for (const name of ['redis', 'postgres']) expect(services[name]?.ports ?? [], name).toEqual([]);
+  });
+
+  it('behavior: Redis requires a password and every REDIS_URL carries it', () => {
+    const redis = services.redis as ComposeService;
+    const command = (redis.command as string[]).map((arg) => interpolate(arg, PLACEHOLDERS));
+    const at = command.indexOf('--requirepass');
+    expect(at, 'redis-server --requirepass').toBeGreaterThan(-1);
+    expect(command[at + 1]).toBe(PLACEHOLDERS.REDIS_PASSWORD);
+    // The healthcheck authenticates too (redis-cli reads REDISCLI_AUTH).
+    expect(environmentOf(redis).REDISCLI_AUTH).toBe(PLACEHOLDERS.REDIS_PASSWORD);
+    // The password has no default: compose refuses to start without one.
+    expect(() => (redis.command as string[]).map((arg) => interpolate(arg, {}))).toThrow(
+      /REDIS_PASSWORD/,
+    );
+
+    const users = Object.entries(services).filter(
+      ([, service]) => 'REDIS_URL' in environmentOf(service),
+    );
+    expect(users.map(([name]) => name).sort()).toEqual([...SERVICES].sort());
+    for (const [name, service] of users) {
+      const url = new URL(environmentOf(service).REDIS_URL as string);
+      expect(url.protocol, name).toMatch(/^rediss?:$/);
+      expect(decodeURIComponent(url.password), `${name}: REDIS_URL has the password`).toBe(
+        PLACEHOLDERS.REDIS_PASSWORD,
+      );
+      expect(url.hostname, name).toBe('redis');
+      expect(() => environmentOf(service, { ...PLACEHOLDERS, REDIS_PASSWORD: undefined })).toThrow(
+        /REDIS_PASSWORD/,
+      );
+    }
   });
 
   it("behavior: the relay's healthcheck reads the registry key the bus writes", () => {

@@ -1,17 +1,19 @@
-import type { NackCode } from '@streamanchor/protocol';
+import { BaseError, type NackCode } from '@streamanchor/protocol';
 
-/** Base class of every error the SDK throws: a one-line `shortMessage` plus `details`. */
-export class StreamAnchorError extends Error {
+/**
+ * Base class of every error the SDK throws: a one-line `shortMessage` plus `details`.
+ * It extends the project's one error base (`BaseError` in @streamanchor/protocol), so
+ * `walk()` follows the `cause` chain.
+ */
+export class StreamAnchorError extends BaseError<string | undefined> {
   override name = 'StreamAnchorError';
-  readonly shortMessage: string;
-  readonly details: string | undefined;
 
   constructor(shortMessage: string, options: { details?: string; cause?: unknown } = {}) {
-    super(options.details ? `${shortMessage}\n\nDetails: ${options.details}` : shortMessage, {
+    super(shortMessage, {
+      details: options.details,
       cause: options.cause,
+      message: options.details ? `${shortMessage}\n\nDetails: ${options.details}` : shortMessage,
     });
-    this.shortMessage = shortMessage;
-    this.details = options.details;
   }
 }
 

@@ -1,5 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { NACK_CODES, parseClientMessage, parseServerMessage } from './data-channel';
+import { LIMITS } from './constants';
+import {
+  NACK_CODES,
+  parseClientMessage,
+  parseServerMessage,
+  scanMessageStructure,
+} from './data-channel';
 
 describe('parseClientMessage', () => {
   test('default: a publish', () => {
@@ -68,5 +75,123 @@ describe('parseServerMessage', () => {
     expect(
       parseServerMessage('{"type":"nack","id":null,"code":"nope","message":"x"}'),
     ).toBeUndefined();
+  });
+});
+
+describe('scanMessageStructure', () => {
+  const limits = { maxDepth: 4, maxMembers: 5, maxTotalMembers: 8 };
+  const msg = (payload: string, id = '"p1"') =>
+    `{"type":"publish","id":${id},"topic":"demo","payload":${payload}}`;
+  const scan = (text: string) => scanMessageStructure(text, limits);
+
+  test('default: a plain publish passes with nothing to report', () => {
+    expect(scan(msg('{"a":[1,2,{"b":null}],"c":"x"}'))).toEqual({
+      ok: true,
+      duplicateMember: undefined,
+      unsafeInteger: undefined,
+    });
+  });
+
+  test('behavior: depth counts payload containers; the message object is not counted', () => {
+    expect(scan(msg('[[[[1]]]]')).ok).toBe(true);
+    expect(scan(msg('[[[[[1]]]]]'))).toEqual({
+      ok: false,
+      code: 'payload_too_deep',
+      id: 'p1',
+      detail: expect.stringContaining('4'),
+    });
+    // Brackets inside strings (and escaped quotes) do not count.
+    expect(scan(msg('"[[[[[[[[\\"[[[[{{{{"')).ok).toBe(true);
+    expect(scan(msg('{"[[[[[[":{"\\"]]]]":1}}')).ok).toBe(true);
+  });
+
+  test('behavior: members per container and in total', () => {
+    expect(scan(msg('[1,2,3,4,5]')).ok).toBe(true);
+    expect(scan(msg('[1,2,3,4,5,6]'))).toMatchObject({ ok: false, code: 'payload_too_complex' });
+    expect(scan(msg('{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}'))).toMatchObject({
+      ok: false,
+      code: 'payload_too_complex',
+    });
+    // 2 + 3 + 3 = 8 members in all is the limit; one more is refused.
+    expect(scan(msg('[[1,2,3],[4,5,6]]')).ok).toBe(true);
+    expect(scan(msg('[[1,2,3],[4,5],[]]')).ok).toBe(true);
+    expect(scan(msg('[[1,2,3],[4,5,6,7]]'))).toMatchObject({
+      ok: false,
+      code: 'payload_too_complex',
+      detail: expect.stringContaining('in all'),
+    });
+    expect(scan(msg('[]')).ok).toBe(true);
+    expect(scan(msg('{ }')).ok).toBe(true);
+  });
+
+  test('behavior: duplicate member names, also when spelled with escapes', () => {
+    expect(scan(msg('{"a":1,"b":{"a":2}}'))).toMatchObject({
+      ok: true,
+      duplicateMember: undefined,
+    });
+    expect(scan(msg('{"a":1,"a":2}'))).toMatchObject({ ok: true, duplicateMember: 'a' });
+    expect(scan(msg('{"a":1,"\\u0061":2}'))).toMatchObject({ ok: true, duplicateMember: 'a' });
+    expect(scan('{"type":"publish","type":"publish"}')).toMatchObject({
+      ok: true,
+      duplicateMember: 'type',
+    });
+    // A string value equal to a name is not a name.
+    expect(scan(msg('{"a":"a","b":["a","b"]}'))).toMatchObject({ duplicateMember: undefined });
+  });
+
+  test('behavior: integers beyond 2^53 − 1 are found; fractions and exponents are not integers', () => {
+    const unsafe = (payload: string) =>
+      (scan(msg(payload)) as { unsafeInteger?: string }).unsafeInteger;
+    expect(unsafe('9007199254740991')).toBeUndefined();
+    expect(unsafe('-9007199254740991')).toBeUndefined();
+    expect(unsafe('9007199254740992')).toBe('9007199254740992');
+    expect(unsafe('[1,-9007199254740993]')).toBe('-9007199254740993');
+    expect(unsafe('123456789012345678901234567890')).toBe('123456789012345678901234567890');
+    expect(unsafe('9007199254740993.5')).toBeUndefined();
+    expect(unsafe('1e300')).toBeUndefined();
+    expect(unsafe('"9007199254740993"')).toBeUndefined();
+  });
+
+  test('behavior: the id is reported when it came before the problem', () => {
+    expect(scan(msg('[[[[[[]]]]]]', '"abc"'))).toMatchObject({ id: 'abc' });
+    expect(scan(msg('[[[[[[]]]]]]', '7'))).toMatchObject({ id: null });
+    expect(scan('{"payload":[[[[[[]]]]]],"id":"late"}')).toMatchObject({ id: null });
+  });
+
+  test('behavior: one pass over 30,000 levels stops at the limit; defaults are the LIMITS', () => {
+    const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
+    expect(scanMessageStructure(msg(deep), LIMITS)).toMatchObject({
+      ok: false,
+      code: 'payload_too_deep',
+    });
+    const wide = `{${Array.from({ length: 3000 }, (_, i) => `"k${i}":0`).join(',')}}`;
+    expect(scanMessageStructure(msg(wide), LIMITS)).toMatchObject({
+      ok: false,
+      code: 'payload_too_complex',
+    });
+    expect(LIMITS).toMatchObject({ maxDepth: 32, maxMembers: 1024, maxTotalMembers: 4096 });
+  });
+
+  test.each([
+    ['unterminated string', '{"type":"pub'],
+    ['stray closers', ']]]}}}'],
+    ['garbage', '\u0000\\"\\'],
+    ['empty', ''],
+  ])('error: broken text (%s) never throws and is left to JSON.parse', (_, text) => {
+    expect(scan(text).ok).toBe(true);
+  });
+});
+
+describe('NACK_CODES and docs/protocol.md §5.4', () => {
+  test('default: the table lists every code, in order, and nothing else', () => {
+    const doc = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('### 5.4 `nack`'), doc.indexOf('### 5.5'));
+    const rows = [...section.matchAll(/^\| `([a-z_]+)` \|/gm)].map(([, code]) => code);
+    expect(rows).toEqual(Object.keys(NACK_CODES));
+  });
+
+  test('behavior: a rate_limited nack carries its retry hint', () => {
+    const nack = { type: 'nack', id: 'p1', code: 'rate_limited', message: 'x', retryAfterMs: 120 };
+    expect(parseServerMessage(JSON.stringify(nack))).toEqual(nack);
   });
 });

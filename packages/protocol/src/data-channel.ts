@@ -40,6 +40,14 @@ export const HelloMessage = Type.Object(
     topics: Type.Array(Type.String()),
     maxPayloadBytes: Type.Integer({ minimum: 1 }),
     maxMessageBytes: Type.Integer({ minimum: 1 }),
+    // The structure limits (LIMITS.maxDepth …). A relay of this version always sends them;
+    // they are optional so that a hello from an older relay still parses.
+    /** Deepest nesting of arrays and objects accepted in a payload. */
+    maxDepth: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Most members of any one array or object. */
+    maxMembers: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Most members of all arrays and objects of one payload together. */
+    maxTotalMembers: Type.Optional(Type.Integer({ minimum: 1 })),
   },
   { additionalProperties: false },
 );
@@ -67,12 +75,19 @@ export const NACK_CODES = {
   invalid_message: 'The message does not match the schema for its `type` (or the type is unknown).',
   message_too_large: 'The message exceeds `maxMessageBytes`.',
   payload_too_large: 'The canonical payload exceeds `maxPayloadBytes`.',
-  invalid_payload: 'The payload has no canonical JSON form (for example a lone UTF-16 surrogate).',
+  payload_too_deep: 'Arrays and objects in the payload are nested deeper than `maxDepth`.',
+  payload_too_complex:
+    'An array or object has more than `maxMembers` members, or the payload more than `maxTotalMembers` in all.',
+  duplicate_member: 'An object in the message has two members with the same name.',
+  invalid_payload:
+    'The payload has no canonical JSON form (for example a lone UTF-16 surrogate), or holds an integer beyond ±(2^53 − 1).',
   topic_not_allowed: 'The token does not grant publishing to this topic.',
   token_expired: 'The session token expired; open a new session with a fresh token.',
   unavailable:
     'The relay could not queue the record durably right now; it was not accepted. Retry.',
   shutting_down: 'The relay is shutting down; it was not accepted. Reconnect and retry.',
+  rate_limited:
+    'The session or its subject publishes faster than its quota, or has too many records waiting; it was not accepted. Retry after `retryAfterMs`.',
 } as const;
 export type NackCode = keyof typeof NACK_CODES;
 
@@ -83,6 +98,8 @@ export const NackMessage = Type.Object(
     id: Type.Union([ClientMessageId, Type.Null()]),
     code: Type.Union(Object.keys(NACK_CODES).map((code) => Type.Literal(code as NackCode))),
     message: Type.String(),
+    /** With `rate_limited`: how long to wait before publishing again, in milliseconds. */
+    retryAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
   },
   { additionalProperties: false },
 );
@@ -126,6 +143,178 @@ export function parseClientMessage(text: string): ParseResult<ClientMessage> {
     return { ok: false, code: 'invalid_message', id, detail: where };
   }
   return { ok: true, message: value };
+}
+
+// ---------------------------------------------------------------------------
+// Structure pre-scan: bounds what JSON.parse and canonicalization may cost.
+// ---------------------------------------------------------------------------
+
+export interface StructureLimits {
+  /** Deepest nesting of arrays/objects in the payload (the message object itself not counted). */
+  maxDepth: number;
+  /** Most members of any one array or object (the message object included). */
+  maxMembers: number;
+  /** Most members of all the payload's arrays and objects together. */
+  maxTotalMembers: number;
+}
+
+export type StructureScan =
+  | {
+      ok: true;
+      /** The first member name that occurs twice in one object, if any. */
+      duplicateMember: string | undefined;
+      /** The first integer token (no fraction, no exponent) beyond ±(2^53 − 1), if any. */
+      unsafeInteger: string | undefined;
+    }
+  | {
+      ok: false;
+      code: 'payload_too_deep' | 'payload_too_complex';
+      /** The message's top-level `id`, when it came before the problem and is a valid id. */
+      id: string | null;
+      detail: string;
+    };
+
+const MAX_SAFE_DIGITS = String(Number.MAX_SAFE_INTEGER);
+
+function decodeJsonString(raw: string): string {
+  if (raw.indexOf('\\') === -1) return raw;
+  try {
+    return JSON.parse(`"${raw}"`) as string;
+  } catch {
+    return raw; // JSON.parse of the whole message will report it
+  }
+}
+
+/**
+ * One linear pass over a message's text, before JSON.parse: counts nesting and members
+ * outside strings, finds duplicate member names and integers beyond 2^53 − 1. O(text
+ * length), allocation bounded by the limits; never throws. It does not validate JSON: on
+ * broken text it stops or carries on leniently, and JSON.parse reports the problem. The
+ * message object is depth 1, so a payload may open containers up to depth maxDepth + 1.
+ */
+export function scanMessageStructure(text: string, limits: StructureLimits): StructureScan {
+  const maxDepth = limits.maxDepth + 1;
+  const isObject: boolean[] = [];
+  const members: number[] = [];
+  const names: (Set<string> | undefined)[] = [];
+  let depth = 0;
+  let total = 0;
+  let fresh = false;
+  let expectName = false;
+  let topName: string | undefined;
+  let id: string | null = null;
+  let duplicateMember: string | undefined;
+  let unsafeInteger: string | undefined;
+  const fail = (
+    code: 'payload_too_deep' | 'payload_too_complex',
+    detail: string,
+  ): StructureScan => ({
+    ok: false,
+    code,
+    id,
+    detail,
+  });
+  const length = text.length;
+  for (let i = 0; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+    if (fresh) {
+      fresh = false;
+      if (c !== 0x5d && c !== 0x7d) {
+        members[depth - 1] = 1;
+        if (depth >= 2 && ++total > limits.maxTotalMembers)
+          return fail('payload_too_complex', `more than ${limits.maxTotalMembers} members in all`);
+      }
+    }
+    switch (c) {
+      case 0x22: {
+        // A string: skip to its closing quote.
+        let j = i + 1;
+        for (;;) {
+          if (j >= length) return { ok: true, duplicateMember, unsafeInteger }; // unterminated
+          const d = text.charCodeAt(j);
+          if (d === 0x5c) j += 2;
+          else if (d === 0x22) break;
+          else j++;
+        }
+        if (expectName) {
+          expectName = false;
+          const name = decodeJsonString(text.slice(i + 1, j));
+          let seen = names[depth - 1];
+          if (!seen) {
+            seen = new Set();
+            names[depth - 1] = seen;
+          }
+          if (seen.has(name)) duplicateMember ??= name;
+          else seen.add(name);
+          if (depth === 1) topName = name;
+        } else if (depth === 1 && topName === 'id' && id === null) {
+          const value = decodeJsonString(text.slice(i + 1, j));
+          if (value.length > 0 && value.length <= LIMITS.maxClientIdLength) id = value;
+        }
+        i = j;
+        break;
+      }
+      case 0x7b: // {
+      case 0x5b: {
+        // [
+        if (++depth > maxDepth) return fail('payload_too_deep', `deeper than ${limits.maxDepth}`);
+        isObject[depth - 1] = c === 0x7b;
+        members[depth - 1] = 0;
+        names[depth - 1] = undefined;
+        fresh = true;
+        expectName = c === 0x7b;
+        break;
+      }
+      case 0x7d: // }
+      case 0x5d: // ]
+        if (depth === 0) return { ok: true, duplicateMember, unsafeInteger }; // broken
+        names[depth - 1] = undefined;
+        depth--;
+        expectName = false;
+        break;
+      case 0x2c: // ,
+        if (depth === 0) break;
+        if (++members[depth - 1]! > limits.maxMembers)
+          return fail(
+            'payload_too_complex',
+            `more than ${limits.maxMembers} members in one array or object`,
+          );
+        if (depth >= 2 && ++total > limits.maxTotalMembers)
+          return fail('payload_too_complex', `more than ${limits.maxTotalMembers} members in all`);
+        expectName = isObject[depth - 1]!;
+        break;
+      case 0x3a: // :
+        expectName = false;
+        break;
+      default:
+        if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+          // A number token: [-0-9.eE+] until anything else.
+          let j = i;
+          let integer = true;
+          for (; j < length; j++) {
+            const d = text.charCodeAt(j);
+            if (d >= 0x30 && d <= 0x39) continue;
+            if (d === 0x2d || d === 0x2b) continue;
+            if (d === 0x2e || d === 0x65 || d === 0x45) {
+              integer = false;
+              continue;
+            }
+            break;
+          }
+          if (integer && unsafeInteger === undefined) {
+            const digits = c === 0x2d ? text.slice(i + 1, j) : text.slice(i, j);
+            if (
+              digits.length > MAX_SAFE_DIGITS.length ||
+              (digits.length === MAX_SAFE_DIGITS.length && digits > MAX_SAFE_DIGITS)
+            )
+              unsafeInteger = text.slice(i, j);
+          }
+          i = j - 1;
+        }
+    }
+  }
+  return { ok: true, duplicateMember, unsafeInteger };
 }
 
 /** Parses one relay text message (used by clients); never throws. */

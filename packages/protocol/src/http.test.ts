@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { describe, expect, test } from 'vitest';
-import { PROBLEM_TYPE_PREFIX, PROBLEMS, problem, topicAllowed } from './http';
+import { PROBLEM_TYPE_PREFIX, PROBLEMS, problem, TokenClaims, topicAllowed } from './http';
 
 describe('problem', () => {
   test('default: RFC 9457 fields plus code', () => {
@@ -38,5 +39,19 @@ describe('topicAllowed', () => {
 
   test('behavior: * grants everything', () => {
     expect(topicAllowed(['*'], 'anything')).toBe(true);
+  });
+});
+
+describe('TokenClaims.sub', () => {
+  const claims = TypeCompiler.Compile(TokenClaims);
+  const withSub = (sub: string) => ({ sub, topics: ['demo'], exp: 1 });
+  test('error: control characters and unpaired surrogates are refused (storage cannot hold them)', () => {
+    for (const sub of ['a\u0000b', '\u001f', 'del\u007f', 'a\nb', '\ud800', 'x\udc00y', '\ud83d'])
+      expect(claims.Check(withSub(sub)), JSON.stringify(sub)).toBe(false);
+  });
+  test('default: any other text is a subject, paired surrogates included', () => {
+    for (const sub of ['alice', 'ålice 中 😀', 'a:b/c', 'x'.repeat(128)])
+      expect(claims.Check(withSub(sub)), sub).toBe(true);
+    expect(claims.Check(withSub('x'.repeat(129)))).toBe(false);
   });
 });

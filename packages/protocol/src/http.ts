@@ -20,9 +20,11 @@ export const PROBLEMS = {
   receipt_pending: { status: 404, title: 'The record is not anchored yet.' },
   not_found: { status: 404, title: 'No such resource.' },
   method_not_allowed: { status: 405, title: 'The method is not allowed on this resource.' },
+  request_timeout: { status: 408, title: 'The request was not received in time.' },
   payload_too_large: { status: 413, title: 'The request body is too large.' },
   unsupported_media_type: { status: 415, title: 'The request body has the wrong Content-Type.' },
   rate_limited: { status: 429, title: 'Too many requests.' },
+  headers_too_large: { status: 431, title: 'The request headers are too large.' },
   internal_error: { status: 500, title: 'Something went wrong on our side.' },
   no_relay_available: { status: 503, title: 'No relay is available to take the session.' },
   relay_timeout: { status: 503, title: 'The relay did not answer in time.' },
@@ -40,9 +42,11 @@ export const PROBLEM_BY_STATUS: Readonly<Partial<Record<number, ProblemCode>>> =
   403: 'forbidden',
   404: 'not_found',
   405: 'method_not_allowed',
+  408: 'request_timeout',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
   429: 'rate_limited',
+  431: 'headers_too_large',
   500: 'internal_error',
 };
 
@@ -76,6 +80,12 @@ export const TokenClaims = Type.Object({
   topics: Type.Array(Type.Union([Topic, Type.Literal(ANY_TOPIC)]), { minItems: 1, maxItems: 256 }),
   exp: Type.Integer(),
   iat: Type.Optional(Type.Integer()),
+  /** Checked against JWT_AUDIENCE when the gateway sets it. */
+  aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
+  /** Checked against JWT_ISSUER when the gateway sets it. */
+  iss: Type.Optional(Type.String()),
+  /** Live sessions this subject may hold at once; replaces the gateway's MAX_SESSIONS_PER_SUBJECT. */
+  maxSessions: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
 });
 export type TokenClaims = Static<typeof TokenClaims>;
 

@@ -1,6 +1,7 @@
 export * from './abi';
 export * from './constants';
 export * from './data-channel';
+export * from './errors';
 export * from './http';
 export * from './keccak';
 export * from './merkle';
@@ -8,3 +9,5 @@ export * from './primitives';
 export * from './queue-payloads';
 export * from './receipt';
 export * from './record';
+export * from './relay-errors';
+export * from './sdp';

@@ -1,3 +1,4 @@
+import { BaseError } from './errors';
 import { loadWasmKeccak } from './keccak';
 import type { Hex } from './primitives';
 import type { LeafFields } from './record';
@@ -19,7 +20,7 @@ export interface MerkleTree {
 export type Keccak256 = (data: Uint8Array) => Uint8Array;
 
 /** Thrown for input the tree cannot be built from (no leaves, a malformed field). */
-export class MerkleInputError extends Error {
+export class MerkleInputError extends BaseError {
   override name = 'MerkleInputError';
 }
 

@@ -13,7 +13,19 @@ export const Address = Type.Unsafe<Hex>(Type.String({ pattern: '^0x[0-9a-fA-F]{4
 
 export const Topic = Type.String({ pattern: TOPIC_PATTERN, maxLength: LIMITS.maxTopicLength });
 
-export const Subject = Type.String({ minLength: 1, maxLength: LIMITS.maxSubjectLength });
+/**
+ * What a subject may hold: any characters but the C0 controls (U+0000–U+001F) and DEL
+ * (U+007F), and only paired surrogates, so that every store (Postgres text, JSON, logs)
+ * can keep it as is.
+ */
+export const SUBJECT_PATTERN =
+  '^(?:[^\\u0000-\\u001F\\u007F\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])+$';
+
+export const Subject = Type.String({
+  minLength: 1,
+  maxLength: LIMITS.maxSubjectLength,
+  pattern: SUBJECT_PATTERN,
+});
 
 /** Milliseconds since the Unix epoch (UTC). */
 export const EpochMillis = Type.Integer({ minimum: 0 });

@@ -41,9 +41,77 @@ export const AcceptedRecord = Type.Object({
 });
 export type AcceptedRecord = Static<typeof AcceptedRecord>;
 
+/**
+ * Why `value` cannot be stored as Postgres text or jsonb, or undefined if it can: Postgres
+ * (and PGlite) refuse U+0000 in text and jsonb, and a lone UTF-16 surrogate has no UTF-8
+ * form. Checks every string inside objects and arrays (keys too), to `maxDepth` levels.
+ */
+export function unstorableTextProblem(
+  value: unknown,
+  path = '',
+  maxDepth = 16,
+): string | undefined {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) return `${path || '/'}: contains U+0000`;
+    if (LONE_SURROGATE.test(value)) return `${path || '/'}: contains a lone surrogate`;
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  if (maxDepth <= 0) return `${path || '/'}: nested too deep`;
+  for (const [key, item] of Object.entries(value)) {
+    const problem =
+      unstorableTextProblem(key, `${path}/(key)`, 0) ??
+      unstorableTextProblem(item, `${path}/${key}`, maxDepth - 1);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** relay → writer: records grouped into one job (never one job per record). */
 export const RecordBatchJob = Type.Object({ records: Type.Array(AcceptedRecord, { minItems: 1 }) });
 export type RecordBatchJob = Static<typeof RecordBatchJob>;
+
+/**
+ * Kinds of audit events (security-relevant facts the gateway and relays report), with their
+ * meanings. The writer appends them to the audit hash chain (docs/protocol.md, "Audit log").
+ */
+export const AUDIT_EVENT_KINDS = {
+  session_opened: 'a session was opened (subject, address, relay, session)',
+  session_closed: 'a session was closed (subject, relay, session; details.reason)',
+  token_refused: 'a token was refused (details.code; subject when it could be read)',
+  rate_limited: 'a rate limit was hit (details.limit, subject and/or address)',
+  session_nacks: 'nack counts of one session, by code (details.counts)',
+} as const;
+export type AuditEventKind = keyof typeof AUDIT_EVENT_KINDS;
+
+/** Longest text of an audit event field the writer stores. */
+export const AUDIT_FIELD_MAX_LENGTH = 256;
+const AuditText = Type.String({ minLength: 1, maxLength: AUDIT_FIELD_MAX_LENGTH });
+
+/** One audit event; `eventId` is the producer's unique id (appends are idempotent on it). */
+export const AuditEvent = Type.Object({
+  eventId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+  /** When it happened, by the producer's clock. */
+  at: EpochMillis,
+  kind: Type.Unsafe<AuditEventKind>(
+    Type.String({ enum: Object.keys(AUDIT_EVENT_KINDS) as AuditEventKind[] }),
+  ),
+  subject: Type.Optional(AuditText),
+  relayId: Type.Optional(AuditText),
+  sessionId: Type.Optional(AuditText),
+  /** The client's IP address (as the gateway saw it). */
+  address: Type.Optional(AuditText),
+  /** Small JSON object of kind-specific facts (at most 4 KiB as canonical JSON). */
+  details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+export type AuditEvent = Static<typeof AuditEvent>;
+
+/** gateway and relays → writer: audit events, many per job. */
+export const AuditEventsJob = Type.Object({
+  events: Type.Array(AuditEvent, { minItems: 1 }),
+});
+export type AuditEventsJob = Static<typeof AuditEventsJob>;
 
 /** indexer → relay: receipts for sessions this relay holds. */
 export const ReceiptBatchJob = Type.Object({

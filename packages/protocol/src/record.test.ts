@@ -45,6 +45,15 @@ describe('canonicalPayload', () => {
   });
 });
 
+describe('canonicalPayload and U+0000', () => {
+  test('behavior: a NUL in strings or names is escaped; the canonical text holds no raw U+0000', () => {
+    const text = canonicalPayload({ 'k\u0000': 'a\u0000b', list: ['\u0000'] });
+    expect(text).toBe('{"k\\u0000":"a\\u0000b","list":["\\u0000"]}');
+    expect(text.includes('\u0000')).toBe(false);
+    expect(JSON.parse(text)).toEqual({ 'k\u0000': 'a\u0000b', list: ['\u0000'] });
+  });
+});
+
 describe('contentHashOf', () => {
   test('default: keccak-256 of the UTF-8 bytes', () => {
     // keccak256("") and keccak256("{}") are well-known values.

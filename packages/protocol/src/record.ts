@@ -2,6 +2,7 @@ import { keccak_256 } from '@noble/hashes/sha3';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
 import { standardLeafHash } from '@openzeppelin/merkle-tree/dist/hashes.js';
 import canonicalize from 'canonicalize';
+import { BaseError } from './errors';
 import type { Bytes32 } from './primitives';
 
 /**
@@ -38,7 +39,7 @@ export function leafHash(fields: LeafFields): Bytes32 {
 }
 
 /** Thrown when a payload has no canonical JSON form (lone surrogates, non-finite numbers). */
-export class NonCanonicalPayloadError extends Error {
+export class NonCanonicalPayloadError extends BaseError {
   override name = 'NonCanonicalPayloadError';
 }
 

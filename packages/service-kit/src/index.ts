@@ -1,5 +1,5 @@
 export { ConfigError, loadConfigOrExit, parseEnv } from './config';
-export { ServiceError } from './errors';
+export { BaseError, ServiceError, walkError } from './errors';
 export { createLogger, type Logger, type LogLevel } from './logger';
 export { LogLevelSchema } from './schemas';
 export { createShutdown, exitOnSignals, type Shutdown, type ShutdownHook } from './shutdown';
