@@ -1,5 +1,7 @@
 import {
+  type AuditPublisher,
   type BusDeps,
+  createAuditPublisher,
   createQueue,
   createRelayRegistry,
   type Keys,
@@ -61,6 +63,7 @@ export function createApp(deps: AppDeps): App {
   let receiptsWorker: TypedWorker<'receipts'> | undefined;
   let heartbeat: Heartbeat | undefined;
   let stopping: Promise<void> | undefined;
+  let audit: AuditPublisher | undefined;
 
   async function start(): Promise<void> {
     // Records are acked only once queued, so their queue must fail fast when Redis is
@@ -79,7 +82,10 @@ export function createApp(deps: AppDeps): App {
       logger,
     });
     const hash = await createContentHasher();
-    manager = new SessionManager({ config, logger, pipeline, hash, registry, counters });
+    audit = createAuditPublisher(bus, {
+      onError: (error) => logger.warn({ err: error }, 'could not queue audit events; will retry'),
+    });
+    manager = new SessionManager({ config, logger, pipeline, hash, registry, counters, audit });
     receiptsWorker = createReceiptsWorker({ bus, relayId, manager, counters, logger });
     controlWorker = createControlWorker({ bus, relayId, manager, logger });
     await Promise.all([receiptsWorker.waitUntilReady(), controlWorker.waitUntilReady()]);
@@ -122,6 +128,8 @@ export function createApp(deps: AppDeps): App {
     // 3. Whatever is still buffered gets queued (or refused) before the queue closes.
     await step('pipeline', () => pipeline?.close());
     await step('receipts worker', () => receiptsWorker?.close());
+    // After the sessions closed: their session_closed / session_nacks events are buffered.
+    await step('audit publisher', () => audit?.close());
     await step('records queue', () => recordsQueue?.close());
     recordsConnection?.disconnect();
     // 4. Leave the registry last: until now the gateway could still route DELETEs here.

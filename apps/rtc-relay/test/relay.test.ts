@@ -277,6 +277,32 @@ describe('rtc-relay', () => {
     expect(await remove('b')).toEqual({ deleted: false });
   });
 
+  test('behavior: a closed session is audited with its nack counts', async () => {
+    const { relay, client } = await setup();
+    const { sessionId } = await relay.connect(client, { subject: 'carol' });
+    client.send('{"type":"publish",');
+    expect(await client.message((m) => m.type === 'nack')).toMatchObject({
+      code: 'malformed_message',
+    });
+    client.command({ cmd: 'close' });
+    await expect.poll(() => relay.app.stats().sessions, { timeout: 10_000 }).toBe(0);
+    const audit = createQueue(relay.bus, 'audit');
+    try {
+      const events = async () =>
+        (await audit.getJobs(['waiting', 'delayed', 'active', 'completed'])).flatMap(
+          (job) => job.data.events,
+        );
+      await expect
+        .poll(async () => (await events()).map((e) => e.kind).sort(), { timeout: 10_000 })
+        .toEqual(['session_closed', 'session_nacks']);
+      const [closed, nacks] = [...(await events())].sort((a, b) => a.kind.localeCompare(b.kind));
+      expect(closed).toMatchObject({ subject: 'carol', sessionId, relayId: relay.app.relayId });
+      expect(nacks).toMatchObject({ sessionId, details: { counts: { malformed_message: 1 } } });
+    } finally {
+      await audit.close();
+    }
+  });
+
   test('behavior: the session ends when the client closes its channel', async () => {
     const { relay, client } = await setup();
     const { sessionId } = await relay.connect(client);

@@ -1,6 +1,6 @@
 import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { createRelayRegistry, type Keys } from '@streamanchor/bus';
+import { createAuditPublisher, createRelayRegistry, type Keys } from '@streamanchor/bus';
 import { LIMITS } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
@@ -98,6 +98,12 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
     timeoutMs: config.SIGNALING_TIMEOUT_MS,
     logger,
   });
+  const audit = createAuditPublisher(
+    { connection: redis, keys },
+    {
+      onError: (error) => logger.warn({ err: error }, 'could not queue audit events; will retry'),
+    },
+  );
   const indexer = createIndexerClient({
     bus: { connection: redis, keys },
     timeoutMs: config.LOOKUP_TIMEOUT_MS,
@@ -118,6 +124,7 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
       windowMs: config.SESSION_RATE_WINDOW_MS,
       maxSessionsPerSubject: config.MAX_SESSIONS_PER_SUBJECT,
     },
+    audit,
   });
   fastify.register(recordsRoutes, { authenticate, indexer, logger });
   fastify.register(infoRoutes, { info: buildInfo(config), redis });
@@ -135,7 +142,7 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
         try {
           await fastify.close();
         } finally {
-          await Promise.all([relays.close(), indexer.close()]);
+          await Promise.all([relays.close(), indexer.close(), audit.close()]);
         }
       })();
       return stopping;

@@ -1,4 +1,4 @@
-import { type RelayRegistry, RemoteError } from '@streamanchor/bus';
+import { type AuditPublisher, type RelayRegistry, RemoteError } from '@streamanchor/bus';
 import type {
   ContentHasher,
   CreateSessionRequest,
@@ -34,6 +34,8 @@ export interface SessionManagerDeps {
   hash: ContentHasher;
   registry: RelayRegistry;
   counters: SessionCounters;
+  /** Where session_closed and session_nacks audit events go (none: not audited). */
+  audit?: Pick<AuditPublisher, 'record'>;
 }
 
 /** The node-datachannel configuration every session's PeerConnection gets. */
@@ -214,6 +216,19 @@ export class SessionManager {
     if (this.sessions.get(session.id) !== session) return;
     this.sessions.delete(session.id);
     this.deps.logger.debug({ sessionId: session.id, reason }, 'session removed');
+    const who = {
+      subject: session.subject,
+      relayId: this.deps.config.relayId,
+      sessionId: session.id,
+    };
+    this.deps.audit?.record({ kind: 'session_closed', ...who, details: { reason } });
+    if (Object.keys(session.nackCounts).length > 0) {
+      this.deps.audit?.record({
+        kind: 'session_nacks',
+        ...who,
+        details: { counts: { ...session.nackCounts } },
+      });
+    }
     this.deps.registry
       .deleteSession(session.id)
       .catch((error: unknown) =>

@@ -78,6 +78,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class Session {
   readonly id: string;
   readonly subject: string;
+  /** This session's nacks by code (audited when it closes). */
+  readonly nackCounts: Partial<Record<NackCode, number>> = {};
   private state: State = 'connecting';
   private channel: DataChannel | undefined;
   private helloSent = false;
@@ -442,6 +444,7 @@ export class Session {
   private nack(id: string | null, code: NackCode, detail: string, retryAfterMs?: number): string {
     const nacks = this.options.counters.nacks;
     nacks[code] = (nacks[code] ?? 0) + 1;
+    this.nackCounts[code] = (this.nackCounts[code] ?? 0) + 1;
     const message = `${NACK_CODES[code]} (${detail})`;
     return JSON.stringify(
       retryAfterMs === undefined

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { jobIds, type RelayRegistry, RemoteError, RequestTimeoutError } from '@streamanchor/bus';
+import {
+  type AuditPublisher,
+  jobIds,
+  type RelayRegistry,
+  RemoteError,
+  RequestTimeoutError,
+} from '@streamanchor/bus';
 import {
   LIMITS,
   PROBLEMS,
@@ -29,6 +35,8 @@ export interface SessionsOptions {
   relayStaleAfterMs: number;
   sessionTtlMs: number;
   limits: SessionLimits;
+  /** Where session_opened, token_refused and rate_limited audit events go (none: not audited). */
+  audit?: Pick<AuditPublisher, 'record'>;
 }
 
 export interface SessionLimits {
@@ -49,9 +57,28 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
   const { authenticate, registry, relays, logger } = options;
   const claimsByRequest = new WeakMap<FastifyRequest, TokenClaims>();
 
+  const audit = options.audit;
   const requireToken = async (request: FastifyRequest) => {
-    claimsByRequest.set(request, await authenticate(request));
+    try {
+      claimsByRequest.set(request, await authenticate(request));
+    } catch (error) {
+      if (error instanceof ProblemError && error.code === 'unauthorized') {
+        audit?.record({
+          kind: 'token_refused',
+          address: request.ip,
+          details: { reason: error.detail ?? 'no token' },
+        });
+      }
+      throw error;
+    }
   };
+  const auditRateLimited = (request: FastifyRequest, limit: string) =>
+    audit?.record({
+      kind: 'rate_limited',
+      address: request.ip,
+      ...(claimsByRequest.get(request) && { subject: claimsByRequest.get(request)!.sub }),
+      details: { limit },
+    });
   const claimsOf = (request: FastifyRequest): TokenClaims => {
     const claims = claimsByRequest.get(request);
     if (!claims) throw new Error('route is missing the requireToken hook');
@@ -75,6 +102,7 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
     (limiter: typeof perIp, what: string, max: number) => async (request: FastifyRequest) => {
       const result = await limiter(request);
       if (result.isAllowed || !result.isExceeded) return;
+      auditRateLimited(request, `sessions per ${what}`);
       const retryAfter = Math.max(1, result.ttlInSeconds);
       throw new ProblemError(
         'rate_limited',
@@ -174,6 +202,7 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
         options.signalingTimeoutMs + options.sessionTtlMs,
       );
       if (!slot.reserved) {
+        auditRateLimited(request, 'live sessions per subject');
         const retryAfter = Math.ceil(options.sessionTtlMs / 1000);
         throw new ProblemError(
           'rate_limited',
@@ -238,6 +267,13 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
         { sessionId, relayId: relay.relayId, subject: claims.sub },
         'session created',
       );
+      audit?.record({
+        kind: 'session_opened',
+        subject: claims.sub,
+        address: request.ip,
+        relayId: relay.relayId,
+        sessionId,
+      });
 
       reply.code(201).header('Location', `/v1/sessions/${sessionId}`).type(SDP_CONTENT_TYPE);
       const etag = sessionEtag(answerSdp);
