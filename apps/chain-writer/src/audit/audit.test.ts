@@ -16,7 +16,10 @@ const run = promisify(execFile);
 /** Runs `pnpm run audit:verify`'s script (a separate process) against a Postgres database. */
 async function auditVerifyCli(env: Record<string, string>): Promise<{ code: number; out: string }> {
   try {
-    const { stdout } = await run('npx', ['tsx', cli], { env: { ...process.env, ...env } });
+    // node --import tsx, not npx: npm prints config warnings of its own under pnpm.
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', cli], {
+      env: { ...process.env, ...env },
+    });
     return { code: 0, out: stdout.trim() };
   } catch (error) {
     const failed = error as { code?: number; stderr?: string; stdout?: string };
