@@ -1,23 +1,19 @@
 import { Type } from '@sinclair/typebox';
-import { type LogLevel, LogLevelSchema, parseEnv } from '@streamanchor/service-kit';
+import {
+  ChainEnv,
+  DatabaseEnv,
+  DeploymentEnv,
+  LogEnv,
+  type LogLevel,
+  parseEnv,
+  RedisEnv,
+  RpcEnv,
+} from '@streamanchor/service-kit';
 
 export const ConfigSchema = Type.Object({
-  RPC_URL: Type.String({
-    pattern: '^https?://',
-    description: 'HTTP(S) JSON-RPC endpoint of the chain (polled; no WebSocket)',
-  }),
-  CHAIN_ID: Type.Integer({
-    minimum: 1,
-    description: 'expected chain id; checked against eth_chainId at start',
-  }),
-  CONTRACT_ADDRESS: Type.String({
-    pattern: '^0x[0-9a-fA-F]{40}$',
-    description: 'address of the StreamAnchor contract (0x + 40 hex digits)',
-  }),
-  DEPLOYMENT_BLOCK: Type.Integer({
-    minimum: 0,
-    description: 'block the contract was deployed in; the backfill starts there',
-  }),
+  ...RpcEnv,
+  ...ChainEnv,
+  ...DeploymentEnv,
   POLL_INTERVAL_MS: Type.Integer({
     minimum: 10,
     default: 500,
@@ -44,25 +40,9 @@ export const ConfigSchema = Type.Object({
     default: 1000,
     description: 'most receipts in one receiptBatch job (larger groups are split into chunks)',
   }),
-  DATABASE_URL: Type.Optional(
-    Type.String({
-      pattern: '^postgres(ql)?://',
-      description: 'postgres:// URL; when unset, PGlite runs in DATA_DIR/pglite',
-    }),
-  ),
-  DATA_DIR: Type.String({ default: '.data', description: 'folder for local data (PGlite)' }),
-  LOG_LEVEL: LogLevelSchema,
-  REDIS_URL: Type.String({
-    pattern: '^rediss?://',
-    default: 'redis://127.0.0.1:6379',
-    description: 'Redis URL for the BullMQ queues',
-  }),
-  REDIS_PREFIX: Type.String({
-    minLength: 1,
-    pattern: '^[^:]+$',
-    default: 'sa',
-    description: 'prefix of every Redis key (no colon)',
-  }),
+  ...DatabaseEnv,
+  ...LogEnv,
+  ...RedisEnv,
 });
 
 export interface Config {
@@ -102,7 +82,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     receiptsPerJob: parsed.RECEIPTS_PER_JOB,
     databaseUrl: parsed.DATABASE_URL,
     dataDir: parsed.DATA_DIR,
-    logLevel: parsed.LOG_LEVEL as LogLevel,
+    logLevel: parsed.LOG_LEVEL,
     redisUrl: parsed.REDIS_URL,
     redisPrefix: parsed.REDIS_PREFIX,
   };

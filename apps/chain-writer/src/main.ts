@@ -4,7 +4,6 @@ import {
   createLogger,
   createShutdown,
   exitOnSignals,
-  type LogLevel,
   loadConfigOrExit,
 } from '@streamanchor/service-kit';
 import type { Address } from 'viem';
@@ -14,7 +13,7 @@ import { loadConfig } from './config';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit(() => loadConfig(process.env));
-  const logger = createLogger({ service: 'chain-writer', level: config.LOG_LEVEL as LogLevel });
+  const logger = createLogger({ service: 'chain-writer', level: config.LOG_LEVEL });
   const shutdown = createShutdown({ logger });
   exitOnSignals(shutdown, logger);
   try {

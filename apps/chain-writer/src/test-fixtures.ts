@@ -1,5 +1,6 @@
 // Test helpers shared by this app's tests (real Redis, real anvil, PGlite and Postgres).
 import { randomBytes } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
 import {
   createKeys,
   createQueue,
@@ -17,7 +18,7 @@ import {
   type RecordRow,
 } from '@streamanchor/db';
 import { type AcceptedRecord, canonicalPayload, contentHashOf } from '@streamanchor/protocol';
-import { createLogger, type Logger, type LogLevel } from '@streamanchor/service-kit';
+import { BaseError, createLogger, LogEnv, type Logger, parseEnv } from '@streamanchor/service-kit';
 import {
   ANVIL_TEST_PRIVATE_KEY,
   type Anvil,
@@ -93,7 +94,7 @@ export interface CrashedAt {
 }
 
 /** Thrown by every effect once the simulated process is "dead". */
-export class SimulatedCrash extends Error {
+export class SimulatedCrash extends BaseError {
   override name = 'SimulatedCrash';
 }
 
@@ -175,7 +176,9 @@ export async function createWriterFixture(kind: TestDatabaseKind): Promise<Write
   const prefix = testRedisPrefix('writer');
   const keys = createKeys(prefix);
   const redis = createRedisConnection(TEST_REDIS_URL, 'chain-writer-test');
-  const level = (process.env.TEST_LOG_LEVEL ?? 'silent') as LogLevel;
+  const { LOG_LEVEL: level } = parseEnv('chain-writer tests', Type.Object(LogEnv), {
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL || 'silent',
+  });
   const logger = createLogger({ service: 'chain-writer-test', level });
   const baseEnv: Record<string, string> = {
     RPC_URL: anvil.rpcUrl,

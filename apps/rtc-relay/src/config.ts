@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
 import { LIMITS } from '@streamanchor/protocol';
-import { type LogLevel, LogLevelSchema, parseEnv } from '@streamanchor/service-kit';
+import {
+  LogEnv,
+  type LogLevel,
+  PORT_RULE,
+  parseEnv,
+  RedisEnv,
+  SessionRouteEnv,
+} from '@streamanchor/service-kit';
 
 const Int = (options: {
   default: number;
@@ -13,16 +20,8 @@ const Int = (options: {
 
 /** Every environment variable the relay reads; `description` is what a bad value's error shows. */
 export const ConfigSchema = Type.Object({
-  LOG_LEVEL: LogLevelSchema,
-  REDIS_URL: Type.String({
-    default: 'redis://127.0.0.1:6379',
-    description: 'Redis URL for BullMQ and the registry',
-  }),
-  REDIS_PREFIX: Type.String({
-    default: 'sa',
-    pattern: '^[A-Za-z0-9_.-]+$',
-    description: 'key prefix shared by every StreamAnchor service of one deployment',
-  }),
+  ...LogEnv,
+  ...RedisEnv,
   RELAY_ID: Type.Optional(
     Type.String({
       pattern: '^[A-Za-z0-9_.-]{1,100}$',
@@ -31,9 +30,8 @@ export const ConfigSchema = Type.Object({
     }),
   ),
   ICE_UDP_PORT: Int({
+    ...PORT_RULE,
     default: 0,
-    minimum: 0,
-    maximum: 65535,
     description:
       '0 = one ephemeral UDP port per session; N = every session muxed on UDP port N (publish it)',
   }),
@@ -139,11 +137,7 @@ export const ConfigSchema = Type.Object({
     minimum: 100,
     description: 'registry heartbeat interval (TTL is 3x)',
   }),
-  SESSION_TTL_MS: Int({
-    default: 30_000,
-    minimum: 1000,
-    description: 'TTL of the session routes the relay refreshes on every heartbeat',
-  }),
+  ...SessionRouteEnv,
   MAX_SESSIONS: Int({
     default: 1000,
     minimum: 1,
@@ -226,7 +220,7 @@ export function defaultRelayId(): string {
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv('rtc-relay', ConfigSchema, env);
   return {
-    logLevel: e.LOG_LEVEL as LogLevel,
+    logLevel: e.LOG_LEVEL,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     relayId: e.RELAY_ID ?? defaultRelayId(),

@@ -1,22 +1,33 @@
 import { statSync } from 'node:fs';
 import { type Static, Type } from '@sinclair/typebox';
-import { ConfigError, type LogLevel, LogLevelSchema, parseEnv } from '@streamanchor/service-kit';
+import {
+  ChainEnv,
+  ConfigError,
+  DeploymentEnv,
+  HTTP_URL_RULE,
+  JWT_SECRET_RULE,
+  LogEnv,
+  MIN_JWT_SECRET_LENGTH,
+  PORT_RULE,
+  parseEnv,
+  RedisEnv,
+  SessionRouteEnv,
+} from '@streamanchor/service-kit';
 
 export const SERVICE_NAME = 'signaling-gateway';
 
-/** Smallest accepted JWT_SECRET, in characters (HS256 wants at least 256 bits of key). */
-export const MIN_JWT_SECRET_LENGTH = 32;
+/** Smallest accepted JWT_SECRET, in characters (the one rule, shared with the local stack). */
+export { MIN_JWT_SECRET_LENGTH };
 
 const JwtSecret = Type.String({
-  minLength: MIN_JWT_SECRET_LENGTH,
+  ...JWT_SECRET_RULE,
   description: `HS256 secret shared with whoever mints tokens; at least ${MIN_JWT_SECRET_LENGTH} characters`,
 });
 
 export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '127.0.0.1', description: 'address the HTTP server binds' }),
   PORT: Type.Integer({
-    minimum: 0,
-    maximum: 65535,
+    ...PORT_RULE,
     default: 8080,
     description: 'TCP port of the HTTP server (0 picks a free one)',
   }),
@@ -36,11 +47,7 @@ export const ConfigSchema = Type.Object({
     default: 6000,
     description: 'a relay whose last heartbeat is older than this is not given new sessions (ms)',
   }),
-  SESSION_TTL_MS: Type.Integer({
-    minimum: 1,
-    default: 30000,
-    description: 'initial lifetime of a session route in Redis; the relay refreshes it (ms)',
-  }),
+  ...SessionRouteEnv,
   JWT_AUDIENCE: Type.Optional(
     Type.String({
       minLength: 1,
@@ -98,17 +105,10 @@ export const ConfigSchema = Type.Object({
     description:
       'a socket with no traffic for this long is closed (ms); above SIGNALING_TIMEOUT_MS',
   }),
-  CHAIN_ID: Type.Integer({ minimum: 1, description: 'EVM chain id of the StreamAnchor contract' }),
-  CONTRACT_ADDRESS: Type.String({
-    pattern: '^0x[0-9a-fA-F]{40}$',
-    description: 'address of the StreamAnchor contract (0x + 40 hex)',
-  }),
-  DEPLOYMENT_BLOCK: Type.Integer({
-    minimum: 0,
-    description: 'block number the StreamAnchor contract was deployed in',
-  }),
+  ...ChainEnv,
+  ...DeploymentEnv,
   PUBLIC_RPC_URL: Type.String({
-    pattern: '^https?://',
+    ...HTTP_URL_RULE,
     description: 'HTTP JSON-RPC URL browsers use to read the chain (served in /v1/info)',
   }),
   WEB_DIST_DIR: Type.Optional(
@@ -123,24 +123,13 @@ export const ConfigSchema = Type.Object({
       description: 'comma-separated origins allowed by CORS, or * for any; unset disables CORS',
     }),
   ),
-  LOG_LEVEL: LogLevelSchema,
-  REDIS_URL: Type.String({
-    pattern: '^rediss?://',
-    default: 'redis://127.0.0.1:6379',
-    description: 'Redis for the queues and the relay registry',
-  }),
-  REDIS_PREFIX: Type.String({
-    minLength: 1,
-    pattern: '^[^:\\s]+$',
-    default: 'sa',
-    description: 'prefix of every Redis key (no colon)',
-  }),
+  ...LogEnv,
+  ...RedisEnv,
 });
 
 type RawConfig = Static<typeof ConfigSchema>;
 
-export interface Config extends Omit<RawConfig, 'CORS_ORIGINS' | 'LOG_LEVEL'> {
-  LOG_LEVEL: LogLevel;
+export interface Config extends Omit<RawConfig, 'CORS_ORIGINS'> {
   /** Parsed CORS_ORIGINS: empty when CORS is off; ['*'] allows any origin. */
   CORS_ORIGINS: string[];
 }
@@ -183,11 +172,7 @@ export function loadConfig(env: Env): Config {
   }
 
   if (problems.length > 0) throw new ConfigError(SERVICE_NAME, problems);
-  return {
-    ...raw,
-    LOG_LEVEL: raw.LOG_LEVEL as Config['LOG_LEVEL'],
-    CORS_ORIGINS: origins,
-  };
+  return { ...raw, CORS_ORIGINS: origins };
 }
 
 /** The few variables `pnpm token` needs (it mints tokens with the gateway's secret). */

@@ -1,16 +1,14 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
+import { BaseError } from '@streamanchor/service-kit';
 import { paths } from './paths';
 
 /** A build step failed; `details` holds the tail of its output. */
-export class BuildError extends Error {
+export class BuildError extends BaseError<string> {
   override name = 'BuildError';
-  constructor(
-    readonly shortMessage: string,
-    readonly details: string,
-  ) {
-    super(`${shortMessage}\n${details}`);
+  constructor(shortMessage: string, details: string) {
+    super(shortMessage, { details, message: `${shortMessage}\n${details}` });
   }
 }
 

@@ -16,14 +16,13 @@ import {
   createLogger,
   createShutdown,
   exitOnSignals,
-  type LogLevel,
   loadConfigOrExit,
 } from '@streamanchor/service-kit';
 
 async function main(): Promise<void> {
   const writerConfig = loadConfigOrExit(() => writer.loadConfig(process.env));
   const indexerConfig = loadConfigOrExit(() => indexer.loadConfig(process.env));
-  const level = writerConfig.LOG_LEVEL as LogLevel;
+  const level = writerConfig.LOG_LEVEL;
   const logger = createLogger({ service: 'chain-services', level });
   const shutdown = createShutdown({ logger });
   exitOnSignals(shutdown, logger);

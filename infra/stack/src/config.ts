@@ -1,12 +1,21 @@
 import { resolve } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
-import { LogLevelSchema, parseEnv } from '@streamanchor/service-kit';
+import {
+  DATA_DIR_RULE,
+  DATABASE_URL_RULE,
+  JWT_SECRET_RULE,
+  LogEnv,
+  MIN_JWT_SECRET_LENGTH,
+  PORT_RULE,
+  parseEnv,
+  REDIS_PREFIX_RULE,
+  REDIS_URL_RULE,
+} from '@streamanchor/service-kit';
 import { REPO_ROOT } from './paths';
 
 const Port = (description: string, defaultValue?: number) =>
   Type.Integer({
-    minimum: 0,
-    maximum: 65535,
+    ...PORT_RULE,
     description,
     ...(defaultValue === undefined ? {} : { default: defaultValue }),
   });
@@ -14,28 +23,29 @@ const Port = (description: string, defaultValue?: number) =>
 /**
  * The local stack's own settings. Variables that the services also read (DATABASE_URL,
  * REDIS_URL, REDIS_PREFIX, PORT, ICE_UDP_PORT, JWT_SECRET, DATA_DIR, LOG_LEVEL) keep their
- * meaning; the stack passes them on to the services that use them.
+ * meaning and their rule (the `*_RULE` fragments of @streamanchor/service-kit); the stack
+ * passes them on to the services that use them. Only a default (REDIS_PREFIX is `sa-dev`
+ * here; REDIS_URL has none) or a description may differ.
  */
 export const StackConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(
     Type.String({
-      pattern: '^postgres(ql)?://',
+      ...DATABASE_URL_RULE,
       description:
         'postgres:// URL; when unset the chain services share one embedded PGlite in DATA_DIR',
     }),
   ),
   REDIS_URL: Type.Optional(
     Type.String({
-      pattern: '^rediss?://',
+      ...REDIS_URL_RULE,
       description: 'redis:// URL; when unset the stack uses 127.0.0.1:6379 or starts redis-server',
     }),
   ),
   REDIS_PREFIX: Type.String({
-    minLength: 1,
-    pattern: '^[^:\\s]+$',
+    ...REDIS_PREFIX_RULE,
     default: 'sa-dev',
     description:
-      'Redis key prefix; the dev stack discards queued work under it at start (the chain is fresh)',
+      'Redis key prefix (letters, digits, . _ -); the dev stack discards queued work under it at start (the chain is fresh)',
   }),
   HOST: Type.String({
     minLength: 1,
@@ -50,21 +60,20 @@ export const StackConfigSchema = Type.Object({
     description: 'seconds between anvil blocks; 0 mines a block per transaction',
   }),
   DATA_DIR: Type.String({
-    minLength: 1,
+    ...DATA_DIR_RULE,
     default: '.data',
     description: 'folder for local state (PGlite, the JWT secret); relative to the repository root',
   }),
   JWT_SECRET: Type.Optional(
     Type.String({
-      minLength: 32,
-      description:
-        'HS256 secret for bearer tokens (≥32 chars); default: generated once into DATA_DIR/jwt-secret',
+      ...JWT_SECRET_RULE,
+      description: `HS256 secret for bearer tokens (≥${MIN_JWT_SECRET_LENGTH} chars); default: generated once into DATA_DIR/jwt-secret`,
     }),
   ),
   ICE_UDP_PORT: Type.Optional(
     Port('the one UDP port the relay muxes every WebRTC session on (0 or unset: a free port)'),
   ),
-  LOG_LEVEL: LogLevelSchema,
+  ...LogEnv,
 });
 
 export type StackEnv = Static<typeof StackConfigSchema>;

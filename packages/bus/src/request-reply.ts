@@ -1,17 +1,17 @@
-import { walkError } from '@streamanchor/protocol';
+import { BaseError, walkError } from '@streamanchor/protocol';
 import { type Queue, type QueueEvents, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobData, JobName, JobResult, QueueKind } from './queues';
 import type { TypedQueue } from './typed';
 
 /** The remote side did not finish the job before the deadline. */
-export class RequestTimeoutError extends Error {
+export class RequestTimeoutError extends BaseError<{ jobName: string; timeoutMs: number }> {
   override name = 'RequestTimeoutError';
   constructor(
     readonly jobName: string,
     readonly timeoutMs: number,
   ) {
-    super(`${jobName}: no reply within ${timeoutMs} ms`);
+    super(`${jobName}: no reply within ${timeoutMs} ms`, { details: { jobName, timeoutMs } });
   }
 }
 

@@ -1,16 +1,28 @@
 import type { Static, TObject } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { BaseError } from '@streamanchor/protocol';
+
+/** One bad variable: its name and what is wrong with it (with the variable's description). */
+export interface ConfigProblem {
+  variable: string;
+  message: string;
+}
 
 /** Thrown when the environment does not describe a valid configuration; the message names each variable. */
-export class ConfigError extends Error {
+export class ConfigError extends BaseError<{
+  service: string;
+  problems: readonly ConfigProblem[];
+}> {
   override name = 'ConfigError';
   constructor(
     readonly service: string,
-    readonly problems: readonly { variable: string; message: string }[],
+    readonly problems: readonly ConfigProblem[],
   ) {
-    super(
-      `Invalid configuration for ${service}:\n${problems.map((p) => `  - ${p.variable}: ${p.message}`).join('\n')}`,
-    );
+    const shortMessage = `Invalid configuration for ${service}`;
+    super(shortMessage, {
+      details: { service, problems },
+      message: `${shortMessage}:\n${problems.map((p) => `  - ${p.variable}: ${p.message}`).join('\n')}`,
+    });
   }
 }
 

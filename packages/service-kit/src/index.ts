@@ -1,5 +1,26 @@
-export { ConfigError, loadConfigOrExit, parseEnv } from './config';
+export { ConfigError, type ConfigProblem, loadConfigOrExit, parseEnv } from './config';
+export {
+  ChainEnv,
+  DATA_DIR_RULE,
+  DATABASE_URL_RULE,
+  DatabaseEnv,
+  DEFAULT_REDIS_PREFIX,
+  DEFAULT_REDIS_URL,
+  DeploymentEnv,
+  HTTP_URL_RULE,
+  JWT_SECRET_RULE,
+  LOG_LEVELS,
+  LogEnv,
+  type LogLevel,
+  LogLevelSchema,
+  MIN_JWT_SECRET_LENGTH,
+  PORT_RULE,
+  REDIS_PREFIX_RULE,
+  REDIS_URL_RULE,
+  RedisEnv,
+  RpcEnv,
+  SessionRouteEnv,
+} from './config-fragments';
 export { BaseError, ServiceError, walkError } from './errors';
-export { createLogger, type Logger, type LogLevel } from './logger';
-export { LogLevelSchema } from './schemas';
+export { createLogger, type Logger } from './logger';
 export { createShutdown, exitOnSignals, type Shutdown, type ShutdownHook } from './shutdown';

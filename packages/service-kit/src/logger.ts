@@ -1,8 +1,7 @@
 import { type Logger, pino } from 'pino';
+import type { LogLevel } from './config-fragments';
 
-export type { Logger };
-
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type { Logger, LogLevel };
 
 /** One JSON logger per service; `service` is stamped on every line so a merged stream stays readable. */
 export function createLogger({

@@ -1,6 +1,7 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import {
   ANY_TOPIC,
+  BaseError,
   CLOCK_TOLERANCE_SECONDS,
   SUBJECT_PATTERN,
   TOPIC_PATTERN,
@@ -32,13 +33,10 @@ export type TokenErrorReason =
   | 'subject';
 
 /** A bearer token was presented but cannot be accepted. `reason` is safe to show to the client. */
-export class TokenError extends Error {
+export class TokenError extends BaseError<{ reason: TokenErrorReason; cause?: unknown }> {
   override name = 'TokenError';
-  constructor(
-    readonly shortMessage: string,
-    readonly details: { reason: TokenErrorReason; cause?: unknown },
-  ) {
-    super(shortMessage, details.cause === undefined ? {} : { cause: details.cause });
+  constructor(shortMessage: string, details: { reason: TokenErrorReason; cause?: unknown }) {
+    super(shortMessage, { details, cause: details.cause });
   }
 }
 

@@ -9,7 +9,7 @@ import {
   requestReply,
   type TypedQueue,
 } from '@streamanchor/bus';
-import { LookupReceiptResult } from '@streamanchor/protocol';
+import { BaseError, LookupReceiptResult } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { QueueEvents } from 'bullmq';
 
@@ -21,11 +21,13 @@ export interface IndexerClientOptions {
 }
 
 /** The indexer answered something that is not a LookupReceiptResult. */
-export class InvalidLookupResultError extends Error {
+export class InvalidLookupResultError extends BaseError<{ recordId: string; errors: string[] }> {
   override name = 'InvalidLookupResultError';
-  readonly shortMessage = 'The indexer answered a lookup with an unexpected shape';
-  constructor(readonly details: { recordId: string; errors: string[] }) {
-    super(`lookupReceipt ${details.recordId}: unexpected result (${details.errors.join('; ')})`);
+  constructor(details: { recordId: string; errors: string[] }) {
+    super('The indexer answered a lookup with an unexpected shape', {
+      details,
+      message: `lookupReceipt ${details.recordId}: unexpected result (${details.errors.join('; ')})`,
+    });
   }
 }
 
