@@ -168,7 +168,7 @@ export const ConfigSchema = Type.Object({
     default: 5000,
     minimum: 0,
     description:
-      'on delete, expiry or shutdown: longest the relay waits to deliver pending acks before closing',
+      'on delete, expiry or shutdown: longest the relay waits to hand over pending acks, then to let them arrive before the peer connection closes (at least 1 s)',
   }),
 });
 

@@ -272,7 +272,7 @@ describe('rtc-relay', () => {
       );
     expect(await remove('a')).toEqual({ deleted: true });
     await client.waitFor((e) => e.event === 'closed');
-    expect(relay.app.stats().sessions).toBe(0);
+    await expect.poll(() => relay.app.stats().sessions, { timeout: 10_000 }).toBe(0);
     await expect.poll(() => registry.getSession(sessionId)).toBeUndefined();
     expect(await remove('b')).toEqual({ deleted: false });
   });
@@ -325,7 +325,8 @@ describe('rtc-relay', () => {
       code: 'token_expired',
     });
     await client.waitFor((e) => e.event === 'closed');
-    expect(relay.app.stats().sessions).toBe(0);
+    // The peer connection closes after the channel's linger (CLOSE_GRACE_MS at most).
+    await expect.poll(() => relay.app.stats().sessions, { timeout: 10_000 }).toBe(0);
     expect(relay.app.stats().nacks).toEqual({ token_expired: 1 });
   });
 

@@ -193,7 +193,9 @@ export class SessionManager {
   async delete(sessionId: string): Promise<boolean> {
     const session = this.sessions.get(sessionId);
     if (!session) return false;
-    await session.end('deleted');
+    // The reply goes out once the owed acks are handed over; the peer connection closes
+    // after its linger (session.end), without holding the gateway's request.
+    await session.end('deleted', undefined, { awaitClose: false });
     return true;
   }
 

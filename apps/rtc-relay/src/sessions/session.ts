@@ -86,7 +86,6 @@ export class Session {
   private endCode: NackCode | undefined;
   private expiring = false;
   private closingReason: string | undefined;
-  private channelClosed: (() => void) | undefined;
   private readonly expiresAt: number;
   private readonly now: () => number;
   private readonly replies: Slot[] = [];
@@ -175,7 +174,11 @@ export class Session {
    * `endCode` (or ignored without one), replies already owed are delivered (for up
    * to closeGraceMs), then the peer connection closes.
    */
-  async end(reason: string, endCode?: NackCode): Promise<void> {
+  async end(
+    reason: string,
+    endCode?: NackCode,
+    { awaitClose = true }: { awaitClose?: boolean } = {},
+  ): Promise<void> {
     if (this.state === 'closed') return;
     if (this.state !== 'open' && this.state !== 'ending') {
       this.close(reason);
@@ -192,29 +195,35 @@ export class Session {
       if (owed === 0 && buffered === 0) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    // bufferedAmount 0 means handed to SCTP, not delivered: closing the peer connection now
-    // could drop the last replies (the token_expired nack among them). Close the channel
-    // first (its stream reset follows the data) and close the rest once the peer confirmed
-    // it, or after what is left of the grace period.
-    if (this.state === 'ending' && this.channel) {
-      this.closingReason = reason;
-      const confirmed = new Promise<void>((resolve) => {
-        this.channelClosed = resolve;
-      });
-      try {
-        this.channel.close();
-      } catch {}
+    // A second end() while the first lingers: the first one closes.
+    if (this.closingReason !== undefined) {
+      if (awaitClose) await this.closed;
+      return;
+    }
+    if (this.state !== 'ending' || !this.channel) return this.close(reason);
+    // bufferedAmount 0 means handed to SCTP, not delivered, and libdatachannel fires the
+    // channel's onClosed locally at once: closing the peer connection now could drop the
+    // last replies (the token_expired nack among them). Close the channel (its stream reset
+    // follows the queued data), then wait for the peer to hang up, or for the rest of the
+    // grace period (at least a second), before closing the peer connection.
+    this.closingReason = reason;
+    try {
+      this.channel.close();
+    } catch {}
+    const lingerMs = Math.max(deadline - Date.now(), Math.min(1000, this.options.closeGraceMs));
+    const hangUp = (async () => {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        confirmed,
         this.closed,
         new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, Math.max(0, Math.min(1000, deadline - Date.now())));
+          timer = setTimeout(resolve, lingerMs);
+          timer.unref();
         }),
       ]);
       clearTimeout(timer);
-    }
-    this.close(reason);
+      this.close(reason);
+    })();
+    if (awaitClose) await hangUp;
   }
 
   /** Closes at once; safe to call any number of times, from any callback. */
@@ -258,8 +267,9 @@ export class Session {
     this.channel = channel;
     channel.onMessage((message) => this.onMessage(message));
     channel.onClosed(() => {
-      if (this.channelClosed) return this.channelClosed();
-      this.close(this.closingReason ?? 'data channel closed');
+      // Our own close (end()): the peer connection closes after the linger, not now.
+      if (this.closingReason !== undefined) return;
+      this.close('data channel closed');
     });
     channel.onError((error) => {
       this.options.logger.debug({ sessionId: this.id, error }, 'data channel error');
