@@ -40,7 +40,13 @@ export function createAuditPublisher(
   const maxEvents = options.maxEvents ?? 100;
   const flushMs = options.flushMs ?? 250;
   const now = options.now ?? Date.now;
-  const queue: TypedQueue<'audit'> = createQueue(bus, 'audit');
+  // Made on the first flush: a process that never audits anything opens no queue (and a
+  // BullMQ queue left on a connection that closes rejects in the background).
+  let queue: TypedQueue<'audit'> | undefined;
+  const queueNow = () => {
+    queue ??= createQueue(bus, 'audit');
+    return queue;
+  };
   let buffer: AuditEvent[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
@@ -58,7 +64,7 @@ export function createAuditPublisher(
     while (buffer.length > 0) {
       const events = buffer.slice(0, maxEvents);
       try {
-        await queue.add(
+        await queueNow().add(
           'auditEvents',
           { events },
           {
@@ -102,7 +108,7 @@ export function createAuditPublisher(
     flush,
     async close() {
       await flush();
-      await queue.close();
+      await queue?.close();
     },
   };
 }
