@@ -98,6 +98,12 @@ export const ConfigSchema = Type.Object({
     minimum: 1,
     description: 'records one session may publish at once above its rate (bucket size)',
   }),
+  RATE_LIMITED_CLOSE_AFTER: Int({
+    default: 4000,
+    minimum: 0,
+    description:
+      'rate_limited refusals within one second after which the relay closes the session (a client ignoring retryAfterMs); 0 = never',
+  }),
   PUBLISH_RATE_PER_SUBJECT: Int({
     default: 5000,
     minimum: 0,
@@ -192,6 +198,8 @@ export interface Config {
   publishQuota: {
     perSession: { ratePerSecond: number; burst: number };
     perSubject: { ratePerSecond: number; burst: number };
+    /** rate_limited refusals within one second that close the session (0: never). */
+    closeAfterRefusals: number;
   };
   recordFlushMs: number;
   recordFlushMax: number;
@@ -241,6 +249,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     publishQuota: {
       perSession: { ratePerSecond: e.PUBLISH_RATE_PER_SESSION, burst: e.PUBLISH_BURST_PER_SESSION },
       perSubject: { ratePerSecond: e.PUBLISH_RATE_PER_SUBJECT, burst: e.PUBLISH_BURST_PER_SUBJECT },
+      closeAfterRefusals: e.RATE_LIMITED_CLOSE_AFTER,
     },
     recordFlushMs: e.RECORD_FLUSH_MS,
     recordFlushMax: e.RECORD_FLUSH_MAX,

@@ -334,6 +334,8 @@ describe('rtc-relay', () => {
     const { relay, client: flooder } = await setup({
       PUBLISH_RATE_PER_SESSION: '100',
       PUBLISH_BURST_PER_SESSION: '300',
+      // Only nacked here; closing a flooder is the next test.
+      RATE_LIMITED_CLOSE_AFTER: '0',
     });
     second = await ClientProcess.spawn();
     const other = second;
@@ -368,6 +370,41 @@ describe('rtc-relay', () => {
           relay.recordJobs.flatMap((job) => job.records).filter((r) => r.subject === 'bob').length,
       )
       .toBe(250);
+  });
+
+  test('behavior: a session that ignores retryAfterMs is closed; another session keeps every record acked', async () => {
+    const { relay, client: flooder } = await setup({
+      PUBLISH_RATE_PER_SESSION: '100',
+      PUBLISH_BURST_PER_SESSION: '300',
+      RATE_LIMITED_CLOSE_AFTER: '200',
+    });
+    second = await ClientProcess.spawn();
+    const other = second;
+    await relay.startWriter();
+    await relay.connect(flooder, { subject: 'mallory' });
+    await relay.connect(other, { subject: 'bob' });
+    flooder.command({
+      cmd: 'publish',
+      count: 5000,
+      payloadBytes: 100,
+      topic: 'demo',
+      idPrefix: 'f',
+    });
+    // The last word before the close: a rate_limited nack with id null saying so.
+    expect(await flooder.message((m) => m.type === 'nack' && m.id === null, 30_000)).toMatchObject({
+      code: 'rate_limited',
+      message: expect.stringContaining('the session is closed'),
+    });
+    await flooder.waitFor((e) => e.event === 'closed', 30_000);
+    const normal = await other.publishMany({
+      count: 250,
+      payloadBytes: 100,
+      topic: 'demo',
+      idPrefix: 'n',
+      listAcks: true,
+    });
+    expect(normal).toMatchObject({ acks: 250, nacks: 0, codes: {} });
+    await expect.poll(() => relay.app.stats().sessions, { timeout: 10_000 }).toBe(1);
   });
 
   test('behavior: a 30,000-deep payload gets payload_too_deep, a 3,000-key one payload_too_complex; another session keeps being acked', async () => {

@@ -124,6 +124,7 @@ export class SessionManager {
         maxTotalMembers: config.maxPayloadTotalMembers,
         sessionQuota: createTokenBucket(config.publishQuota.perSession),
         subjectQuota,
+        closeAfterRefusals: config.publishQuota.closeAfterRefusals,
         connectTimeoutMs: config.connectTimeoutMs,
         disconnectTimeoutMs: config.disconnectTimeoutMs,
         maxBufferedBytes: config.maxBufferedBytes,

@@ -47,6 +47,12 @@ export interface SessionOptions {
   sessionQuota: TokenBucket;
   /** The quota shared by every session of this subject on this relay. */
   subjectQuota: TokenBucket;
+  /**
+   * rate_limited refusals within one second after which the session is closed (0: never):
+   * a client that ignores `retryAfterMs` would otherwise cost the relay a check and a nack
+   * per message, taken from every other session's share of the event loop.
+   */
+  closeAfterRefusals?: number;
   /** The clock for quotas and expiry checks (default Date.now). */
   now?: () => number;
   connectTimeoutMs: number;
@@ -78,6 +84,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class Session {
   readonly id: string;
   readonly subject: string;
+  private refusals = { since: 0, count: 0 };
+  private flooding = false;
   /** This session's nacks by code (audited when it closes). */
   readonly nackCounts: Partial<Record<NackCode, number>> = {};
   private state: State = 'connecting';
@@ -319,6 +327,8 @@ export class Session {
 
   private onMessage(message: string | Buffer | ArrayBuffer): void {
     if (this.state !== 'open' && this.state !== 'ending') return;
+    // Closed for flooding: what it still sends is not even read.
+    if (this.flooding) return;
     if (typeof message !== 'string') {
       this.reply(
         this.nack(
@@ -344,6 +354,7 @@ export class Session {
     const retryAfterMs = takeFromAll([this.options.sessionQuota, this.options.subjectQuota], now);
     if (retryAfterMs > 0) {
       this.reply(this.nack(result.id, 'rate_limited', 'publish quota exceeded', retryAfterMs));
+      this.noteRefusal(now);
       return;
     }
     const slot: Slot = { text: undefined };
@@ -363,6 +374,27 @@ export class Session {
       }
       this.flushReplies();
     });
+  }
+
+  private noteRefusal(now: number): void {
+    const limit = this.options.closeAfterRefusals ?? 0;
+    if (limit <= 0) return;
+    if (now - this.refusals.since >= 1000) this.refusals = { since: now, count: 0 };
+    if (++this.refusals.count <= limit) return;
+    this.flooding = true;
+    this.options.logger.warn(
+      { sessionId: this.id, subject: this.subject, refusalsPerSecond: this.refusals.count },
+      'session kept publishing past its quota; closing it',
+    );
+    this.reply(
+      this.nack(
+        null,
+        'rate_limited',
+        `more than ${limit} publishes refused within a second; the session is closed`,
+        1000,
+      ),
+    );
+    void this.end('publishing past its quota', 'rate_limited');
   }
 
   private reply(text: string): void {
