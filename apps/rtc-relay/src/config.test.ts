@@ -23,8 +23,9 @@ describe('loadConfig', () => {
       maxPayloadMembers: LIMITS.maxMembers,
       maxPayloadTotalMembers: LIMITS.maxTotalMembers,
       publishQuota: {
-        perSession: { ratePerSecond: 2000, burst: 4000 },
-        perSubject: { ratePerSecond: 5000, burst: 10_000 },
+        perSession: { ratePerSecond: 500, burst: 1000 },
+        perSubject: { ratePerSecond: 1000, burst: 2000 },
+        closeAfterRefusals: 1000,
       },
       recordBufferMax: 20_000,
       recordBufferMaxPerSession: 2000,

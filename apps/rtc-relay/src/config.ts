@@ -88,30 +88,30 @@ export const ConfigSchema = Type.Object({
     description: 'most members of all arrays and objects of one payload (announced in hello)',
   }),
   PUBLISH_RATE_PER_SESSION: Int({
-    default: 2000,
+    default: 500,
     minimum: 0,
     description:
       'records per second one session may publish (token bucket; 0 = unlimited); beyond it rate_limited',
   }),
   PUBLISH_BURST_PER_SESSION: Int({
-    default: 4000,
+    default: 1000,
     minimum: 1,
     description: 'records one session may publish at once above its rate (bucket size)',
   }),
   RATE_LIMITED_CLOSE_AFTER: Int({
-    default: 4000,
+    default: 1000,
     minimum: 0,
     description:
       'rate_limited refusals within one second after which the relay closes the session (a client ignoring retryAfterMs); 0 = never',
   }),
   PUBLISH_RATE_PER_SUBJECT: Int({
-    default: 5000,
+    default: 1000,
     minimum: 0,
     description:
       'records per second all sessions of one subject may publish on this relay (0 = unlimited)',
   }),
   PUBLISH_BURST_PER_SUBJECT: Int({
-    default: 10_000,
+    default: 2000,
     minimum: 1,
     description: 'records all sessions of one subject may publish at once above their rate',
   }),

@@ -71,15 +71,24 @@ describe('subject quotas', () => {
     expect(quotas.size).toBe(2);
   });
 
-  test('behavior: the bucket is dropped when the last session of its subject releases it', () => {
-    const quotas = createSubjectQuotas({ ratePerSecond: 1, burst: 1 });
+  test('behavior: a released bucket is kept until it has refilled, then dropped', () => {
+    let now = 0;
+    const quotas = createSubjectQuotas({ ratePerSecond: 1, burst: 2 }, () => now);
     const first = quotas.acquire('alice');
     quotas.acquire('alice');
     quotas.release('alice');
     expect(quotas.acquire('alice')).toBe(first);
+    expect([first.take(now), first.take(now), first.take(now)]).toEqual([true, true, false]);
     quotas.release('alice');
     quotas.release('alice');
-    expect(quotas.size).toBe(0);
+    // Closing every session and opening a new one gives no fresh burst.
+    now = 1000;
+    const again = quotas.acquire('alice');
+    expect(again).toBe(first);
+    expect([again.take(now), again.take(now)]).toEqual([true, false]);
+    quotas.release('alice');
+    // Refilled (burst ÷ rate = 2 s after the release): dropped, a new one is the same.
+    now = 3000;
     quotas.release('nobody');
     expect(quotas.size).toBe(0);
   });

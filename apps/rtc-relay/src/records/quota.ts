@@ -55,32 +55,53 @@ export function takeFromAll(buckets: readonly TokenBucket[], now: number): numbe
 
 /**
  * One token bucket per subject, shared by that subject's sessions on this relay. A bucket
- * lives while a session of its subject does (acquire on open, release on close).
+ * outlives its last session until it has refilled (burst ÷ rate): a subject that closes its
+ * sessions and opens new ones does not get a fresh burst each time.
  */
 export interface SubjectQuotas {
   acquire(subject: string): TokenBucket;
   release(subject: string): void;
-  /** Subjects holding a bucket now. */
+  /** Subjects holding a bucket now (including released ones still refilling). */
   readonly size: number;
 }
 
-export function createSubjectQuotas(options: QuotaOptions): SubjectQuotas {
-  const buckets = new Map<string, { bucket: TokenBucket; holders: number }>();
+export function createSubjectQuotas(
+  options: QuotaOptions,
+  now: () => number = Date.now,
+): SubjectQuotas {
+  const buckets = new Map<
+    string,
+    { bucket: TokenBucket; holders: number; releasedAt: number | undefined }
+  >();
+  const refillMs =
+    options.ratePerSecond > 0 ? (Math.max(1, options.burst) * 1000) / options.ratePerSecond : 0;
+  // Drops released buckets that are full again (a new one would be the same).
+  const sweep = (at: number) => {
+    for (const [subject, entry] of buckets) {
+      if (entry.holders <= 0 && at - (entry.releasedAt ?? at) >= refillMs) buckets.delete(subject);
+    }
+  };
   return {
     acquire(subject) {
+      const at = now();
+      sweep(at);
       let entry = buckets.get(subject);
       if (!entry) {
-        entry = { bucket: createTokenBucket(options), holders: 0 };
+        entry = { bucket: createTokenBucket(options), holders: 0, releasedAt: undefined };
         buckets.set(subject, entry);
       }
       entry.holders += 1;
+      entry.releasedAt = undefined;
       return entry.bucket;
     },
     release(subject) {
+      const at = now();
       const entry = buckets.get(subject);
-      if (!entry) return;
-      entry.holders -= 1;
-      if (entry.holders <= 0) buckets.delete(subject);
+      if (entry) {
+        entry.holders -= 1;
+        if (entry.holders <= 0) entry.releasedAt = at;
+      }
+      sweep(at);
     },
     get size() {
       return buckets.size;
