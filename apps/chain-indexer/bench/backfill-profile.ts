@@ -8,7 +8,7 @@
 // same query id), so BEGIN/COMMIT are not in the per-statement figures (they are in
 // "other"). One run per kind: the figures are noisy on a shared machine, read the shape.
 import { createKeys, createRedisConnection } from '@streamanchor/bus';
-import { deployStreamAnchor, streamAnchorAbi } from '@streamanchor/contracts';
+import { deployStreamAnchor } from '@streamanchor/contracts';
 import type { Database } from '@streamanchor/db';
 import { createLogger } from '@streamanchor/service-kit';
 import {
@@ -18,10 +18,16 @@ import {
   testRedisPrefix,
 } from '@streamanchor/testing';
 import type { Kysely, KyselyPlugin, OperationNode, QueryId, RootOperationNode } from 'kysely';
-import { encodeFunctionData } from 'viem';
 import { createApp } from '../src/app';
-import { chainClients, mine, randomHex32, testConfig } from '../src/test-fixtures';
-import { closeDatabase, countingClient, type DatabaseKind, fmt, freshDatabase } from './support';
+import { chainClients, testConfig } from '../src/test-fixtures';
+import {
+  anchorRandomBatches,
+  closeDatabase,
+  countingClient,
+  type DatabaseKind,
+  fmt,
+  freshDatabase,
+} from './support';
 
 const total = Number(process.argv[2] ?? 2000);
 const perBlock = Number(process.argv[3] ?? 1);
@@ -95,34 +101,7 @@ try {
   const { publicClient, walletClient } = chain;
   const deployed = await deployStreamAnchor({ walletClient, publicClient });
   const contract = deployed.address.toLowerCase() as `0x${string}`;
-  if (perBlock > 1)
-    await publicClient.request({ method: 'evm_setAutomine' as never, params: [false] as never });
-  let nonce = await publicClient.getTransactionCount({
-    address: walletClient.account.address,
-    blockTag: 'pending',
-  });
-  const fees = await publicClient.estimateFeesPerGas();
-  let last: `0x${string}` | undefined;
-  for (let i = 0; i < total; i++) {
-    last = await walletClient.sendTransaction({
-      to: contract,
-      data: encodeFunctionData({
-        abi: streamAnchorAbi,
-        functionName: 'anchorBatch',
-        args: [randomHex32(), randomHex32(), 1 + (i % 1000)],
-      }),
-      nonce: nonce++,
-      gas: 150_000n,
-      maxFeePerGas: fees.maxFeePerGas * 2n,
-      maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
-    });
-    if (perBlock > 1 && (i + 1) % perBlock === 0) await mine(publicClient, 1);
-  }
-  if (perBlock > 1) {
-    await mine(publicClient, 1);
-    await publicClient.request({ method: 'evm_setAutomine' as never, params: [true] as never });
-  }
-  if (last) await publicClient.waitForTransactionReceipt({ hash: last, pollingInterval: 50 });
+  await anchorRandomBatches(chain, contract, total, perBlock);
   const head = await publicClient.getBlockNumber({ cacheTime: 0 });
   console.log(
     `${total} events in blocks ${deployed.blockNumber}..${head}; FINALITY_DEPTH ${finalityDepth}`,

@@ -26,10 +26,11 @@ import {
   testRedisPrefix,
 } from '@streamanchor/testing';
 import type { Kysely } from 'kysely';
-import { encodeFunctionData, type PublicClient } from 'viem';
+import type { PublicClient } from 'viem';
 import { createApp } from '../src/app';
-import { chainClients, mine, randomHex32, testConfig } from '../src/test-fixtures';
+import { chainClients, testConfig } from '../src/test-fixtures';
 import {
+  anchorRandomBatches,
   type BenchDatabase,
   closeDatabase,
   countingClient,
@@ -131,34 +132,7 @@ try {
   const contract = deployed.address.toLowerCase() as `0x${string}`;
 
   const started = performance.now();
-  if (perBlock > 1)
-    await publicClient.request({ method: 'evm_setAutomine' as never, params: [false] as never });
-  let nonce = await publicClient.getTransactionCount({
-    address: walletClient.account.address,
-    blockTag: 'pending',
-  });
-  const fees = await publicClient.estimateFeesPerGas();
-  let last: `0x${string}` | undefined;
-  for (let i = 0; i < total; i++) {
-    last = await walletClient.sendTransaction({
-      to: contract,
-      data: encodeFunctionData({
-        abi: streamAnchorAbi,
-        functionName: 'anchorBatch',
-        args: [randomHex32(), randomHex32(), 1 + (i % 1000)],
-      }),
-      nonce: nonce++,
-      gas: 150_000n,
-      maxFeePerGas: fees.maxFeePerGas * 2n,
-      maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
-    });
-    if (perBlock > 1 && (i + 1) % perBlock === 0) await mine(publicClient, 1);
-  }
-  if (perBlock > 1) {
-    await mine(publicClient, 1);
-    await publicClient.request({ method: 'evm_setAutomine' as never, params: [true] as never });
-  }
-  if (last) await publicClient.waitForTransactionReceipt({ hash: last, pollingInterval: 50 });
+  await anchorRandomBatches(chain, contract, total, perBlock);
   const head = await publicClient.getBlockNumber({ cacheTime: 0 });
   console.log(
     `anchored ${total} batches in ${((performance.now() - started) / 1000).toFixed(1)} s; ` +

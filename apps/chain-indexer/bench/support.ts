@@ -2,10 +2,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { streamAnchorAbi } from '@streamanchor/contracts';
 import { type DatabaseHandle, migrateToLatest, openDatabase } from '@streamanchor/db';
 import { createTestDatabase } from '@streamanchor/testing';
-import { createPublicClient, custom, http, type PublicClient } from 'viem';
-import { anvilChain } from '../src/test-fixtures';
+import { createPublicClient, custom, encodeFunctionData, http, type PublicClient } from 'viem';
+import { anvilChain, type ChainClients, mine, randomHex32 } from '../src/test-fixtures';
 
 /** A public client whose every JSON-RPC call is counted by method (HTTP underneath). */
 export interface CountingClient {
@@ -84,3 +85,43 @@ export function median(values: readonly number[]): number {
 
 export const fmt = (value: number, digits = 2) =>
   Number.isFinite(value) ? value.toFixed(digits) : String(value);
+
+/**
+ * Anchors `total` batches of random ids on anvil, `perBlock` transactions per block (1:
+ * automine, one per block), and waits until the last one is mined.
+ */
+export async function anchorRandomBatches(
+  { publicClient, walletClient }: ChainClients,
+  contract: `0x${string}`,
+  total: number,
+  perBlock: number,
+): Promise<void> {
+  if (perBlock > 1)
+    await publicClient.request({ method: 'evm_setAutomine' as never, params: [false] as never });
+  let nonce = await publicClient.getTransactionCount({
+    address: walletClient.account.address,
+    blockTag: 'pending',
+  });
+  const fees = await publicClient.estimateFeesPerGas();
+  let last: `0x${string}` | undefined;
+  for (let i = 0; i < total; i++) {
+    last = await walletClient.sendTransaction({
+      to: contract,
+      data: encodeFunctionData({
+        abi: streamAnchorAbi,
+        functionName: 'anchorBatch',
+        args: [randomHex32(), randomHex32(), 1 + (i % 1000)],
+      }),
+      nonce: nonce++,
+      gas: 150_000n,
+      maxFeePerGas: fees.maxFeePerGas * 2n,
+      maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+    });
+    if (perBlock > 1 && (i + 1) % perBlock === 0) await mine(publicClient, 1);
+  }
+  if (perBlock > 1) {
+    await mine(publicClient, 1);
+    await publicClient.request({ method: 'evm_setAutomine' as never, params: [true] as never });
+  }
+  if (last) await publicClient.waitForTransactionReceipt({ hash: last, pollingInterval: 50 });
+}
