@@ -29,6 +29,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import nodeDataChannel, { type DataChannel, type PeerConnection } from 'node-datachannel';
+import { closePeer, offeringPeer } from '../src/offer';
 
 const MODE = process.env.MODE ?? 'publish';
 const API = process.env.API ?? '';
@@ -90,20 +91,7 @@ async function openSession(
   onText: (data: Record<string, unknown>) => void,
   onEnd: (reason: string) => void,
 ): Promise<Session> {
-  const pc = new nodeDataChannel.PeerConnection(`bench-${MODE}`, {
-    iceServers: [],
-    bindAddress: '127.0.0.1',
-  });
-  const offer = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('ICE gathering took over 10 s')), 10_000);
-    pc.onGatheringStateChange((state) => {
-      if (state === 'complete') {
-        clearTimeout(timer);
-        resolve(pc.localDescription()?.sdp ?? '');
-      }
-    });
-  });
-  const dc = pc.createDataChannel('records', { protocol: 'streamanchor.v1' });
+  const { pc, dc, offer } = offeringPeer(`bench-${MODE}`);
   let hello: () => void = () => {};
   const helloPromise = new Promise<void>((resolve) => {
     hello = resolve;
@@ -113,12 +101,7 @@ async function openSession(
   const end = (reason: string) => {
     if (session.dead) return;
     session.dead = true;
-    try {
-      dc.close();
-    } catch {}
-    try {
-      pc.close();
-    } catch {}
+    closePeer(session);
     session.onEnd(reason);
   };
   pc.onStateChange((state) => {
@@ -147,12 +130,7 @@ async function openSession(
   });
   const fail = () => {
     session.dead = true;
-    try {
-      dc.close();
-    } catch {}
-    try {
-      pc.close();
-    } catch {}
+    closePeer(session);
   };
   try {
     const sdp = await offer;
@@ -410,19 +388,8 @@ async function runPublishAttack(kind: 'deep' | 'wide' | 'flood'): Promise<void> 
 // grab / nulsub (attacker): POST /v1/sessions in CONCURRENCY loops, one offer for all
 
 async function runPostLoop(): Promise<void> {
-  const { pc, dc, sdp } = await (async () => {
-    const pc = new nodeDataChannel.PeerConnection('bench-attacker-offer', {
-      iceServers: [],
-      bindAddress: '127.0.0.1',
-    });
-    const sdp = new Promise<string>((resolve) => {
-      pc.onGatheringStateChange((state) => {
-        if (state === 'complete') resolve(pc.localDescription()?.sdp ?? '');
-      });
-    });
-    const dc = pc.createDataChannel('records', { protocol: 'streamanchor.v1' });
-    return { pc, dc, sdp: await sdp };
-  })();
+  const peer = offeringPeer('bench-attacker-offer');
+  const sdp = await peer.offer;
   const loop = async () => {
     while (!stopping) {
       try {
@@ -446,10 +413,7 @@ async function runPostLoop(): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, loop));
-  try {
-    dc.close();
-    pc.close();
-  } catch {}
+  closePeer(peer);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
  */
 import { createInterface } from 'node:readline';
 import nodeDataChannel, { type DataChannel, type PeerConnection } from 'node-datachannel';
+import { closePeer, offeringPeer } from './offer';
 
 const API = process.env.API ?? '';
 const TOKEN = process.env.TOKEN ?? '';
@@ -123,20 +124,7 @@ async function connect(): Promise<void> {
 }
 
 async function openSession(): Promise<Session> {
-  const pc = new nodeDataChannel.PeerConnection('faults-publisher', {
-    iceServers: [],
-    bindAddress: '127.0.0.1',
-  });
-  const offer = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('ICE gathering took over 10 s')), 10_000);
-    pc.onGatheringStateChange((state) => {
-      if (state === 'complete') {
-        clearTimeout(timer);
-        resolve(pc.localDescription()?.sdp ?? '');
-      }
-    });
-  });
-  const dc = pc.createDataChannel('records', { protocol: 'streamanchor.v1' });
+  const { pc, dc, offer } = offeringPeer('faults-publisher');
   const current: Session = {
     pc,
     dc,
@@ -186,12 +174,7 @@ async function openSession(): Promise<Session> {
     return current;
   } catch (error) {
     current.dead = true;
-    try {
-      dc.close();
-    } catch {}
-    try {
-      pc.close();
-    } catch {}
+    closePeer(current);
     throw error;
   }
 }
