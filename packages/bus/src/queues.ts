@@ -69,7 +69,9 @@ export type JobResult<Q extends QueueKind, N extends JobName<Q> = JobName<Q>> = 
 export const jobIds = {
   /** A group of records is identified by its first record id (record ids are unique). */
   recordBatch: (firstRecordId: string) => `records-${firstRecordId}`,
-  receiptBatch: (batchId: string, relayId: string) => `receipts-${batchId}-${relayId}`,
+  /** One revision of a batch's receipts for one relay (a new revision: included, final, reorged). */
+  receiptBatch: (batchId: string, relayId: string, revision: number) =>
+    `receipts-${batchId}-${relayId}-r${revision}`,
   createSession: (sessionId: string) => `create-${sessionId}`,
   deleteSession: (sessionId: string, nonce: string) => `delete-${sessionId}-${nonce}`,
   /** Lookups are reads: unique per request (the nonce), never deduplicated. */

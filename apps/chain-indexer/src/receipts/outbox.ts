@@ -43,7 +43,7 @@ export function receiptJobId(
   chunk: number,
   chunks: number,
 ): string {
-  const base = `${jobIds.receiptBatch(batchId, relayId)}-r${revision}`;
+  const base = jobIds.receiptBatch(batchId, relayId, revision);
   return chunks === 1 ? base : `${base}-${chunk}`;
 }
 
