@@ -25,7 +25,8 @@ describe('loadConfig', () => {
       publishQuota: {
         perSession: { ratePerSecond: 500, burst: 1000 },
         perSubject: { ratePerSecond: 1000, burst: 2000 },
-        closeAfterRefusals: 1000,
+        closeAfterRefusals: 200,
+        suspendAbusiveSubjectMs: 30_000,
       },
       recordBufferMax: 20_000,
       recordBufferMaxPerSession: 2000,

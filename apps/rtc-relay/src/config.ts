@@ -98,11 +98,17 @@ export const ConfigSchema = Type.Object({
     minimum: 1,
     description: 'records one session may publish at once above its rate (bucket size)',
   }),
-  RATE_LIMITED_CLOSE_AFTER: Int({
-    default: 1000,
+  REFUSALS_CLOSE_AFTER: Int({
+    default: 200,
     minimum: 0,
     description:
-      'rate_limited refusals within one second after which the relay closes the session (a client ignoring retryAfterMs); 0 = never',
+      'refused messages (rate_limited, malformed, too large, too deep, …) within one second after which the relay closes the session; 0 = never',
+  }),
+  ABUSIVE_SUBJECT_SUSPEND_MS: Int({
+    default: 30_000,
+    minimum: 0,
+    description:
+      'how long a subject whose session was closed for refused messages may not open new sessions (ms, on every gateway); 0 = not at all',
   }),
   PUBLISH_RATE_PER_SUBJECT: Int({
     default: 1000,
@@ -198,8 +204,10 @@ export interface Config {
   publishQuota: {
     perSession: { ratePerSecond: number; burst: number };
     perSubject: { ratePerSecond: number; burst: number };
-    /** rate_limited refusals within one second that close the session (0: never). */
+    /** Refused messages within one second that close the session (0: never). */
     closeAfterRefusals: number;
+    /** How long (ms) a subject closed for refusals may not open sessions (0: not at all). */
+    suspendAbusiveSubjectMs: number;
   };
   recordFlushMs: number;
   recordFlushMax: number;
@@ -249,7 +257,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     publishQuota: {
       perSession: { ratePerSecond: e.PUBLISH_RATE_PER_SESSION, burst: e.PUBLISH_BURST_PER_SESSION },
       perSubject: { ratePerSecond: e.PUBLISH_RATE_PER_SUBJECT, burst: e.PUBLISH_BURST_PER_SUBJECT },
-      closeAfterRefusals: e.RATE_LIMITED_CLOSE_AFTER,
+      closeAfterRefusals: e.REFUSALS_CLOSE_AFTER,
+      suspendAbusiveSubjectMs: e.ABUSIVE_SUBJECT_SUSPEND_MS,
     },
     recordFlushMs: e.RECORD_FLUSH_MS,
     recordFlushMax: e.RECORD_FLUSH_MAX,

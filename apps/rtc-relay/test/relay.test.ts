@@ -14,6 +14,7 @@ import {
   jobIds,
   RemoteError,
   requestReply,
+  subjectSuspendedKey,
 } from '@streamanchor/bus';
 import {
   type AckMessage,
@@ -335,7 +336,7 @@ describe('rtc-relay', () => {
       PUBLISH_RATE_PER_SESSION: '100',
       PUBLISH_BURST_PER_SESSION: '300',
       // Only nacked here; closing a flooder is the next test.
-      RATE_LIMITED_CLOSE_AFTER: '0',
+      REFUSALS_CLOSE_AFTER: '0',
     });
     second = await ClientProcess.spawn();
     const other = second;
@@ -377,7 +378,7 @@ describe('rtc-relay', () => {
       // Per session, so the other one too: its 250 fit the burst.
       PUBLISH_RATE_PER_SESSION: '100',
       PUBLISH_BURST_PER_SESSION: '300',
-      RATE_LIMITED_CLOSE_AFTER: '200',
+      REFUSALS_CLOSE_AFTER: '200',
     });
     second = await ClientProcess.spawn();
     const other = second;
@@ -405,6 +406,51 @@ describe('rtc-relay', () => {
     await expect.poll(() => relay.app.stats().sessions, { timeout: 10_000 }).toBe(1);
     // The 200 refusals it was allowed in a second, the one that closed it, and its last word.
     expect(relay.app.stats().nacks.rate_limited).toBeGreaterThanOrEqual(202);
+    // Its subject may not open sessions for ABUSIVE_SUBJECT_SUSPEND_MS (default 30 s), on
+    // any gateway; the other subject is not suspended.
+    const suspended = await relay.redis.pttl(subjectSuspendedKey(relay.bus.keys, 'mallory'));
+    expect(suspended).toBeGreaterThan(20_000);
+    expect(suspended).toBeLessThanOrEqual(30_000);
+    expect(await relay.redis.exists(subjectSuspendedKey(relay.bus.keys, 'bob'))).toBe(0);
+  });
+
+  test('behavior: a session sending malformed messages is closed once past REFUSALS_CLOSE_AFTER, and its subject suspended', async () => {
+    const { relay, client: attacker } = await setup({
+      REFUSALS_CLOSE_AFTER: '50',
+      ABUSIVE_SUBJECT_SUSPEND_MS: '5000',
+    });
+    second = await ClientProcess.spawn();
+    const other = second;
+    await relay.startWriter();
+    await relay.connect(attacker, { subject: 'mallory' });
+    await relay.connect(other, { subject: 'bob' });
+    const deep = `{"type":"publish","id":"d","topic":"demo","payload":${'['.repeat(100)}${']'.repeat(100)}}`;
+    for (let i = 0; i < 80; i++) attacker.send(i % 2 ? deep : 'not json');
+    const last = await attacker.message(
+      (m) => m.type === 'nack' && m.id === null && m.code === 'rate_limited',
+    );
+    expect(last).toMatchObject({
+      code: 'rate_limited',
+      retryAfterMs: 5000,
+      message: expect.stringMatching(
+        /more than 50 messages refused within a second; the session is closed and this subject may not open a new one for 5 s/,
+      ),
+    });
+    await attacker.waitFor((e) => e.event === 'closed', 10_000);
+    const nacks = relay.app.stats().nacks;
+    // 51 answered (the 51st closed it), then the last word; the rest was not read.
+    expect((nacks.malformed_message ?? 0) + (nacks.payload_too_deep ?? 0)).toBe(51);
+    expect(nacks.rate_limited).toBe(1);
+    const suspended = await relay.redis.pttl(subjectSuspendedKey(relay.bus.keys, 'mallory'));
+    expect(suspended).toBeGreaterThan(0);
+    expect(suspended).toBeLessThanOrEqual(5000);
+    const normal = await other.publishMany({
+      count: 100,
+      payloadBytes: 100,
+      topic: 'demo',
+      idPrefix: 'n',
+    });
+    expect(normal).toMatchObject({ acks: 100, nacks: 0 });
   });
 
   test('behavior: a 30,000-deep payload gets payload_too_deep, a 3,000-key one payload_too_complex; another session keeps being acked', async () => {

@@ -303,7 +303,15 @@ async function runRound(
       {
         MODE: kind,
         API: api,
-        TOKEN: kind === 'nulsub' ? tokens.nul! : kind === 'slow' ? tokens.slow! : tokens.attacker!,
+        // Each attack round its own subject: a relay that closes an abusive session suspends
+        // its subject (ABUSIVE_SUBJECT_SUSPEND_MS), and a suspension left over from an earlier
+        // round would make a later attack look weaker than it is.
+        TOKEN:
+          kind === 'nulsub'
+            ? tokens.nul!
+            : kind === 'slow'
+              ? tokens.slow!
+              : mint(stack.jwtSecret, `attacker-${kind}-${index}`),
         ID_PREFIX: 'a',
         CONCURRENCY: '4',
         SLOW_SOCKETS: '200',
@@ -517,7 +525,6 @@ async function main() {
       'wb-1': mint(stack.jwtSecret, 'wb-1'),
       'wb-2': mint(stack.jwtSecret, 'wb-2'),
       'wb-probe': mint(stack.jwtSecret, 'wb-probe'),
-      attacker: mint(stack.jwtSecret, 'attacker'),
       nul: mint(stack.jwtSecret, 'evil\u0000tenant'),
       // Its own subject, so the grab rounds' per-subject budget does not answer it early.
       slow: mint(stack.jwtSecret, 'slowloris'),

@@ -19,7 +19,9 @@ export {
   createRelayRegistry,
   type RelayInfo,
   type RelayRegistry,
+  type SessionReservation,
   type SessionRoute,
+  subjectSuspendedKey,
 } from './registry';
 export {
   RemoteError,

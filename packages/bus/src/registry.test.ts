@@ -80,6 +80,13 @@ describe('relay registry', () => {
     });
     await registry.releaseSession('bob', 's5');
     expect(await registry.countSessions('bob', now + 30_000)).toBe(0);
+    // A suspended subject reserves nothing and learns how long the suspension has left.
+    await registry.suspendSubject('carol', 5_000);
+    const suspended = await registry.reserveSession('carol', 's7', 5, 10_000, now);
+    expect(suspended).toEqual({ reserved: false, suspendedMs: expect.any(Number) });
+    expect(suspended.suspendedMs).toBeGreaterThan(4_000);
+    expect(suspended.suspendedMs).toBeLessThanOrEqual(5_000);
+    expect(await registry.countSessions('carol', now)).toBe(0);
     // Subjects with any characters map to distinct keys under the prefix.
     await registry.setSession('s6', { relayId: 'r', subject: 'a:b*c' }, 10_000, now);
     expect(await registry.countSessions('a:b*c', now)).toBe(1);

@@ -15,16 +15,20 @@ export interface SessionRoute {
 }
 
 /**
- * Reserves one live-session slot for a subject, unless it holds `max` already.
+ * Reserves one live-session slot for a subject, unless it is suspended or holds `max` already.
  * Input:
  *   KEYS[1]  the subject's sorted set of live sessions (member: session id, score: expiry ms)
+ *   KEYS[2]  the subject's suspension (a string key that expires when the suspension ends)
  *   ARGV[1]  now (ms)
  *   ARGV[2]  max live sessions
  *   ARGV[3]  session id
  *   ARGV[4]  expiry of the reservation (ms since the epoch)
- * Output: { 1 (reserved) | 0 (full), live sessions counted before this one }
+ * Output: { 1 (reserved) | 0 (full) | 2 (suspended), live sessions counted before this one
+ *   (or, when suspended, the milliseconds the suspension has left) }
  */
-const RESERVE_SESSION_1 = `
+const RESERVE_SESSION_2 = `
+local suspended = redis.call('PTTL', KEYS[2])
+if suspended > 0 then return { 2, suspended } end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local live = redis.call('ZCARD', KEYS[1])
 if live >= tonumber(ARGV[2]) then return { 0, live } end
@@ -38,6 +42,17 @@ return { 1, live }
 export function subjectSessionsKey(keys: Keys, subject: string): string {
   return `${keys.prefix}:subject-sessions:${Buffer.from(subject, 'utf8').toString('base64url')}`;
 }
+
+/** Present while a subject may not open sessions (set by a relay that closed it for abuse). */
+export function subjectSuspendedKey(keys: Keys, subject: string): string {
+  return `${keys.prefix}:subject-suspended:${Buffer.from(subject, 'utf8').toString('base64url')}`;
+}
+
+export type SessionReservation =
+  | { reserved: true; live: number; suspendedMs?: undefined }
+  | { reserved: false; live: number; suspendedMs?: undefined }
+  /** The subject is suspended for `suspendedMs` more milliseconds. */
+  | { reserved: false; live?: undefined; suspendedMs: number };
 
 /**
  * Relays announce themselves with a heartbeat; the gateway picks a live relay for a
@@ -135,7 +150,8 @@ export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys 
 
     /**
      * Holds one of `subject`'s `max` live-session slots for `sessionId` until `ttlMs` from
-     * now (setSession then keeps it); false when the subject holds `max` already.
+     * now (setSession then keeps it); not reserved when the subject holds `max` already, or
+     * is suspended (suspendSubject).
      */
     async reserveSession(
       subject: string,
@@ -143,17 +159,31 @@ export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys 
       max: number,
       ttlMs: number,
       now = Date.now(),
-    ): Promise<{ reserved: boolean; live: number }> {
-      const [reserved, live] = (await redis.eval(
-        RESERVE_SESSION_1,
-        1,
+    ): Promise<SessionReservation> {
+      const [outcome, figure] = (await redis.eval(
+        RESERVE_SESSION_2,
+        2,
         subjectSessionsKey(keys, subject),
+        subjectSuspendedKey(keys, subject),
         now,
         max,
         sessionId,
         now + ttlMs,
       )) as [number, number];
-      return { reserved: reserved === 1, live };
+      if (outcome === 2) return { reserved: false, suspendedMs: figure };
+      return outcome === 1 ? { reserved: true, live: figure } : { reserved: false, live: figure };
+    },
+
+    /**
+     * Keeps `subject` from opening sessions on any gateway for `ms` (a longer suspension
+     * already running is kept). Its live sessions are not touched.
+     */
+    async suspendSubject(subject: string, ms: number): Promise<void> {
+      if (ms <= 0) return;
+      const key = subjectSuspendedKey(keys, subject);
+      // Only lengthens: a shorter suspension never cuts a running longer one short.
+      const left = await redis.pttl(key);
+      if (left < ms) await redis.set(key, '1', 'PX', ms);
     },
 
     /** Gives back a slot reserveSession took (the session was not created). */

@@ -87,9 +87,20 @@ describe('scanMessageStructure', () => {
   test('default: a plain publish passes with nothing to report', () => {
     expect(scan(msg('{"a":[1,2,{"b":null}],"c":"x"}'))).toEqual({
       ok: true,
+      id: 'p1',
       duplicateMember: undefined,
       unsafeInteger: undefined,
     });
+  });
+
+  test('behavior: the top-level id is reported when the scan meets one, null otherwise', () => {
+    expect(scan('{"payload":{"id":"inner"},"id":"outer"}')).toMatchObject({
+      ok: true,
+      id: 'outer',
+    });
+    expect(scan(msg('1', '7'))).toMatchObject({ ok: true, id: null });
+    expect(scan(msg('1', '""'))).toMatchObject({ ok: true, id: null });
+    expect(scan(msg('1', JSON.stringify('i'.repeat(200))))).toMatchObject({ ok: true, id: null });
   });
 
   test('behavior: depth counts payload containers; the message object is not counted', () => {

@@ -161,6 +161,8 @@ export interface StructureLimits {
 export type StructureScan =
   | {
       ok: true;
+      /** The message's top-level `id` (a string of valid length), when the scan met one. */
+      id: string | null;
       /** The first member name that occurs twice in one object, if any. */
       duplicateMember: string | undefined;
       /** The first integer token (no fraction, no exponent) beyond ±(2^53 − 1), if any. */
@@ -231,7 +233,7 @@ export function scanMessageStructure(text: string, limits: StructureLimits): Str
         // A string: skip to its closing quote.
         let j = i + 1;
         for (;;) {
-          if (j >= length) return { ok: true, duplicateMember, unsafeInteger }; // unterminated
+          if (j >= length) return { ok: true, id, duplicateMember, unsafeInteger }; // unterminated
           const d = text.charCodeAt(j);
           if (d === 0x5c) j += 2;
           else if (d === 0x22) break;
@@ -268,7 +270,7 @@ export function scanMessageStructure(text: string, limits: StructureLimits): Str
       }
       case 0x7d: // }
       case 0x5d: // ]
-        if (depth === 0) return { ok: true, duplicateMember, unsafeInteger }; // broken
+        if (depth === 0) return { ok: true, id, duplicateMember, unsafeInteger }; // broken
         names[depth - 1] = undefined;
         depth--;
         expectName = false;
@@ -314,7 +316,7 @@ export function scanMessageStructure(text: string, limits: StructureLimits): Str
         }
     }
   }
-  return { ok: true, duplicateMember, unsafeInteger };
+  return { ok: true, id, duplicateMember, unsafeInteger };
 }
 
 /** Parses one relay text message (used by clients); never throws. */

@@ -82,6 +82,8 @@ export const AUDIT_EVENT_KINDS = {
   token_refused: 'a token was refused (details.code; subject when it could be read)',
   rate_limited: 'a rate limit was hit (details.limit, subject and/or address)',
   session_nacks: 'nack counts of one session, by code (details.counts)',
+  subject_suspended:
+    'a session was closed for refused messages and its subject suspended (details.code, details.suspendMs)',
 } as const;
 export type AuditEventKind = keyof typeof AUDIT_EVENT_KINDS;
 

@@ -15,4 +15,13 @@ export {
   type TokenBucket,
   takeFromAll,
 } from './quota';
-export { newRecordId, type RecordContext, type Validation, validateMessage } from './validate';
+export {
+  checkScreened,
+  newRecordId,
+  type RecordContext,
+  type Screened,
+  type Screening,
+  screenMessage,
+  type Validation,
+  validateMessage,
+} from './validate';

@@ -1,6 +1,12 @@
 import { canonicalPayload, contentHashOf, createContentHasher } from '@streamanchor/protocol';
 import { describe, expect, test } from 'vitest';
-import { newRecordId, type RecordContext, validateMessage } from './validate';
+import {
+  checkScreened,
+  newRecordId,
+  type RecordContext,
+  screenMessage,
+  validateMessage,
+} from './validate';
 
 const ctx: RecordContext = {
   relayId: 'relay-1',
@@ -86,6 +92,34 @@ describe('validateMessage', () => {
       ),
     ).toBe('ok');
     expect(code(publish({ a: 'x'.repeat(57) }))).toEqual(['payload_too_large', 'p1']);
+  });
+
+  test('behavior: screenMessage does only the checks before parsing, and carries the id to checkScreened', () => {
+    // A message the screen passes though it will fail later: the quota is taken in between.
+    const broken = '{"type":"publish","id":"p9","topic":"demo","payload":"\\udc00"}';
+    const screened = screenMessage(broken, ctx);
+    expect(screened).toMatchObject({ ok: true, id: 'p9' });
+    if (!screened.ok) throw new Error('unreachable');
+    expect(checkScreened(broken, screened, ctx, now)).toMatchObject({
+      ok: false,
+      code: 'invalid_payload',
+      id: 'p9',
+    });
+    expect(screenMessage(`{${'x'.repeat(300)}`, ctx)).toMatchObject({
+      ok: false,
+      code: 'message_too_large',
+    });
+    expect(screenMessage('{"type":', ctx)).toMatchObject({ ok: true, id: null });
+    const good = publish({ a: 1 });
+    const passed = screenMessage(good, ctx);
+    if (!passed.ok) throw new Error('unreachable');
+    const whole = validateMessage(good, ctx, now);
+    if (!whole.ok) throw new Error('unreachable');
+    // The same verdict and record (the record id is fresh each time).
+    expect(checkScreened(good, passed, ctx, now)).toEqual({
+      ...whole,
+      record: { ...whole.record, recordId: expect.stringMatching(/^0x[0-9a-f]{64}$/) },
+    });
   });
 
   test('behavior: nesting and member counts are refused before the message is parsed', () => {

@@ -36,13 +36,26 @@ export type Validation =
   | { ok: true; id: string; record: AcceptedRecord }
   | { ok: false; id: string | null; code: NackCode; detail: string };
 
+/** A message that passed the checks that come before parsing (size, structure). */
+export interface Screened {
+  ok: true;
+  /** The message's top-level `id` as the pre-scan saw it (null when it has none usable). */
+  id: string | null;
+  duplicateMember: string | undefined;
+  unsafeInteger: string | undefined;
+}
+
+export type Screening = Screened | { ok: false; id: string | null; code: NackCode; detail: string };
+
 /**
  * Checks one client text message and, when it is a valid publish, turns it into an
- * AcceptedRecord. The order is the protocol's (docs/protocol.md §5.4):
+ * AcceptedRecord: `screenMessage`, then `checkScreened`. The order is the protocol's
+ * (docs/protocol.md §5.4):
  *
  * 1. message size (`message_too_large`), before anything looks inside the text;
  * 2. structure pre-scan of the raw text, before JSON.parse: nesting depth
  *    (`payload_too_deep`) and member counts (`payload_too_complex`);
+ *    (the session takes its publish quota here, `rate_limited`, before the costly steps)
  * 3. parse and schema (`malformed_message`, `invalid_message`);
  * 4. topic grant (`topic_not_allowed`); 5. token expiry (`token_expired`);
  * 6. duplicate member names (`duplicate_member`); 7. integers beyond 2^53 − 1, then
@@ -57,6 +70,12 @@ export function validateMessage(
   ctx: RecordContext,
   now: () => number = Date.now,
 ): Validation {
+  const screened = screenMessage(text, ctx);
+  return screened.ok ? checkScreened(text, screened, ctx, now) : screened;
+}
+
+/** Steps 1 and 2 of validateMessage: cheap, before anything is parsed. Never throws. */
+export function screenMessage(text: string, ctx: RecordContext): Screening {
   // UTF-16 length ≤ UTF-8 length ≤ 3 × UTF-16 length: count bytes only when it matters.
   if (
     text.length > ctx.maxMessageBytes ||
@@ -77,6 +96,21 @@ export function validateMessage(
   if (!structure.ok) {
     return { ok: false, id: structure.id, code: structure.code, detail: structure.detail };
   }
+  return {
+    ok: true,
+    id: structure.id,
+    duplicateMember: structure.duplicateMember,
+    unsafeInteger: structure.unsafeInteger,
+  };
+}
+
+/** Steps 3 to 8 of validateMessage, for a message `screenMessage` passed. Never throws. */
+export function checkScreened(
+  text: string,
+  structure: Screened,
+  ctx: RecordContext,
+  now: () => number = Date.now,
+): Validation {
   const parsed = parseClientMessage(text);
   if (!parsed.ok) return { ok: false, id: parsed.id, code: parsed.code, detail: parsed.detail };
   const message = parsed.message;

@@ -125,6 +125,7 @@ export class SessionManager {
         sessionQuota: createTokenBucket(config.publishQuota.perSession),
         subjectQuota,
         closeAfterRefusals: config.publishQuota.closeAfterRefusals,
+        onAbusive: (abusive, code) => this.suspend(abusive, code),
         connectTimeoutMs: config.connectTimeoutMs,
         disconnectTimeoutMs: config.disconnectTimeoutMs,
         maxBufferedBytes: config.maxBufferedBytes,
@@ -213,6 +214,26 @@ export class SessionManager {
   /** Ends every session, answering later publishes with `code`. */
   async endAll(reason: string, code: NackCode): Promise<void> {
     await Promise.all([...this.sessions.values()].map((session) => session.end(reason, code)));
+  }
+
+  /** A session was closed for refused messages: its subject may not open another for a while. */
+  private suspend(session: Session, code: NackCode): number {
+    const { config, logger, registry, audit } = this.deps;
+    const suspendMs = config.publishQuota.suspendAbusiveSubjectMs;
+    if (suspendMs <= 0) return 0;
+    registry
+      .suspendSubject(session.subject, suspendMs)
+      .catch((error: unknown) =>
+        logger.warn({ err: error, subject: session.subject }, 'could not suspend the subject'),
+      );
+    audit?.record({
+      kind: 'subject_suspended',
+      subject: session.subject,
+      relayId: config.relayId,
+      sessionId: session.id,
+      details: { code, suspendMs },
+    });
+    return suspendMs;
   }
 
   private onClosed(session: Session, reason: string): void {

@@ -10,7 +10,7 @@ import {
 import type { Logger } from '@streamanchor/service-kit';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
 import type { RecordContext, RecordPipeline, TokenBucket } from '../records';
-import { takeFromAll, validateMessage } from '../records';
+import { checkScreened, screenMessage, takeFromAll } from '../records';
 
 /** Relay-wide counters the sessions update (read through app.stats()). */
 export interface SessionCounters {
@@ -48,11 +48,17 @@ export interface SessionOptions {
   /** The quota shared by every session of this subject on this relay. */
   subjectQuota: TokenBucket;
   /**
-   * rate_limited refusals within one second after which the session is closed (0: never):
-   * a client that ignores `retryAfterMs` would otherwise cost the relay a check and a nack
-   * per message, taken from every other session's share of the event loop.
+   * Refused messages (rate_limited, malformed, too large or too complex, …) within one
+   * second after which the session is closed (0: never): a client that ignores
+   * `retryAfterMs`, or sends garbage, would otherwise cost the relay a check and a nack per
+   * message, taken from every other session's share of the event loop.
    */
   closeAfterRefusals?: number;
+  /**
+   * Called once when the session is closed for refusals; returns how long (ms) its subject
+   * is now kept from opening new sessions (0: not at all), which the final nack announces.
+   */
+  onAbusive?: (session: Session, code: NackCode) => number;
   /** The clock for quotas and expiry checks (default Date.now). */
   now?: () => number;
   connectTimeoutMs: number;
@@ -85,7 +91,7 @@ export class Session {
   readonly id: string;
   readonly subject: string;
   private refusals = { since: 0, count: 0 };
-  private flooding = false;
+  private abusive = false;
   /** This session's nacks by code (audited when it closes). */
   readonly nackCounts: Partial<Record<NackCode, number>> = {};
   private state: State = 'connecting';
@@ -327,34 +333,42 @@ export class Session {
 
   private onMessage(message: string | Buffer | ArrayBuffer): void {
     if (this.state !== 'open' && this.state !== 'ending') return;
-    // Closed for flooding: what it still sends is not even read.
-    if (this.flooding) return;
+    // Closed for refused messages: what it still sends is not even read.
+    if (this.abusive) return;
+    const now = this.now();
     if (typeof message !== 'string') {
-      this.reply(
-        this.nack(
-          null,
-          'malformed_message',
-          'binary messages are not accepted; send UTF-8 JSON text',
-        ),
+      this.refuse(
+        null,
+        'malformed_message',
+        'binary messages are not accepted; send UTF-8 JSON text',
+        now,
       );
       return;
     }
-    const now = this.now();
-    const result = validateMessage(message, this.ctx, () => now);
+    const screened = screenMessage(message, this.ctx);
+    if (!screened.ok) {
+      this.refuse(screened.id, screened.code, screened.detail, now);
+      return;
+    }
+    // Quotas are taken before the costly steps (parse, canonical form, hash), so that a
+    // session past its quota costs the relay a pre-scan per message, no more.
+    if (this.state === 'open') {
+      const retryAfterMs = takeFromAll([this.options.sessionQuota, this.options.subjectQuota], now);
+      if (retryAfterMs > 0) {
+        this.refuse(screened.id, 'rate_limited', 'publish quota exceeded', now, retryAfterMs);
+        return;
+      }
+    }
+    const result = checkScreened(message, screened, this.ctx, () => now);
     if (!result.ok) {
-      this.reply(this.nack(result.id, result.code, result.detail));
-      if (result.code === 'token_expired') this.expire();
+      if (result.code === 'token_expired') {
+        this.reply(this.nack(result.id, result.code, result.detail));
+        this.expire();
+      } else this.refuse(result.id, result.code, result.detail, now);
       return;
     }
     if (this.state === 'ending') {
       if (this.endCode) this.reply(this.nack(result.id, this.endCode, 'the session is ending'));
-      return;
-    }
-    // Quotas are taken by publishes that passed validation (so that the nack carries the id).
-    const retryAfterMs = takeFromAll([this.options.sessionQuota, this.options.subjectQuota], now);
-    if (retryAfterMs > 0) {
-      this.reply(this.nack(result.id, 'rate_limited', 'publish quota exceeded', retryAfterMs));
-      this.noteRefusal(now);
       return;
     }
     const slot: Slot = { text: undefined };
@@ -376,25 +390,42 @@ export class Session {
     });
   }
 
-  private noteRefusal(now: number): void {
+  /**
+   * Answers a message the client should not have sent (a quota it ignored, a malformed or
+   * oversized message) and counts it: past `closeAfterRefusals` within a second the session
+   * is closed, the rest of what it sends is not read, and the subject is suspended
+   * (`onAbusive`), so that reconnecting does not start the cost over.
+   */
+  private refuse(
+    id: string | null,
+    code: NackCode,
+    detail: string,
+    now: number,
+    retryAfterMs?: number,
+  ): void {
+    this.reply(this.nack(id, code, detail, retryAfterMs));
     const limit = this.options.closeAfterRefusals ?? 0;
-    if (limit <= 0) return;
+    if (limit <= 0 || this.abusive) return;
     if (now - this.refusals.since >= 1000) this.refusals = { since: now, count: 0 };
     if (++this.refusals.count <= limit) return;
-    this.flooding = true;
+    this.abusive = true;
     this.options.logger.warn(
-      { sessionId: this.id, subject: this.subject, refusalsPerSecond: this.refusals.count },
-      'session kept publishing past its quota; closing it',
+      { sessionId: this.id, subject: this.subject, refusalsPerSecond: this.refusals.count, code },
+      'session kept sending refused messages; closing it',
     );
+    const suspendMs = this.options.onAbusive?.(this, code) ?? 0;
     this.reply(
       this.nack(
         null,
         'rate_limited',
-        `more than ${limit} publishes refused within a second; the session is closed`,
-        1000,
+        `more than ${limit} messages refused within a second; the session is closed` +
+          (suspendMs > 0
+            ? ` and this subject may not open a new one for ${Math.ceil(suspendMs / 1000)} s`
+            : ''),
+        Math.max(1000, suspendMs),
       ),
     );
-    void this.end('publishing past its quota', 'rate_limited');
+    void this.end('kept sending refused messages', 'rate_limited');
   }
 
   private reply(text: string): void {

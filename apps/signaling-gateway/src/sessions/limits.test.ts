@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { createRelayRegistry } from '@streamanchor/bus';
+import { createRelayRegistry, subjectSuspendedKey } from '@streamanchor/bus';
 import { createLogger } from '@streamanchor/service-kit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -143,6 +143,33 @@ describe('live sessions per subject', () => {
     expect(await registry.countSessions('frank', later)).toBe(0);
     const reserved = await registry.reserveSession('frank', 'x'.repeat(22), 1, 1000, later);
     expect(reserved).toEqual({ reserved: true, live: 0 });
+  });
+});
+
+describe('suspended subjects', () => {
+  it('behavior: a subject a relay suspended gets 429 with Retry-After on every POST until the suspension ends; others are served', async () => {
+    gateway = await startGateway({});
+    relay = await startFakeRelay(gateway);
+    const registry = createRelayRegistry({ redis: gateway.redis, keys: gateway.keys });
+    // What a relay does when it closes one of mallory's sessions for refused messages.
+    await registry.suspendSubject('mallory', 20_000);
+    const refused = await post(gateway, await gateway.token({ subject: 'mallory' }));
+    const body = expectProblem(refused, 'rate_limited');
+    expect(body.detail).toMatch(
+      /closed for sending refused messages; new sessions are refused for (19|20) s more/,
+    );
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(19);
+    expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(20);
+    // No slot was taken while suspended.
+    expect(await registry.countSessions('mallory')).toBe(0);
+    expect((await post(gateway, await gateway.token({ subject: 'erin' }))).statusCode).toBe(201);
+    // A shorter suspension does not cut the running one short; once it ends, sessions open.
+    await registry.suspendSubject('mallory', 10);
+    expect(await gateway.redis.pttl(subjectSuspendedKey(gateway.keys, 'mallory'))).toBeGreaterThan(
+      10_000,
+    );
+    await gateway.redis.del(subjectSuspendedKey(gateway.keys, 'mallory'));
+    expect((await post(gateway, await gateway.token({ subject: 'mallory' }))).statusCode).toBe(201);
   });
 });
 

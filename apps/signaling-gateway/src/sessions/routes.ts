@@ -201,6 +201,15 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
         maxSessions,
         options.signalingTimeoutMs + options.sessionTtlMs,
       );
+      if (!slot.reserved && slot.suspendedMs !== undefined) {
+        auditRateLimited(request, 'subject suspended');
+        const retryAfter = Math.ceil(slot.suspendedMs / 1000);
+        throw new ProblemError(
+          'rate_limited',
+          `A session of this subject was closed for sending refused messages; new sessions are refused for ${retryAfter} s more`,
+          { headers: { 'Retry-After': String(retryAfter) } },
+        );
+      }
       if (!slot.reserved) {
         auditRateLimited(request, 'live sessions per subject');
         const retryAfter = Math.ceil(options.sessionTtlMs / 1000);
