@@ -1,13 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { keccak_256 } from '@noble/hashes/sha3';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import { standardLeafHash } from '@openzeppelin/merkle-tree/dist/hashes.js';
 import { describe, expect, test } from 'vitest';
 import {
   buildMerkleTree,
   buildMerkleTreeWith,
+  createProofVerifier,
   type Keccak256,
+  type LeafProof,
+  loadProofVerifier,
   MerkleInputError,
   type MerkleTree,
+  verifyProofWith,
 } from './merkle';
 import type { Hex } from './primitives';
 import { LEAF_ENCODING, type LeafFields, leafValue } from './record';
@@ -179,5 +184,145 @@ describe('buildMerkleTree', () => {
     expect(() => tree.proof(3)).toThrow(RangeError);
     expect(() => tree.proof(-1)).toThrow(RangeError);
     expect(() => tree.proof(0.5)).toThrow(RangeError);
+  });
+});
+
+/** Every leaf of an OpenZeppelin tree over `leaves` as a claim: fields, leaf hash, proof, root. */
+function libraryClaims(leaves: LeafFields[]): LeafProof[] {
+  const library = StandardMerkleTree.of(leaves.map(leafValue), [...LEAF_ENCODING]);
+  const { tree, values } = library.dump();
+  return leaves.map((leaf, i) => ({
+    ...leaf,
+    leafHash: tree[values[i]!.treeIndex]!,
+    proof: library.getProof(i),
+    merkleRoot: library.root,
+  }));
+}
+
+/** StandardMerkleTree.verify on a claim, with the leaf hash checked first ('throws' if it throws). */
+function libraryVerdict(claim: LeafProof): boolean | 'throws' {
+  try {
+    if (standardLeafHash([...LEAF_ENCODING], leafValue(claim)) !== claim.leafHash) return false;
+    return StandardMerkleTree.verify(claim.merkleRoot, [...LEAF_ENCODING], leafValue(claim), [
+      ...claim.proof,
+    ]);
+  } catch {
+    return 'throws';
+  }
+}
+
+describe('verifyProofWith', () => {
+  const nobleVerify = (claim: LeafProof) => verifyProofWith(nobleKeccak, claim);
+
+  test('default: every leaf of a library-built tree verifies, on @noble/hashes and hash-wasm', async () => {
+    const wasmVerify = await loadProofVerifier();
+    for (const claim of libraryClaims(randomLeaves(10, 8))) {
+      expect(nobleVerify(claim)).toBe(true);
+      expect(wasmVerify(claim)).toBe(true);
+    }
+  });
+
+  test.each([1, 2, 3, 7, 64, 1000])(
+    "behavior: %i random leaves give StandardMerkleTree.verify's verdict on every leaf, both hashers, with and without memo",
+    async (size) => {
+      const wasmVerify = await loadProofVerifier();
+      const nobleMemoVerify = createProofVerifier(nobleKeccak);
+      const claims = libraryClaims(randomLeaves(size, 3000 + size));
+      const otherRoot = libraryClaims(randomLeaves(size, 4000 + size))[0]!.merkleRoot;
+      claims.forEach((claim, i) => {
+        const next = claims[(i + 1) % size]!;
+        const cases: LeafProof[] = [
+          claim,
+          // Another leaf's proof, or (one leaf) another leaf hash and proof-less root.
+          { ...claim, proof: next.proof, merkleRoot: size === 1 ? otherRoot : claim.merkleRoot },
+          { ...claim, merkleRoot: otherRoot },
+        ];
+        cases.forEach((c, k) => {
+          // The library checks about a thousand proofs a second: on the large tree it is
+          // asked for every tenth leaf, and the others must give its verdict for the same case.
+          const expected = size < 1000 || i % 10 === 0 ? libraryVerdict(c) : k === 0;
+          expect(expected, `leaf ${i}, case ${k}`).toBe(k === 0);
+          expect(nobleVerify(c), `noble, leaf ${i}, case ${k}`).toBe(expected);
+          expect(wasmVerify(c), `hash-wasm, leaf ${i}, case ${k}`).toBe(expected);
+          expect(nobleMemoVerify(c), `noble, remembering, leaf ${i}, case ${k}`).toBe(expected);
+        });
+      });
+    },
+    60_000,
+  );
+
+  test("behavior: shares the tree builder's leaf encoding (strings, lone surrogates, big times)", async () => {
+    const wasmVerify = await loadProofVerifier();
+    const [base] = randomLeaves(1, 9);
+    const leaves: LeafFields[] = [
+      { ...base!, topic: '', subject: '' },
+      { ...base!, subject: 'broken \ud800 surrogate' },
+      { ...base!, acceptedAt: 2 ** 60 },
+      { ...base!, acceptedAt: 2 ** 64 - 2 ** 11 },
+      { ...base!, topic: 'x'.repeat(32), subject: '😀'.repeat(200) },
+    ];
+    const ours = buildMerkleTreeWith(leaves, nobleKeccak);
+    libraryClaims(leaves).forEach((claim, i) => {
+      expect(claim.leafHash).toBe(ours.leafHashes[i]);
+      expect(libraryVerdict(claim)).toBe(true);
+      expect(nobleVerify(claim)).toBe(true);
+      expect(wasmVerify(claim)).toBe(true);
+    });
+  });
+
+  test('behavior: a remembering verifier keeps its verdicts across batches and past its memo limit', async () => {
+    const verify = await loadProofVerifier();
+    // 2 × 2,500 leaves: 9,996 non-root nodes, more than the memo holds, checked twice over.
+    const batches = [2500, 2500].map((size, b) => {
+      const leaves = randomLeaves(size, 5000 + b);
+      const tree = buildMerkleTreeWith(leaves, nobleKeccak);
+      return leaves.map((leaf, i) => ({
+        ...leaf,
+        leafHash: tree.leafHashes[i]!,
+        proof: tree.proof(i),
+        merkleRoot: tree.root,
+      }));
+    });
+    for (let pass = 0; pass < 2; pass++) {
+      for (const claims of batches) {
+        claims.forEach((claim, i) => {
+          const next = claims[(i + 1) % claims.length]!;
+          expect(verify(claim), `pass ${pass}, leaf ${i}`).toBe(true);
+          // Another leaf with this proof: the remembered steps are for other nodes below.
+          expect(verify({ ...next, proof: claim.proof })).toBe(false);
+          expect(verify({ ...claim, topic: `${claim.topic}!` })).toBe(false);
+          const flipped: string[] = [...claim.proof];
+          const top = flipped.length - 1;
+          flipped[top] = `${flipped[top]!.slice(0, 65)}${flipped[top]!.endsWith('0') ? '1' : '0'}`;
+          expect(verify({ ...claim, proof: flipped })).toBe(false);
+        });
+      }
+      // One batch's proof against the other batch's root.
+      expect(verify({ ...batches[0]![0]!, merkleRoot: batches[1]![0]!.merkleRoot })).toBe(false);
+    }
+  });
+
+  test('error: malformed input gives false, where the library throws', () => {
+    const [claim] = libraryClaims(randomLeaves(4, 10));
+    const cases: LeafProof[] = [
+      { ...claim!, proof: [claim!.proof[0]!.slice(0, 64), ...claim!.proof.slice(1)] }, // 31 bytes
+      { ...claim!, proof: [`${claim!.proof[0]!}00`] }, // 33 bytes
+      { ...claim!, proof: [`0x${'g'.repeat(64)}`] },
+      { ...claim!, proof: [`0X${claim!.proof[0]!.slice(2)}`] },
+      { ...claim!, proof: [''] },
+      { ...claim!, proof: [null as unknown as string] },
+      { ...claim!, merkleRoot: `0x${'zz'.repeat(32)}` },
+      { ...claim!, recordId: '0x1234' as Hex }, // OZ pads it, so the leaf hash differs
+      { ...claim!, acceptedAt: 1.5 },
+      { ...claim!, acceptedAt: -1 },
+      { ...claim!, acceptedAt: 2 ** 64 },
+      { ...claim!, topic: 7 as unknown as string },
+    ];
+    cases.forEach((c, k) => {
+      expect(libraryVerdict(c), `case ${k}`).not.toBe(true);
+      expect(nobleVerify(c), `case ${k}`).toBe(false);
+    });
+    expect(nobleVerify({ ...claim!, proof: 'nope' as unknown as string[] })).toBe(false);
+    expect(nobleVerify(null as unknown as LeafProof)).toBe(false);
   });
 });

@@ -124,6 +124,169 @@ export function buildMerkleTreeWith(leaves: readonly LeafFields[], keccak: Kecca
   };
 }
 
+/**
+ * What a receipt's proof check reads: the leaf fields, the leaf hash claimed for them, the
+ * proof (sibling hashes from the leaf up) and the root it must lead to. A `Receipt` is one.
+ */
+export interface LeafProof extends LeafFields {
+  leafHash: string;
+  proof: readonly string[];
+  merkleRoot: string;
+}
+
+/** Checks a LeafProof synchronously, with verifyProofWith's verdict. */
+export type ProofVerifier = (claim: LeafProof) => boolean;
+
+/**
+ * Checks `claim` with the given keccak-256, giving the verdict of the receipt check built on
+ * OpenZeppelin's merkle-tree (`leafHash(fields) === claim.leafHash &&
+ * StandardMerkleTree.verify(claim.merkleRoot, LEAF_ENCODING, leafValue(fields), claim.proof)`):
+ *
+ * 1. the leaf, abi-encoded as the tree builder encodes it and hashed twice, must be exactly
+ *    `claim.leafHash` as 0x-prefixed lowercase hex (an uppercase leafHash is refused);
+ * 2. the proof is folded from that leaf with OpenZeppelin's node hash, keccak-256 of the two
+ *    32-byte nodes sorted as bytes, smaller first. A proof node is taken as the library takes
+ *    it: 64 hex digits of either case, with or without a `0x` prefix;
+ * 3. the result must equal `claim.merkleRoot` as the library compares it: 64 lowercase hex
+ *    digits, with or without a `0x` prefix (the library compares the root string itself with
+ *    its lowercase hex, so it refuses an uppercase root, and so does this).
+ *
+ * Malformed input returns false and never throws: a proof node or root that is not 32 bytes
+ * of hex (where the library throws), a field the leaf encoding refuses (`recordId` or
+ * `contentHash` not 0x and 64 hex digits, `acceptedAt` not an integer in [0, 2^64),
+ * `topic` or `subject` not a string), a proof that is not an array, a non-string node or root.
+ * The library would pad a bytes32 field shorter than 32 bytes and coerce some non-string
+ * values; such input is not a receipt (the schema requires 0x and 64 lowercase hex digits),
+ * and this refuses it.
+ *
+ * Synchronous and stateless, and allocation-light: hex is parsed with a nibble table into
+ * buffers shared by all calls (so `keccak` must not call back into this; neither
+ * @noble/hashes nor hash-wasm does).
+ */
+export function verifyProofWith(keccak: Keccak256, claim: LeafProof): boolean {
+  return checkProof(keccak, claim, undefined);
+}
+
+/**
+ * verifyProofWith with the given keccak-256, remembering the last node hashes it computed
+ * (up to MEMO_LIMIT): receipts of one batch share their upper proof nodes, so checking a
+ * whole batch hashes each inner node at most twice (once from each child) instead of once
+ * per receipt below it (for 1,024 leaves: 4 hashes a receipt instead of 12). A
+ * remembered hash is reused only for the very same inputs (the same sibling string, the same
+ * 32 bytes of the node below), so verdicts are verifyProofWith's. Every leaf is still
+ * encoded and hashed. One verifier per hot path (it is synchronous; the memo is its own).
+ */
+export function createProofVerifier(keccak: Keccak256): ProofVerifier {
+  const memo: NodeMemo = new Map();
+  return (claim) => checkProof(keccak, claim, memo);
+}
+
+/** createProofVerifier on hash-wasm's keccak-256 (instantiated on first use, hence async). */
+export async function loadProofVerifier(): Promise<ProofVerifier> {
+  return createProofVerifier(await loadKeccak());
+}
+
+/**
+ * Remembered proof steps by sibling string: `parent` is the node hash of `partner` and that
+ * sibling. Bounded: cleared when full (a 2,048-leaf batch has 4,094 non-root nodes).
+ */
+type NodeMemo = Map<string, { partner: Uint8Array; parent: Uint8Array }>;
+const MEMO_LIMIT = 4096;
+
+function checkProof(keccak: Keccak256, claim: LeafProof, memo: NodeMemo | undefined): boolean {
+  if (typeof claim !== 'object' || claim === null) return false;
+  const { leafHash, proof, merkleRoot } = claim;
+  if (typeof leafHash !== 'string' || typeof merkleRoot !== 'string' || !Array.isArray(proof)) {
+    return false;
+  }
+  if (leafHash.length !== 66 || !hasHexPrefix(leafHash)) return false;
+
+  proofScratch ??= { encoder: new LeafEncoder(), pair: new Uint8Array(64) };
+  const scratch = proofScratch;
+  let encoded: Uint8Array;
+  try {
+    encoded = scratch.encoder.encode(claim, 0);
+  } catch (error) {
+    if (error instanceof MerkleInputError) return false;
+    throw error;
+  }
+  // Hash results are never written to, so `node` may be one kept in the memo.
+  let node = keccak(keccak(encoded));
+  if (!matchesLowerHex(leafHash, 2, node)) return false;
+
+  const pair = scratch.pair;
+  for (let i = 0; i < proof.length; i++) {
+    const sibling: unknown = proof[i];
+    if (memo !== undefined && typeof sibling === 'string') {
+      const step = memo.get(sibling);
+      // A node taken from the memo is the very object the next step remembers as partner.
+      if (
+        step !== undefined &&
+        (step.partner === node || compare32(step.partner, 0, node, 0) === 0)
+      ) {
+        node = step.parent;
+        continue;
+      }
+    }
+    // The sibling goes to the right half; if it sorts first, the halves swap.
+    if (!readNode(sibling, pair, 32)) return false;
+    if (compare32(node, 0, pair, 32) <= 0) {
+      pair.set(node, 0);
+    } else {
+      pair.copyWithin(0, 32, 64);
+      pair.set(node, 32);
+    }
+    const parent = keccak(pair);
+    if (memo !== undefined) {
+      if (memo.size >= MEMO_LIMIT) memo.clear();
+      memo.set(sibling as string, { partner: node, parent });
+    }
+    node = parent;
+  }
+
+  if (merkleRoot.length === 66) {
+    return hasHexPrefix(merkleRoot) && matchesLowerHex(merkleRoot, 2, node);
+  }
+  return merkleRoot.length === 64 && matchesLowerHex(merkleRoot, 0, node);
+}
+
+/** verifyProofWith's reused buffers: the leaf encoder and the 64-byte node pair. */
+let proofScratch: { encoder: LeafEncoder; pair: Uint8Array } | undefined;
+
+function hasHexPrefix(text: string): boolean {
+  return text.charCodeAt(0) === 48 && text.charCodeAt(1) === 120; // 0x
+}
+
+/** Whether `text` from `at` is the 64 lowercase hex digits of the 32 bytes of `bytes`. */
+function matchesLowerHex(text: string, at: number, bytes: Uint8Array): boolean {
+  for (let j = 0; j < 32; j++, at += 2) {
+    const b = 2 * bytes[j]!;
+    if (text.charCodeAt(at) !== HEX_ASCII[b] || text.charCodeAt(at + 1) !== HEX_ASCII[b + 1]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * A proof node into `out` at `at`, if it is 32 bytes of hex as the library reads a node:
+ * 64 hex digits of either case, with or without a 0x prefix. False otherwise.
+ */
+function readNode(value: unknown, out: Uint8Array, at: number): boolean {
+  if (typeof value !== 'string') return false;
+  let p: number;
+  if (value.length === 66 && hasHexPrefix(value)) p = 2;
+  else if (value.length === 64) p = 0;
+  else return false;
+  for (let j = 0; j < 32; j++, p += 2) {
+    const hi = HEX_NIBBLE[value.charCodeAt(p)] ?? -1;
+    const lo = HEX_NIBBLE[value.charCodeAt(p + 1)] ?? -1;
+    if (hi < 0 || lo < 0) return false;
+    out[at + j] = hi * 16 + lo;
+  }
+  return true;
+}
+
 function emptyInput(): MerkleInputError {
   return new MerkleInputError('cannot build a Merkle tree from zero leaves');
 }

@@ -1,7 +1,7 @@
-import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import { keccak_256 } from '@noble/hashes/sha3';
 import { type Static, Type } from '@sinclair/typebox';
+import { type Keccak256, loadProofVerifier, verifyProofWith } from './merkle';
 import { Address, Bytes32, EpochMillis, Subject, Topic } from './primitives';
-import { LEAF_ENCODING, leafHash, leafValue } from './record';
 
 /**
  * Where a receipt's anchoring stands on the chain:
@@ -62,13 +62,27 @@ export type Receipt = Static<typeof Receipt>;
  * Checks the receipt's own arithmetic: the leaf hash matches the leaf fields, and the
  * proof leads from that leaf to `merkleRoot`. It does not check the chain; a verifier
  * must also confirm that `merkleRoot` was emitted for `batchId` by `contract`.
+ *
+ * The verdict is OpenZeppelin's (`leafHash(receipt) === receipt.leafHash &&
+ * StandardMerkleTree.verify(...)`), computed without the library (see verifyProofWith);
+ * malformed input gives false rather than an exception. Pure JS (@noble/hashes) and
+ * stateless; for hot paths, createReceiptProofVerifier is much faster.
  */
 export function verifyReceiptProof(receipt: Receipt): boolean {
-  if (leafHash(receipt) !== receipt.leafHash) return false;
-  return StandardMerkleTree.verify(
-    receipt.merkleRoot,
-    [...LEAF_ENCODING],
-    leafValue(receipt),
-    receipt.proof,
-  );
+  return verifyProofWith(nobleKeccak, receipt);
 }
+
+export type ReceiptProofVerifier = (receipt: Receipt) => boolean;
+
+/**
+ * verifyReceiptProof's check for hot paths such as the indexer's receipts outbox: on
+ * hash-wasm's keccak-256 (WebAssembly, instantiated once per process, hence async; the
+ * returned check is synchronous), and remembering the inner-node hashes it computed, so that
+ * the receipts of one batch share their upper proof levels (see createProofVerifier). Same
+ * verdicts. Create one per hot path and keep it.
+ */
+export function createReceiptProofVerifier(): Promise<ReceiptProofVerifier> {
+  return loadProofVerifier();
+}
+
+const nobleKeccak: Keccak256 = (data) => keccak_256(data);

@@ -1,6 +1,11 @@
 import { type BusDeps, createQueue, jobIds, type TypedQueue } from '@streamanchor/bus';
 import { type BatchLedger, createBatchLedger, type Database } from '@streamanchor/db';
-import { AUDIT_TOPIC, type ReceiptBatchJob, verifyReceiptProof } from '@streamanchor/protocol';
+import {
+  AUDIT_TOPIC,
+  createReceiptProofVerifier,
+  type ReceiptBatchJob,
+  type ReceiptProofVerifier,
+} from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config';
@@ -18,7 +23,7 @@ export interface FlushResult {
   /** Receipts enqueued (before BullMQ's deduplication by job id). */
   receipts: number;
   jobs: number;
-  /** Receipts that failed verifyReceiptProof and were not sent. */
+  /** Receipts that failed the proof check (verifyReceiptProof's verdict) and were not sent. */
   invalid: number;
 }
 
@@ -68,9 +73,19 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     }
     return queue;
   };
+  // verifyReceiptProof on hash-wasm: every receipt is re-checked before it is sent.
+  let verifier: Promise<ReceiptProofVerifier> | undefined;
+  const loadVerifier = () => {
+    verifier ??= createReceiptProofVerifier().catch((error: unknown) => {
+      verifier = undefined;
+      throw error;
+    });
+    return verifier;
+  };
 
   async function send(
     notice: Awaited<ReturnType<BatchLedger['unsentNotices']>>[number],
+    verify: ReceiptProofVerifier,
   ): Promise<Omit<FlushResult, 'notices'>> {
     const deliverable = await ledger.receiptsOf(notice);
     const byRelay = new Map<string, ReceiptBatchJob['receipts']>();
@@ -80,7 +95,7 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
       if (receipt.topic === AUDIT_TOPIC) continue;
       let valid = false;
       try {
-        valid = verifyReceiptProof(receipt);
+        valid = verify(receipt);
       } catch {}
       if (!valid) {
         invalid += 1;
@@ -134,10 +149,11 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
   return {
     async flush() {
       const total: FlushResult = { notices: 0, receipts: 0, jobs: 0, invalid: 0 };
+      const verify = await loadVerifier();
       for (;;) {
         const notices = await ledger.unsentNotices(NOTICES_PER_QUERY);
         for (const notice of notices) {
-          const sent = await send(notice);
+          const sent = await send(notice, verify);
           total.notices += 1;
           total.receipts += sent.receipts;
           total.jobs += sent.jobs;
