@@ -21,7 +21,7 @@ describe('config', () => {
       pollIntervalMs: 500,
       confirmations: 0,
       maxLogRange: 2000,
-      receiptsPerJob: 1000,
+      receiptsPerJob: 250,
       databaseUrl: undefined,
       dataDir: '.data',
       logLevel: 'info',

@@ -37,7 +37,7 @@ export const ConfigSchema = Type.Object({
   }),
   RECEIPTS_PER_JOB: Type.Integer({
     minimum: 1,
-    default: 1000,
+    default: 250,
     description: 'most receipts in one receiptBatch job (larger groups are split into chunks)',
   }),
   ...DatabaseEnv,

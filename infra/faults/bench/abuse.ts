@@ -16,11 +16,12 @@
  *
  * Environment: ABUSE_ROUNDS (2), ABUSE_ROUND_MS (15000, the measured window of a round),
  * ABUSE_ATTACKS (deep,wide,flood,grab,slow,nulsub), ABUSE_RATE (150 records/s per publisher),
- * ABUSE_LOG (1: print every service log line).
+ * ABUSE_LOG (1: print every service log line), ABUSE_TRACE_DIR (a folder: each round's
+ * publisher latencies, in ack order, as JSON files).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -373,6 +374,12 @@ async function runRound(
       return;
     }
     latencies.push(...result.latencies);
+    // Latencies in ack order (≈ time order, at RATE per second), to see when an attack hurts.
+    if (env.ABUSE_TRACE_DIR && result.mode === 'publish')
+      writeFileSync(
+        join(env.ABUSE_TRACE_DIR, `r${index}-${kind}-${peer.name}.json`),
+        JSON.stringify(result.latencies),
+      );
     setups.push(...result.setups);
     refused.push(...result.refused.map((r) => `${peer.name}: ${r}`));
     wbDisconnects.push(...result.disconnects.map((d) => `${peer.name}: ${d}`));

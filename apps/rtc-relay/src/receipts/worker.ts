@@ -1,7 +1,11 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { type BusDeps, createWorker, type TypedWorker } from '@streamanchor/bus';
 import type { Logger } from '@streamanchor/service-kit';
 import type { SessionManager } from '../sessions';
 import type { SessionCounters } from '../sessions/session';
+
+/** Receipts sent in one turn of the event loop. */
+const RECEIPTS_PER_TURN = 32;
 
 /**
  * Consumes this relay's `receipts` queue (filled by the indexer) and sends each receipt
@@ -24,10 +28,15 @@ export function createReceiptsWorker({
 }): TypedWorker<'receipts'> {
   const worker = createWorker(bus, 'receipts', relayId, async (job) => {
     let delivered = 0;
-    for (const { sessionId, receipt } of job.data.receipts) {
+    const { receipts } = job.data;
+    for (let i = 0; i < receipts.length; i++) {
+      // A job holds up to a thousand receipts: hand the event loop back between slices, so
+      // that publishes arriving meanwhile are acked without waiting for the whole job.
+      if (i > 0 && i % RECEIPTS_PER_TURN === 0) await nextTurn();
+      const { sessionId, receipt } = receipts[i]!;
       if (manager.deliverReceipt(sessionId, receipt)) delivered += 1;
     }
-    const undeliverable = job.data.receipts.length - delivered;
+    const undeliverable = receipts.length - delivered;
     counters.receiptsDelivered += delivered;
     counters.receiptsUndeliverable += undeliverable;
     if (undeliverable > 0)
