@@ -26,6 +26,7 @@ describe('loadConfig', () => {
         perSession: { ratePerSecond: 500, burst: 1000 },
         perSubject: { ratePerSecond: 1000, burst: 2000 },
         closeAfterRefusals: 200,
+        closeAfterRefusedBytes: 1_048_576,
         suspendAbusiveSubjectMs: 30_000,
       },
       recordBufferMax: 20_000,

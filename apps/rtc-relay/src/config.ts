@@ -104,6 +104,12 @@ export const ConfigSchema = Type.Object({
     description:
       'refused messages (rate_limited, malformed, too large, too deep, …) within one second after which the relay closes the session; 0 = never',
   }),
+  REFUSED_BYTES_CLOSE_AFTER: Int({
+    default: 1_048_576,
+    minimum: 0,
+    description:
+      'total size of refused messages within one second after which the relay closes the session (a few large ones cost as much as many small ones); 0 = never',
+  }),
   ABUSIVE_SUBJECT_SUSPEND_MS: Int({
     default: 30_000,
     minimum: 0,
@@ -206,6 +212,8 @@ export interface Config {
     perSubject: { ratePerSecond: number; burst: number };
     /** Refused messages within one second that close the session (0: never). */
     closeAfterRefusals: number;
+    /** Total size of refused messages within one second that closes the session (0: never). */
+    closeAfterRefusedBytes: number;
     /** How long (ms) a subject closed for refusals may not open sessions (0: not at all). */
     suspendAbusiveSubjectMs: number;
   };
@@ -258,6 +266,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       perSession: { ratePerSecond: e.PUBLISH_RATE_PER_SESSION, burst: e.PUBLISH_BURST_PER_SESSION },
       perSubject: { ratePerSecond: e.PUBLISH_RATE_PER_SUBJECT, burst: e.PUBLISH_BURST_PER_SUBJECT },
       closeAfterRefusals: e.REFUSALS_CLOSE_AFTER,
+      closeAfterRefusedBytes: e.REFUSED_BYTES_CLOSE_AFTER,
       suspendAbusiveSubjectMs: e.ABUSIVE_SUBJECT_SUSPEND_MS,
     },
     recordFlushMs: e.RECORD_FLUSH_MS,

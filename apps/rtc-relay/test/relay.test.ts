@@ -454,7 +454,11 @@ describe('rtc-relay', () => {
   });
 
   test('behavior: a 30,000-deep payload gets payload_too_deep, a 3,000-key one payload_too_complex; another session keeps being acked', async () => {
-    const { relay, client: attacker } = await setup({ MAX_MESSAGE_BYTES: '65536' });
+    const { relay, client: attacker } = await setup({
+      MAX_MESSAGE_BYTES: '65536',
+      // The codes are what this test is about; closing on refused bytes is the next one.
+      REFUSED_BYTES_CLOSE_AFTER: '0',
+    });
     second = await ClientProcess.spawn();
     const other = second;
     await relay.startWriter();
@@ -489,6 +493,28 @@ describe('rtc-relay', () => {
     // The attacker's session still works.
     attacker.send(publish('fine', { ok: true }));
     expect(await attacker.message(answerTo('fine'))).toMatchObject({ type: 'ack' });
+  });
+
+  test('behavior: a session sending large refused messages is closed once past REFUSED_BYTES_CLOSE_AFTER', async () => {
+    const { relay, client: attacker } = await setup({
+      MAX_MESSAGE_BYTES: '65536',
+      REFUSED_BYTES_CLOSE_AFTER: '100000',
+    });
+    await relay.connect(attacker, { subject: 'mallory' });
+    const deep = `{"type":"publish","id":"d","topic":"demo","payload":${'['.repeat(30_000)}${']'.repeat(30_000)}}`;
+    for (let i = 0; i < 5; i++) attacker.send(deep);
+    const last = await attacker.message(
+      (m) => m.type === 'nack' && m.id === null && m.code === 'rate_limited',
+    );
+    expect(last).toMatchObject({
+      message: expect.stringMatching(
+        /more than 100000 bytes of messages refused within a second; the session is closed and this subject may not open a new one for 30 s/,
+      ),
+      retryAfterMs: 30_000,
+    });
+    await attacker.waitFor((e) => e.event === 'closed', 10_000);
+    // Two 60 KB messages are past 100,000: the second closed it, the rest was not read.
+    expect(relay.app.stats().nacks).toEqual({ payload_too_deep: 2, rate_limited: 1 });
   });
 
   test('behavior: duplicate member names and integers beyond 2^53 get their codes', async () => {

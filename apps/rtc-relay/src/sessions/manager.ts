@@ -125,6 +125,7 @@ export class SessionManager {
         sessionQuota: createTokenBucket(config.publishQuota.perSession),
         subjectQuota,
         closeAfterRefusals: config.publishQuota.closeAfterRefusals,
+        closeAfterRefusedBytes: config.publishQuota.closeAfterRefusedBytes,
         onAbusive: (abusive, code) => this.suspend(abusive, code),
         connectTimeoutMs: config.connectTimeoutMs,
         disconnectTimeoutMs: config.disconnectTimeoutMs,

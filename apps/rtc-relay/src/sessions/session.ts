@@ -54,6 +54,8 @@ export interface SessionOptions {
    * message, taken from every other session's share of the event loop.
    */
   closeAfterRefusals?: number;
+  /** As closeAfterRefusals, for the refused messages' total size (UTF-16 units; 0: never). */
+  closeAfterRefusedBytes?: number;
   /**
    * Called once when the session is closed for refusals; returns how long (ms) its subject
    * is now kept from opening new sessions (0: not at all), which the final nack announces.
@@ -90,7 +92,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class Session {
   readonly id: string;
   readonly subject: string;
-  private refusals = { since: 0, count: 0 };
+  private refusals = { since: 0, count: 0, bytes: 0 };
   private abusive = false;
   /** This session's nacks by code (audited when it closes). */
   readonly nackCounts: Partial<Record<NackCode, number>> = {};
@@ -342,12 +344,13 @@ export class Session {
         'malformed_message',
         'binary messages are not accepted; send UTF-8 JSON text',
         now,
+        message.byteLength,
       );
       return;
     }
     const screened = screenMessage(message, this.ctx);
     if (!screened.ok) {
-      this.refuse(screened.id, screened.code, screened.detail, now);
+      this.refuse(screened.id, screened.code, screened.detail, now, message.length);
       return;
     }
     // Quotas are taken before the costly steps (parse, canonical form, hash), so that a
@@ -355,7 +358,14 @@ export class Session {
     if (this.state === 'open') {
       const retryAfterMs = takeFromAll([this.options.sessionQuota, this.options.subjectQuota], now);
       if (retryAfterMs > 0) {
-        this.refuse(screened.id, 'rate_limited', 'publish quota exceeded', now, retryAfterMs);
+        this.refuse(
+          screened.id,
+          'rate_limited',
+          'publish quota exceeded',
+          now,
+          message.length,
+          retryAfterMs,
+        );
         return;
       }
     }
@@ -364,7 +374,7 @@ export class Session {
       if (result.code === 'token_expired') {
         this.reply(this.nack(result.id, result.code, result.detail));
         this.expire();
-      } else this.refuse(result.id, result.code, result.detail, now);
+      } else this.refuse(result.id, result.code, result.detail, now, message.length);
       return;
     }
     if (this.state === 'ending') {
@@ -392,33 +402,51 @@ export class Session {
 
   /**
    * Answers a message the client should not have sent (a quota it ignored, a malformed or
-   * oversized message) and counts it: past `closeAfterRefusals` within a second the session
-   * is closed, the rest of what it sends is not read, and the subject is suspended
-   * (`onAbusive`), so that reconnecting does not start the cost over.
+   * oversized message) and counts it: past `closeAfterRefusals` refused messages, or
+   * `closeAfterRefusedBytes` of them, within a second the session is closed, the rest of
+   * what it sends is not read, and the subject is suspended (`onAbusive`), so that
+   * reconnecting does not start the cost over. Bytes count because receiving a message costs
+   * the relay (SCTP, DTLS, copying it into JavaScript) in proportion to its size, whatever
+   * the verdict: a few large refused messages a second cost as much as many small ones.
    */
   private refuse(
     id: string | null,
     code: NackCode,
     detail: string,
     now: number,
+    size: number,
     retryAfterMs?: number,
   ): void {
     this.reply(this.nack(id, code, detail, retryAfterMs));
     const limit = this.options.closeAfterRefusals ?? 0;
-    if (limit <= 0 || this.abusive) return;
-    if (now - this.refusals.since >= 1000) this.refusals = { since: now, count: 0 };
-    if (++this.refusals.count <= limit) return;
+    const byteLimit = this.options.closeAfterRefusedBytes ?? 0;
+    if ((limit <= 0 && byteLimit <= 0) || this.abusive) return;
+    if (now - this.refusals.since >= 1000) this.refusals = { since: now, count: 0, bytes: 0 };
+    this.refusals.count += 1;
+    this.refusals.bytes += size;
+    const tooMany = limit > 0 && this.refusals.count > limit;
+    const tooLarge = byteLimit > 0 && this.refusals.bytes > byteLimit;
+    if (!tooMany && !tooLarge) return;
     this.abusive = true;
     this.options.logger.warn(
-      { sessionId: this.id, subject: this.subject, refusalsPerSecond: this.refusals.count, code },
+      {
+        sessionId: this.id,
+        subject: this.subject,
+        refusedPerSecond: this.refusals.count,
+        refusedBytesPerSecond: this.refusals.bytes,
+        code,
+      },
       'session kept sending refused messages; closing it',
     );
     const suspendMs = this.options.onAbusive?.(this, code) ?? 0;
+    const what = tooMany
+      ? `more than ${limit} messages`
+      : `more than ${byteLimit} bytes of messages`;
     this.reply(
       this.nack(
         null,
         'rate_limited',
-        `more than ${limit} messages refused within a second; the session is closed` +
+        `${what} refused within a second; the session is closed` +
           (suspendMs > 0
             ? ` and this subject may not open a new one for ${Math.ceil(suspendMs / 1000)} s`
             : ''),
