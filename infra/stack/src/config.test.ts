@@ -21,6 +21,14 @@ describe('stack config', () => {
     expect(config.DATA_DIR).toBe(join(REPO_ROOT, '.data'));
     expect(config.DATABASE_URL).toBeUndefined();
     expect(config.REDIS_URL).toBeUndefined();
+    expect(config.CPU_PROFILE_DIR).toBeUndefined();
+  });
+
+  it('behavior: CPU_PROFILE_DIR is resolved against the repository root', () => {
+    expect(loadStackConfig({ CPU_PROFILE_DIR: '.data/profiles' }).CPU_PROFILE_DIR).toBe(
+      join(REPO_ROOT, '.data/profiles'),
+    );
+    expect(loadStackConfig({ CPU_PROFILE_DIR: '/tmp/p' }).CPU_PROFILE_DIR).toBe('/tmp/p');
   });
 
   it('error: a bad value fails fast naming the variable', () => {

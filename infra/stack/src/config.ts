@@ -73,18 +73,32 @@ export const StackConfigSchema = Type.Object({
   ICE_UDP_PORT: Type.Optional(
     Port('the one UDP port the relay muxes every WebRTC session on (0 or unset: a free port)'),
   ),
+  CPU_PROFILE_DIR: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        "when set, every service runs with node --cpu-prof and writes its profile there on exit (open it in Chrome's DevTools); relative to the repository root",
+    }),
+  ),
   ...LogEnv,
 });
 
 export type StackEnv = Static<typeof StackConfigSchema>;
 
-export interface StackConfig extends Omit<StackEnv, 'DATA_DIR'> {
+export interface StackConfig extends Omit<StackEnv, 'DATA_DIR' | 'CPU_PROFILE_DIR'> {
   /** Absolute path. */
   DATA_DIR: string;
+  /** Absolute path, when set. */
+  CPU_PROFILE_DIR: string | undefined;
 }
 
 /** Reads the stack's settings; throws ConfigError naming every bad variable. */
 export function loadStackConfig(env: Record<string, string | undefined>): StackConfig {
   const parsed = parseEnv('stack', StackConfigSchema, env);
-  return { ...parsed, DATA_DIR: resolve(REPO_ROOT, parsed.DATA_DIR) };
+  return {
+    ...parsed,
+    DATA_DIR: resolve(REPO_ROOT, parsed.DATA_DIR),
+    CPU_PROFILE_DIR:
+      parsed.CPU_PROFILE_DIR === undefined ? undefined : resolve(REPO_ROOT, parsed.CPU_PROFILE_DIR),
+  };
 }

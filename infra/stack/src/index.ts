@@ -410,13 +410,17 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
         });
       }
     }
+    // --cpu-prof writes the profile when the process exits (stop() ends services gracefully).
+    const profileArgs = config.CPU_PROFILE_DIR
+      ? ['--cpu-prof', `--cpu-prof-dir=${config.CPU_PROFILE_DIR}`]
+      : [];
     const spawnService = (spec: (typeof specs)[number]) => {
       const service = startServiceProcess({
         name: spec.name,
         // Services run from their TypeScript sources through tsx's loader (resolved from the
         // repository root's node_modules), exactly like `node --import tsx apps/<svc>/src/main.ts`.
         command: process.execPath,
-        args: ['--import', 'tsx', spec.script],
+        args: [...profileArgs, '--import', 'tsx', spec.script],
         cwd: paths.root,
         env: { ...baseEnv, ...spec.env },
         output,
