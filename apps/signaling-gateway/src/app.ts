@@ -3,7 +3,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createAuditPublisher, createRelayRegistry, type Keys } from '@streamanchor/bus';
 import { LIMITS } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Redis } from 'ioredis';
 import { createAuthenticator } from './auth';
 import type { Config } from './config';
@@ -34,9 +39,39 @@ export interface App {
   stop(): Promise<void>;
 }
 
+/**
+ * Fastify's per-request log lines ("incoming request", "request completed": two lines per
+ * request at info) are written at debug, except a completion at 5xx (info) or with an error
+ * (error, as Fastify does). So a flood of refused requests (401, 429) writes no log lines at
+ * the default LOG_LEVEL=info; the problem handler still logs internal errors itself.
+ */
+export class QuietRequestLogs extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request');
+  }
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    _request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    if (error) {
+      reply.log.error(
+        { res: reply, err: error, responseTime: reply.elapsedTime },
+        'request errored',
+      );
+    } else if (reply.statusCode >= 500) {
+      reply.log.info({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    } else {
+      reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    }
+  }
+}
+
 function buildFastify(config: Config, logger: Logger) {
   return Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    logController: new QuietRequestLogs(),
     trustProxy: config.TRUST_PROXY,
     bodyLimit: LIMITS.maxSdpBytes,
     frameworkErrors,

@@ -86,6 +86,73 @@ describe('session rate limits (Redis, shared by every gateway)', () => {
   });
 });
 
+/** The Redis counter of a rate-limit key (`ip:…` / `sub:…`), null when there is none. */
+async function rateCounter(g: TestGateway, key: string): Promise<string | null> {
+  const found = await g.redis.keys(`${g.prefix}:rate-limit:*${key}`);
+  expect(found.length).toBeLessThanOrEqual(1);
+  return found[0] ? g.redis.get(found[0]) : null;
+}
+
+describe('refusals remembered per gateway (no Redis round trip until the window ends)', () => {
+  it('behavior: after the first per-subject 429, further POSTs get the same 429 without asking Redis, and are served once the window ends', async () => {
+    const { gateway: g } = await start({
+      SESSION_RATE_PER_SUBJECT: '2',
+      SESSION_RATE_WINDOW_MS: '1500',
+    });
+    const token = await g.token({ subject: 'grabber' });
+    const counter = `sub:${Buffer.from('grabber').toString('base64url')}`;
+    const ipCounter = 'ip:203.0.113.7';
+    expect((await post(g, token)).statusCode).toBe(201);
+    expect((await post(g, token)).statusCode).toBe(201);
+    const first = await post(g, token);
+    const detail = expectProblem(first, 'rate_limited').detail;
+    expect(detail).toMatch(/^At most 2 new sessions per subject every 1\.5 s; retry in [12] s$/);
+    expect(first.headers['retry-after']).toBe(/retry in (\d+) s/.exec(String(detail))?.[1]);
+    expect(await rateCounter(g, counter)).toBe('3');
+
+    for (let i = 0; i < 5; i++) {
+      const again = await post(g, token);
+      const body = expectProblem(again, 'rate_limited');
+      expect(body.detail).toMatch(
+        /^At most 2 new sessions per subject every 1\.5 s; retry in [12] s$/,
+      );
+      expect(again.headers['retry-after']).toBe(/retry in (\d+) s/.exec(String(body.detail))?.[1]);
+      expect(Number(again.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    }
+    // Redis was not asked again: the subject's counter stopped at the refused request (the
+    // per-address limit, checked first, still counts every request).
+    expect(await rateCounter(g, counter)).toBe('3');
+    expect(await rateCounter(g, ipCounter)).toBe('8');
+
+    // Once the window is over, the subject is served again (and counted in Redis anew).
+    await new Promise((resolve) =>
+      setTimeout(resolve, Number(first.headers['retry-after']) * 1000 + 100),
+    );
+    expect((await post(g, token)).statusCode).toBe(201);
+    expect(await rateCounter(g, counter)).toBe('1');
+  });
+
+  it('behavior: the per-address refusal is remembered too, with the same problem', async () => {
+    const { gateway: g } = await start({
+      SESSION_RATE_PER_IP: '1',
+      SESSION_RATE_WINDOW_MS: '60000',
+    });
+    const ipCounter = 'ip:203.0.113.7';
+    expect((await post(g, await g.token())).statusCode).toBe(201);
+    for (let i = 0; i < 4; i++) {
+      const refused = await post(g, i % 2 ? 'not-a-token' : await g.token());
+      const body = expectProblem(refused, 'rate_limited');
+      expect(body.detail).toMatch(
+        /^At most 1 new sessions per client address every 60 s; retry in (59|60) s$/,
+      );
+      expect(refused.headers['retry-after']).toBe(
+        /retry in (\d+) s/.exec(String(body.detail))?.[1],
+      );
+    }
+    expect(await rateCounter(g, ipCounter)).toBe('2');
+  });
+});
+
 describe('live sessions per subject', () => {
   it('error: beyond MAX_SESSIONS_PER_SUBJECT a POST is 429 until a session ends', async () => {
     const { gateway: g } = await start({ MAX_SESSIONS_PER_SUBJECT: '2' });
