@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BrowserContext, chromium } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 
 /** Debian's Chromium (apt-get install chromium); CHROMIUM_PATH overrides. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -20,6 +20,9 @@ export async function launchChromium(): Promise<{
     );
   }
   const userDataDir = mkdtempSync(join(tmpdir(), 'sa-chromium-'));
+  // Loaded here, not at the top: every test process imports @streamanchor/testing, and most
+  // never start a browser (playwright-core takes a few hundred ms to load).
+  const { chromium } = await import('playwright-core');
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM_PATH,
     headless: true,

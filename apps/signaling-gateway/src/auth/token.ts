@@ -54,7 +54,7 @@ export type VerifyKey = Uint8Array | CryptoKey | KeyObject;
 export function importVerifyKey(secret: string): Promise<CryptoKey> {
   return crypto.subtle.importKey(
     'raw',
-    secretKey(secret),
+    new TextEncoder().encode(secret),
     { name: 'HMAC', hash: 'SHA-256' },
     false,
     ['verify'],
