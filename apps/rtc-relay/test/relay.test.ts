@@ -56,6 +56,22 @@ async function setup(
   return { relay: r, client: c };
 }
 
+/**
+ * A relay with its records writer, a session of `mallory` (the misbehaving one) and one of
+ * `bob` (who must not notice).
+ */
+async function setupAttackerAndOther(
+  env: Record<string, string>,
+): Promise<{ relay: TestRelay; attacker: ClientProcess; other: ClientProcess }> {
+  const { relay: r, client: attacker } = await setup(env);
+  second = await ClientProcess.spawn();
+  const other = second;
+  await r.startWriter();
+  await r.connect(attacker, { subject: 'mallory' });
+  await r.connect(other, { subject: 'bob' });
+  return { relay: r, attacker, other };
+}
+
 describe('rtc-relay', () => {
   test('default: hello, then a publish is acked after its record was queued', async () => {
     const { relay, client } = await setup();
@@ -332,17 +348,16 @@ describe('rtc-relay', () => {
   });
 
   test('behavior: a session flooding past its quota gets rate_limited; another session keeps every record acked', async () => {
-    const { relay, client: flooder } = await setup({
+    const {
+      relay,
+      attacker: flooder,
+      other,
+    } = await setupAttackerAndOther({
       PUBLISH_RATE_PER_SESSION: '100',
       PUBLISH_BURST_PER_SESSION: '300',
       // Only nacked here; closing a flooder is the next test.
       REFUSALS_CLOSE_AFTER: '0',
     });
-    second = await ClientProcess.spawn();
-    const other = second;
-    await relay.startWriter();
-    await relay.connect(flooder, { subject: 'mallory' });
-    await relay.connect(other, { subject: 'bob' });
     const flood = flooder.publishMany({
       count: 5000,
       payloadBytes: 100,
@@ -374,17 +389,16 @@ describe('rtc-relay', () => {
   });
 
   test('behavior: a session that ignores retryAfterMs is closed; another session keeps every record acked', async () => {
-    const { relay, client: flooder } = await setup({
+    const {
+      relay,
+      attacker: flooder,
+      other,
+    } = await setupAttackerAndOther({
       // Per session, so the other one too: its 250 fit the burst.
       PUBLISH_RATE_PER_SESSION: '100',
       PUBLISH_BURST_PER_SESSION: '300',
       REFUSALS_CLOSE_AFTER: '200',
     });
-    second = await ClientProcess.spawn();
-    const other = second;
-    await relay.startWriter();
-    await relay.connect(flooder, { subject: 'mallory' });
-    await relay.connect(other, { subject: 'bob' });
     flooder.command({
       cmd: 'publish',
       count: 5000,
@@ -415,15 +429,10 @@ describe('rtc-relay', () => {
   });
 
   test('behavior: a session sending malformed messages is closed once past REFUSALS_CLOSE_AFTER, and its subject suspended', async () => {
-    const { relay, client: attacker } = await setup({
+    const { relay, attacker, other } = await setupAttackerAndOther({
       REFUSALS_CLOSE_AFTER: '50',
       ABUSIVE_SUBJECT_SUSPEND_MS: '5000',
     });
-    second = await ClientProcess.spawn();
-    const other = second;
-    await relay.startWriter();
-    await relay.connect(attacker, { subject: 'mallory' });
-    await relay.connect(other, { subject: 'bob' });
     const deep = `{"type":"publish","id":"d","topic":"demo","payload":${'['.repeat(100)}${']'.repeat(100)}}`;
     for (let i = 0; i < 80; i++) attacker.send(i % 2 ? deep : 'not json');
     const last = await attacker.message(
@@ -454,16 +463,11 @@ describe('rtc-relay', () => {
   });
 
   test('behavior: a 30,000-deep payload gets payload_too_deep, a 3,000-key one payload_too_complex; another session keeps being acked', async () => {
-    const { relay, client: attacker } = await setup({
+    const { attacker, other } = await setupAttackerAndOther({
       MAX_MESSAGE_BYTES: '65536',
       // The codes are what this test is about; closing on refused bytes is the next one.
       REFUSED_BYTES_CLOSE_AFTER: '0',
     });
-    second = await ClientProcess.spawn();
-    const other = second;
-    await relay.startWriter();
-    await relay.connect(attacker, { subject: 'mallory' });
-    await relay.connect(other, { subject: 'bob' });
     const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
     const wide = `{${Array.from({ length: 3000 }, (_, i) => `"k${i}":${i}`).join(',')}}`;
     const raw = (id: string, payload: string) =>

@@ -211,23 +211,18 @@ export class Session {
       if (owed === 0 && buffered === 0) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    // The relay's own last word (token_expired, or the nack closing an abusive session) may
+    // still sit in SCTP's queue though bufferedAmount says 0; a stream reset sent at once was
+    // seen to overtake it under load (the nack lost). Give it a moment on the open channel.
+    if (this.abusive || this.expiring) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(250, this.options.closeGraceMs)));
+    }
     // A second end() while the first lingers: the first one closes.
     if (this.closingReason !== undefined) {
       if (awaitClose) await this.closed;
       return;
     }
     if (this.state !== 'ending' || !this.channel) return this.close(reason);
-    // The relay's own last word (token_expired, or the nack closing an abusive session) may
-    // still sit in SCTP's queue though bufferedAmount says 0; a stream reset sent at once was
-    // seen to overtake it under load (the nack lost). Give it a moment on the open channel.
-    if (this.abusive || this.expiring) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(250, this.options.closeGraceMs)));
-      if (this.closingReason !== undefined) {
-        if (awaitClose) await this.closed;
-        return;
-      }
-      if (this.state !== 'ending' || !this.channel) return this.close(reason);
-    }
     // bufferedAmount 0 means handed to SCTP, not delivered, and libdatachannel fires the
     // channel's onClosed locally at once: closing the peer connection now could drop the
     // last replies (the token_expired nack among them). Close the channel (its stream reset
