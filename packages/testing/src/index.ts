@@ -8,6 +8,21 @@ export {
   startAnvil,
   stopChild,
 } from './anvil';
+export {
+  type Alternated,
+  alternate,
+  BENCH_ROW_PREFIX,
+  type BenchRow,
+  compareRow,
+  type Figure,
+  formatFigure,
+  formatTable,
+  isQuick,
+  parseRows,
+  percentile,
+  reportRow,
+  summarize,
+} from './bench';
 export { CHROMIUM_PATH, launchChromium } from './chromium';
 export {
   createTestDatabase,

@@ -1,0 +1,35 @@
+/**
+ * Every benchmark `pnpm bench` runs, in order. Each is a script that measures our path and
+ * its baseline alternately in one run and prints its rows through `reportRow`
+ * (@streamanchor/testing); `quick` are the arguments of its short form (`pnpm bench --quick`,
+ * run by `pnpm test` so the benchmarks never rot).
+ */
+export interface BenchSpec {
+  /** `pnpm bench --only <id>,…` */
+  id: string;
+  /** What its rows measure, for the progress lines. */
+  title: string;
+  /** Script path from the repository root, run with tsx. */
+  script: string;
+  /** Arguments of the full run. */
+  full: string[];
+  /** Arguments of the quick run (CI). */
+  quick: string[];
+}
+
+export const BENCHES: readonly BenchSpec[] = [
+  {
+    id: 'merkle',
+    title: 'Merkle tree + proofs against @openzeppelin/merkle-tree and the keccak ceiling',
+    script: 'packages/protocol/bench/merkle.ts',
+    full: [],
+    quick: ['--quick'],
+  },
+  {
+    id: 'verify',
+    title: 'receipt verification against @openzeppelin/merkle-tree',
+    script: 'packages/protocol/bench/verify.ts',
+    full: [],
+    quick: ['--quick'],
+  },
+];
