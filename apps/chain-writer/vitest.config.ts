@@ -6,7 +6,5 @@ export default defineProject({
     include: ['src/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // Each file starts its own anvil and databases; keep the shared 2-core machine calm.
-    fileParallelism: false,
   },
 });

@@ -67,8 +67,8 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
   let output = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`anvil did not start within 15 s:\n${output}`)),
-      15_000,
+      () => reject(new Error(`anvil did not start within 30 s:\n${output}`)),
+      30_000,
     );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
