@@ -90,7 +90,27 @@ describe('scanMessageStructure', () => {
       id: 'p1',
       duplicateMember: undefined,
       unsafeInteger: undefined,
+      names: 7,
     });
+  });
+
+  test('behavior: without findDuplicates it counts names (escaped ones too) and finds none', () => {
+    const count = (text: string) => scanMessageStructure(text, limits, { findDuplicates: false });
+    // 4 in the message, 2 + 1 in the payload; a duplicate is counted, not reported.
+    expect(count(msg('{"a":1,"a":{"b":"c"}}'))).toEqual({
+      ok: true,
+      id: 'p1',
+      duplicateMember: undefined,
+      unsafeInteger: undefined,
+      names: 7,
+    });
+    expect(count(msg('{"a":1,"\\u0061":2}'))).toMatchObject({ names: 6 });
+    // The top-level id is found whatever its name's spelling; ids in the payload are not it.
+    expect(count('{"payload":{"id":"inner"},"\\u0069d":"outer"}')).toMatchObject({
+      id: 'outer',
+    });
+    expect(count('{"idx":"a","id":"b"}')).toMatchObject({ id: 'b' });
+    expect(count(msg('[[[[[1]]]]]'))).toMatchObject({ ok: false, code: 'payload_too_deep' });
   });
 
   test('behavior: the top-level id is reported when the scan meets one, null otherwise', () => {

@@ -163,10 +163,18 @@ export type StructureScan =
       ok: true;
       /** The message's top-level `id` (a string of valid length), when the scan met one. */
       id: string | null;
-      /** The first member name that occurs twice in one object, if any. */
+      /**
+       * The first member name that occurs twice in one object, if any (always undefined when
+       * the scan was told not to look: `findDuplicates: false`).
+       */
       duplicateMember: string | undefined;
       /** The first integer token (no fraction, no exponent) beyond ±(2^53 − 1), if any. */
       unsafeInteger: string | undefined;
+      /**
+       * Member names of every object of the message, the message object's included. JSON.parse
+       * keeps one member per name, so a parsed message with fewer members has a duplicate.
+       */
+      names: number;
     }
   | {
       ok: false;
@@ -175,6 +183,15 @@ export type StructureScan =
       id: string | null;
       detail: string;
     };
+
+export interface ScanOptions {
+  /**
+   * Find the first duplicate member name (default true), which costs a set of names per
+   * object. With false the scan only counts names (`names`): compare that count with the
+   * members of the parsed message and scan again with true when they differ.
+   */
+  findDuplicates?: boolean;
+}
 
 const MAX_SAFE_DIGITS = String(Number.MAX_SAFE_INTEGER);
 
@@ -187,35 +204,51 @@ function decodeJsonString(raw: string): string {
   }
 }
 
+function structureProblem(
+  code: 'payload_too_deep' | 'payload_too_complex',
+  id: string | null,
+  detail: string,
+): StructureScan {
+  return { ok: false, code, id, detail };
+}
+
+// Per-depth state of the scan, reused across calls (the scan is synchronous): whether the
+// container is an object, and its members so far. Grown on demand; the depth limit bounds it.
+let isObjectAt = new Uint8Array(64);
+let membersAt = new Int32Array(64);
+
 /**
  * One linear pass over a message's text, before JSON.parse: counts nesting and members
- * outside strings, finds duplicate member names and integers beyond 2^53 − 1. O(text
- * length), allocation bounded by the limits; never throws. It does not validate JSON: on
- * broken text it stops or carries on leniently, and JSON.parse reports the problem. The
- * message object is depth 1, so a payload may open containers up to depth maxDepth + 1.
+ * outside strings, counts member names (and finds duplicates, unless told not to), finds
+ * integers beyond 2^53 − 1. O(text length), allocation bounded by the limits; never throws.
+ * It does not validate JSON: on broken text it stops or carries on leniently, and JSON.parse
+ * reports the problem. The message object is depth 1, so a payload may open containers up
+ * to depth maxDepth + 1.
  */
-export function scanMessageStructure(text: string, limits: StructureLimits): StructureScan {
+export function scanMessageStructure(
+  text: string,
+  limits: StructureLimits,
+  options: ScanOptions = {},
+): StructureScan {
+  const findDuplicates = options.findDuplicates ?? true;
   const maxDepth = limits.maxDepth + 1;
-  const isObject: boolean[] = [];
-  const members: number[] = [];
+  if (isObjectAt.length < maxDepth + 1) {
+    isObjectAt = new Uint8Array(maxDepth + 1);
+    membersAt = new Int32Array(maxDepth + 1);
+  }
+  const isObject = isObjectAt;
+  const members = membersAt;
   const names: (Set<string> | undefined)[] = [];
   let depth = 0;
   let total = 0;
+  let nameCount = 0;
   let fresh = false;
   let expectName = false;
-  let topName: string | undefined;
+  /** Whether the current top-level member is named `id`. */
+  let topIsId = false;
   let id: string | null = null;
   let duplicateMember: string | undefined;
   let unsafeInteger: string | undefined;
-  const fail = (
-    code: 'payload_too_deep' | 'payload_too_complex',
-    detail: string,
-  ): StructureScan => ({
-    ok: false,
-    code,
-    id,
-    detail,
-  });
   const length = text.length;
   for (let i = 0; i < length; i++) {
     const c = text.charCodeAt(i);
@@ -225,32 +258,47 @@ export function scanMessageStructure(text: string, limits: StructureLimits): Str
       if (c !== 0x5d && c !== 0x7d) {
         members[depth - 1] = 1;
         if (depth >= 2 && ++total > limits.maxTotalMembers)
-          return fail('payload_too_complex', `more than ${limits.maxTotalMembers} members in all`);
+          return structureProblem(
+            'payload_too_complex',
+            id,
+            `more than ${limits.maxTotalMembers} members in all`,
+          );
       }
     }
     switch (c) {
       case 0x22: {
         // A string: skip to its closing quote.
         let j = i + 1;
+        let escaped = false;
         for (;;) {
-          if (j >= length) return { ok: true, id, duplicateMember, unsafeInteger }; // unterminated
+          if (j >= length)
+            return { ok: true, id, duplicateMember, unsafeInteger, names: nameCount }; // unterminated
           const d = text.charCodeAt(j);
-          if (d === 0x5c) j += 2;
-          else if (d === 0x22) break;
+          if (d === 0x5c) {
+            escaped = true;
+            j += 2;
+          } else if (d === 0x22) break;
           else j++;
         }
         if (expectName) {
           expectName = false;
-          const name = decodeJsonString(text.slice(i + 1, j));
-          let seen = names[depth - 1];
-          if (!seen) {
-            seen = new Set();
-            names[depth - 1] = seen;
+          nameCount++;
+          if (findDuplicates) {
+            const name = decodeJsonString(text.slice(i + 1, j));
+            let seen = names[depth - 1];
+            if (!seen) {
+              seen = new Set();
+              names[depth - 1] = seen;
+            }
+            if (seen.has(name)) duplicateMember ??= name;
+            else seen.add(name);
+            if (depth === 1) topIsId = name === 'id';
+          } else if (depth === 1) {
+            topIsId = escaped
+              ? decodeJsonString(text.slice(i + 1, j)) === 'id'
+              : j === i + 3 && text.charCodeAt(i + 1) === 0x69 && text.charCodeAt(i + 2) === 0x64;
           }
-          if (seen.has(name)) duplicateMember ??= name;
-          else seen.add(name);
-          if (depth === 1) topName = name;
-        } else if (depth === 1 && topName === 'id' && id === null) {
+        } else if (depth === 1 && topIsId && id === null) {
           const value = decodeJsonString(text.slice(i + 1, j));
           if (value.length > 0 && value.length <= LIMITS.maxClientIdLength) id = value;
         }
@@ -260,31 +308,37 @@ export function scanMessageStructure(text: string, limits: StructureLimits): Str
       case 0x7b: // {
       case 0x5b: {
         // [
-        if (++depth > maxDepth) return fail('payload_too_deep', `deeper than ${limits.maxDepth}`);
-        isObject[depth - 1] = c === 0x7b;
+        if (++depth > maxDepth)
+          return structureProblem('payload_too_deep', id, `deeper than ${limits.maxDepth}`);
+        isObject[depth - 1] = c === 0x7b ? 1 : 0;
         members[depth - 1] = 0;
-        names[depth - 1] = undefined;
+        if (findDuplicates) names[depth - 1] = undefined;
         fresh = true;
         expectName = c === 0x7b;
         break;
       }
       case 0x7d: // }
       case 0x5d: // ]
-        if (depth === 0) return { ok: true, id, duplicateMember, unsafeInteger }; // broken
-        names[depth - 1] = undefined;
+        if (depth === 0) return { ok: true, id, duplicateMember, unsafeInteger, names: nameCount }; // broken
+        if (findDuplicates) names[depth - 1] = undefined;
         depth--;
         expectName = false;
         break;
       case 0x2c: // ,
         if (depth === 0) break;
         if (++members[depth - 1]! > limits.maxMembers)
-          return fail(
+          return structureProblem(
             'payload_too_complex',
+            id,
             `more than ${limits.maxMembers} members in one array or object`,
           );
         if (depth >= 2 && ++total > limits.maxTotalMembers)
-          return fail('payload_too_complex', `more than ${limits.maxTotalMembers} members in all`);
-        expectName = isObject[depth - 1]!;
+          return structureProblem(
+            'payload_too_complex',
+            id,
+            `more than ${limits.maxTotalMembers} members in all`,
+          );
+        expectName = isObject[depth - 1] === 1;
         break;
       case 0x3a: // :
         expectName = false;
@@ -305,10 +359,11 @@ export function scanMessageStructure(text: string, limits: StructureLimits): Str
             break;
           }
           if (integer && unsafeInteger === undefined) {
-            const digits = c === 0x2d ? text.slice(i + 1, j) : text.slice(i, j);
+            const from = c === 0x2d ? i + 1 : i;
+            const digits = j - from;
             if (
-              digits.length > MAX_SAFE_DIGITS.length ||
-              (digits.length === MAX_SAFE_DIGITS.length && digits > MAX_SAFE_DIGITS)
+              digits > MAX_SAFE_DIGITS.length ||
+              (digits === MAX_SAFE_DIGITS.length && text.slice(from, j) > MAX_SAFE_DIGITS)
             )
               unsafeInteger = text.slice(i, j);
           }
@@ -316,7 +371,7 @@ export function scanMessageStructure(text: string, limits: StructureLimits): Str
         }
     }
   }
-  return { ok: true, id, duplicateMember, unsafeInteger };
+  return { ok: true, id, duplicateMember, unsafeInteger, names: nameCount };
 }
 
 /** Parses one relay text message (used by clients); never throws. */

@@ -1,5 +1,6 @@
 import { BaseError } from './errors';
 import { loadWasmKeccak } from './keccak';
+import { compareHashes, leafOrder } from './leaf-order';
 import type { Hex } from './primitives';
 import type { LeafFields } from './record';
 
@@ -52,63 +53,59 @@ export async function buildMerkleTree(leaves: readonly LeafFields[]): Promise<Me
   return buildMerkleTreeWith(leaves, await loadKeccak());
 }
 
-/** As `buildMerkleTree`, synchronously, with the given keccak-256 (e.g. @noble/hashes' keccak_256). */
+/**
+ * As `buildMerkleTree`, synchronously, with the given keccak-256 (e.g. @noble/hashes' keccak_256).
+ *
+ * Where the time goes: on hash-wasm, the 3N − 1 keccak calls (two per leaf, one per inner
+ * node) are most of it. Around them: each leaf is encoded into one reused buffer (hex read
+ * through a two-digit table, ASCII strings copied without TextEncoder), hash results are kept
+ * as the hasher returns them (no copying into a flat buffer), leaves are ordered by a native
+ * sort of one number per leaf (see leafOrder), and every node's hex is written as ASCII into
+ * one buffer, decoded once and sliced.
+ */
 export function buildMerkleTreeWith(leaves: readonly LeafFields[], keccak: Keccak256): MerkleTree {
   const count = leaves.length;
   if (count === 0) throw emptyInput();
 
   // Leaf hashes, by input index.
-  const leafBytes = new Uint8Array(count * 32);
-  const encoder = new LeafEncoder();
-  for (let i = 0; i < count; i++) {
-    leafBytes.set(keccak(keccak(encoder.encode(leaves[i]!, i))), i * 32);
-  }
-
-  // Sort input indices by leaf hash as bytes; ties keep input order (Array#sort is stable,
-  // as is the library's). A 48-bit prefix key settles almost every comparison.
-  const keys = new Float64Array(count);
-  for (let i = 0; i < count; i++) {
-    const o = i * 32;
-    keys[i] =
-      (leafBytes[o]! * 0x10000 + leafBytes[o + 1]! * 0x100 + leafBytes[o + 2]!) * 0x1000000 +
-      leafBytes[o + 3]! * 0x10000 +
-      leafBytes[o + 4]! * 0x100 +
-      leafBytes[o + 5]!;
-  }
-  const order = Array.from({ length: count }, (_, i) => i);
-  order.sort((a, b) => keys[a]! - keys[b]! || compare32(leafBytes, a * 32, leafBytes, b * 32));
+  const encoder = sharedEncoder();
+  const leafHashes: Uint8Array[] = new Array(count);
+  for (let i = 0; i < count; i++) leafHashes[i] = keccak(keccak(encoder.encode(leaves[i]!, i)));
+  const order = leafOrder(leafHashes);
 
   // The tree as OpenZeppelin's makeMerkleTree lays it out: sorted leaf k at
   // tree[length - 1 - k], node i's children at 2i+1 and 2i+2, node = keccak(sorted pair).
   const length = 2 * count - 1;
-  const nodes = new Uint8Array(length * 32);
+  const nodes: Uint8Array[] = new Array(length);
   const treeIndex = new Int32Array(count);
   for (let k = 0; k < count; k++) {
     const input = order[k]!;
     const at = length - 1 - k;
     treeIndex[input] = at;
-    nodes.set(leafBytes.subarray(input * 32, input * 32 + 32), at * 32);
+    nodes[at] = leafHashes[input]!;
   }
   const pair = new Uint8Array(64);
   for (let i = length - 1 - count; i >= 0; i--) {
-    const left = (2 * i + 1) * 32;
-    const right = left + 32;
-    if (compare32(nodes, left, nodes, right) <= 0) {
-      pair.set(nodes.subarray(left, right), 0);
-      pair.set(nodes.subarray(right, right + 32), 32);
+    const left = nodes[2 * i + 1]!;
+    const right = nodes[2 * i + 2]!;
+    if (compareHashes(left, right) <= 0) {
+      pair.set(left, 0);
+      pair.set(right, 32);
     } else {
-      pair.set(nodes.subarray(right, right + 32), 0);
-      pair.set(nodes.subarray(left, right), 32);
+      pair.set(right, 0);
+      pair.set(left, 32);
     }
-    nodes.set(keccak(pair), i * 32);
+    nodes[i] = keccak(pair);
   }
 
   // Every node but the root is some leaf's proof step, so hex them all at once.
-  const hex = toHex32s(nodes, length);
+  const hex = toHex32s(nodes);
+  const leafHex: Hex[] = new Array(count);
+  for (let i = 0; i < count; i++) leafHex[i] = hex[treeIndex[i]!]!;
 
   return {
     root: hex[0]!,
-    leafHashes: Array.from(treeIndex, (at) => hex[at]!),
+    leafHashes: leafHex,
     proof(i: number): Hex[] {
       if (!Number.isInteger(i) || i < 0 || i >= count) {
         throw new RangeError(`leaf index ${i} out of range [0, ${count})`);
@@ -122,6 +119,15 @@ export function buildMerkleTreeWith(leaves: readonly LeafFields[], keccak: Kecca
       return proof;
     },
   };
+}
+
+/**
+ * The leaf's abi.encode(bytes32 recordId, string topic, string subject, bytes32 contentHash,
+ * uint64 acceptedAt), the bytes whose keccak-256, hashed again, is its leaf hash (a fresh
+ * array). Throws MerkleInputError for a field the encoding refuses.
+ */
+export function encodeLeaf(leaf: LeafFields): Uint8Array {
+  return sharedEncoder().encode(leaf, 0).slice();
 }
 
 /**
@@ -201,11 +207,9 @@ function checkProof(keccak: Keccak256, claim: LeafProof, memo: NodeMemo | undefi
   }
   if (leafHash.length !== 66 || !hasHexPrefix(leafHash)) return false;
 
-  proofScratch ??= { encoder: new LeafEncoder(), pair: new Uint8Array(64) };
-  const scratch = proofScratch;
   let encoded: Uint8Array;
   try {
-    encoded = scratch.encoder.encode(claim, 0);
+    encoded = sharedEncoder().encode(claim, 0);
   } catch (error) {
     if (error instanceof MerkleInputError) return false;
     throw error;
@@ -214,32 +218,33 @@ function checkProof(keccak: Keccak256, claim: LeafProof, memo: NodeMemo | undefi
   let node = keccak(keccak(encoded));
   if (!matchesLowerHex(leafHash, 2, node)) return false;
 
-  const pair = scratch.pair;
+  const pair = PAIR;
+  const sibling = SIBLING;
   for (let i = 0; i < proof.length; i++) {
-    const sibling: unknown = proof[i];
-    if (memo !== undefined && typeof sibling === 'string') {
-      const step = memo.get(sibling);
+    const step: unknown = proof[i];
+    if (memo !== undefined && typeof step === 'string') {
+      const known = memo.get(step);
       // A node taken from the memo is the very object the next step remembers as partner.
       if (
-        step !== undefined &&
-        (step.partner === node || compare32(step.partner, 0, node, 0) === 0)
+        known !== undefined &&
+        (known.partner === node || compareHashes(known.partner, node) === 0)
       ) {
-        node = step.parent;
+        node = known.parent;
         continue;
       }
     }
-    // The sibling goes to the right half; if it sorts first, the halves swap.
-    if (!readNode(sibling, pair, 32)) return false;
-    if (compare32(node, 0, pair, 32) <= 0) {
+    if (!readNode(step, sibling)) return false;
+    if (compareHashes(node, sibling) <= 0) {
       pair.set(node, 0);
+      pair.set(sibling, 32);
     } else {
-      pair.copyWithin(0, 32, 64);
+      pair.set(sibling, 0);
       pair.set(node, 32);
     }
     const parent = keccak(pair);
     if (memo !== undefined) {
       if (memo.size >= MEMO_LIMIT) memo.clear();
-      memo.set(sibling as string, { partner: node, parent });
+      memo.set(step as string, { partner: node, parent });
     }
     node = parent;
   }
@@ -250,8 +255,9 @@ function checkProof(keccak: Keccak256, claim: LeafProof, memo: NodeMemo | undefi
   return merkleRoot.length === 64 && matchesLowerHex(merkleRoot, 0, node);
 }
 
-/** verifyProofWith's reused buffers: the leaf encoder and the 64-byte node pair. */
-let proofScratch: { encoder: LeafEncoder; pair: Uint8Array } | undefined;
+/** checkProof's reused buffers (it is synchronous, and keccak never calls back into it). */
+const PAIR = new Uint8Array(64);
+const SIBLING = new Uint8Array(32);
 
 function hasHexPrefix(text: string): boolean {
   return text.charCodeAt(0) === 48 && text.charCodeAt(1) === 120; // 0x
@@ -269,35 +275,34 @@ function matchesLowerHex(text: string, at: number, bytes: Uint8Array): boolean {
 }
 
 /**
- * A proof node into `out` at `at`, if it is 32 bytes of hex as the library reads a node:
- * 64 hex digits of either case, with or without a 0x prefix. False otherwise.
+ * A proof node into `out`, if it is 32 bytes of hex as the library reads a node: 64 hex
+ * digits of either case, with or without a 0x prefix. False otherwise.
  */
-function readNode(value: unknown, out: Uint8Array, at: number): boolean {
+function readNode(value: unknown, out: Uint8Array): boolean {
   if (typeof value !== 'string') return false;
-  let p: number;
-  if (value.length === 66 && hasHexPrefix(value)) p = 2;
-  else if (value.length === 64) p = 0;
-  else return false;
-  for (let j = 0; j < 32; j++, p += 2) {
-    const hi = HEX_NIBBLE[value.charCodeAt(p)] ?? -1;
-    const lo = HEX_NIBBLE[value.charCodeAt(p + 1)] ?? -1;
-    if (hi < 0 || lo < 0) return false;
-    out[at + j] = hi * 16 + lo;
+  if (value.length === 66) return hasHexPrefix(value) && readHex32(value, 2, out, 0);
+  return value.length === 64 && readHex32(value, 0, out, 0);
+}
+
+/**
+ * The 64 hex digits (either case) of `text` from `from` as 32 bytes into `out` at `at`;
+ * false if any is not a hex digit (`text` must hold 64 characters from `from`).
+ */
+function readHex32(text: string, from: number, out: Uint8Array, at: number): boolean {
+  let bad = 0;
+  for (let end = at + 32; at < end; at++, from += 2) {
+    const hi = text.charCodeAt(from);
+    const lo = text.charCodeAt(from + 1);
+    const byte = HEX_PAIR[((hi << 7) | lo) & 0x3fff]!;
+    // Negative for a non-digit pair, or for a character past ASCII (which the index wraps).
+    bad |= byte | -((hi | lo) >> 7);
+    out[at] = byte;
   }
-  return true;
+  return bad >= 0;
 }
 
 function emptyInput(): MerkleInputError {
   return new MerkleInputError('cannot build a Merkle tree from zero leaves');
-}
-
-/** -1, 0 or 1 as the 32 bytes at `ao` in `a` sort before, equal or after those at `bo` in `b`. */
-function compare32(a: Uint8Array, ao: number, b: Uint8Array, bo: number): number {
-  for (let j = 0; j < 32; j++) {
-    const d = a[ao + j]! - b[bo + j]!;
-    if (d !== 0) return d < 0 ? -1 : 1;
-  }
-  return 0;
 }
 
 /** ASCII of the two lowercase hex digits of byte b at [2b, 2b + 1]. */
@@ -308,30 +313,49 @@ for (let b = 0; b < 256; b++) {
   HEX_ASCII[2 * b + 1] = digits.charCodeAt(1);
 }
 
+/** The same two ASCII digits as one 16-bit word in memory order, and `0x` likewise. */
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+const HEX_WORD = new Uint16Array(256);
+for (let b = 0; b < 256; b++) {
+  const [first, second] = [HEX_ASCII[2 * b]!, HEX_ASCII[2 * b + 1]!];
+  HEX_WORD[b] = LITTLE_ENDIAN ? first | (second << 8) : (first << 8) | second;
+}
+const PREFIX_WORD = LITTLE_ENDIAN ? 48 | (120 << 8) : (48 << 8) | 120;
+const ASCII_DECODER = new TextDecoder();
+
 /**
- * `count` 32-byte values as 0x-prefixed lowercase hex: written as ASCII into one buffer,
- * decoded once and sliced (far less garbage than building each string piece by piece).
+ * 32-byte values as 0x-prefixed lowercase hex: written as ASCII into one buffer (two digits
+ * per 16-bit store), decoded once and sliced (far less garbage than building each string
+ * piece by piece).
  */
-function toHex32s(bytes: Uint8Array, count: number): Hex[] {
-  const ascii = new Uint8Array(count * 66);
+function toHex32s(values: readonly Uint8Array[]): Hex[] {
+  const count = values.length;
+  const words = new Uint16Array(count * 33);
   for (let i = 0, p = 0; i < count; i++) {
-    ascii[p++] = 48; // 0
-    ascii[p++] = 120; // x
-    for (let j = i * 32, end = j + 32; j < end; j++) {
-      const at = 2 * bytes[j]!;
-      ascii[p++] = HEX_ASCII[at]!;
-      ascii[p++] = HEX_ASCII[at + 1]!;
-    }
+    const value = values[i]!;
+    words[p++] = PREFIX_WORD;
+    for (let j = 0; j < 32; j++) words[p++] = HEX_WORD[value[j]!]!;
   }
-  const text = new TextDecoder().decode(ascii);
-  return Array.from({ length: count }, (_, i) => text.slice(i * 66, i * 66 + 66) as Hex);
+  const text = ASCII_DECODER.decode(words);
+  const hex: Hex[] = new Array(count);
+  for (let i = 0; i < count; i++) hex[i] = text.slice(i * 66, i * 66 + 66) as Hex;
+  return hex;
 }
 
+/** Hex digit value by character code, -1 for a non-digit. */
 const HEX_NIBBLE = new Int8Array(128).fill(-1);
 for (let c = 0; c < 10; c++) HEX_NIBBLE[48 + c] = c;
 for (let c = 0; c < 6; c++) {
   HEX_NIBBLE[65 + c] = 10 + c;
   HEX_NIBBLE[97 + c] = 10 + c;
+}
+/** Byte value of two hex digits (either case) by (first << 7 | second) code, -1 if not both digits. */
+const HEX_PAIR = new Int16Array(1 << 14).fill(-1);
+for (let hi = 0; hi < 128; hi++) {
+  for (let lo = 0; lo < 128; lo++) {
+    const [h, l] = [HEX_NIBBLE[hi]!, HEX_NIBBLE[lo]!];
+    if (h >= 0 && l >= 0) HEX_PAIR[(hi << 7) | lo] = h * 16 + l;
+  }
 }
 
 const TWO_POW_32 = 0x1_0000_0000;
@@ -339,10 +363,24 @@ const TWO_POW_64 = TWO_POW_32 * TWO_POW_32;
 /** Head: recordId, topic offset, subject offset, contentHash, acceptedAt. */
 const HEAD_BYTES = 5 * 32;
 
+let encoder: LeafEncoder | undefined;
+
+/** The encoder the builder and the verifier share (both synchronous, so never at once). */
+function sharedEncoder(): LeafEncoder {
+  encoder ??= new LeafEncoder();
+  return encoder;
+}
+
 /**
  * abi.encode(bytes32 recordId, string topic, string subject, bytes32 contentHash,
  * uint64 acceptedAt) into one reused buffer. Strings are UTF-8 as TextEncoder writes them
- * (lone surrogates become U+FFFD), as in the library's encoder.
+ * (lone surrogates become U+FFFD), as in the library's encoder; ASCII ones are copied
+ * directly, which gives the same bytes.
+ *
+ * The words that hold a small number (the two offsets, acceptedAt, the topic's length) sit
+ * at fixed places that nothing else writes, and only their low 8 bytes are ever written:
+ * their high bytes are zero from the buffer's allocation and stay so. The subject's length
+ * word and the string padding move with the topic's length, so they are cleared each time.
  */
 class LeafEncoder {
   private buffer = new Uint8Array(512);
@@ -363,64 +401,67 @@ class LeafEncoder {
 
     writeBytes32(buf, 0, leaf.recordId, index, 'recordId');
     writeBytes32(buf, 96, leaf.contentHash, index, 'contentHash');
-    if (acceptedAt <= Number.MAX_SAFE_INTEGER) writeUint(buf, 128, acceptedAt);
-    else writeUnsafeUint(buf, 128, acceptedAt);
+    if (acceptedAt <= Number.MAX_SAFE_INTEGER) {
+      writeLow64(buf, 128, Math.floor(acceptedAt / TWO_POW_32), acceptedAt >>> 0);
+    } else {
+      // Past 2^53, as the library encodes it: the value of the shortest decimal form,
+      // String(value) (2^60 → 1152921504606847000), not the double's exact value.
+      const exact = BigInt(String(acceptedAt));
+      writeLow64(buf, 128, Number(exact >> 32n), Number(exact & 0xffffffffn));
+    }
 
-    const topicAt = HEAD_BYTES;
-    const topicLength = this.writeString(buf, topicAt, topic);
-    const subjectAt = topicAt + 32 + padded(topicLength);
+    writeLow64(buf, 32, 0, HEAD_BYTES); // topic offset
+    const topicLength = this.writeString(buf, HEAD_BYTES, topic);
+    writeLow64(buf, HEAD_BYTES, 0, topicLength);
+    const subjectAt = HEAD_BYTES + 32 + padded(topicLength);
+    writeLow64(buf, 64, 0, subjectAt); // subject offset
     const subjectLength = this.writeString(buf, subjectAt, subject);
-    writeUint(buf, 32, topicAt);
-    writeUint(buf, 64, subjectAt);
+    buf.fill(0, subjectAt, subjectAt + 24);
+    writeLow64(buf, subjectAt, 0, subjectLength);
     return buf.subarray(0, subjectAt + 32 + padded(subjectLength));
   }
 
-  /** Length word at `at`, then the UTF-8 bytes zero-padded to 32; returns the byte length. */
+  /** The UTF-8 bytes of `text` at `at + 32`, zero-padded to 32; returns the byte length. */
   private writeString(buf: Uint8Array, at: number, text: string): number {
-    const { written } = this.utf8.encodeInto(text, buf.subarray(at + 32));
-    writeUint(buf, at, written);
-    buf.fill(0, at + 32 + written, at + 32 + padded(written));
+    const start = at + 32;
+    const length = text.length;
+    let written = length;
+    for (let j = 0; j < length; j++) {
+      const code = text.charCodeAt(j);
+      if (code > 0x7f) {
+        written = this.utf8.encodeInto(text, buf.subarray(start)).written;
+        break;
+      }
+      buf[start + j] = code;
+    }
+    for (let p = start + written, end = start + padded(written); p < end; p++) buf[p] = 0;
     return written;
   }
 }
 
 function padded(length: number): number {
-  return Math.ceil(length / 32) * 32;
+  return (length + 31) & ~31;
 }
 
-/** A non-negative integer below 2^64 as a big-endian 32-byte word. */
-function writeUint(buf: Uint8Array, at: number, value: number): void {
-  writeWord(buf, at, Math.floor(value / TWO_POW_32), value % TWO_POW_32);
-}
-
-/**
- * An integer past 2^53 as the library encodes it: the value of its shortest decimal form,
- * `String(value)` (2^60 → 1152921504606847000), not the double's exact value.
- */
-function writeUnsafeUint(buf: Uint8Array, at: number, value: number): void {
-  const exact = BigInt(String(value));
-  writeWord(buf, at, Number((exact >> 32n) & 0xffffffffn), Number(exact & 0xffffffffn));
-}
-
-/** The 32-byte big-endian word whose low 64 bits are high:low (two uint32). */
-function writeWord(buf: Uint8Array, at: number, high: number, low: number): void {
-  buf.fill(0, at, at + 24);
-  for (let j = 0; j < 4; j++) {
-    buf[at + 27 - j] = (high >>> (8 * j)) & 0xff;
-    buf[at + 31 - j] = (low >>> (8 * j)) & 0xff;
-  }
+/** The low 8 bytes of the 32-byte big-endian word at `at`: high, then low (two uint32). */
+function writeLow64(buf: Uint8Array, at: number, high: number, low: number): void {
+  buf[at + 24] = high >>> 24;
+  buf[at + 25] = (high >>> 16) & 0xff;
+  buf[at + 26] = (high >>> 8) & 0xff;
+  buf[at + 27] = high & 0xff;
+  buf[at + 28] = low >>> 24;
+  buf[at + 29] = (low >>> 16) & 0xff;
+  buf[at + 30] = (low >>> 8) & 0xff;
+  buf[at + 31] = low & 0xff;
 }
 
 function writeBytes32(buf: Uint8Array, at: number, value: string, index: number, field: string) {
-  if (typeof value !== 'string' || value.length !== 66 || value[0] !== '0' || value[1] !== 'x') {
+  if (
+    typeof value !== 'string' ||
+    value.length !== 66 ||
+    !hasHexPrefix(value) ||
+    !readHex32(value, 2, buf, at)
+  ) {
     throw new MerkleInputError(`leaf ${index}: ${field} must be 0x and 64 hex digits`);
-  }
-  for (let j = 0; j < 32; j++) {
-    const hi = HEX_NIBBLE[value.charCodeAt(2 + 2 * j)] ?? -1;
-    const lo = HEX_NIBBLE[value.charCodeAt(3 + 2 * j)] ?? -1;
-    if (hi < 0 || lo < 0) {
-      throw new MerkleInputError(`leaf ${index}: ${field} must be 0x and 64 hex digits`);
-    }
-    buf[at + j] = hi * 16 + lo;
   }
 }

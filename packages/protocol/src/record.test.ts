@@ -1,6 +1,7 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import { describe, expect, test } from 'vitest';
 import {
+  canonicalJson,
   canonicalPayload,
   contentHashOf,
   LEAF_ENCODING,
@@ -42,6 +43,46 @@ describe('canonicalPayload', () => {
 
   test('error: no JSON form', () => {
     expect(() => canonicalPayload(undefined)).toThrow(NonCanonicalPayloadError);
+  });
+});
+
+describe('canonicalJson', () => {
+  const texts = [
+    '{"unit":"C","temp":21.5,"sensor":"kitchen"}',
+    '{"b":1,"a":[true,null,"x"],"c":{"z":1,"y":2}}',
+    '[1.0,1e21,0.000001,-0,100,-1.5e-7,123456789012345680000]',
+    '{"\\u20ac":1,"\\r":2,"\\ud83d\\ude00":3,"1":4,"10":5,"2":6,"":7,"\u00e9":8}',
+    '"a \\u0000 \\"quoted\\" \\\\ \\u001f \\u2028 é 😀"',
+    '{"k\\u0000":"a\\u0000b","list":["\\u0000"],"__proto__":{"x":[]},"toJSON":"no"}',
+    '[[],{},[[[{"deep":[1,[2,[3]]]}]]],"",0,false]',
+    'null',
+    '12',
+    'true',
+  ];
+
+  test('default: the same text as canonicalPayload for what JSON.parse returns', () => {
+    for (const text of texts) {
+      const value: unknown = JSON.parse(text);
+      expect(canonicalJson(value)).toBe(canonicalPayload(value));
+    }
+  });
+
+  test('behavior: counts the members of every object it met', () => {
+    const count = (text: string) => {
+      const counter = { members: 0 };
+      canonicalJson(JSON.parse(text), counter);
+      return counter.members;
+    };
+    expect(count('{"a":{"b":1,"c":[{"d":2},{}]},"e":3}')).toBe(5);
+    expect(count('[1,2,3]')).toBe(0);
+    // JSON.parse keeps one member of a name: the count tells a duplicate.
+    expect(count('{"a":1,"a":2}')).toBe(1);
+  });
+
+  test('error: lone surrogates (in values or names) and non-finite numbers', () => {
+    for (const text of ['"\\ud800"', '{"\\udc00":1}', '[1e400]', '{"a":-1e999}']) {
+      expect(() => canonicalJson(JSON.parse(text))).toThrow(NonCanonicalPayloadError);
+    }
   });
 });
 
