@@ -15,9 +15,9 @@ describe('config', () => {
     expect(loadConfig(required)).toEqual({
       ...required,
       CHAIN_ID: 31337,
-      BATCH_MAX_RECORDS: 1000,
-      BATCH_MAX_AGE_MS: 1000,
-      RECORDS_CONCURRENCY: 2,
+      BATCH_MAX_RECORDS: 8192,
+      BATCH_MAX_AGE_MS: 100,
+      RECORDS_CONCURRENCY: 16,
       TX_CONFIRM_TIMEOUT_MS: 30_000,
       AUDIT_ANCHOR_INTERVAL_MS: 60_000,
       DATA_DIR: '.data',

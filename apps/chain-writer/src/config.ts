@@ -18,18 +18,21 @@ export const ConfigSchema = Type.Object({
   BATCH_MAX_RECORDS: Type.Integer({
     minimum: 1,
     maximum: 65_536,
-    default: 1000,
-    description: 'a batch is cut as soon as this many records wait',
+    default: 8192,
+    description:
+      'most records in one batch; a batch is cut as soon as this many wait (and the previous batch is signed)',
   }),
   BATCH_MAX_AGE_MS: Type.Integer({
     minimum: 0,
-    default: 1000,
-    description: 'a non-empty batch is cut when its oldest unbatched record waited this long (ms)',
+    default: 100,
+    description:
+      'a non-empty batch is cut when its oldest unbatched record waited this long (ms) and the previous batch is signed',
   }),
   RECORDS_CONCURRENCY: Type.Integer({
     minimum: 1,
-    default: 2,
-    description: 'records jobs processed at once',
+    default: 16,
+    description:
+      'records jobs held at once; the jobs held together are stored in one transaction (group commit)',
   }),
   TX_CONFIRM_TIMEOUT_MS: Type.Integer({
     minimum: 1000,

@@ -18,7 +18,10 @@
  *
  * Environment: MODE, API, TOKEN, TOPIC (demo), RATE (150), ID_PREFIX, PROBE_MS (2000),
  * WINDOW (4, deep/wide: publishes in flight), DEPTH (30000), KEYS (3000), CONCURRENCY (4),
- * SLOW_SOCKETS (200), ACKED_FILE (publish: where the acked recordIds go, one a line).
+ * SLOW_SOCKETS (200), ACKED_FILE (publish: where the acked recordIds go, one a line),
+ * RECEIPTS_FILE (publish: also follow each acked record to its first `included` receipt; one
+ * line per receipt, `sentAtEpochMs ackMs receiptMs`, both latencies from the send), RECEIPT_WAIT_MS
+ * (publish with RECEIPTS_FILE: after `stop`, wait this long at most for the receipts still due).
  *
  * stdin, one JSON command a line: {"cmd":"measure"} resets the figures (the measured window
  * starts), {"cmd":"stop"} stops; the process then prints {"event":"result",…} and exits.
@@ -44,6 +47,8 @@ const KEYS = Number(process.env.KEYS ?? 3000);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 4);
 const SLOW_SOCKETS = Number(process.env.SLOW_SOCKETS ?? 200);
 const ACKED_FILE = process.env.ACKED_FILE;
+const RECEIPTS_FILE = process.env.RECEIPTS_FILE;
+const RECEIPT_WAIT_MS = Number(process.env.RECEIPT_WAIT_MS ?? 0);
 
 const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -61,9 +66,19 @@ const figures = {
   statuses: {} as Record<string, number>,
   disconnects: [] as string[],
   extra: {} as Record<string, number>,
+  /** Publish with RECEIPTS_FILE: first `included` receipts received in the window. */
+  receipts: 0,
 };
 /** Over the whole run (not reset): what the lost-record check needs. */
-const whole = { sent: 0, acked: 0, nacked: 0, unanswered: 0, ackedIds: [] as string[] };
+const whole = {
+  sent: 0,
+  acked: 0,
+  nacked: 0,
+  unanswered: 0,
+  ackedIds: [] as string[],
+  /** Publish with RECEIPTS_FILE: acked records that got their first `included` receipt. */
+  receipted: 0,
+};
 const count = (table: Record<string, number>, key: string, n = 1) => {
   table[key] = (table[key] ?? 0) + n;
 };
@@ -198,8 +213,25 @@ async function runPublish(): Promise<void> {
   let credit = 0;
   let last = now();
   const filler = 'x'.repeat(40);
+  /** RECEIPTS_FILE: acked recordId → [send time, ack latency], until its first receipt. */
+  const awaiting = new Map<string, [number, number]>();
+  const receiptLines: string[] = [];
 
   const onText = (data: Record<string, unknown>) => {
+    if (data.type === 'receipt' && RECEIPTS_FILE) {
+      const receipt = data.receipt as { recordId?: string; status?: string } | undefined;
+      const recordId = String(receipt?.recordId).toLowerCase();
+      const due = awaiting.get(recordId);
+      count(figures.extra, `receipt ${receipt?.status}${due ? '' : ' (not awaited)'}`);
+      if (!due || receipt?.status !== 'included') return;
+      awaiting.delete(recordId);
+      receiptLines.push(
+        `${Math.round(performance.timeOrigin + due[0])} ${due[1].toFixed(1)} ${(now() - due[0]).toFixed(1)}`,
+      );
+      figures.receipts += 1;
+      whole.receipted += 1;
+      return;
+    }
     if (data.type !== 'ack' && data.type !== 'nack') return;
     const id = String(data.id);
     const sentAt = pending.get(id);
@@ -210,6 +242,8 @@ async function runPublish(): Promise<void> {
       figures.acked += 1;
       whole.acked += 1;
       whole.ackedIds.push(String(data.recordId).toLowerCase());
+      if (RECEIPTS_FILE)
+        awaiting.set(String(data.recordId).toLowerCase(), [sentAt, now() - sentAt]);
     } else {
       count(figures.nacks, String(data.code));
       whole.nacked += 1;
@@ -277,6 +311,13 @@ async function runPublish(): Promise<void> {
   while (pending.size > 0 && session && !session.dead && Date.now() < deadline) await sleep(50);
   whole.unanswered += pending.size;
   figures.extra.unanswered = whole.unanswered;
+  if (RECEIPTS_FILE) {
+    const receiptDeadline = Date.now() + RECEIPT_WAIT_MS;
+    while (awaiting.size > 0 && session && !session.dead && Date.now() < receiptDeadline)
+      await sleep(50);
+    figures.extra.receiptsMissing = awaiting.size;
+    writeFileSync(RECEIPTS_FILE, receiptLines.join('\n'));
+  }
   if (session) await deleteSession(session);
   closeSession(session);
   if (ACKED_FILE) writeFileSync(ACKED_FILE, whole.ackedIds.join('\n'));
@@ -508,6 +549,7 @@ lines.on('line', (line) => {
     figures.nacks = {};
     figures.statuses = {};
     figures.disconnects = [];
+    figures.receipts = 0;
     const keep = { unanswered: figures.extra.unanswered, messageBytes: figures.extra.messageBytes };
     figures.extra = {};
     for (const [key, value] of Object.entries(keep))
@@ -551,6 +593,7 @@ runner()
         acked: whole.acked,
         nacked: whole.nacked,
         unanswered: whole.unanswered,
+        receipted: whole.receipted,
       },
     });
     nodeDataChannel.cleanup();

@@ -47,6 +47,8 @@ export interface BatchLedger {
   /** Receipt notices not sent yet, oldest first. */
   unsentNotices(limit: number): Promise<ReceiptNoticeRow[]>;
   markNoticeSent(id: string | number): Promise<void>;
+  /** `markNoticeSent` for many notices in one statement. */
+  markNoticesSent(ids: readonly (string | number)[]): Promise<void>;
   /** The receipts one notice announces: one per record of its batch, with where to deliver it. */
   receiptsOf(notice: ReceiptNoticeRow): Promise<DeliverableReceipt[]>;
   /** Where a record stands now, with its current receipt once it is included or final. */
@@ -304,6 +306,18 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
         .updateTable('receipt_notices')
         .set({ sent_at: sql`now()` })
         .where(sql<boolean>`id = ${String(id)}::bigint`)
+        .where('sent_at', 'is', null)
+        .execute();
+    },
+
+    async markNoticesSent(ids) {
+      if (ids.length === 0) return;
+      await db
+        .updateTable('receipt_notices')
+        .set({ sent_at: sql`now()` })
+        .where(
+          sql<boolean>`id = any(${`{${ids.map((id) => String(Number(id))).join(',')}}`}::bigint[])`,
+        )
         .where('sent_at', 'is', null)
         .execute();
     },

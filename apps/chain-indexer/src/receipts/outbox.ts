@@ -83,10 +83,14 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     return verifier;
   };
 
-  async function send(
-    notice: Awaited<ReturnType<BatchLedger['unsentNotices']>>[number],
+  type Notice = Awaited<ReturnType<BatchLedger['unsentNotices']>>[number];
+  type ReceiptJob = Parameters<TypedQueue<'receipts'>['addBulk']>[0][number];
+
+  /** The receiptBatch jobs one notice makes, per relay (not added yet). */
+  async function jobsOf(
+    notice: Notice,
     verify: ReceiptProofVerifier,
-  ): Promise<Omit<FlushResult, 'notices'>> {
+  ): Promise<{ byRelay: Map<string, ReceiptJob[]>; receipts: number; invalid: number }> {
     const deliverable = await ledger.receiptsOf(notice);
     const byRelay = new Map<string, ReceiptBatchJob['receipts']>();
     let invalid = 0;
@@ -110,39 +114,70 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
       byRelay.set(relayId, list);
     }
 
-    let jobs = 0;
+    const jobs = new Map<string, ReceiptJob[]>();
     let receipts = 0;
     for (const [relayId, list] of byRelay) {
       const chunks = Math.ceil(list.length / config.receiptsPerJob);
+      const relayJobs: ReceiptJob[] = [];
       for (let chunk = 0; chunk < chunks; chunk++) {
         const part = list.slice(chunk * config.receiptsPerJob, (chunk + 1) * config.receiptsPerJob);
-        await queueFor(relayId).add(
-          'receiptBatch',
-          { receipts: part },
-          {
+        relayJobs.push({
+          name: 'receiptBatch',
+          data: { receipts: part },
+          opts: {
             jobId: receiptJobId(notice.batch_id, notice.revision, relayId, chunk, chunks),
             attempts: 5,
             backoff: { type: 'exponential', delay: 1000 },
             removeOnComplete: true,
             removeOnFail: { age: 24 * 3600 },
           },
-        );
-        jobs += 1;
+        });
         receipts += part.length;
       }
+      jobs.set(relayId, relayJobs);
     }
-    await ledger.markNoticeSent(notice.id);
     logger.debug(
       {
         batchId: notice.batch_id,
         revision: notice.revision,
         status: notice.status,
         relays: byRelay.size,
-        jobs,
+        jobs: [...jobs.values()].reduce((n, list) => n + list.length, 0),
         receipts,
       },
-      'receipts enqueued',
+      'receipts to enqueue',
     );
+    return { byRelay: jobs, receipts, invalid };
+  }
+
+  /**
+   * One query's notices: their jobs go out in one `addBulk` per relay (one round trip, in
+   * notice order), then the notices are stamped sent in one statement. A crash in between
+   * re-enqueues the same job ids, which BullMQ ignores.
+   */
+  async function sendAll(
+    notices: readonly Notice[],
+    verify: ReceiptProofVerifier,
+  ): Promise<Omit<FlushResult, 'notices'>> {
+    const byRelay = new Map<string, ReceiptJob[]>();
+    let receipts = 0;
+    let invalid = 0;
+    for (const notice of notices) {
+      const made = await jobsOf(notice, verify);
+      receipts += made.receipts;
+      invalid += made.invalid;
+      for (const [relayId, list] of made.byRelay) {
+        const all = byRelay.get(relayId) ?? [];
+        all.push(...list);
+        byRelay.set(relayId, all);
+      }
+    }
+    let jobs = 0;
+    for (const [relayId, list] of byRelay) {
+      await queueFor(relayId).addBulk(list);
+      jobs += list.length;
+    }
+    await ledger.markNoticesSent(notices.map((notice) => notice.id));
     return { jobs, receipts, invalid };
   }
 
@@ -152,9 +187,9 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
       const verify = await loadVerifier();
       for (;;) {
         const notices = await ledger.unsentNotices(NOTICES_PER_QUERY);
-        for (const notice of notices) {
-          const sent = await send(notice, verify);
-          total.notices += 1;
+        if (notices.length > 0) {
+          const sent = await sendAll(notices, verify);
+          total.notices += notices.length;
           total.receipts += sent.receipts;
           total.jobs += sent.jobs;
           total.invalid += sent.invalid;

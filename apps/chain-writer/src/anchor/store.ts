@@ -12,8 +12,12 @@ export type AnchorStore = {
   inFlight(): Promise<OpenBatch[]>;
   /** The oldest `built` batches. */
   built(limit: number): Promise<OpenBatch[]>;
-  /** Every nonce a batch row of this signer holds, whatever its status. */
-  heldNonces(): Promise<Set<number>>;
+  /**
+   * Every nonce a batch row of this signer holds, whatever its status; from `atLeast` on
+   * when given (nonces below the mined count are used whatever the rows say: callers pass
+   * it so the read does not grow with the signer's whole history).
+   */
+  heldNonces(atLeast?: number): Promise<Set<number>>;
 };
 
 export function createAnchorStore(
@@ -39,14 +43,15 @@ export function createAnchorStore(
       const rows = await mine().where('status', '=', 'built').limit(limit).execute();
       return rows.map(toOpenBatch);
     },
-    async heldNonces() {
-      const rows = await db
+    async heldNonces(atLeast) {
+      let query = db
         .selectFrom('batches')
         .select('nonce')
         .where('chain_id', '=', scope.chainId)
         .where('signer', '=', scope.signer)
-        .where('nonce', 'is not', null)
-        .execute();
+        .where('nonce', 'is not', null);
+      if (atLeast !== undefined && atLeast > 0) query = query.where('nonce', '>=', atLeast);
+      const rows = await query.execute();
       return new Set(rows.map((row) => Number(row.nonce)));
     },
   };

@@ -74,7 +74,9 @@ export function createSubmitter(deps: SubmitterDeps): Submitter {
 
   /** Next nonce: past the node's pending count and past every nonce a batch row holds. */
   async function nextNonce(head: bigint): Promise<number> {
-    const [{ pending }, held] = await Promise.all([chain.nonces(head), store.heldNonces()]);
+    const { mined, pending } = await chain.nonces(head);
+    // Nonces below the mined count cannot matter here: only those rows are read.
+    const held = await store.heldNonces(mined);
     let next = pending;
     for (const nonce of held) if (nonce + 1 > next) next = nonce + 1;
     return next;
@@ -117,7 +119,7 @@ export function createSubmitter(deps: SubmitterDeps): Submitter {
     const gaps = findNonceGaps({
       minedNonce: nonces.mined,
       pendingNonce: nonces.pending,
-      held: await store.heldNonces(),
+      held: await store.heldNonces(nonces.mined),
       waiting,
     });
     for (const { nonce, attempt } of decideFills(gaps, memory.fillers, Date.now(), options)) {
@@ -159,14 +161,18 @@ export function createSubmitter(deps: SubmitterDeps): Submitter {
 
     const head = await checkHead();
     const nonces = await chain.nonces(head.number);
+    // New batches first: their records wait for a first tx, while an in-flight batch's
+    // tx is already out (following it up can wait the few calls signing takes). Each
+    // step reads the chain itself and the next nonce is read fresh for every signature,
+    // so the order changes no decision.
+    for (const batch of built) {
+      await guarded(batch.batchId, () => step(batch, head.number, nonces.mined));
+    }
     for (const batch of inFlight) {
       if (memory.confirmed.has(batch.batchId)) continue;
       await guarded(batch.batchId, () => step(batch, head.number, nonces.mined));
     }
     await fillGaps(inFlight, nonces);
-    for (const batch of built) {
-      await guarded(batch.batchId, () => step(batch, head.number, nonces.mined));
-    }
     return built.length === BUILT_PER_TICK ? AGAIN : undefined;
   }
 

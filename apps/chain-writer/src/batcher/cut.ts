@@ -27,18 +27,29 @@ export function randomBatchId(): Bytes32 {
 
 /**
  * Whether a batch is due: at least `maxRecords` records wait, or the oldest waiting one
- * was stored `maxAgeMs` ago (by the database's clock). A cheap read outside any transaction.
+ * was stored `maxAgeMs` ago (by the database's clock) — and no batch of this chain and
+ * contract is still `built` (waiting for the submitter to sign it). While one is, the
+ * records keep waiting and go into the next batch together: batches grow with the load
+ * (up to `maxRecords`) instead of queueing up behind the submitter, so the number of anchor
+ * transactions, and the gas per record, falls as traffic rises. A cheap read outside any
+ * transaction.
  */
 export async function batchDue(db: Kysely<Database>, options: CutOptions): Promise<boolean> {
-  const result = await sql<{ waiting: number | string; oldest_age_ms: number | string | null }>`
+  const result = await sql<{
+    waiting: number | string;
+    oldest_age_ms: number | string | null;
+    unsigned: boolean;
+  }>`
     select
       (select count(*) from (select 1 from records where batch_id is null limit ${options.maxRecords}) as w) as waiting,
       (select extract(epoch from (clock_timestamp() - stored_at)) * 1000
-         from records where batch_id is null order by seq limit 1) as oldest_age_ms`.execute(db);
+         from records where batch_id is null order by seq limit 1) as oldest_age_ms,
+      exists (select 1 from batches where status = 'built' and chain_id = ${options.chainId}
+                and contract = ${options.contract}) as unsigned`.execute(db);
   const row = result.rows[0];
   if (!row) return false;
   const waiting = Number(row.waiting);
-  if (waiting === 0) return false;
+  if (waiting === 0 || row.unsigned) return false;
   return waiting >= options.maxRecords || Number(row.oldest_age_ms ?? 0) >= options.maxAgeMs;
 }
 

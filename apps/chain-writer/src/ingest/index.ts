@@ -1,4 +1,19 @@
 export { type DeadLetter, insertDeadLetters, isDataError, storableText } from './dead-letters';
-export { INSERT_CHUNK_ROWS, type StoreJobResult, storeJob, storeRecords } from './store';
+export {
+  type GroupJob,
+  INSERT_CHUNK_ROWS,
+  insertRecords,
+  type StoreJobResult,
+  storeJob,
+  storeJobs,
+  storeRecords,
+} from './store';
 export { checkRecord, type RecordCheck, STORED_LIMITS } from './validate';
-export { createIngestWorker, type IngestDeps, recordBatchJobProblem } from './worker';
+export {
+  createGroupCommit,
+  createIngestWorker,
+  GROUP_MAX_RECORDS,
+  type GroupCommit,
+  type IngestDeps,
+  recordBatchJobProblem,
+} from './worker';

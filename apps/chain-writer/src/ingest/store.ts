@@ -1,42 +1,60 @@
 import type { Database, NewRecordRow } from '@streamanchor/db';
 import type { AcceptedRecord } from '@streamanchor/protocol';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { type DeadLetter, insertDeadLetters, isDataError } from './dead-letters';
 import { checkRecord } from './validate';
 
-/** Rows per INSERT statement: 9 parameters a row stays far below Postgres' 65 535 limit. */
-export const INSERT_CHUNK_ROWS = 2000;
+/**
+ * Rows per INSERT statement. The rows travel as ONE jsonb parameter (`jsonb_to_recordset`),
+ * so the statement's text and its parameter count stay the same whatever the number of rows
+ * (no 65 535-parameter limit, nothing for Kysely to compile per row); this only bounds one
+ * statement's size.
+ */
+export const INSERT_CHUNK_ROWS = 5000;
 
 /**
- * Stores records idempotently: one multi-row `INSERT … ON CONFLICT (record_id) DO NOTHING`
- * per chunk, so a retried or duplicated job never stores a record twice. Returns how many
- * rows were new.
+ * Stores records idempotently: one `INSERT … SELECT FROM jsonb_to_recordset($1) ON CONFLICT
+ * (record_id) DO NOTHING` per chunk, so a retried or duplicated job never stores a record
+ * twice (a record twice in one call is stored once). Returns the recordIds that were new.
  */
+export async function insertRecords(
+  db: Kysely<Database>,
+  records: readonly AcceptedRecord[],
+): Promise<string[]> {
+  const fresh: string[] = [];
+  for (let start = 0; start < records.length; start += INSERT_CHUNK_ROWS) {
+    const rows = JSON.stringify(
+      records.slice(start, start + INSERT_CHUNK_ROWS).map(
+        (record): NewRecordRow => ({
+          record_id: record.recordId,
+          topic: record.topic,
+          subject: record.subject,
+          content_hash: record.contentHash,
+          accepted_at: record.acceptedAt,
+          payload: record.payload,
+          relay_id: record.relayId,
+          session_id: record.sessionId,
+        }),
+      ),
+    );
+    const { rows: inserted } = await sql<{ record_id: string }>`
+      insert into records (record_id, topic, subject, content_hash, accepted_at, payload, relay_id, session_id)
+      select record_id, topic, subject, content_hash, accepted_at, payload, relay_id, session_id
+        from jsonb_to_recordset(${rows}::jsonb) as v(record_id text, topic text, subject text,
+             content_hash text, accepted_at bigint, payload text, relay_id text, session_id text)
+      on conflict (record_id) do nothing
+      returning record_id`.execute(db);
+    for (const row of inserted) fresh.push(row.record_id);
+  }
+  return fresh;
+}
+
+/** `insertRecords`, counting the new rows. */
 export async function storeRecords(
   db: Kysely<Database>,
   records: readonly AcceptedRecord[],
 ): Promise<number> {
-  let stored = 0;
-  for (let start = 0; start < records.length; start += INSERT_CHUNK_ROWS) {
-    const rows: NewRecordRow[] = records.slice(start, start + INSERT_CHUNK_ROWS).map((record) => ({
-      record_id: record.recordId,
-      topic: record.topic,
-      subject: record.subject,
-      content_hash: record.contentHash,
-      accepted_at: record.acceptedAt,
-      payload: record.payload,
-      relay_id: record.relayId,
-      session_id: record.sessionId,
-    }));
-    const inserted = await db
-      .insertInto('records')
-      .values(rows)
-      .onConflict((conflict) => conflict.column('record_id').doNothing())
-      .returning('record_id')
-      .execute();
-    stored += inserted.length;
-  }
-  return stored;
+  return (await insertRecords(db, records)).length;
 }
 
 export interface StoreJobResult {
@@ -117,5 +135,63 @@ async function storePart(
     const half = Math.ceil(valid.length / 2);
     await storePart(db, jobId, valid.slice(0, half), rejected, result);
     await storePart(db, jobId, valid.slice(half), [], result);
+  }
+}
+
+/** One job of a group: its id and its items (a RecordBatchJob's `records`). */
+export interface GroupJob {
+  jobId: string;
+  items: readonly unknown[];
+}
+
+/**
+ * Stores several jobs in ONE transaction (the group commit of the ingest worker): every
+ * valid record of every job in one insert, each job's dead letters beside them, one commit.
+ * Results are per job, in order; a record new to the database counts for the first job of
+ * the group that holds it. If the group's insert fails on its data, each job is stored on
+ * its own (`storeJob`, which isolates the failing records), so one poisoned job never holds
+ * the others of its group hostage. Any other error is thrown: every job of the group fails
+ * and BullMQ retries each (inserts are idempotent, and nothing of the group was committed).
+ */
+export async function storeJobs(
+  db: Kysely<Database>,
+  jobs: readonly GroupJob[],
+): Promise<StoreJobResult[]> {
+  if (jobs.length === 1) return [await storeJob(db, jobs[0]!.jobId, jobs[0]!.items)];
+  const checked = jobs.map(({ items }) => {
+    const valid: AcceptedRecord[] = [];
+    const rejected: DeadLetter[] = [];
+    items.forEach((item, index) => {
+      const check = checkRecord(item);
+      if (check.ok) valid.push(check.record);
+      else
+        rejected.push({ itemIndex: index, recordId: check.recordId, reason: check.reason, item });
+    });
+    return { valid, rejected };
+  });
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const fresh = new Set(
+        await insertRecords(
+          trx,
+          checked.flatMap((job) => job.valid),
+        ),
+      );
+      const results: StoreJobResult[] = [];
+      for (const [i, job] of checked.entries()) {
+        let stored = 0;
+        for (const record of job.valid) {
+          if (fresh.delete(record.recordId)) stored += 1;
+        }
+        const deadLetters = await insertDeadLetters(trx, 'records', jobs[i]!.jobId, job.rejected);
+        results.push({ stored, deadLetters, bisections: 0 });
+      }
+      return results;
+    });
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+    const results: StoreJobResult[] = [];
+    for (const job of jobs) results.push(await storeJob(db, job.jobId, job.items));
+    return results;
   }
 }

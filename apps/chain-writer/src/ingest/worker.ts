@@ -7,7 +7,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { MalformedJobError } from '../errors';
 import { type DeadLetter, insertDeadLetters } from './dead-letters';
-import { storeJob } from './store';
+import { type StoreJobResult, storeJobs } from './store';
 
 const recordBatchJobCheck = TypeCompiler.Compile(RecordBatchJob);
 
@@ -33,19 +33,92 @@ export interface IngestDeps {
   onDeadLettered?: (letters: readonly DeadLetter[]) => void;
 }
 
+/** Most records one group commit stores (the jobs of a group are taken whole). */
+export const GROUP_MAX_RECORDS = 5000;
+
+export interface GroupCommit {
+  /** Stores one job's items in the next group transaction; settles once it committed (or failed). */
+  store(jobId: string, items: readonly unknown[]): Promise<StoreJobResult>;
+  /** Groups committed, and jobs in them, since start (counters for tests and benchmarks). */
+  readonly stats: { groups: number; jobs: number };
+}
+
+/**
+ * Group commit: the jobs the worker holds at once (RECORDS_CONCURRENCY) are stored together,
+ * one transaction for all of them (`storeJobs`) instead of one per job. A job that arrives
+ * while a group's transaction runs waits for it and goes into the next group, so a lone job
+ * waits for nobody and groups grow with the load. A job settles only after the transaction
+ * holding it committed: BullMQ completes it (and nothing acked is lost) only then.
+ */
+export function createGroupCommit(
+  db: Kysely<Database>,
+  maxRecords = GROUP_MAX_RECORDS,
+): GroupCommit {
+  interface Waiting {
+    jobId: string;
+    items: readonly unknown[];
+    resolve: (result: StoreJobResult) => void;
+    reject: (error: unknown) => void;
+  }
+  let waiting: Waiting[] = [];
+  let running = false;
+  const stats = { groups: 0, jobs: 0 };
+
+  async function run(): Promise<void> {
+    running = true;
+    try {
+      while (waiting.length > 0) {
+        let records = 0;
+        let take = 0;
+        while (
+          take < waiting.length &&
+          (take === 0 || records + waiting[take]!.items.length <= maxRecords)
+        ) {
+          records += waiting[take]!.items.length;
+          take += 1;
+        }
+        const group = waiting.slice(0, take);
+        waiting = waiting.slice(take);
+        try {
+          const results = await storeJobs(db, group);
+          stats.groups += 1;
+          stats.jobs += group.length;
+          for (const [i, job] of group.entries()) job.resolve(results[i]!);
+        } catch (error) {
+          for (const job of group) job.reject(error);
+        }
+      }
+    } finally {
+      running = false;
+    }
+  }
+
+  return {
+    stats,
+    store(jobId, items) {
+      return new Promise<StoreJobResult>((resolve, reject) => {
+        waiting.push({ jobId, items, resolve, reject });
+        if (!running) void run();
+      });
+    },
+  };
+}
+
 /** Dead letters logged one by one per job; the rest are summed up in one line. */
 const LOGGED_PER_JOB = 20;
 
 /**
  * The `records` queue worker. Each job's records are checked one by one: the valid ones are
  * stored exactly once, the others go to `dead_letters` (logged at error level and counted),
- * in one transaction, and the job completes with `{ stored, deadLettered? }`. One bad
+ * in one transaction — shared with the other jobs the worker holds at the time (group
+ * commit, `createGroupCommit`) — and the job completes with `{ stored, deadLettered? }`. One bad
  * record never holds the rest of its job (other sessions, other subjects) hostage.
  * A job that is not a list of records at all fails at once (no retries), logged at error
  * level, its data kept as a dead letter (item_index -1) when it had any.
  */
 export function createIngestWorker(deps: IngestDeps): TypedWorker<'records'> {
   const logger = deps.logger.child({ subsystem: 'ingest' });
+  const group = createGroupCommit(deps.db);
   const report = (jobId: string, letters: readonly DeadLetter[]) => {
     if (letters.length === 0) return;
     for (const letter of letters.slice(0, LOGGED_PER_JOB)) {
@@ -90,7 +163,7 @@ export function createIngestWorker(deps: IngestDeps): TypedWorker<'records'> {
         }
         throw new UnrecoverableError(error.message);
       }
-      const result = await storeJob(deps.db, jobId, items);
+      const result = await group.store(jobId, items);
       logger.debug(
         {
           jobId,
