@@ -152,6 +152,7 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
     logger,
     signalingTimeoutMs: config.SIGNALING_TIMEOUT_MS,
     relayStaleAfterMs: config.RELAY_STALE_AFTER_MS,
+    relayListCacheMs: config.RELAY_LIST_CACHE_MS,
     sessionTtlMs: config.SESSION_TTL_MS,
     limits: {
       perIp: config.SESSION_RATE_PER_IP,

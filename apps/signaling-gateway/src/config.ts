@@ -48,6 +48,12 @@ export const ConfigSchema = Type.Object({
     description: 'a relay whose last heartbeat is older than this is not given new sessions (ms)',
   }),
   ...SessionRouteEnv,
+  RELAY_LIST_CACHE_MS: Type.Integer({
+    minimum: 0,
+    default: 500,
+    description:
+      'how long one read of the live relays (three Redis round trips) serves new sessions (ms; 0 = read it for every request)',
+  }),
   JWT_AUDIENCE: Type.Optional(
     Type.String({
       minLength: 1,

@@ -72,13 +72,13 @@ end
 return 1
 `;
 
-async function trimFinishedJob(
-  queue: Pick<Queue, 'client' | 'toKey'>,
-  jobId: string,
-): Promise<void> {
-  // BullMQ's connection is the ioredis client the queue was built with (BusDeps.connection).
-  const client = (await queue.client) as unknown as Redis;
-  await client.eval(TRIM_JOB_1, 1, queue.toKey(jobId));
+/**
+ * Sends TRIM_JOB_1 for a finished job without waiting for it: the caller's reply does not
+ * wait one more Redis round trip, and since the command is sent before this returns, any
+ * later command on the same connection runs after it.
+ */
+function trimFinishedJob(client: Redis, queue: Pick<Queue, 'toKey'>, jobId: string): void {
+  client.eval(TRIM_JOB_1, 1, queue.toKey(jobId)).catch(() => {});
 }
 
 export interface RequestReplyOptions {
@@ -102,6 +102,8 @@ export async function requestReply<Q extends QueueKind, N extends JobName<Q>>(
   data: JobData<Q, N>,
   { jobId, timeoutMs }: RequestReplyOptions,
 ): Promise<JobResult<Q, N>> {
+  // BullMQ's connection is the ioredis client the queue was built with (BusDeps.connection).
+  const client = (await queue.client) as unknown as Redis;
   // BullMQ's add() types name and data through conditional types TypeScript cannot resolve
   // for a generic Q; the signature above already ties them to the queue map.
   const job = await queue.add(name as never, data as never, {
@@ -112,13 +114,13 @@ export async function requestReply<Q extends QueueKind, N extends JobName<Q>>(
   });
   try {
     const result = (await job.waitUntilFinished(events, timeoutMs)) as JobResult<Q, N>;
-    await trimFinishedJob(queue, jobId).catch(() => {});
+    trimFinishedJob(client, queue, jobId);
     return result;
   } catch (error) {
     const message = (error as Error).message ?? '';
     const remote = RemoteError.fromFailedReason(message);
     if (remote) {
-      await trimFinishedJob(queue, jobId).catch(() => {});
+      trimFinishedJob(client, queue, jobId);
       throw remote;
     }
     if (/timed out/i.test(message)) {

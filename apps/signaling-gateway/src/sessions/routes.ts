@@ -20,6 +20,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Authenticate } from '../auth';
 import { BoundedCache } from '../bounded-cache';
 import { ProblemError, problemResponses } from '../errors';
+import { createLiveRelays } from './live-relays';
 import type { RelayClient } from './relay-client';
 import { InvalidOfferError, sessionEtag, validateOffer } from './sdp';
 
@@ -36,6 +37,8 @@ export interface SessionsOptions {
   logger: Logger;
   signalingTimeoutMs: number;
   relayStaleAfterMs: number;
+  /** How long one read of the live relays is reused (0: every request reads the registry). */
+  relayListCacheMs?: number;
   sessionTtlMs: number;
   limits: SessionLimits;
   /** Where session_opened, token_refused and rate_limited audit events go (none: not audited). */
@@ -58,6 +61,11 @@ export interface SessionLimits {
  */
 export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async (app, options) => {
   const { authenticate, registry, relays, logger } = options;
+  const liveRelays = createLiveRelays({
+    registry,
+    staleAfterMs: options.relayStaleAfterMs,
+    cacheMs: options.relayListCacheMs ?? 0,
+  });
   const claimsByRequest = new WeakMap<FastifyRequest, TokenClaims>();
 
   const audit = options.audit;
@@ -253,7 +261,7 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
             logger.warn({ err: error, sessionId }, 'could not release a session slot'),
           );
 
-      const [relay] = await registry.live(options.relayStaleAfterMs);
+      const [relay] = await liveRelays.list();
       if (!relay) {
         await release();
         throw new ProblemError(
@@ -294,11 +302,19 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
         throw new ProblemError('internal_error');
       }
 
-      await registry.setSession(
-        sessionId,
-        { relayId: relay.relayId, subject: claims.sub },
-        options.sessionTtlMs,
-      );
+      // The route (the relay has written it too) is not waited for: the 201 leaves one Redis
+      // round trip sooner. Sent now on this gateway's one connection, it runs before any
+      // later command of this gateway (a DELETE's lookup), and the relay's own copy of it
+      // was sent before the relay answered, for DELETEs reaching another gateway.
+      registry
+        .setSession(
+          sessionId,
+          { relayId: relay.relayId, subject: claims.sub },
+          options.sessionTtlMs,
+        )
+        .catch((error: unknown) =>
+          logger.warn({ err: error, sessionId }, 'could not store the session route'),
+        );
       request.log.info(
         { sessionId, relayId: relay.relayId, subject: claims.sub },
         'session created',
@@ -335,8 +351,7 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
       // Someone else's session looks exactly like a missing one.
       if (!route || route.subject !== claims.sub) throw new ProblemError('session_not_found');
 
-      const live = await registry.live(options.relayStaleAfterMs);
-      if (!live.some((relay) => relay.relayId === route.relayId)) {
+      if (!(await liveRelays.isLive(route.relayId))) {
         // The relay that held it stopped heartbeating: its sessions are gone with it.
         await registry.deleteSession(sessionId);
         request.log.info(
