@@ -173,6 +173,20 @@ describe('validateMessage', () => {
       'topic_not_allowed',
       'p1',
     ]);
+    // And it comes before an unsafe integer and before a payload with no canonical form.
+    const withPayload = (payload: string) =>
+      validateMessage(`{"type":"publish","id":"p1","topic":"demo","payload":${payload}}`, ctx, now);
+    for (const payload of [
+      '{"a":9007199254740993,"a":1}',
+      '{"a":"\\udc00","a":1}',
+      '[{"a":1e400},{"b":1,"b":2}]',
+    ]) {
+      expect(withPayload(payload)).toMatchObject({
+        ok: false,
+        code: 'duplicate_member',
+        detail: expect.stringMatching(/member "[ab]" occurs twice/),
+      });
+    }
   });
 
   test('behavior: integers beyond 2^53 − 1 are refused with invalid_payload; doubles are kept', () => {
@@ -187,6 +201,8 @@ describe('validateMessage', () => {
       expect(result(big)).toMatchObject({ ok: false, code: 'invalid_payload', id: 'p1' });
     }
     expect(result('1e300')).toMatchObject({ ok: true, record: { payload: '1e+300' } });
+    // Beyond the doubles: JSON.parse makes it Infinity, which has no canonical form.
+    expect(result('[1e400]')).toMatchObject({ ok: false, code: 'invalid_payload', id: 'p1' });
     expect(result('9007199254740993.0')).toMatchObject({
       ok: true,
       record: { payload: '9007199254740992' },

@@ -1,7 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import {
   type AcceptedRecord,
-  canonicalPayload,
+  canonicalJson,
   contentHashOf,
   type Hex,
   LIMITS,
@@ -41,8 +41,15 @@ export interface Screened {
   ok: true;
   /** The message's top-level `id` as the pre-scan saw it (null when it has none usable). */
   id: string | null;
+  /** Set only by a scan that looked for duplicates (`names` undefined). */
   duplicateMember: string | undefined;
   unsafeInteger: string | undefined;
+  /**
+   * Member names the pre-scan counted in the message's objects. The pre-scan does not look
+   * for duplicate names (a set of names per object costs more than the rest of the scan):
+   * checkScreened compares this count with the members of the parsed message instead.
+   */
+  names?: number;
 }
 
 export type Screening = Screened | { ok: false; id: string | null; code: NackCode; detail: string };
@@ -88,21 +95,24 @@ export function screenMessage(text: string, ctx: RecordContext): Screening {
       detail: `limit is ${ctx.maxMessageBytes} bytes`,
     };
   }
-  const structure = scanMessageStructure(text, {
-    maxDepth: ctx.maxDepth ?? LIMITS.maxDepth,
-    maxMembers: ctx.maxMembers ?? LIMITS.maxMembers,
-    maxTotalMembers: ctx.maxTotalMembers ?? LIMITS.maxTotalMembers,
-  });
+  const structure = scanMessageStructure(text, structureLimits(ctx), { findDuplicates: false });
   if (!structure.ok) {
     return { ok: false, id: structure.id, code: structure.code, detail: structure.detail };
   }
+  return structure;
+}
+
+function structureLimits(ctx: RecordContext) {
   return {
-    ok: true,
-    id: structure.id,
-    duplicateMember: structure.duplicateMember,
-    unsafeInteger: structure.unsafeInteger,
+    maxDepth: ctx.maxDepth ?? LIMITS.maxDepth,
+    maxMembers: ctx.maxMembers ?? LIMITS.maxMembers,
+    maxTotalMembers: ctx.maxTotalMembers ?? LIMITS.maxTotalMembers,
   };
 }
+
+/** The members a publish message object has (type, id, topic, payload: the schema's four). */
+const PUBLISH_MEMBERS = 4;
+const counter = { members: 0 };
 
 /** Steps 3 to 8 of validateMessage, for a message `screenMessage` passed. Never throws. */
 export function checkScreened(
@@ -130,12 +140,34 @@ export function checkScreened(
       detail: 'the session token expired',
     };
   }
-  if (structure.duplicateMember !== undefined) {
+  // Canonical form first: it also counts the parsed objects' members, which tells whether a
+  // name occurred twice (JSON.parse keeps one member per name). Its errors are reported after
+  // duplicate_member and after the unsafe integers, as the protocol orders them.
+  let payload: string | undefined;
+  let canonicalError: string | undefined;
+  counter.members = 0;
+  try {
+    payload = canonicalJson(message.payload, counter);
+  } catch (error) {
+    // canonicalJson throws NonCanonicalPayloadError; anything else is treated the same.
+    canonicalError =
+      error instanceof NonCanonicalPayloadError ? error.message : 'payload has no canonical form';
+  }
+  let duplicateMember = structure.duplicateMember;
+  if (
+    structure.names !== undefined &&
+    (payload === undefined || counter.members + PUBLISH_MEMBERS !== structure.names)
+  ) {
+    // Some name occurs twice (or the count is unknown): the exact scan names it.
+    const exact = scanMessageStructure(text, structureLimits(ctx));
+    if (exact.ok) duplicateMember = exact.duplicateMember;
+  }
+  if (duplicateMember !== undefined) {
     return {
       ok: false,
       id: message.id,
       code: 'duplicate_member',
-      detail: `member ${JSON.stringify(structure.duplicateMember.slice(0, 64))} occurs twice`,
+      detail: `member ${JSON.stringify(duplicateMember.slice(0, 64))} occurs twice`,
     };
   }
   if (structure.unsafeInteger !== undefined) {
@@ -146,27 +178,29 @@ export function checkScreened(
       detail: `integer ${structure.unsafeInteger.slice(0, 40)} is beyond ±(2^53 − 1)`,
     };
   }
-  let payload: string;
-  try {
-    payload = canonicalPayload(message.payload);
-  } catch (error) {
-    // canonicalPayload throws NonCanonicalPayloadError; anything else is treated the same.
-    const detail =
-      error instanceof NonCanonicalPayloadError ? error.message : 'payload has no canonical form';
-    return { ok: false, id: message.id, code: 'invalid_payload', detail };
+  if (payload === undefined) {
+    return {
+      ok: false,
+      id: message.id,
+      code: 'invalid_payload',
+      detail: canonicalError ?? 'payload has no canonical form',
+    };
   }
   // RFC 8785 escapes U+0000 as \u0000; storage refuses a raw NUL, so make sure of it.
   if (payload.includes('\u0000')) {
     return { ok: false, id: message.id, code: 'invalid_payload', detail: 'raw U+0000 in payload' };
   }
-  const payloadBytes = utf8Length(payload);
-  if (payloadBytes > ctx.maxPayloadBytes) {
-    return {
-      ok: false,
-      id: message.id,
-      code: 'payload_too_large',
-      detail: `canonical payload is ${payloadBytes} bytes; limit is ${ctx.maxPayloadBytes}`,
-    };
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: count them only when it matters.
+  if (payload.length * 3 > ctx.maxPayloadBytes) {
+    const payloadBytes = utf8Length(payload);
+    if (payloadBytes > ctx.maxPayloadBytes) {
+      return {
+        ok: false,
+        id: message.id,
+        code: 'payload_too_large',
+        detail: `canonical payload is ${payloadBytes} bytes; limit is ${ctx.maxPayloadBytes}`,
+      };
+    }
   }
   const contentHash = (ctx.hash ?? contentHashOf)(payload);
   return {

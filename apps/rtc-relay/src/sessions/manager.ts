@@ -165,7 +165,11 @@ export class SessionManager {
       let answerSdp = withoutTrickleOption(withMaxMessageSize(local.sdp, config.maxMessageBytes));
       if (config.ice.publicAddress)
         answerSdp = withPublicAddress(answerSdp, config.ice.publicAddress);
-      await this.deps.registry
+      // The route is written without holding the answer back (one Redis round trip less on
+      // every session's setup; the gateway writes the same route as it answers). Sent now, on
+      // the connection this session's later deleteSession uses, it runs before that one, and
+      // before any DELETE of the client, which needs the answer this reply carries.
+      void this.deps.registry
         .setSession(
           request.sessionId,
           { relayId: config.relayId, subject: request.subject },

@@ -467,46 +467,71 @@ export class Session {
     this.flushReplies();
   }
 
+  /**
+   * Sends the replies that are ready, in order, up to the first one still waiting for its
+   * outcome. One check that the channel is open before them and one of its buffer after them
+   * (not one each per reply: a burst of acks after a queue add would pay them hundreds of
+   * times; the burst is small beside maxBufferedBytes).
+   */
   private flushReplies(): void {
     if (this.state === 'closed') return;
-    while (this.replyHead < this.replies.length) {
-      const slot = this.replies[this.replyHead]!;
-      if (slot.text === undefined) break;
-      this.replyHead += 1;
-      if (!this.send(slot.text)) return;
+    const replies = this.replies;
+    if (this.replyHead >= replies.length || replies[this.replyHead]!.text === undefined) return;
+    const channel = this.channel;
+    try {
+      const open = channel?.isOpen() ?? false;
+      while (this.replyHead < replies.length) {
+        const text = replies[this.replyHead]!.text;
+        if (text === undefined) break;
+        this.replyHead += 1;
+        // A channel that is not open cannot take them: they are dropped, as the client is.
+        if (open) channel!.sendMessage(text);
+      }
+      if (open && !this.bufferWithinLimit(channel!)) return;
+    } catch (error) {
+      this.sendFailed(error);
+      return;
     }
     // Compact now and then instead of shifting on every reply.
-    if (this.replyHead > 1024 && this.replyHead * 2 > this.replies.length) {
-      this.replies.splice(0, this.replyHead);
+    if (this.replyHead > 1024 && this.replyHead * 2 > replies.length) {
+      replies.splice(0, this.replyHead);
       this.replyHead = 0;
     }
   }
 
-  /** Never throws: a native send on a closed channel would abort the process. */
+  /** Never throws: a failed native send closes the session instead. */
   private send(text: string): boolean {
     const channel = this.channel;
     if (!channel || this.state === 'closed') return false;
     try {
       if (!channel.isOpen()) return false;
       channel.sendMessage(text);
-      if (channel.bufferedAmount() > this.options.maxBufferedBytes) {
-        this.options.counters.closedSlowReaders += 1;
-        this.options.logger.warn(
-          { sessionId: this.id, bufferedAmount: channel.bufferedAmount() },
-          'client is not reading; closing the session',
-        );
-        this.close('client not reading');
-        return false;
-      }
-      return true;
+      return this.bufferWithinLimit(channel);
     } catch (error) {
-      this.options.logger.debug(
-        { sessionId: this.id, err: error },
-        'send failed; closing the session',
-      );
-      this.close('send failed');
+      this.sendFailed(error);
       return false;
     }
+  }
+
+  /** False (and the session closed) when the client leaves more than maxBufferedBytes unread. */
+  private bufferWithinLimit(channel: DataChannel): boolean {
+    const buffered = channel.bufferedAmount();
+    if (buffered <= this.options.maxBufferedBytes) return true;
+    this.options.counters.closedSlowReaders += 1;
+    this.options.logger.warn(
+      { sessionId: this.id, bufferedAmount: buffered },
+      'client is not reading; closing the session',
+    );
+    this.close('client not reading');
+    return false;
+  }
+
+  private sendFailed(error: unknown): void {
+    this.options.logger.debug(
+      { sessionId: this.id, err: error },
+      'send failed; closing the session',
+    );
+    this.close('send failed');
   }
 
   private bufferedAmount(): number {

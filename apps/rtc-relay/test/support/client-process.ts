@@ -8,11 +8,14 @@
  *   {"cmd":"answer","sdp","maxMessageSize"?}     maxMessageSize rewrites the answer's a=max-message-size
  *                                                (plays a client that ignores the relay's limit)
  *   {"cmd":"send","text"}                        → {"event":"sendError","message"} if the send throws
- *   {"cmd":"publish","count","payloadBytes","topic","idPrefix","listAcks"?}
- *                                                sends `count` publishes as fast as the channel takes them;
- *                                                their replies are counted, not printed, and
- *                                                {"event":"published","acks","nacks","codes","retryAfterMs","elapsedMs","acked":[…]}
- *                                                (retryAfterMs: the largest hint of its rate_limited nacks, or null)
+ *   {"cmd":"publish","count","payloadBytes","topic","idPrefix","listAcks"?,"ratePerSecond"?}
+ *                                                sends `count` publishes as fast as the channel takes them
+ *                                                (or paced at ratePerSecond); their replies are counted, not
+ *                                                printed, and
+ *                                                {"event":"published","acks","nacks","codes","retryAfterMs","elapsedMs","acked":[…],"latencyMs","cpuMs"}
+ *                                                (retryAfterMs: the largest hint of its rate_limited nacks, or null;
+ *                                                latencyMs: {p50,p99,max} from each send to its answer;
+ *                                                cpuMs: this process's CPU time, all threads, during the run)
  *                                                follows once each got its answer
  *   {"cmd":"close"}                              closes the channel and the peer connection
  * Events: open, closed (the data channel), state (peer connection), message {"data"}, error.
@@ -35,6 +38,7 @@ type Command =
       topic: string;
       idPrefix: string;
       listAcks?: boolean;
+      ratePerSecond?: number;
     }
   | { cmd: 'close' };
 
@@ -48,6 +52,10 @@ interface PublishRun {
   retryAfterMs: number | null;
   acked: { id: string; recordId: string; contentHash: string }[] | undefined;
   startedAt: number;
+  /** performance.now() at each publish's send, by its index. */
+  sentAt: Float64Array;
+  latencies: Float64Array;
+  cpu: NodeJS.CpuUsage;
 }
 
 const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -71,6 +79,9 @@ function onMessage(message: string | Buffer | ArrayBuffer): void {
       code?: string;
       retryAfterMs?: number;
     };
+    const index = Number(data.id.slice(run.prefix.length));
+    if (index >= 0 && index < run.total)
+      run.latencies[run.answered] = performance.now() - run.sentAt[index]!;
     run.answered += 1;
     if (data.type === 'ack') {
       run.acks += 1;
@@ -82,16 +93,25 @@ function onMessage(message: string | Buffer | ArrayBuffer): void {
         run.retryAfterMs = Math.max(run.retryAfterMs ?? 0, data.retryAfterMs);
     }
     if (run.answered === run.total) {
-      const { acks, nacks, codes, retryAfterMs, acked, startedAt } = run;
+      const { acks, nacks, codes, retryAfterMs, acked, startedAt, latencies, cpu } = run;
+      const used = process.cpuUsage(cpu);
       run = undefined;
+      latencies.sort();
+      const rank = (p: number) =>
+        latencies[
+          Math.min(latencies.length - 1, Math.max(0, Math.ceil(p * latencies.length) - 1))
+        ]!;
+      const latencyMs = { p50: rank(0.5), p99: rank(0.99), max: rank(1) };
       emit({
         event: 'published',
         acks,
         nacks,
         codes,
         retryAfterMs,
-        elapsedMs: Date.now() - startedAt,
+        elapsedMs: performance.now() - startedAt,
         acked,
+        latencyMs,
+        cpuMs: (used.user + used.system) / 1000,
       });
     }
     return;
@@ -114,15 +134,28 @@ async function publish(command: Extract<Command, { cmd: 'publish' }>): Promise<v
     codes: {},
     retryAfterMs: null,
     acked: command.listAcks ? [] : undefined,
-    startedAt: Date.now(),
+    startedAt: performance.now(),
+    sentAt: new Float64Array(command.count),
+    latencies: new Float64Array(command.count),
+    cpu: process.cpuUsage(),
   };
+  const { sentAt, startedAt } = run;
   const filler = 'x'.repeat(Math.max(0, command.payloadBytes - 20));
+  const rate = command.ratePerSecond ?? 0;
   channel.setBufferedAmountLowThreshold(256 * 1024);
   for (let i = 0; i < command.count; i++) {
+    if (rate > 0) {
+      // Paced: publish i is due at startedAt + i / rate; wait for it (timer granularity
+      // sends a few at once).
+      while ((performance.now() - startedAt) * rate < i * 1000) {
+        await new Promise<void>((resolve) => setTimeout(resolve, 1));
+      }
+    }
     while (channel.bufferedAmount() > 1024 * 1024) {
       await new Promise<void>((resolve) => waiters.push(resolve));
     }
     const payload = { n: i, fill: filler };
+    sentAt[i] = performance.now();
     channel.sendMessage(
       JSON.stringify({
         type: 'publish',

@@ -20,6 +20,10 @@ export interface PublishSummary {
   retryAfterMs: number | null;
   elapsedMs: number;
   acked?: { id: string; recordId: string; contentHash: string }[];
+  /** From each publish's send to its ack or nack. */
+  latencyMs: { p50: number; p99: number; max: number };
+  /** The client process's CPU time (all threads) during the run. */
+  cpuMs: number;
 }
 
 /**
@@ -120,6 +124,8 @@ export class ClientProcess {
     topic: string;
     idPrefix: string;
     listAcks?: boolean;
+    /** Paced at this many publishes per second (default: as fast as the channel takes them). */
+    ratePerSecond?: number;
     timeoutMs?: number;
   }): Promise<PublishSummary> {
     const { timeoutMs = 60_000, ...rest } = options;
