@@ -32,4 +32,33 @@ export const BENCHES: readonly BenchSpec[] = [
     full: [],
     quick: ['--quick'],
   },
+  {
+    id: 'sessions',
+    title: 'session setup (POST → hello), concurrency 10 and 50, against a bare answerer',
+    script: 'infra/bench/src/sessions.ts',
+    full: [],
+    quick: ['--quick'],
+  },
+  {
+    id: 'backfill',
+    title: 'indexer backfill (100k BatchAnchored events) against Ponder and a naive getLogs loop',
+    script: 'apps/chain-indexer/bench/backfill.ts',
+    full: [],
+    quick: ['--quick'],
+  },
+  {
+    id: 'pipeline',
+    title:
+      'whole pipeline (relay → writer → anchor → indexer → receipt) on Postgres and PGlite, against the relay ack rate',
+    script: 'infra/bench/src/pipeline.ts',
+    full: [],
+    quick: ['--quick'],
+  },
+  {
+    id: 'relay-ingest',
+    title: 'relay ingest (acked records/s, ack p99) against a bare node-datachannel sink',
+    script: 'apps/rtc-relay/bench/ingest.ts',
+    full: [],
+    quick: ['--quick'],
+  },
 ];

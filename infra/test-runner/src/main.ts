@@ -5,6 +5,7 @@
  *   2. lint (biome) and typecheck (tsc per workspace package): one check each
  *   3. forge test (Solidity unit, fuzz and invariant tests) and forge snapshot --check
  *   4. vitest run: every TypeScript project, end-to-end tests included
+ *   5. pnpm bench --quick: every benchmark in its short form (figures printed, not asserted)
  *
  * The last line printed is exactly `N passed, N failed` (CI reads it); the exit code is
  * non-zero when anything failed.
@@ -320,6 +321,25 @@ async function vitest(): Promise<void> {
   });
 }
 
+/**
+ * `pnpm bench --quick`: every benchmark in its short form, so none of them rots. It checks
+ * that each one runs and prints its rows (and that ours and the baseline agree where a
+ * benchmark compares outputs); figures are printed, never asserted.
+ */
+async function benchQuick(): Promise<void> {
+  heading('bench --quick (every benchmark, short form)');
+  await check('bench --quick (each benchmark runs and prints its rows)', async () => {
+    const result = await run(bin('tsx'), ['infra/bench/src/main.ts', '--quick'], {
+      timeoutMs: 10 * 60_000,
+    });
+    if (result.code === 0) {
+      const table = result.output.slice(result.output.lastIndexOf('StreamAnchor benchmarks'));
+      console.log(table.trimEnd());
+    }
+    return result;
+  });
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   heading('build (what the tests need)');
@@ -338,6 +358,7 @@ async function main(): Promise<void> {
   await typecheck();
   await forge();
   await vitest();
+  await benchQuick();
 
   const passed = results.reduce((sum, r) => sum + r.passed, 0);
   const failed = results.reduce((sum, r) => sum + r.failed, 0);
