@@ -26,7 +26,7 @@
  *     [--concurrency 10,50] [--cpu-prof DIR] [--log]
  *   (or: pnpm bench --only sessions)
  *
- * --quick: 2 rounds of 2.5 s windows (< 40 s in all). --cpu-prof DIR: the gateway and the
+ * --quick: 2 rounds of 2 s windows (< 40 s in all). --cpu-prof DIR: the gateway and the
  * relay run with --cpu-prof and write their profiles to DIR when they stop. --log: print the
  * services' log lines (LOG_LEVEL=warn). Env: REDIS_URL (default 127.0.0.1:6379).
  *
@@ -409,8 +409,8 @@ async function waitForHttp(url: string, timeoutMs: number, children: Child[]): P
 async function main(): Promise<void> {
   const quick = isQuick();
   const rounds = Number(option('--rounds') ?? (quick ? 2 : 5));
-  const windowMs = Number(option('--ms') ?? (quick ? 2500 : 6000));
-  const warmupMs = quick ? 700 : 1000;
+  const windowMs = Number(option('--ms') ?? (quick ? 2000 : 6000));
+  const warmupMs = quick ? 500 : 1000;
   const concurrencies = (option('--concurrency') ?? '10,50').split(',').map(Number);
   const profileDir = option('--cpu-prof');
   const showLog = process.argv.includes('--log');
@@ -512,7 +512,7 @@ async function main(): Promise<void> {
         clients.map(async (client, i) => {
           if (shares[i]!.length === 0) return undefined;
           client.process.stdin!.write(
-            `${JSON.stringify({ cmd: 'run', api: url, tokens: shares[i], warmupMs, windowMs: warmUp ? 1000 : windowMs })}\n`,
+            `${JSON.stringify({ cmd: 'run', api: url, tokens: shares[i], warmupMs, windowMs: warmUp ? 600 : windowMs })}\n`,
           );
           return (await client.next(
             'result',
