@@ -26,7 +26,9 @@
  *
  * --rounds: alternated rounds per row (default 5, quick 2). --count: records per run of the
  * node row (default 40,000, quick 10,000; Chromium runs half as many). --ours-only: skip the
- * sink (for profiles; prints no rows). Needs Redis at TEST_REDIS_URL (default
+ * sink (for profiles; prints no rows); --baseline-only: skip the relay's runs of the node row
+ * (to profile the sink). The node row's note gives the CPU time per record (all threads) of
+ * this process (relay or sink) and of the client process. Needs Redis at TEST_REDIS_URL (default
  * redis://127.0.0.1:6379; cleans its prefix up) and Chromium (CHROMIUM_PATH, default
  * /usr/bin/chromium) for the Chromium row.
  */
@@ -42,7 +44,6 @@ import {
   summarize,
 } from '@streamanchor/testing';
 import nodeDataChannel, { PeerConnection, type RtcConfig } from 'node-datachannel';
-import { diff, threadTimes } from '/tmp/tools/threads';
 import { rtcConfigFor } from '../src/sessions/manager';
 import { withMaxMessageSize, withoutCandidates, withoutTrickleOption } from '../src/sessions/sdp';
 import { ClientProcess } from '../test/support/client';
@@ -86,24 +87,15 @@ function createSink(rtcConfig: RtcConfig, maxMessageBytes: number): Sink {
       const gathered = new Promise<void>((resolve) =>
         pc.onGatheringStateChange((state) => state === 'complete' && resolve()),
       );
-      const pending: string[] = [];
       pc.onDataChannel((channel) => {
         channel.onMessage((message) => {
           if (typeof message !== 'string') return;
           // The client's id, copied as is: `"id":"…"` (no escapes in the bench's ids).
           const at = message.indexOf('"id":"') + 6;
           const id = message.slice(at, message.indexOf('"', at));
-          const text = `{"type":"ack","id":"${id}","recordId":"${ZERO32}","contentHash":"${ZERO32}","acceptedAt":${Date.now()}}`;
-          if (!process.env.BURST) {
-            channel.sendMessage(text);
-            return;
-          }
-          pending.push(text);
-          if (pending.length === 1)
-            setTimeout(() => {
-              for (const m of pending) channel.sendMessage(m);
-              pending.length = 0;
-            }, Number(process.env.BURST));
+          channel.sendMessage(
+            `{"type":"ack","id":"${id}","recordId":"${ZERO32}","contentHash":"${ZERO32}","acceptedAt":${Date.now()}}`,
+          );
         });
       });
       pc.setRemoteDescription(withoutCandidates(offerSdp), 'offer');
@@ -285,10 +277,8 @@ try {
       run: () => Promise<T>,
     ) => {
       const before = process.cpuUsage();
-      const tb = threadTimes();
       const result = await run();
       const used = process.cpuUsage(before);
-      console.log(server === cpu.relay ? 'relay' : 'sink', JSON.stringify(diff(tb, threadTimes())));
       server.push((used.user + used.system) / count);
       client.push((result.cpuMs * 1000) / count);
       return result;
