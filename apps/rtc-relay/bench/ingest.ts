@@ -37,6 +37,7 @@ import { canonicalPayload, contentHashOf } from '@streamanchor/protocol';
 import {
   alternate,
   type BenchRow,
+  benchOption,
   compareRow,
   isQuick,
   launchChromium,
@@ -49,10 +50,7 @@ import { withMaxMessageSize, withoutCandidates, withoutTrickleOption } from '../
 import { ClientProcess } from '../test/support/client';
 import { freeUdpPort, startTestRelay } from '../test/support/relay';
 
-function option(name: string): string | undefined {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? process.argv[at + 1] : undefined;
-}
+const option = (name: string) => benchOption(name);
 
 const quick = isQuick();
 const rounds = Number(option('--rounds') ?? (quick ? 2 : 5));

@@ -12,17 +12,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BenchRow, formatTable, isQuick, parseRows } from '@streamanchor/testing';
+import { type BenchRow, benchOption, formatTable, isQuick, parseRows } from '@streamanchor/testing';
 import { BENCHES, type BenchSpec } from './benches';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-function option(name: string): string | undefined {
-  const at = process.argv.indexOf(name);
-  if (at >= 0) return process.argv[at + 1];
-  const inline = process.argv.find((arg) => arg.startsWith(`${name}=`));
-  return inline?.slice(name.length + 1);
-}
+const option = (name: string) => benchOption(name);
 
 function runBench(
   spec: BenchSpec,

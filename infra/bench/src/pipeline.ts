@@ -45,6 +45,7 @@ import { streamAnchorAbi } from '@streamanchor/contracts';
 import { type Stack, startStack } from '@streamanchor/stack';
 import {
   type BenchRow,
+  benchOption,
   createThrowawayPostgres,
   isQuick,
   percentile,
@@ -61,11 +62,7 @@ const PEER = resolve(here, '../../faults/bench/peer.ts');
 const PEER_CWD = resolve(here, '../../faults');
 const quick = isQuick();
 
-function option(name: string): string | undefined {
-  const at = process.argv.indexOf(name);
-  if (at >= 0) return process.argv[at + 1];
-  return process.argv.find((arg) => arg.startsWith(`${name}=`))?.slice(name.length + 1);
-}
+const option = (name: string) => benchOption(name);
 const numbers = (text: string | undefined) =>
   text
     ?.split(',')

@@ -44,6 +44,7 @@ import { fileURLToPath } from 'node:url';
 import {
   alternate,
   type BenchRow,
+  benchOption,
   compareRow,
   deleteRedisPrefix,
   getFreePort,
@@ -286,10 +287,7 @@ function baselineMain(): void {
 // ---------------------------------------------------------------------------------------------
 // Main: services, clients, alternated rounds, rows.
 
-function option(name: string): string | undefined {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? process.argv[at + 1] : undefined;
-}
+const option = (name: string) => benchOption(name);
 
 /** An HS256 token as `pnpm run token` mints it. */
 function mint(secret: string, sub: string): string {

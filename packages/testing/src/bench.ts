@@ -45,6 +45,16 @@ export function isQuick(argv: readonly string[] = process.argv): boolean {
   return argv.includes('--quick') || process.env.BENCH_QUICK === '1';
 }
 
+/** The value of a benchmark's `--name value` or `--name=value` argument, if given. */
+export function benchOption(
+  name: string,
+  argv: readonly string[] = process.argv,
+): string | undefined {
+  const at = argv.indexOf(name);
+  if (at >= 0) return argv[at + 1];
+  return argv.find((arg) => arg.startsWith(`${name}=`))?.slice(name.length + 1);
+}
+
 export function summarize(values: readonly number[]): Figure {
   if (values.length === 0) throw new Error('summarize: no values');
   const sorted = [...values].sort((a, b) => a - b);

@@ -13,6 +13,7 @@ export {
   alternate,
   BENCH_ROW_PREFIX,
   type BenchRow,
+  benchOption,
   compareRow,
   type Figure,
   formatFigure,
