@@ -102,6 +102,43 @@ test('behavior: PGlite keeps data in its folder across reopen', async () => {
   }
 });
 
+test('behavior: PGlite is vacuumed every pgliteVacuumMs (it has no autovacuum), even mid-transaction', async () => {
+  const errors: Error[] = [];
+  const handle = await openDatabase({
+    pgliteDir: 'memory://',
+    pgliteVacuumMs: 50,
+    onMaintenanceError: (error) => errors.push(error),
+  });
+  try {
+    await migrateToLatest(handle.db);
+    await handle.db
+      .insertInto('records')
+      .values(record(`0x${'77'.repeat(32)}`))
+      .execute();
+    // A transaction held open across several intervals: VACUUM cannot run inside one, so it
+    // must wait for the connection rather than interleave.
+    await handle.db.transaction().execute(async (trx) => {
+      await trx.updateTable('records').set({ leaf_index: 1 }).execute();
+      await new Promise((done) => setTimeout(done, 200));
+    });
+    const vacuumed = async () => {
+      const { rows } = await sql<{ vacuums: number }>`
+        select vacuum_count::int as vacuums from pg_stat_user_tables where relname = 'records'`.execute(
+        handle.db,
+      );
+      return rows[0]?.vacuums ?? 0;
+    };
+    const deadline = Date.now() + 10_000;
+    while ((await vacuumed()) === 0 && Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 50));
+    }
+    expect(await vacuumed()).toBeGreaterThan(0);
+  } finally {
+    await handle.close();
+  }
+  expect(errors).toEqual([]);
+});
+
 test('behavior: openServiceDatabase opens PGlite under DATA_DIR, migrates, and says where', async () => {
   const { mkdtempSync, rmSync, existsSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, Migrator, PostgresDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import { migrations } from './migrations/index';
@@ -25,7 +25,18 @@ export interface DatabaseConfig {
   poolSize?: number;
   /** Called when an idle Postgres connection fails (the pool replaces it); for logging. */
   onIdleError?: (error: Error) => void;
+  /**
+   * PGlite only: how often to VACUUM (ANALYZE) the database (default 60 s; 0: never).
+   * PGlite has no autovacuum, so without this every batched record's old row version and
+   * index entries stay forever and the batcher's scans of unbatched records grow with them.
+   */
+  pgliteVacuumMs?: number;
+  /** Called when a PGlite VACUUM fails (it is retried at the next interval); for logging. */
+  onMaintenanceError?: (error: Error) => void;
 }
+
+/** Default PGlite VACUUM interval: Postgres's autovacuum_naptime. */
+export const PGLITE_VACUUM_MS = 60_000;
 
 /**
  * Opens the database: Postgres when a URL is given, else PGlite. PGlite is one
@@ -45,7 +56,51 @@ export async function openDatabase(config: DatabaseConfig): Promise<DatabaseHand
   if (!config.pgliteDir.startsWith('memory://')) mkdirSync(config.pgliteDir, { recursive: true });
   const pglite = await PGlite.create(config.pgliteDir);
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
-  return { db, kind: 'pglite', location: config.pgliteDir, close: () => db.destroy() };
+  const vacuum = startVacuumLoop(
+    db,
+    config.pgliteVacuumMs ?? PGLITE_VACUUM_MS,
+    config.onMaintenanceError,
+  );
+  return {
+    db,
+    kind: 'pglite',
+    location: config.pgliteDir,
+    close: async () => {
+      await vacuum.stop();
+      await db.destroy();
+    },
+  };
+}
+
+/**
+ * Autovacuum's job, for PGlite: VACUUM (ANALYZE) every `intervalMs`, through Kysely so that
+ * it waits for the single connection like any query (never inside someone's transaction).
+ */
+function startVacuumLoop(
+  db: Kysely<Database>,
+  intervalMs: number,
+  onError: ((error: Error) => void) | undefined,
+): { stop(): Promise<void> } {
+  if (intervalMs <= 0) return { stop: async () => {} };
+  let running: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    running ??= sql`vacuum (analyze)`
+      .execute(db)
+      .then(
+        () => {},
+        (error: unknown) => onError?.(error as Error),
+      )
+      .finally(() => {
+        running = undefined;
+      });
+  }, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }
 
 /** Brings the schema up to date; safe to run from several services at once (Kysely takes a lock). */
@@ -87,6 +142,7 @@ export async function openServiceDatabase({
     databaseUrl,
     pgliteDir: join(dataDir, 'pglite'),
     onIdleError: (error) => logger.warn({ err: error }, 'idle Postgres connection failed'),
+    onMaintenanceError: (error) => logger.warn({ err: error }, 'PGlite VACUUM failed'),
   });
   try {
     await migrateToLatest(handle.db);
