@@ -40,6 +40,12 @@ export const ConfigSchema = Type.Object({
     default: 250,
     description: 'most receipts in one receiptBatch job (larger groups are split into chunks)',
   }),
+  RECEIPT_CACHE_RECORDS: Type.Integer({
+    minimum: 0,
+    default: 50_000,
+    description:
+      'records of recently announced batches kept in memory (with their verified proofs) for the next notice of the same batch; 0: read and verify every notice',
+  }),
   ...DatabaseEnv,
   ...LogEnv,
   ...RedisEnv,
@@ -58,6 +64,7 @@ export interface Config {
   finalityDepth: number;
   maxLogRange: number;
   receiptsPerJob: number;
+  receiptCacheRecords: number;
   databaseUrl: string | undefined;
   dataDir: string;
   logLevel: LogLevel;
@@ -80,6 +87,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     finalityDepth: parsed.FINALITY_DEPTH,
     maxLogRange: parsed.MAX_LOG_RANGE,
     receiptsPerJob: parsed.RECEIPTS_PER_JOB,
+    receiptCacheRecords: parsed.RECEIPT_CACHE_RECORDS,
     databaseUrl: parsed.DATABASE_URL,
     dataDir: parsed.DATA_DIR,
     logLevel: parsed.LOG_LEVEL,

@@ -63,6 +63,7 @@ export function testConfig(
     finalityDepth: 3,
     maxLogRange: 2000,
     receiptsPerJob: 1000,
+    receiptCacheRecords: 50_000,
     databaseUrl: undefined,
     dataDir: '.data',
     logLevel: 'silent',

@@ -102,6 +102,36 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
     expect((await ledger.unsentNotices(10)).map((n) => n.revision)).toEqual([2]);
   });
 
+  test('behavior: with contentCacheRecords, a batch read once is not read again, and the cache is bounded', async () => {
+    const cached = createBatchLedger(handle.db, { ...scope, contentCacheRecords: 3 });
+    const uncached = ledger;
+    const first = await builtBatch(1);
+    const second = await builtBatch(2);
+    for (const id of [first, second]) await ledger.recordSigned(id, signed);
+    await ledger.markIncluded([anchoring(first, 10, 0xa0), anchoring(second, 10, 0xa0)], 10n);
+    await ledger.finalize(12n);
+    const all = await ledger.unsentNotices(10);
+    const of = (id: string, status: string) =>
+      all.find((n) => n.batch_id === id && n.status === status)!;
+
+    const included = await cached.receiptsOf(of(first, 'included'));
+    // The rows are gone from the table; only a ledger that kept them can still answer.
+    await handle.db.deleteFrom('records').where('batch_id', '=', first).execute();
+    const final = await cached.receiptsOf(of(first, 'final'));
+    expect(final.map((r) => [r.receipt.status, r.receipt.revision, r.receipt.proof])).toEqual([
+      ['final', 2, [hex(30)]],
+      ['final', 2, [hex(31)]],
+    ]);
+    // The same frozen proof arrays: what the outbox's verified-proof memo relies on.
+    expect(final[0]!.receipt.proof).toBe(included[0]!.receipt.proof);
+    expect(Object.isFrozen(final[0]!.receipt.proof)).toBe(true);
+    expect(await uncached.receiptsOf(of(first, 'final'))).toEqual([]);
+
+    // A second batch of two records passes the limit of three: the first is dropped.
+    await cached.receiptsOf(of(second, 'included'));
+    expect(await cached.receiptsOf(of(first, 'final'))).toEqual([]);
+  });
+
   test('behavior: a reorg puts included batches back to sent with a reorged notice naming the old block', async () => {
     const low = await builtBatch(1);
     const high = await builtBatch(2);

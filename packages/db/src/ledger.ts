@@ -61,6 +61,13 @@ export interface LedgerScope {
   contract: string;
   /** Confirmations (the anchoring block counted) after which an anchoring is final. */
   finalityDepth: number;
+  /**
+   * receiptsOf keeps the leaves of the batches it read last, up to this many records in all
+   * (default 0: none). A batch's records and leaves never change once `createBatch` wrote
+   * them, and each batch is announced at least twice (included, then final), so the second
+   * notice needs no read. The indexer's outbox sets it; the writer leaves it off.
+   */
+  contentCacheRecords?: number;
 }
 
 export interface NewBuiltBatch {
@@ -112,6 +119,50 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
   const { chainId, contract, finalityDepth } = scope;
   // The highest block number that is final with `head` as the newest block.
   const finalAtOrBelow = (head: bigint) => head - BigInt(finalityDepth) + 1n;
+
+  /**
+   * A batch's root, size and records in leaf order, from the cache when there. Cached rows
+   * and their proof arrays are frozen: every receipt made from them shares them, unchanged.
+   */
+  type ContentRow = Awaited<ReturnType<typeof recordsOf>>[number];
+  interface BatchContent {
+    merkleRoot: string;
+    recordCount: number;
+    rows: readonly ContentRow[];
+  }
+  const contentCache = new Map<string, BatchContent>();
+  let cachedRecords = 0;
+  const cacheLimit = scope.contentCacheRecords ?? 0;
+  async function batchContent(batchId: string): Promise<BatchContent> {
+    const cached = contentCache.get(batchId);
+    if (cached) return cached;
+    const batch = await db
+      .selectFrom('batches')
+      .select(['merkle_root', 'record_count'])
+      .where('batch_id', '=', batchId)
+      .executeTakeFirstOrThrow();
+    const rows = await recordsOf(batchId);
+    for (const row of rows) {
+      (row as { proof: unknown }).proof = Object.freeze(parseProof(row.proof));
+      Object.freeze(row);
+    }
+    const content: BatchContent = Object.freeze({
+      merkleRoot: batch.merkle_root,
+      recordCount: batch.record_count,
+      rows: Object.freeze(rows),
+    });
+    if (rows.length <= cacheLimit) {
+      contentCache.set(batchId, content);
+      cachedRecords += rows.length;
+      // Oldest first (a Map iterates in insertion order).
+      for (const [id, old] of contentCache) {
+        if (cachedRecords <= cacheLimit) break;
+        contentCache.delete(id);
+        cachedRecords -= old.rows.length;
+      }
+    }
+    return content;
+  }
 
   async function recordsOf(batchId: string) {
     return db
@@ -323,13 +374,8 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
     },
 
     async receiptsOf(notice) {
-      const batch = await db
-        .selectFrom('batches')
-        .select(['merkle_root', 'record_count'])
-        .where('batch_id', '=', notice.batch_id)
-        .executeTakeFirstOrThrow();
-      const records = await recordsOf(notice.batch_id);
-      return records.map((row) => ({
+      const { merkleRoot, recordCount, rows } = await batchContent(notice.batch_id);
+      return rows.map((row) => ({
         relayId: row.relay_id,
         sessionId: row.session_id,
         receipt: buildReceipt(row, {
@@ -337,8 +383,8 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
           confirmations: notice.confirmations,
           revision: notice.revision,
           batchId: notice.batch_id,
-          merkleRoot: batch.merkle_root,
-          recordCount: batch.record_count,
+          merkleRoot,
+          recordCount,
           chainId,
           contract,
           txHash: notice.tx_hash,

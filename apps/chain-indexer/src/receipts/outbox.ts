@@ -11,7 +11,10 @@ import type { Kysely } from 'kysely';
 import type { Config } from '../config';
 
 export interface OutboxDeps {
-  config: Pick<Config, 'chainId' | 'contract' | 'receiptsPerJob' | 'finalityDepth'>;
+  config: Pick<
+    Config,
+    'chainId' | 'contract' | 'receiptsPerJob' | 'finalityDepth' | 'receiptCacheRecords'
+  >;
   logger: Logger;
   db: Kysely<Database>;
   bus: BusDeps;
@@ -63,6 +66,7 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     chainId: config.chainId,
     contract: config.contract,
     finalityDepth: config.finalityDepth,
+    contentCacheRecords: config.receiptCacheRecords,
   });
   const queues = new Map<string, TypedQueue<'receipts'>>();
   const queueFor = (relayId: string) => {
@@ -83,6 +87,14 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     return verifier;
   };
 
+  /**
+   * Proofs already checked, with the root they lead to. The ledger hands out the same frozen
+   * proof array for a record while it keeps its batch cached (RECEIPT_CACHE_RECORDS), and
+   * with it the same frozen row the leaf fields come from; so a batch's second notice (final
+   * after included) is not checked again. A proof read anew is a new array and is checked.
+   */
+  const verified = new WeakMap<readonly string[], string>();
+
   type Notice = Awaited<ReturnType<BatchLedger['unsentNotices']>>[number];
   type ReceiptJob = Parameters<TypedQueue<'receipts'>['addBulk']>[0][number];
 
@@ -97,10 +109,14 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     for (const { relayId, sessionId, receipt } of deliverable) {
       // The writer's audit-log heads belong to no session: nobody to deliver them to.
       if (receipt.topic === AUDIT_TOPIC) continue;
-      let valid = false;
-      try {
-        valid = verify(receipt);
-      } catch {}
+      let valid = verified.get(receipt.proof) === receipt.merkleRoot;
+      if (!valid) {
+        try {
+          valid = verify(receipt);
+        } catch {}
+        if (valid && Object.isFrozen(receipt.proof))
+          verified.set(receipt.proof, receipt.merkleRoot);
+      }
       if (!valid) {
         invalid += 1;
         logger.error(
