@@ -151,6 +151,43 @@ describe('buildMerkleTree', () => {
     });
   });
 
+  test('behavior: long strings (leaf encodings past the first scratch size) match StandardMerkleTree', async () => {
+    const random = prng(11);
+    const leaves = randomLeaves(40, 12).map((leaf, i) => ({
+      ...leaf,
+      // 300 to ~1,200 bytes a string: the encodings outgrow the builder's first buffer.
+      topic: 'τ'.repeat(150 + Math.floor(random() * 300)),
+      subject: i % 2 ? 'x'.repeat(300 + i) : '😀'.repeat(100 + i),
+    }));
+    expectSameAsLibrary(leaves, await buildMerkleTree(leaves));
+  });
+
+  test('behavior: a tree stays intact after later builds (the builder reuses its buffers)', async () => {
+    const first = randomLeaves(33, 13);
+    const tree = await buildMerkleTree(first);
+    await buildMerkleTree(randomLeaves(257, 14));
+    buildMerkleTreeWith(randomLeaves(5, 15), nobleKeccak);
+    expectSameAsLibrary(first, tree);
+  });
+
+  test('behavior: a batch too large for the shared buffers gives the same tree as on @noble/hashes', async () => {
+    // 12,000 leaves: 36,000 nodes' bytes, past the 1 MiB the builder keeps between builds.
+    const leaves = randomLeaves(12_000, 16);
+    const wasm = await buildMerkleTree(leaves);
+    const noble = buildMerkleTreeWith(leaves, nobleKeccak);
+    expect(wasm.root).toBe(noble.root);
+    expect(wasm.leafHashes).toEqual(noble.leafHashes);
+    for (let i = 0; i < leaves.length; i += 997) expect(wasm.proof(i)).toEqual(noble.proof(i));
+    // And a spot check against the library on the builder's output.
+    const claims = [0, 5_001, 11_999].map((i) => ({
+      ...leaves[i]!,
+      leafHash: wasm.leafHashes[i]!,
+      proof: wasm.proof(i),
+      merkleRoot: wasm.root,
+    }));
+    for (const claim of claims) expect(libraryVerdict(claim)).toBe(true);
+  });
+
   test('behavior: proof() returns a fresh array each time', async () => {
     const tree = await buildMerkleTree(randomLeaves(4, 5));
     const first = tree.proof(1);
@@ -299,6 +336,79 @@ describe('verifyProofWith', () => {
       }
       // One batch's proof against the other batch's root.
       expect(verify({ ...batches[0]![0]!, merkleRoot: batches[1]![0]!.merkleRoot })).toBe(false);
+    }
+  });
+
+  test('behavior: a remembering verifier hashes each inner node once per batch, in any receipt order', async () => {
+    const leaves = randomLeaves(300, 17);
+    const tree = buildMerkleTreeWith(leaves, nobleKeccak);
+    const claims = leaves.map((leaf, i) => ({
+      ...leaf,
+      leafHash: tree.leafHashes[i]!,
+      proof: tree.proof(i),
+      merkleRoot: tree.root,
+    }));
+    const random = prng(18);
+    const shuffled = [...claims].sort(() => random() - 0.5);
+    let hashes = 0;
+    const verify = createProofVerifier((data) => {
+      hashes++;
+      return keccak_256(data);
+    });
+    for (const claim of shuffled) expect(verify(claim)).toBe(true);
+    // Two hashes a leaf, one per inner node.
+    expect(hashes).toBe(2 * 300 + 299);
+  });
+
+  test('behavior: a remembered step is reused only for a sibling that reads as the same bytes', async () => {
+    const verify = await loadProofVerifier();
+    const claims = libraryClaims(randomLeaves(16, 19));
+    for (const claim of claims) expect(verify(claim)).toBe(true);
+    // Every step is remembered now; each case must still get the library's verdict.
+    claims.forEach((claim, i) => {
+      const other = claims[(i + 5) % claims.length]!;
+      const cases: LeafProof[] = [
+        // The library reads a node in either case, with or without 0x.
+        { ...claim, proof: claim.proof.map((node) => node.toUpperCase().replace('0X', '0x')) },
+        { ...claim, proof: claim.proof.map((node) => node.slice(2)) },
+        { ...claim, proof: [...claim.proof.slice(0, 2), ...other.proof.slice(2)] },
+        { ...claim, proof: [claim.proof[0]!, other.proof[0]!, ...claim.proof.slice(2)] },
+        { ...claim, proof: claim.proof.slice(0, -1) },
+        { ...claim, proof: [...claim.proof, claim.proof.at(-1)!] },
+        {
+          ...claim,
+          proof: [claim.proof[0]!, undefined as unknown as string, ...claim.proof.slice(2)],
+        },
+        { ...claim, proof: [claim.leafHash, ...claim.proof.slice(1)] },
+      ];
+      cases.forEach((c, k) => {
+        expect(verify(c), `leaf ${i}, case ${k}`).toBe(libraryVerdict(c) === true);
+        expect(nobleVerify(c), `noble, leaf ${i}, case ${k}`).toBe(libraryVerdict(c) === true);
+      });
+    });
+  });
+
+  test("behavior: a step remembered from the other child's side needs a sibling that reads as its node", async () => {
+    const claims = libraryClaims(randomLeaves(16, 20));
+    const [a] = claims;
+    // b's parent is a's parent's sibling: b's step 1 is the node a's check computed last-but-one.
+    const b = claims.find((c) => c.proof[2] === a!.proof[2] && c.proof[1] !== a!.proof[1])!;
+    const withStep = (step: unknown): LeafProof => ({
+      ...b,
+      proof: [b.proof[0]!, step as string, ...b.proof.slice(2)],
+    });
+    const cases: [LeafProof, boolean][] = [
+      [withStep(undefined), false],
+      [withStep(b.proof[0]), false],
+      [withStep(b.proof[1]!.toUpperCase().replace('0X', '0x')), true],
+      [withStep(b.proof[1]!.slice(2)), true],
+      [b, true],
+    ];
+    for (const [claim, verdict] of cases) {
+      const verify = await loadProofVerifier();
+      expect(verify(a!)).toBe(true);
+      expect(verify(claim)).toBe(verdict);
+      expect(libraryVerdict(claim) === true).toBe(verdict);
     }
   });
 

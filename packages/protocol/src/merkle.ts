@@ -1,6 +1,7 @@
 import { BaseError } from './errors';
+import { HEX_ASCII, toHex32s } from './hex32';
 import { loadWasmKeccak } from './keccak';
-import { compareHashes, leafOrder } from './leaf-order';
+import { compareHashes, compareHashesAt, leafOrder } from './leaf-order';
 import type { Hex } from './primitives';
 import type { LeafFields } from './record';
 
@@ -57,49 +58,79 @@ export async function buildMerkleTree(leaves: readonly LeafFields[]): Promise<Me
  * As `buildMerkleTree`, synchronously, with the given keccak-256 (e.g. @noble/hashes' keccak_256).
  *
  * Where the time goes: on hash-wasm, the 3N − 1 keccak calls (two per leaf, one per inner
- * node) are most of it. Around them: each leaf is encoded into one reused buffer (hex read
- * through a two-digit table, ASCII strings copied without TextEncoder), hash results are kept
- * as the hasher returns them (no copying into a flat buffer), leaves are ordered by a native
- * sort of one number per leaf (see leafOrder), and every node's hex is written as ASCII into
- * one buffer, decoded once and sliced.
+ * node) are most of it (bench/merkle.ts compares the build with those calls alone). Around
+ * them: all leaves are encoded first (hex read through a two-digit table, ASCII strings
+ * copied without TextEncoder) into one reused buffer, then hashed in a loop of their own; a
+ * leaf's first hash is copied into LEAF_INNER before its second; every hash result is
+ * copied at once into one flat buffer (32 bytes a node, in tree order), so the hasher's
+ * fresh arrays die young and the scavenger has almost nothing to move; leaves are ordered by
+ * a native sort of one number per leaf (see leafOrder); an inner node's children lie side by
+ * side, copied as 32-bit words into the pair to hash; and every node's hex is written four
+ * digits per store into one reused buffer, decoded a chunk at a time and sliced (toHex32s).
  */
 export function buildMerkleTreeWith(leaves: readonly LeafFields[], keccak: Keccak256): MerkleTree {
   const count = leaves.length;
   if (count === 0) throw emptyInput();
 
-  // Leaf hashes, by input index.
+  // Every leaf's encoding first, end to end, then their hashes: two tight loops run faster
+  // than one that switches between encoding and hashing for every leaf.
   const encoder = sharedEncoder();
-  const leafHashes: Uint8Array[] = new Array(count);
-  for (let i = 0; i < count; i++) leafHashes[i] = keccak(keccak(encoder.encode(leaves[i]!, i)));
-  const order = leafOrder(leafHashes);
+  const ends = new Int32Array(count);
+  let encoded = scratchBuffer(ENCODED, 320 * count);
+  for (let i = 0, end = 0; i < count; i++) {
+    const leaf = encoder.encode(leaves[i]!, i);
+    if (end + leaf.length > encoded.length) {
+      const larger = new Uint8Array(2 * (end + leaf.length));
+      larger.set(encoded.subarray(0, end));
+      encoded = larger;
+      if (larger.length <= SCRATCH_LIMIT) ENCODED.buffer = larger;
+    }
+    encoded.set(leaf, end);
+    ends[i] = end += leaf.length;
+  }
+  const length = 2 * count - 1;
+  // Both only live through this call: one buffer, reused by the next build of its size or less.
+  const bytes = scratchBuffer(NODES, 32 * (length + count));
+  const tree = bytes.subarray(0, 32 * length);
+  const leafBytes = bytes.subarray(32 * length, 32 * (length + count));
+  const inner = LEAF_INNER;
+  for (let i = 0, start = 0; i < count; i++) {
+    const end = ends[i]!;
+    inner.set(keccak(encoded.subarray(start, end)));
+    leafBytes.set(keccak(inner), 32 * i);
+    start = end;
+  }
+  const order = leafOrder(leafBytes, count);
 
   // The tree as OpenZeppelin's makeMerkleTree lays it out: sorted leaf k at
   // tree[length - 1 - k], node i's children at 2i+1 and 2i+2, node = keccak(sorted pair).
-  const length = 2 * count - 1;
-  const nodes: Uint8Array[] = new Array(length);
+  // Node i is bytes [32i, 32i + 32) of `tree`; the words views copy 4 bytes at a time.
+  const treeWords = new Uint32Array(bytes.buffer, bytes.byteOffset, 8 * length);
+  const leafWords = new Uint32Array(bytes.buffer, bytes.byteOffset + 32 * length, 8 * count);
   const treeIndex = new Int32Array(count);
   for (let k = 0; k < count; k++) {
     const input = order[k]!;
     const at = length - 1 - k;
     treeIndex[input] = at;
-    nodes[at] = leafHashes[input]!;
+    for (let w = 0, to = 8 * at, from = 8 * input; w < 8; w++)
+      treeWords[to + w] = leafWords[from + w]!;
   }
-  const pair = new Uint8Array(64);
+  const pairWords = new Uint32Array(16);
+  const pair = new Uint8Array(pairWords.buffer);
   for (let i = length - 1 - count; i >= 0; i--) {
-    const left = nodes[2 * i + 1]!;
-    const right = nodes[2 * i + 2]!;
-    if (compareHashes(left, right) <= 0) {
-      pair.set(left, 0);
-      pair.set(right, 32);
-    } else {
-      pair.set(right, 0);
-      pair.set(left, 32);
+    const left = 32 * (2 * i + 1); // the right child follows at left + 32
+    // Smaller first: the left child's words then the right's, or the other way round.
+    const first = compareHashesAt(tree, left, tree, left + 32) <= 0 ? left >> 2 : (left >> 2) + 8;
+    const second = first ^ ((left >> 2) ^ ((left >> 2) + 8));
+    for (let w = 0; w < 8; w++) {
+      pairWords[w] = treeWords[first + w]!;
+      pairWords[w + 8] = treeWords[second + w]!;
     }
-    nodes[i] = keccak(pair);
+    tree.set(keccak(pair), 32 * i);
   }
 
   // Every node but the root is some leaf's proof step, so hex them all at once.
-  const hex = toHex32s(nodes);
+  const hex = toHex32s(tree, length);
   const leafHex: Hex[] = new Array(count);
   for (let i = 0; i < count; i++) leafHex[i] = hex[treeIndex[i]!]!;
 
@@ -110,15 +141,34 @@ export function buildMerkleTreeWith(leaves: readonly LeafFields[], keccak: Kecca
       if (!Number.isInteger(i) || i < 0 || i >= count) {
         throw new RangeError(`leaf index ${i} out of range [0, ${count})`);
       }
-      const proof: Hex[] = [];
       let at = treeIndex[i]!;
-      while (at > 0) {
-        proof.push(hex[at % 2 === 1 ? at + 1 : at - 1]!);
+      // One step per level below the root: a node at tree index `at` is log2(at + 1) deep.
+      const proof: Hex[] = new Array(31 - Math.clz32(at + 1));
+      for (let step = 0; at > 0; step++) {
+        proof[step] = hex[((at - 1) ^ 1) + 1]!; // the sibling: at + 1 if at is odd, else at - 1
         at = (at - 1) >> 1;
       }
       return proof;
     },
   };
+}
+
+/**
+ * The builder's two scratch buffers, kept between builds (it is synchronous): the leaves'
+ * encodings, and the nodes' bytes (tree, then leaf hashes by input index). Neither outlives
+ * a build: the tree keeps only hex. A build that needs more than SCRATCH_LIMIT bytes of one
+ * gets its own, so a huge batch does not pin its memory.
+ */
+const ENCODED: { buffer?: Uint8Array } = {};
+const NODES: { buffer?: Uint8Array } = {};
+const SCRATCH_LIMIT = 1 << 20;
+
+function scratchBuffer(slot: { buffer?: Uint8Array }, size: number): Uint8Array {
+  const kept = slot.buffer;
+  if (kept !== undefined && kept.length >= size) return kept;
+  if (size > SCRATCH_LIMIT) return new Uint8Array(size);
+  slot.buffer = new Uint8Array(Math.min(SCRATCH_LIMIT, 2 * size));
+  return slot.buffer;
 }
 
 /**
@@ -175,12 +225,13 @@ export function verifyProofWith(keccak: Keccak256, claim: LeafProof): boolean {
 
 /**
  * verifyProofWith with the given keccak-256, remembering the last node hashes it computed
- * (up to MEMO_LIMIT): receipts of one batch share their upper proof nodes, so checking a
- * whole batch hashes each inner node at most twice (once from each child) instead of once
- * per receipt below it (for 1,024 leaves: 4 hashes a receipt instead of 12). A
- * remembered hash is reused only for the very same inputs (the same sibling string, the same
- * 32 bytes of the node below), so verdicts are verifyProofWith's. Every leaf is still
- * encoded and hashed. One verifier per hot path (it is synchronous; the memo is its own).
+ * (up to MEMO_LIMIT entries): receipts of one batch share their upper proof nodes, so
+ * checking a whole batch hashes each inner node once, whichever child's receipt comes
+ * first, instead of once per receipt below it (for 1,024 leaves: 3 hashes a receipt instead
+ * of 12). A remembered hash is reused only for the very same inputs (the same 32 bytes of
+ * the node below, and a sibling that is the same string or reads as the same 32 bytes), so
+ * verdicts are verifyProofWith's. Every leaf is still encoded and hashed. One verifier per
+ * hot path (it is synchronous; the memo is its own).
  */
 export function createProofVerifier(keccak: Keccak256): ProofVerifier {
   const memo: NodeMemo = new Map();
@@ -193,11 +244,27 @@ export async function loadProofVerifier(): Promise<ProofVerifier> {
 }
 
 /**
- * Remembered proof steps by sibling string: `parent` is the node hash of `partner` and that
- * sibling. Bounded: cleared when full (a 2,048-leaf batch has 4,094 non-root nodes).
+ * One computed proof step: `parent` is the node hash of `child` and `other`; `otherText` is
+ * a proof string known to read as `other` (when there is one). Kept under each child's key.
  */
-type NodeMemo = Map<string, { partner: Uint8Array; parent: Uint8Array }>;
+interface MemoStep {
+  child: Uint8Array;
+  other: Uint8Array;
+  otherText: string | undefined;
+  parent: Uint8Array;
+}
+
+/**
+ * Remembered steps by memoKey of a child, so that the receipts on both sides of a node find
+ * it. Bounded: cleared when full (a 2,048-leaf batch has 2,047 inner nodes, 4,094 entries).
+ */
+type NodeMemo = Map<number, MemoStep>;
 const MEMO_LIMIT = 4096;
+
+/** A node's first 30 bits, as a small integer (a Map key V8 hashes cheaply). */
+function memoKey(node: Uint8Array): number {
+  return (node[0]! << 22) | (node[1]! << 14) | (node[2]! << 6) | (node[3]! >> 2);
+}
 
 function checkProof(keccak: Keccak256, claim: LeafProof, memo: NodeMemo | undefined): boolean {
   if (typeof claim !== 'object' || claim === null) return false;
@@ -215,25 +282,37 @@ function checkProof(keccak: Keccak256, claim: LeafProof, memo: NodeMemo | undefi
     throw error;
   }
   // Hash results are never written to, so `node` may be one kept in the memo.
-  let node = keccak(keccak(encoded));
+  LEAF_INNER.set(keccak(encoded));
+  let node = keccak(LEAF_INNER);
   if (!matchesLowerHex(leafHash, 2, node)) return false;
+  // A proof string known to read as `node`: the leaf hash, just checked.
+  let nodeText: string | undefined = leafHash;
 
   const pair = PAIR;
   const sibling = SIBLING;
   for (let i = 0; i < proof.length; i++) {
     const step: unknown = proof[i];
-    if (memo !== undefined && typeof step === 'string') {
-      const known = memo.get(step);
-      // A node taken from the memo is the very object the next step remembers as partner.
-      if (
-        known !== undefined &&
-        (known.partner === node || compareHashes(known.partner, node) === 0)
-      ) {
-        node = known.parent;
-        continue;
+    let read = false;
+    if (memo !== undefined) {
+      const known = memo.get(memoKey(node));
+      if (known !== undefined && (known.child === node || compareHashes(known.child, node) === 0)) {
+        // The same string as one that read as `other`, or a string that reads as `other`.
+        if (known.otherText !== undefined && step === known.otherText) {
+          node = known.parent;
+          nodeText = undefined;
+          continue;
+        }
+        if (!readNode(step, sibling)) return false;
+        read = true;
+        if (compareHashes(sibling, known.other) === 0) {
+          known.otherText = step as string; // so the next receipt with this string skips the read
+          node = known.parent;
+          nodeText = undefined;
+          continue;
+        }
       }
     }
-    if (!readNode(step, sibling)) return false;
+    if (!read && !readNode(step, sibling)) return false;
     if (compareHashes(node, sibling) <= 0) {
       pair.set(node, 0);
       pair.set(sibling, 32);
@@ -243,10 +322,13 @@ function checkProof(keccak: Keccak256, claim: LeafProof, memo: NodeMemo | undefi
     }
     const parent = keccak(pair);
     if (memo !== undefined) {
-      if (memo.size >= MEMO_LIMIT) memo.clear();
-      memo.set(step as string, { partner: node, parent });
+      if (memo.size > MEMO_LIMIT - 2) memo.clear();
+      const other = sibling.slice();
+      memo.set(memoKey(node), { child: node, other, otherText: step as string, parent });
+      memo.set(memoKey(other), { child: other, other: node, otherText: nodeText, parent });
     }
     node = parent;
+    nodeText = undefined;
   }
 
   if (merkleRoot.length === 66) {
@@ -256,8 +338,15 @@ function checkProof(keccak: Keccak256, claim: LeafProof, memo: NodeMemo | undefi
 }
 
 /** checkProof's reused buffers (it is synchronous, and keccak never calls back into it). */
-const PAIR = new Uint8Array(64);
+const PAIR = new Uint8Array(new ArrayBuffer(64));
 const SIBLING = new Uint8Array(32);
+/**
+ * Where a leaf's first hash is copied before its second (checkProof's and the builder's).
+ * hash-wasm reads its input through `.buffer`, and a small fresh typed array (as a hash
+ * result is) has none until asked, when V8 must move its bytes off the heap: copying 32
+ * bytes into this one, whose buffer exists, is much cheaper.
+ */
+const LEAF_INNER = new Uint8Array(new ArrayBuffer(32));
 
 function hasHexPrefix(text: string): boolean {
   return text.charCodeAt(0) === 48 && text.charCodeAt(1) === 120; // 0x
@@ -305,43 +394,6 @@ function emptyInput(): MerkleInputError {
   return new MerkleInputError('cannot build a Merkle tree from zero leaves');
 }
 
-/** ASCII of the two lowercase hex digits of byte b at [2b, 2b + 1]. */
-const HEX_ASCII = new Uint8Array(512);
-for (let b = 0; b < 256; b++) {
-  const digits = b.toString(16).padStart(2, '0');
-  HEX_ASCII[2 * b] = digits.charCodeAt(0);
-  HEX_ASCII[2 * b + 1] = digits.charCodeAt(1);
-}
-
-/** The same two ASCII digits as one 16-bit word in memory order, and `0x` likewise. */
-const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
-const HEX_WORD = new Uint16Array(256);
-for (let b = 0; b < 256; b++) {
-  const [first, second] = [HEX_ASCII[2 * b]!, HEX_ASCII[2 * b + 1]!];
-  HEX_WORD[b] = LITTLE_ENDIAN ? first | (second << 8) : (first << 8) | second;
-}
-const PREFIX_WORD = LITTLE_ENDIAN ? 48 | (120 << 8) : (48 << 8) | 120;
-const ASCII_DECODER = new TextDecoder();
-
-/**
- * 32-byte values as 0x-prefixed lowercase hex: written as ASCII into one buffer (two digits
- * per 16-bit store), decoded once and sliced (far less garbage than building each string
- * piece by piece).
- */
-function toHex32s(values: readonly Uint8Array[]): Hex[] {
-  const count = values.length;
-  const words = new Uint16Array(count * 33);
-  for (let i = 0, p = 0; i < count; i++) {
-    const value = values[i]!;
-    words[p++] = PREFIX_WORD;
-    for (let j = 0; j < 32; j++) words[p++] = HEX_WORD[value[j]!]!;
-  }
-  const text = ASCII_DECODER.decode(words);
-  const hex: Hex[] = new Array(count);
-  for (let i = 0; i < count; i++) hex[i] = text.slice(i * 66, i * 66 + 66) as Hex;
-  return hex;
-}
-
 /** Hex digit value by character code, -1 for a non-digit. */
 const HEX_NIBBLE = new Int8Array(128).fill(-1);
 for (let c = 0; c < 10; c++) HEX_NIBBLE[48 + c] = c;
@@ -379,12 +431,21 @@ function sharedEncoder(): LeafEncoder {
  *
  * The words that hold a small number (the two offsets, acceptedAt, the topic's length) sit
  * at fixed places that nothing else writes, and only their low 8 bytes are ever written:
- * their high bytes are zero from the buffer's allocation and stay so. The subject's length
- * word and the string padding move with the topic's length, so they are cleared each time.
+ * their high bytes are zero from the buffer's allocation and stay so (the topic's offset,
+ * a constant, is written once per buffer). The subject's length word and the string padding
+ * move with the topic's length, so they are cleared each time.
  */
 class LeafEncoder {
-  private buffer = new Uint8Array(512);
+  private buffer = new Uint8Array(0);
+  /** The same bytes, for the big-endian 32-bit stores of writeLow64. */
+  private words = new DataView(this.buffer.buffer);
+  /** `buffer.subarray(0, 32 × k)` by k, made once per buffer (encode returns one per leaf). */
+  private views: Uint8Array[] = [];
   private readonly utf8 = new TextEncoder();
+
+  constructor() {
+    this.grow(512);
+  }
 
   encode(leaf: LeafFields, index: number): Uint8Array {
     const { topic, subject, acceptedAt } = leaf;
@@ -396,29 +457,39 @@ class LeafEncoder {
     }
     // UTF-8 takes at most 3 bytes per UTF-16 code unit; padding adds at most 31 per string.
     const worst = HEAD_BYTES + 2 * 32 + 3 * (topic.length + subject.length) + 2 * 31;
-    if (this.buffer.length < worst) this.buffer = new Uint8Array(worst * 2);
+    if (this.buffer.length < worst) this.grow(worst * 2);
     const buf = this.buffer;
+    const words = this.words;
 
     writeBytes32(buf, 0, leaf.recordId, index, 'recordId');
     writeBytes32(buf, 96, leaf.contentHash, index, 'contentHash');
     if (acceptedAt <= Number.MAX_SAFE_INTEGER) {
-      writeLow64(buf, 128, Math.floor(acceptedAt / TWO_POW_32), acceptedAt >>> 0);
+      writeLow64(words, 128, Math.floor(acceptedAt / TWO_POW_32), acceptedAt >>> 0);
     } else {
       // Past 2^53, as the library encodes it: the value of the shortest decimal form,
       // String(value) (2^60 → 1152921504606847000), not the double's exact value.
       const exact = BigInt(String(acceptedAt));
-      writeLow64(buf, 128, Number(exact >> 32n), Number(exact & 0xffffffffn));
+      writeLow64(words, 128, Number(exact >> 32n), Number(exact & 0xffffffffn));
     }
 
-    writeLow64(buf, 32, 0, HEAD_BYTES); // topic offset
     const topicLength = this.writeString(buf, HEAD_BYTES, topic);
-    writeLow64(buf, HEAD_BYTES, 0, topicLength);
+    writeLow64(words, HEAD_BYTES, 0, topicLength);
     const subjectAt = HEAD_BYTES + 32 + padded(topicLength);
-    writeLow64(buf, 64, 0, subjectAt); // subject offset
+    writeLow64(words, 64, 0, subjectAt); // subject offset
     const subjectLength = this.writeString(buf, subjectAt, subject);
-    buf.fill(0, subjectAt, subjectAt + 24);
-    writeLow64(buf, subjectAt, 0, subjectLength);
-    return buf.subarray(0, subjectAt + 32 + padded(subjectLength));
+    for (let p = subjectAt, end = subjectAt + 24; p < end; p += 4) words.setUint32(p, 0);
+    writeLow64(words, subjectAt, 0, subjectLength);
+    const bytes = subjectAt + 32 + padded(subjectLength);
+    this.views[bytes >> 5] ??= buf.subarray(0, bytes);
+    return this.views[bytes >> 5]!;
+  }
+
+  /** A zeroed buffer of `size` bytes, with the one constant word: the topic's offset. */
+  private grow(size: number): void {
+    this.buffer = new Uint8Array(size);
+    this.words = new DataView(this.buffer.buffer);
+    this.views = [];
+    writeLow64(this.words, 32, 0, HEAD_BYTES);
   }
 
   /** The UTF-8 bytes of `text` at `at + 32`, zero-padded to 32; returns the byte length. */
@@ -444,15 +515,9 @@ function padded(length: number): number {
 }
 
 /** The low 8 bytes of the 32-byte big-endian word at `at`: high, then low (two uint32). */
-function writeLow64(buf: Uint8Array, at: number, high: number, low: number): void {
-  buf[at + 24] = high >>> 24;
-  buf[at + 25] = (high >>> 16) & 0xff;
-  buf[at + 26] = (high >>> 8) & 0xff;
-  buf[at + 27] = high & 0xff;
-  buf[at + 28] = low >>> 24;
-  buf[at + 29] = (low >>> 16) & 0xff;
-  buf[at + 30] = (low >>> 8) & 0xff;
-  buf[at + 31] = low & 0xff;
+function writeLow64(words: DataView, at: number, high: number, low: number): void {
+  words.setUint32(at + 24, high);
+  words.setUint32(at + 28, low);
 }
 
 function writeBytes32(buf: Uint8Array, at: number, value: string, index: number, field: string) {
