@@ -21,14 +21,16 @@
  * non-zero when broken: a record nacked, acks whose content hashes are wrong, or acks the
  * queue does not account for.
  *
- *   npx tsx apps/rtc-relay/bench/ingest.ts [--quick] [--rounds N] [--count N] [--only node,chromium,p99]
+ *   npx tsx apps/rtc-relay/bench/ingest.ts [--quick] [--rounds N] [--count N] [--only node,chromium,p99] [--paced-rate N]
  *   node --cpu-prof --import tsx apps/rtc-relay/bench/ingest.ts --only node --ours-only   (profile the relay)
  *
  * --rounds: alternated rounds per row (default 5, quick 2). --count: records per run of the
  * node row (default 40,000, quick 10,000; Chromium runs half as many). --ours-only: skip the
  * sink (for profiles; prints no rows); --baseline-only: skip the relay's runs of the node row
- * (to profile the sink). The node row's note gives the CPU time per record (all threads) of
- * this process (relay or sink) and of the client process. Needs Redis at TEST_REDIS_URL (default
+ * (to profile the sink); --paced-rate: pace the latency row at N records/s instead of half the
+ * relay's rate (to compare changes at one rate on a noisy machine). The node row's note gives
+ * the CPU time per record (all threads) of this process (relay or sink) and of the client
+ * process. Needs Redis at TEST_REDIS_URL (default
  * redis://127.0.0.1:6379; cleans its prefix up) and Chromium (CHROMIUM_PATH, default
  * /usr/bin/chromium) for the Chromium row.
  */
@@ -59,6 +61,7 @@ const chromiumCount = Math.round(count / 2);
 const only = new Set((option('--only') ?? 'node,chromium,p99').split(','));
 const oursOnly = process.argv.includes('--ours-only');
 const baselineOnly = process.argv.includes('--baseline-only');
+const pacedRate = Number(option('--paced-rate') ?? 0);
 const PAYLOAD_BYTES = 200;
 /** How long each paced run of the latency row lasts. */
 const PACED_SECONDS = quick ? 1.5 : 4;
@@ -318,7 +321,7 @@ try {
     }
 
     if (only.has('p99')) {
-      const paced = Math.max(100, Math.round(relayRate / 2));
+      const paced = pacedRate || Math.max(100, Math.round(relayRate / 2));
       const n = Math.round(paced * PACED_SECONDS);
       const latency = await alternate({
         rounds,
@@ -337,7 +340,7 @@ try {
       if (!oursOnly) {
         const row = compareRow({
           id: 'relay-ack-p99',
-          what: `Ack p99, node-datachannel client paced at ${paced.toLocaleString('en-US')} records/s (half the relay's rate)`,
+          what: `Ack p99, node-datachannel client paced at ${paced.toLocaleString('en-US')} records/s (${pacedRate ? '--paced-rate' : "half the relay's rate"})`,
           unit: 'ms',
           better: 'lower',
           baselineName: 'bare node-datachannel sink',

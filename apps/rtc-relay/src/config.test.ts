@@ -14,7 +14,7 @@ describe('loadConfig', () => {
       ice: { udpPort: 0, bindAddress: '127.0.0.1', publicAddress: undefined, servers: [] },
       maxMessageBytes: LIMITS.maxMessageBytes,
       maxPayloadBytes: LIMITS.maxPayloadBytes,
-      recordFlushMs: 5,
+      recordFlushMs: 0,
       recordFlushMax: 500,
       heartbeatMs: 2000,
       sessionTtlMs: 30_000,

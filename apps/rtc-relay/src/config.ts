@@ -128,9 +128,10 @@ export const ConfigSchema = Type.Object({
     description: 'records all sessions of one subject may publish at once above their rate',
   }),
   RECORD_FLUSH_MS: Int({
-    default: 5,
+    default: 0,
     minimum: 0,
-    description: 'longest a record waits before its group is queued',
+    description:
+      'longest a record waits for companions while an add slot is free (0 = until the end of the event-loop turn)',
   }),
   RECORD_FLUSH_MAX: Int({
     default: 500,

@@ -175,4 +175,90 @@ describe('record pipeline', () => {
     await pipeline.drain();
     expect(later.map((o) => o.ok)).toEqual(Array(5).fill(true));
   });
+
+  test('behavior: with flushMs 0 the records of one event-loop turn go in one job, queued without a timer', async () => {
+    const pipeline = createRecordPipeline({
+      queue,
+      flushMs: 0,
+      flushMax: 100,
+      bufferMax: 100,
+      logger,
+    });
+    const outcomes: Outcome[] = [];
+    for (let i = 0; i < 3; i++) pipeline.submit(record(i), (o) => outcomes.push(o));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pipeline.stats()).toMatchObject({ pending: 3, jobsAdded: 0 });
+    await pipeline.drain();
+    expect(outcomes.map((o) => o.ok)).toEqual([true, true, true]);
+    const jobs = await queue.getJobs(['waiting']);
+    expect(jobs.map((job) => job.data.records.length)).toEqual([3]);
+  });
+
+  test('behavior: later adds go out while the first is in flight; outcomes wait for their own add and keep submission order', async () => {
+    // The first add is held until released; the second completes at once.
+    const realAdd = queue.add.bind(queue);
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((resolve) => {
+      releaseFirst = resolve;
+    });
+    let calls = 0;
+    queue.add = (async (...args: Parameters<typeof realAdd>) => {
+      calls += 1;
+      if (calls === 1) await firstHeld;
+      return realAdd(...args);
+    }) as typeof queue.add;
+    const pipeline = createRecordPipeline({
+      queue,
+      flushMs: 0,
+      flushMax: 2,
+      bufferMax: 100,
+      logger,
+    });
+    const order: number[] = [];
+    for (let i = 0; i < 6; i++) pipeline.submit(record(i), (o) => o.ok && order.push(i));
+    // Two slots: the second add goes out beside the held first one, and once it is done
+    // its slot takes the third group, all while the first is still held.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(calls).toBe(3);
+    expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 2 });
+    // Those jobs are queued, but nothing is acked before the first job is.
+    expect(order).toEqual([]);
+    expect(pipeline.stats()).toMatchObject({ pending: 6, jobsAdded: 2 });
+    releaseFirst();
+    await pipeline.drain();
+    expect(calls).toBe(3);
+    expect(order).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 3 });
+  });
+
+  test('behavior: with addsInFlight 1 the next group waits for the add in flight, then takes everything', async () => {
+    const realAdd = queue.add.bind(queue);
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((resolve) => {
+      releaseFirst = resolve;
+    });
+    let calls = 0;
+    queue.add = (async (...args: Parameters<typeof realAdd>) => {
+      calls += 1;
+      if (calls === 1) await firstHeld;
+      return realAdd(...args);
+    }) as typeof queue.add;
+    const pipeline = createRecordPipeline({
+      queue,
+      flushMs: 0,
+      flushMax: 100,
+      bufferMax: 100,
+      addsInFlight: 1,
+      logger,
+    });
+    pipeline.submit(record(0), () => {});
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 1; i < 5; i++) pipeline.submit(record(i), () => {});
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(calls).toBe(1);
+    releaseFirst();
+    await pipeline.drain();
+    const jobs = await queue.getJobs(['waiting']);
+    expect(jobs.map((job) => job.data.records.length).sort()).toEqual([1, 4]);
+  });
 });

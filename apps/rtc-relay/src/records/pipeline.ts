@@ -18,7 +18,11 @@ export const RECORD_JOB_OPTIONS = {
 
 export interface RecordPipelineOptions {
   queue: TypedQueue<'records'>;
-  /** Longest a record waits for companions before its group is queued. */
+  /**
+   * Longest a record waits for companions while an add slot is free (0: until the end of
+   * the current event-loop turn). With every slot taken, records wait for the first add to
+   * finish instead, and its group takes all of them (up to flushMax).
+   */
   flushMs: number;
   /** Most records in one job. */
   flushMax: number;
@@ -30,6 +34,11 @@ export interface RecordPipelineOptions {
    * Default: bufferMax (no per-session share).
    */
   sessionBufferMax?: number;
+  /**
+   * Most adds in flight at once (default 2): while one waits for Redis, the next group is
+   * already on its way instead of waiting behind it.
+   */
+  addsInFlight?: number;
   logger: Logger;
 }
 
@@ -90,15 +99,23 @@ const BUFFER_FULL: Outcome = {
   code: 'unavailable',
   detail: 'too many records waiting to be queued',
 };
+const QUEUE_UNAVAILABLE: Outcome = {
+  ok: false,
+  code: 'unavailable',
+  detail: 'the record queue is unavailable',
+};
 
 /**
  * Groups records from every session into `recordBatch` jobs on the `records` queue
- * (group commit): a group is queued when it reaches `flushMax` records or after
- * `flushMs`; one add is in flight at a time and the buffer keeps filling meanwhile.
- * Outcomes are reported in submission order.
+ * (group commit): a group is queued when it reaches `flushMax` records, or when an add
+ * slot is free (after `flushMs`, or at the end of the event-loop turn). Up to
+ * `addsInFlight` adds are in flight at a time and the buffer keeps filling meanwhile.
+ * Outcomes are reported in submission order (a later add that finishes first waits for the
+ * earlier ones).
  */
 export function createRecordPipeline(options: RecordPipelineOptions): RecordPipeline {
   const { queue, flushMs, flushMax, bufferMax, logger } = options;
+  const addsInFlight = Math.max(1, options.addsInFlight ?? 2);
   const sessionBufferMax = options.sessionBufferMax ?? bufferMax;
   // A session over its share waits at least for the add in flight and the next one.
   const shareRetryMs = Math.max(50, 2 * flushMs);
@@ -106,8 +123,13 @@ export function createRecordPipeline(options: RecordPipelineOptions): RecordPipe
   const waiting = new Map<string, number>();
   let buffer: Entry[] = [];
   let timer: NodeJS.Timeout | undefined;
-  let inFlight: Promise<void> | undefined;
-  let inFlightCount = 0;
+  let immediate: NodeJS.Immediate | undefined;
+  /** Adds not yet finished (the slots taken). */
+  let adding = 0;
+  /** Settles after every group handed to an add so far has been settled, in order. */
+  let settled: Promise<void> = Promise.resolve();
+  /** Records handed to an add and not yet settled. */
+  let unsettled = 0;
   let closed = false;
   const stats = {
     jobsAdded: 0,
@@ -133,7 +155,8 @@ export function createRecordPipeline(options: RecordPipelineOptions): RecordPipe
     }
   }
 
-  async function add(group: Entry[]): Promise<void> {
+  /** Queues one group; never rejects. */
+  async function add(group: Entry[]): Promise<Outcome> {
     const records = group.map((entry) => entry.record);
     const first = records[0]!;
     try {
@@ -151,12 +174,22 @@ export function createRecordPipeline(options: RecordPipelineOptions): RecordPipe
         { err: error, records: group.length },
         'could not queue records; nacking them unavailable',
       );
-      settle(group, { ok: false, code: 'unavailable', detail: 'the record queue is unavailable' });
-      return;
+      return QUEUE_UNAVAILABLE;
     }
     stats.jobsAdded += 1;
     stats.recordsQueued += group.length;
-    settle(group, OK);
+    return OK;
+  }
+
+  /**
+   * Queues the buffer once this event-loop turn's messages are in (flushMs 0), or after
+   * flushMs: a record that finds an add slot free does not wait for a timer, and a group
+   * still takes every record that arrived in the same turn.
+   */
+  function schedule(): void {
+    if (timer || immediate) return;
+    if (flushMs > 0) timer = setTimeout(flush, flushMs);
+    else immediate = setImmediate(flush);
   }
 
   function flush(): void {
@@ -164,22 +197,36 @@ export function createRecordPipeline(options: RecordPipelineOptions): RecordPipe
       clearTimeout(timer);
       timer = undefined;
     }
-    if (inFlight || buffer.length === 0) return;
-    let group: Entry[];
-    if (buffer.length <= flushMax) {
-      group = buffer;
-      buffer = [];
-    } else {
-      group = buffer.slice(0, flushMax);
-      buffer = buffer.slice(flushMax);
+    if (immediate) {
+      clearImmediate(immediate);
+      immediate = undefined;
     }
-    inFlightCount = group.length;
-    inFlight = add(group).finally(() => {
-      inFlight = undefined;
-      inFlightCount = 0;
-      // Whatever arrived meanwhile has already waited for a whole add: queue it now.
-      if (buffer.length > 0) flush();
-    });
+    while (adding < addsInFlight && buffer.length > 0) {
+      let group: Entry[];
+      if (buffer.length <= flushMax) {
+        group = buffer;
+        buffer = [];
+      } else {
+        group = buffer.slice(0, flushMax);
+        buffer = buffer.slice(flushMax);
+      }
+      adding += 1;
+      unsettled += group.length;
+      const written = add(group).finally(() => {
+        adding -= 1;
+        // Whatever arrived meanwhile has already waited for a whole add: queue it now
+        // (before this group's acks are sent, so that Redis works while they go out).
+        if (buffer.length > 0) flush();
+      });
+      const before = settled;
+      settled = (async () => {
+        const outcome = await written;
+        // Acks leave in submission order: an earlier group settles first.
+        await before;
+        unsettled -= group.length;
+        settle(group, outcome);
+      })();
+    }
   }
 
   return {
@@ -201,14 +248,14 @@ export function createRecordPipeline(options: RecordPipelineOptions): RecordPipe
       }
       waiting.set(record.sessionId, mine + 1);
       buffer.push({ record, onOutcome });
-      if (inFlight) return;
+      if (adding >= addsInFlight) return;
       if (buffer.length >= flushMax) flush();
-      else if (!timer) timer = setTimeout(flush, flushMs);
+      else schedule();
     },
     async drain() {
-      while (buffer.length > 0 || inFlight) {
-        if (!inFlight) flush();
-        await inFlight;
+      while (buffer.length > 0 || unsettled > 0) {
+        flush();
+        await settled;
       }
     },
     async close() {
@@ -216,7 +263,7 @@ export function createRecordPipeline(options: RecordPipelineOptions): RecordPipe
       await this.drain();
     },
     stats() {
-      return { pending: buffer.length + inFlightCount, ...stats };
+      return { pending: buffer.length + unsettled, ...stats };
     },
   };
 }

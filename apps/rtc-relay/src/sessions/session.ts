@@ -106,6 +106,16 @@ export class Session {
   private readonly now: () => number;
   private readonly replies: Slot[] = [];
   private replyHead = 0;
+  /** A flushReplies is due at the end of this microtask checkpoint. */
+  private flushQueued = false;
+  private readonly flushQueuedReplies = () => {
+    this.flushQueued = false;
+    this.flushReplies();
+  };
+  private readonly quotas: readonly TokenBucket[];
+  /** The instant the message being checked arrived (one clock reading per message). */
+  private arrivedAt = 0;
+  private readonly arrival = () => this.arrivedAt;
   private readonly ctx: RecordContext;
   private readonly timers = new Set<NodeJS.Timeout>();
   private disconnectTimer: NodeJS.Timeout | undefined;
@@ -122,6 +132,7 @@ export class Session {
     this.subject = options.subject;
     this.expiresAt = tokenExpiredFrom(options.tokenExpiresAt);
     this.now = options.now ?? Date.now;
+    this.quotas = [options.sessionQuota, options.subjectQuota];
     this.ctx = {
       relayId: options.relayId,
       sessionId: options.sessionId,
@@ -344,6 +355,7 @@ export class Session {
     // Closed for refused messages: what it still sends is not even read.
     if (this.abusive) return;
     const now = this.now();
+    this.arrivedAt = now;
     if (typeof message !== 'string') {
       this.refuse(
         null,
@@ -362,7 +374,7 @@ export class Session {
     // Quotas are taken before the costly steps (parse, canonical form, hash), so that a
     // session past its quota costs the relay a pre-scan per message, no more.
     if (this.state === 'open') {
-      const retryAfterMs = takeFromAll([this.options.sessionQuota, this.options.subjectQuota], now);
+      const retryAfterMs = takeFromAll(this.quotas, now);
       if (retryAfterMs > 0) {
         this.refuse(
           screened.id,
@@ -375,7 +387,7 @@ export class Session {
         return;
       }
     }
-    const result = checkScreened(message, screened, this.ctx, () => now);
+    const result = checkScreened(message, screened, this.ctx, this.arrival);
     if (!result.ok) {
       if (result.code === 'token_expired') {
         this.reply(this.nack(result.id, result.code, result.detail));
@@ -402,7 +414,11 @@ export class Session {
           outcome.code === 'rate_limited' ? outcome.retryAfterMs : undefined,
         );
       }
-      this.flushReplies();
+      // The pipeline settles a whole group at once: send its replies in one go after it.
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        queueMicrotask(this.flushQueuedReplies);
+      }
     });
   }
 
