@@ -131,7 +131,12 @@ class Publisher {
       let event: Record<string, unknown>;
       try {
         event = JSON.parse(line) as Record<string, unknown>;
-      } catch {
+      } catch (error) {
+        if (line.startsWith('{"event":"result"')) {
+          say(
+            `[${name}] result line of ${line.length} chars unreadable: ${(error as Error).message}`,
+          );
+        }
         return;
       }
       if (event.event === 'session') this.sessions += 1;
@@ -160,6 +165,7 @@ class Publisher {
   async stop(timeoutMs: number): Promise<PeerResult | undefined> {
     this.send('stop');
     await this.until(() => this.result !== undefined, timeoutMs);
+    if (this.result === undefined) say(`[${this.name}] no result within ${timeoutMs} ms of stop`);
     if (!this.exited) {
       const exited = new Promise<void>((done) => this.child.once('exit', () => done()));
       this.child.stdin!.end();

@@ -597,5 +597,7 @@ runner()
       },
     });
     nodeDataChannel.cleanup();
-    setTimeout(() => process.exit(0), 100);
+    // Exit once the result line has left: on a long run it holds every latency (megabytes),
+    // and exiting after a fixed delay cut it short, so the parent saw no result at all.
+    process.stdout.write('', () => process.exit(0));
   });
