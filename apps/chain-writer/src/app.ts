@@ -13,7 +13,7 @@ import {
   type Submitter,
 } from './anchor';
 import { createAuditAnchorer, createAuditWorker } from './audit';
-import { createBatcher } from './batcher';
+import { type Batcher, createBatcher } from './batcher';
 import {
   createChainClients,
   verifyChain,
@@ -89,7 +89,7 @@ export function createApp(deps: AppDeps): App {
   let worker: TypedWorker<'records'> | undefined;
   let auditWorker: TypedWorker<'audit'> | undefined;
   let auditAnchorer: Loop | undefined;
-  let batcher: Loop | undefined;
+  let batcher: Batcher | undefined;
   let submitter: Submitter | undefined;
   let started = false;
   const counters = { deadLetters: 0, auditAppended: 0, auditAnchored: 0 };
@@ -163,7 +163,7 @@ export function createApp(deps: AppDeps): App {
         db,
         logger,
         concurrency: config.RECORDS_CONCURRENCY,
-        onStored: () => batcher?.wake(),
+        onStored: (count) => batcher?.recordsStored(count),
         onDeadLettered,
       });
       auditWorker = createAuditWorker({

@@ -11,7 +11,12 @@ export interface Loop {
 
 /** Returned by a tick to run the next one at once (there is more work). */
 export const AGAIN = Symbol('again');
-export type TickResult = typeof AGAIN | undefined;
+/**
+ * AGAIN; undefined: the next tick after the interval; a number: the next tick after that
+ * many ms instead (e.g. when the tick knows when its work falls due). `wake()` still runs
+ * it sooner.
+ */
+export type TickResult = typeof AGAIN | undefined | number;
 
 /**
  * A poll loop: runs `tick`, then waits `intervalMs` or until `wake()`. A tick that throws
@@ -58,7 +63,7 @@ export function createLoop(
         await sleep(Math.min(intervalMs * 2 ** Math.min(failures, 6), 10_000));
         continue;
       }
-      if (result !== AGAIN) await sleep(intervalMs);
+      if (result !== AGAIN) await sleep(typeof result === 'number' ? result : intervalMs);
     }
   }
 

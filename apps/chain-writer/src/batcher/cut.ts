@@ -35,6 +35,22 @@ export function randomBatchId(): Bytes32 {
  * transaction of its own only to set its scan plan (see `scanUnbatchedByIndex`).
  */
 export async function batchDue(db: Kysely<Database>, options: CutOptions): Promise<boolean> {
+  return (await batchState(db, options)).due;
+}
+
+export interface BatchState {
+  /** A batch should be cut now (batchDue's verdict). */
+  due: boolean;
+  /** Records waiting for a batch (counted up to maxRecords). */
+  waiting: number;
+  /** Age of the oldest waiting record by the database's clock (0 when none waits). */
+  oldestAgeMs: number;
+  /** A batch of this chain and contract is still `built` (not signed yet). */
+  unsigned: boolean;
+}
+
+/** What batchDue decides from, for a caller that also wants to know when to look again. */
+export async function batchState(db: Kysely<Database>, options: CutOptions): Promise<BatchState> {
   const result = await db.transaction().execute(async (trx) => {
     await scanUnbatchedByIndex(trx);
     return sql<{
@@ -51,10 +67,12 @@ export async function batchDue(db: Kysely<Database>, options: CutOptions): Promi
                 and contract = ${options.contract}) as unsigned`.execute(trx);
   });
   const row = result.rows[0];
-  if (!row) return false;
-  const waiting = Number(row.waiting);
-  if (waiting === 0 || row.unsigned) return false;
-  return waiting >= options.maxRecords || Number(row.oldest_age_ms ?? 0) >= options.maxAgeMs;
+  const waiting = Number(row?.waiting ?? 0);
+  const oldestAgeMs = Number(row?.oldest_age_ms ?? 0);
+  const unsigned = row?.unsigned === true;
+  const due =
+    waiting > 0 && !unsigned && (waiting >= options.maxRecords || oldestAgeMs >= options.maxAgeMs);
+  return { due, waiting, oldestAgeMs, unsigned };
 }
 
 /**

@@ -1,3 +1,11 @@
-export { type BatcherDeps, createBatcher } from './batcher';
-export { type BuiltBatch, batchDue, type CutOptions, cutBatch, randomBatchId } from './cut';
+export { type Batcher, type BatcherDeps, createBatcher } from './batcher';
+export {
+  type BatchState,
+  type BuiltBatch,
+  batchDue,
+  batchState,
+  type CutOptions,
+  cutBatch,
+  randomBatchId,
+} from './cut';
 export { type BatchTree, buildBatchTree } from './tree';
