@@ -97,6 +97,19 @@ export async function storeJob(
   return result;
 }
 
+/**
+ * Runs `work` in a transaction, or straight on `db` when the caller knows it is one
+ * statement (one INSERT, no dead letters): a statement is atomic on its own, and BEGIN and
+ * COMMIT would be two more round trips per stored group.
+ */
+function atomically<T>(
+  db: Kysely<Database>,
+  oneStatement: boolean,
+  work: (db: Kysely<Database>) => Promise<T>,
+): Promise<T> {
+  return oneStatement ? work(db) : db.transaction().execute(work);
+}
+
 async function storePart(
   db: Kysely<Database>,
   jobId: string,
@@ -105,13 +118,17 @@ async function storePart(
   result: StoreJobResult,
 ): Promise<void> {
   try {
-    const { stored, fresh } = await db.transaction().execute(async (trx) => ({
-      stored: await storeRecords(
-        trx,
-        valid.map((item) => item.record),
-      ),
-      fresh: await insertDeadLetters(trx, 'records', jobId, rejected),
-    }));
+    const { stored, fresh } = await atomically(
+      db,
+      rejected.length === 0 && valid.length <= INSERT_CHUNK_ROWS,
+      async (trx) => ({
+        stored: await storeRecords(
+          trx,
+          valid.map((item) => item.record),
+        ),
+        fresh: await insertDeadLetters(trx, 'records', jobId, rejected),
+      }),
+    );
     result.stored += stored;
     result.deadLetters.push(...fresh);
   } catch (error) {
@@ -169,14 +186,12 @@ export async function storeJobs(
     });
     return { valid, rejected };
   });
+  const valid = checked.flatMap((job) => job.valid);
+  const oneStatement =
+    checked.every((job) => job.rejected.length === 0) && valid.length <= INSERT_CHUNK_ROWS;
   try {
-    return await db.transaction().execute(async (trx) => {
-      const fresh = new Set(
-        await insertRecords(
-          trx,
-          checked.flatMap((job) => job.valid),
-        ),
-      );
+    return await atomically(db, oneStatement, async (trx) => {
+      const fresh = new Set(await insertRecords(trx, valid));
       const results: StoreJobResult[] = [];
       for (const [i, job] of checked.entries()) {
         let stored = 0;
