@@ -56,18 +56,8 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
 
   let running: Promise<void> | undefined;
   let stopping = false;
-  let wake: (() => void) | undefined;
-
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      wake = done;
-    });
+  const syncPause = createPause();
+  const outboxPause = createPause();
 
   async function syncOnce(): Promise<SyncOnceResult> {
     const step = await syncer.step();
@@ -77,13 +67,21 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
     return { ...step, receipts };
   }
 
-  async function loop(): Promise<void> {
+  /**
+   * Runs `turn` until stop(): again at once while it has more to do, else after the poll
+   * interval (or a wake); after failures with capped exponential backoff.
+   */
+  async function repeat(
+    what: string,
+    pause: Pause,
+    turn: () => Promise<{ more: boolean }>,
+  ): Promise<void> {
     let failures = 0;
     while (!stopping) {
       try {
-        const result = await syncOnce();
+        const { more } = await turn();
         failures = 0;
-        if (result.caughtUp && !stopping) await sleep(config.pollIntervalMs);
+        if (!more && !stopping) await pause.sleep(config.pollIntervalMs);
       } catch (error) {
         failures += 1;
         const delay = Math.min(MAX_BACKOFF_MS, config.pollIntervalMs * 2 ** Math.min(failures, 10));
@@ -94,11 +92,30 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
             failures,
             retryInMs: delay,
           },
-          'indexer step failed',
+          `indexer ${what} failed`,
         );
-        if (!stopping) await sleep(delay);
+        if (!stopping) await pause.sleep(delay);
       }
     }
+  }
+
+  /**
+   * The running indexer: the sync and the receipts outbox each in a loop of their own, so
+   * that neither waits for the other (under load, sending one block's receipts takes about
+   * as long as a block: in one loop, the next block's anchorings waited for it). Each step
+   * wakes the outbox; the outbox also polls, and sends any notice left by an earlier run.
+   */
+  function loop(): Promise<void> {
+    const sync = repeat('step', syncPause, async () => {
+      const step = await syncer.step();
+      outboxPause.wake();
+      return { more: !step.caughtUp };
+    });
+    const receipts = repeat('receipts outbox', outboxPause, async () => {
+      await outbox.flush();
+      return { more: false };
+    });
+    return Promise.all([sync, receipts]).then(() => {});
   }
 
   async function verifyChain(): Promise<void> {
@@ -135,12 +152,46 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
     },
     async stop() {
       stopping = true;
-      wake?.();
+      syncPause.wake();
+      outboxPause.wake();
       await running;
       running = undefined;
       await lookup?.close();
       lookup = undefined;
       await outbox.close();
+    },
+  };
+}
+
+interface Pause {
+  /** Resolves after `ms`, or at once when woken (also when the wake came first). */
+  sleep(ms: number): Promise<void>;
+  wake(): void;
+}
+
+/** A sleep that `wake()` cuts short; a wake while nobody sleeps skips the next sleep. */
+function createPause(): Pause {
+  let woken = false;
+  let done: (() => void) | undefined;
+  return {
+    sleep(ms) {
+      if (woken) {
+        woken = false;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(finish, ms);
+        function finish() {
+          clearTimeout(timer);
+          done = undefined;
+          resolve();
+        }
+        done = finish;
+      });
+    },
+    wake() {
+      if (done) done();
+      else woken = true;
     },
   };
 }
