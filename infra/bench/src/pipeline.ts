@@ -73,7 +73,7 @@ const DBS = (option('--db') ?? (quick ? 'pglite' : 'postgres,pglite'))
   .split(',')
   .filter((d): d is 'postgres' | 'pglite' => d === 'postgres' || d === 'pglite');
 const RATES: Record<'postgres' | 'pglite', number[]> = {
-  postgres: numbers(option('--rates')) ?? (quick ? [200, 1000] : [500, 1000, 2000, 3500, 5000]),
+  postgres: numbers(option('--rates')) ?? (quick ? [200, 1000] : [1000, 2000, 3000, 4000, 5000]),
   pglite: numbers(option('--rates')) ?? (quick ? [200, 1000] : [500, 1000, 2000, 3000]),
 };
 const STEP_MS = Number(option('--step-s') ?? (quick ? 10 : 20)) * 1000;
