@@ -226,10 +226,18 @@ export async function seedChain(options: {
     if (options.tail > 0) await mine(chain.publicClient, options.tail);
     const seedSeconds = (performance.now() - started) / 1000;
     const head = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
-    // anvil_dumpState answers gzip'd JSON as hex; --load-state takes the plain JSON.
-    const dump = (await chain.publicClient.request({
-      method: 'anvil_dumpState' as never,
-    })) as `0x${string}`;
+    // anvil_dumpState answers gzip'd JSON as hex; --load-state takes the plain JSON. Plain
+    // fetch, not viem: for 100k events the answer (~100 MB) is past viem's 10 MiB body cap.
+    const response = await fetch(anvil.rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'anvil_dumpState', params: [] }),
+    });
+    const { result: dump, error } = (await response.json()) as {
+      result?: `0x${string}`;
+      error?: { message: string };
+    };
+    if (!dump) throw new Error(`anvil_dumpState failed: ${error?.message ?? response.status}`);
     mkdirSync(dir, { recursive: true });
     writeFileSync(stateFile, gunzipSync(Buffer.from(dump.slice(2), 'hex')));
     writeFileSync(
