@@ -1,17 +1,6 @@
 import { describe, expect, test } from 'vitest';
+import { prng } from './_test/prng';
 import { compareHashesAt, leafOrder, leafOrderByComparison, leafOrderByPrefix } from './leaf-order';
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `count` hashes, flat; with `alike`, many share their first 5 to 31 bytes or all 32. */
 function hashes(count: number, seed: number, alike: boolean): Uint8Array {

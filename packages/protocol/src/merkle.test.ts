@@ -3,6 +3,7 @@ import { keccak_256 } from '@noble/hashes/sha3';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import { standardLeafHash } from '@openzeppelin/merkle-tree/dist/hashes.js';
 import { describe, expect, test } from 'vitest';
+import { prng } from './_test/prng';
 import {
   buildMerkleTree,
   buildMerkleTreeWith,
@@ -16,18 +17,6 @@ import {
 } from './merkle';
 import type { Hex } from './primitives';
 import { LEAF_ENCODING, type LeafFields, leafValue } from './record';
-
-/** Deterministic PRNG (mulberry32) so that a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const utf8 = new TextEncoder();
 const PIECES = ['a', 'Z', '.', '-', '_', '7', 'é', 'ß', '€', '中', '😀', '🧪', ' '];
