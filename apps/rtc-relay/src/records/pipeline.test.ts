@@ -36,6 +36,30 @@ afterEach(async () => {
   redis.disconnect();
 });
 
+/**
+ * Makes the queue's first add wait until `release()`; later adds go through at once.
+ * `calls` counts the adds made so far.
+ */
+function holdFirstAdd(): { readonly calls: number; release(): void } {
+  const realAdd = queue.add.bind(queue);
+  let release!: () => void;
+  const firstHeld = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let calls = 0;
+  queue.add = (async (...args: Parameters<typeof realAdd>) => {
+    calls += 1;
+    if (calls === 1) await firstHeld;
+    return realAdd(...args);
+  }) as typeof queue.add;
+  return {
+    get calls() {
+      return calls;
+    },
+    release: () => release(),
+  };
+}
+
 describe('record pipeline', () => {
   test('default: records are grouped into jobs keyed by their first record, outcomes in order', async () => {
     const pipeline = createRecordPipeline({
@@ -196,17 +220,7 @@ describe('record pipeline', () => {
 
   test('behavior: later adds go out while the first is in flight; outcomes wait for their own add and keep submission order', async () => {
     // The first add is held until released; the second completes at once.
-    const realAdd = queue.add.bind(queue);
-    let releaseFirst!: () => void;
-    const firstHeld = new Promise<void>((resolve) => {
-      releaseFirst = resolve;
-    });
-    let calls = 0;
-    queue.add = (async (...args: Parameters<typeof realAdd>) => {
-      calls += 1;
-      if (calls === 1) await firstHeld;
-      return realAdd(...args);
-    }) as typeof queue.add;
+    const adds = holdFirstAdd();
     const pipeline = createRecordPipeline({
       queue,
       flushMs: 0,
@@ -219,30 +233,20 @@ describe('record pipeline', () => {
     // Two slots: the second add goes out beside the held first one, and once it is done
     // its slot takes the third group, all while the first is still held.
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(calls).toBe(3);
+    expect(adds.calls).toBe(3);
     expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 2 });
     // Those jobs are queued, but nothing is acked before the first job is.
     expect(order).toEqual([]);
     expect(pipeline.stats()).toMatchObject({ pending: 6, jobsAdded: 2 });
-    releaseFirst();
+    adds.release();
     await pipeline.drain();
-    expect(calls).toBe(3);
+    expect(adds.calls).toBe(3);
     expect(order).toEqual([0, 1, 2, 3, 4, 5]);
     expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 3 });
   });
 
   test('behavior: with addsInFlight 1 the next group waits for the add in flight, then takes everything', async () => {
-    const realAdd = queue.add.bind(queue);
-    let releaseFirst!: () => void;
-    const firstHeld = new Promise<void>((resolve) => {
-      releaseFirst = resolve;
-    });
-    let calls = 0;
-    queue.add = (async (...args: Parameters<typeof realAdd>) => {
-      calls += 1;
-      if (calls === 1) await firstHeld;
-      return realAdd(...args);
-    }) as typeof queue.add;
+    const adds = holdFirstAdd();
     const pipeline = createRecordPipeline({
       queue,
       flushMs: 0,
@@ -255,8 +259,8 @@ describe('record pipeline', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     for (let i = 1; i < 5; i++) pipeline.submit(record(i), () => {});
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(calls).toBe(1);
-    releaseFirst();
+    expect(adds.calls).toBe(1);
+    adds.release();
     await pipeline.drain();
     const jobs = await queue.getJobs(['waiting']);
     expect(jobs.map((job) => job.data.records.length).sort()).toEqual([1, 4]);
