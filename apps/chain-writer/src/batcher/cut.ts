@@ -25,21 +25,15 @@ export function randomBatchId(): Bytes32 {
   return `0x${randomBytes(32).toString('hex')}`;
 }
 
-/**
- * Whether a batch is due: at least `maxRecords` records wait, or the oldest waiting one
- * was stored `maxAgeMs` ago (by the database's clock) — and no batch of this chain and
- * contract is still `built` (waiting for the submitter to sign it). While one is, the
- * records keep waiting and go into the next batch together: batches grow with the load
- * (up to `maxRecords`) instead of queueing up behind the submitter, so the number of anchor
- * transactions, and the gas per record, falls as traffic rises. A cheap read, in a short
- * transaction of its own only to set its scan plan (see `scanUnbatchedByIndex`).
- */
-export async function batchDue(db: Kysely<Database>, options: CutOptions): Promise<boolean> {
-  return (await batchState(db, options)).due;
-}
-
 export interface BatchState {
-  /** A batch should be cut now (batchDue's verdict). */
+  /**
+   * A batch is due: at least `maxRecords` records wait, or the oldest waiting one was stored
+   * `maxAgeMs` ago (by the database's clock) — and no batch of this chain and contract is
+   * still `built` (waiting for the submitter to sign it). While one is, the records keep
+   * waiting and go into the next batch together: batches grow with the load (up to
+   * `maxRecords`) instead of queueing up behind the submitter, so the number of anchor
+   * transactions, and the gas per record, falls as traffic rises.
+   */
   due: boolean;
   /** Records waiting for a batch (counted up to maxRecords). */
   waiting: number;
@@ -49,7 +43,11 @@ export interface BatchState {
   unsigned: boolean;
 }
 
-/** What batchDue decides from, for a caller that also wants to know when to look again. */
+/**
+ * Whether a batch is due, and what that follows from (so the batcher knows when to look
+ * again). A cheap read, in a short transaction of its own only to set its scan plan (see
+ * `scanUnbatchedByIndex`).
+ */
 export async function batchState(db: Kysely<Database>, options: CutOptions): Promise<BatchState> {
   const result = await db.transaction().execute(async (trx) => {
     await scanUnbatchedByIndex(trx);
@@ -141,11 +139,11 @@ export async function cutBatch(
  * Makes the rest of the transaction read the unbatched records with plain index scans, not
  * bitmap scans. Every batched record leaves a dead entry under `batch_id is null` (in
  * records_unbatched and records_batch) until VACUUM removes it; a bitmap scan visits the
- * heap for every such entry on every tick, so each tick grew with the records batched since
- * the last vacuum (14 ms per query at 300k dead entries; the batcher runs two per 100 ms
- * tick). A plain index scan marks an entry dead the first time it finds its row dead to
- * everyone, and later scans skip it without a heap visit (about 1 ms at 300k). The planner
- * cannot see that difference, so it is told.
+ * heap for every such entry on every query, so each check and cut grew with the records
+ * batched since the last vacuum (14 ms per query at 300k dead entries). A plain index scan
+ * marks an entry dead the first time it finds its row dead to everyone, and later scans
+ * skip it without a heap visit (about 1 ms at 300k). The planner cannot see that
+ * difference, so it is told.
  */
 async function scanUnbatchedByIndex(trx: Kysely<Database>): Promise<void> {
   await sql`set local enable_bitmapscan = off`.execute(trx);

@@ -2,7 +2,6 @@ export { type Batcher, type BatcherDeps, createBatcher } from './batcher';
 export {
   type BatchState,
   type BuiltBatch,
-  batchDue,
   batchState,
   type CutOptions,
   cutBatch,

@@ -2,7 +2,7 @@ import type { DatabaseHandle } from '@streamanchor/db';
 import { createTestDatabase, TEST_DATABASE_KINDS } from '@streamanchor/testing';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { batchDue, cutBatch } from '../batcher';
+import { batchState, cutBatch } from '../batcher';
 import { makeRecords } from '../test-fixtures';
 import { storeJobs } from './store';
 import { createGroupCommit } from './worker';
@@ -102,19 +102,19 @@ describe.each(TEST_DATABASE_KINDS)('batch cutting on %s', (kind) => {
 
   it('behavior: no batch is cut while the previous one waits to be signed; the next takes everything that waited', async () => {
     await storeJobs(handle.db, [{ jobId: 'a', items: makeRecords(3) }]);
-    expect(await batchDue(handle.db, options)).toBe(true);
+    expect((await batchState(handle.db, options)).due).toBe(true);
     const first = await cutBatch(handle.db, options);
     expect(first?.recordCount).toBe(3);
     await storeJobs(handle.db, [{ jobId: 'b', items: makeRecords(4) }]);
     await storeJobs(handle.db, [{ jobId: 'c', items: makeRecords(5) }]);
     // The first batch is still `built`: the records wait for it.
-    expect(await batchDue(handle.db, options)).toBe(false);
+    expect((await batchState(handle.db, options)).due).toBe(false);
     await handle.db
       .updateTable('batches')
       .set({ status: 'sent' })
       .where('batch_id', '=', first!.batchId)
       .execute();
-    expect(await batchDue(handle.db, options)).toBe(true);
+    expect((await batchState(handle.db, options)).due).toBe(true);
     expect((await cutBatch(handle.db, options))?.recordCount).toBe(9);
   });
 });
