@@ -333,6 +333,17 @@ async function runStep(run: Run, rate: number, windowMs: number, label: string):
         .map(([n, c]) => `${n} ${fmt(c)}%`)
         .join(' ')} → ${step.keptUp ? 'KEPT UP' : `behind: ${step.why}`}`,
   );
+  if (!step.keptUp || windowMs >= 60_000) {
+    // Where a long window drifts: receipt p99 per 10 s of send time.
+    const slices: string[] = [];
+    for (let from = t0; from < t1; from += 10_000) {
+      const slice = samples
+        .filter((s) => s.at >= from && s.at < from + 10_000)
+        .map((s) => s.receipt);
+      slices.push(fmt(percentile(slice, 99)));
+    }
+    say(`  receipt p99 per 10 s: ${slices.join(' ')} ms`);
+  }
   if (!step.keptUp) await drain(run);
   return step;
 }

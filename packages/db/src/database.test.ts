@@ -102,18 +102,19 @@ test('behavior: PGlite keeps data in its folder across reopen', async () => {
   }
 });
 
-test('behavior: PGlite is vacuumed every pgliteVacuumMs (it has no autovacuum), even mid-transaction', async () => {
+test('behavior: PGlite is vacuumed every pgliteVacuumMs (it has no autovacuum), even mid-transaction, and analyzed once per pgliteAnalyzeMs with a small statistics target', async () => {
   const errors: Error[] = [];
   const handle = await openDatabase({
     pgliteDir: 'memory://',
     pgliteVacuumMs: 50,
+    pgliteAnalyzeMs: 60_000,
     onMaintenanceError: (error) => errors.push(error),
   });
   try {
     await migrateToLatest(handle.db);
     await handle.db
       .insertInto('records')
-      .values(record(`0x${'77'.repeat(32)}`))
+      .values(Array.from({ length: 50 }, (_, i) => record(`0x${i.toString(16).padStart(64, '0')}`)))
       .execute();
     // A transaction held open across several intervals: VACUUM cannot run inside one, so it
     // must wait for the connection rather than interleave.
@@ -121,18 +122,25 @@ test('behavior: PGlite is vacuumed every pgliteVacuumMs (it has no autovacuum), 
       await trx.updateTable('records').set({ leaf_index: 1 }).execute();
       await new Promise((done) => setTimeout(done, 200));
     });
-    const vacuumed = async () => {
-      const { rows } = await sql<{ vacuums: number }>`
-        select vacuum_count::int as vacuums from pg_stat_user_tables where relname = 'records'`.execute(
-        handle.db,
-      );
-      return rows[0]?.vacuums ?? 0;
+    const counts = async () => {
+      const { rows } = await sql<{ vacuums: number; analyzes: number }>`
+        select vacuum_count::int as vacuums, analyze_count::int as analyzes
+          from pg_stat_user_tables where relname = 'records'`.execute(handle.db);
+      return rows[0] ?? { vacuums: 0, analyzes: 0 };
     };
     const deadline = Date.now() + 10_000;
-    while ((await vacuumed()) === 0 && Date.now() < deadline) {
+    while ((await counts()).vacuums < 3 && Date.now() < deadline) {
       await new Promise((done) => setTimeout(done, 50));
     }
-    expect(await vacuumed()).toBeGreaterThan(0);
+    const { vacuums, analyzes } = await counts();
+    expect(vacuums).toBeGreaterThanOrEqual(3);
+    expect(analyzes).toBe(1);
+    // Statistics target 10: at most 11 histogram bounds for 50 distinct ids (the default,
+    // 100, would keep all 50).
+    const { rows } = await sql<{ bounds: number }>`
+      select array_length(histogram_bounds::text::text[], 1) as bounds
+        from pg_stats where tablename = 'records' and attname = 'record_id'`.execute(handle.db);
+    expect(rows[0]?.bounds).toBe(11);
   } finally {
     await handle.close();
   }
