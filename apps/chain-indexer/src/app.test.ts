@@ -442,6 +442,32 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     expect(ids).toEqual(batch.records.map((r) => r.recordId).sort());
   });
 
+  it('error: a batch whose stored records no longer rebuild its root gets no receipts, and holds up no other', async () => {
+    const tampered = await seedBatch(database.db, {
+      contract,
+      sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 3 }],
+    });
+    const healthy = await seedBatch(database.db, {
+      contract,
+      sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 2 }],
+    });
+    await anchorOnChain(chain, contract, tampered);
+    await anchorOnChain(chain, contract, healthy);
+    // A leaf field changed after the batch was built: its proofs cannot be rebuilt.
+    await database.db
+      .updateTable('records')
+      .set({ subject: 'mallory' })
+      .where('record_id', '=', tampered.records[1]!.recordId)
+      .execute();
+    const result = await makeApp().syncToHead();
+    expect(result.receipts).toMatchObject({ notices: 2, jobs: 1, receipts: 2, invalid: 3 });
+    const jobs = await waitingJobs('relay-a');
+    expect(jobs.flatMap((job) => job.data.receipts.map(({ receipt }) => receipt.batchId))).toEqual([
+      healthy.batchId,
+      healthy.batchId,
+    ]);
+  });
+
   it('behavior: rewinds when the cursor block leaves the chain (reorg) and re-anchors', async () => {
     const session = () => [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 3 }];
     const kept = await seedBatch(database.db, { contract, sessions: session() });

@@ -92,8 +92,8 @@ export interface SeededBatch {
 
 /**
  * Writes what the chain-writer would have: records, a batch with its Merkle tree
- * (StandardMerkleTree over leafValue, LEAF_ENCODING), per-record leaf index, leaf hash
- * and proof, status 'sent'.
+ * (StandardMerkleTree over leafValue, LEAF_ENCODING), per-record leaf index and leaf hash
+ * (proofs are derived when read), status 'sent'.
  */
 export async function seedBatch(
   db: Kysely<Database>,
@@ -148,7 +148,6 @@ export async function seedBatch(
         batch_id: batchId,
         leaf_index: index,
         leaf_hash: tree.leafHash(leafValue(record)),
-        proof: JSON.stringify(tree.getProof(index)),
       })),
     )
     .execute();

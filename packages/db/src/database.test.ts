@@ -16,7 +16,6 @@ const record = (id: string): NewRecordRow => ({
   batch_id: null,
   leaf_index: null,
   leaf_hash: null,
-  proof: null,
 });
 
 describe.each(TEST_DATABASE_KINDS)('%s', (kind) => {

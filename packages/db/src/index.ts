@@ -22,7 +22,10 @@ export {
 } from './database';
 export {
   type Anchoring,
+  type BatchContent,
+  type BatchContentRow,
   type BatchLedger,
+  BatchRootMismatchError,
   confirmationsAt,
   createBatchLedger,
   type DeliverableReceipt,
@@ -31,6 +34,7 @@ export {
   type LedgerScope,
   type NewBuiltBatch,
   type RecordLookup,
+  readBatchContent,
   type SignedTx,
 } from './ledger';
 export type * from './schema';

@@ -1,3 +1,4 @@
+import { buildMerkleTree, type Hex, type MerkleTree } from '@streamanchor/protocol';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { DatabaseHandle } from './database';
 import { type Anchoring, type BatchLedger, confirmationsAt, createBatchLedger } from './ledger';
@@ -16,38 +17,46 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
   });
   afterEach(() => handle.close());
 
-  /** Two stored records in one built batch. */
+  /** The trees of the batches builtBatch made, by batch id. */
+  const trees = new Map<string, MerkleTree>();
+
+  /** Two stored records in one built batch, stamped with the leaves of their real tree. */
   async function builtBatch(batchByte: number): Promise<string> {
     const batchId = hex(batchByte);
-    const records = [hex(batchByte * 2 + 100), hex(batchByte * 2 + 101)];
-    await handle.db
-      .insertInto('records')
-      .values(
-        records.map((recordId, i) => ({
-          record_id: recordId,
-          topic: 'demo',
-          subject: 'alice',
-          content_hash: hex(7),
-          accepted_at: 1_700_000_000_000 + i,
-          payload: '{}',
-          relay_id: 'relay-1',
-          session_id: 'AAAAAAAAAAAAAAAAAAAAAA',
-        })),
-      )
-      .execute();
+    const rows = [hex(batchByte * 2 + 100), hex(batchByte * 2 + 101)].map((recordId, i) => ({
+      record_id: recordId,
+      topic: 'demo',
+      subject: 'alice',
+      content_hash: hex(7),
+      accepted_at: 1_700_000_000_000 + i,
+      payload: '{}',
+      relay_id: 'relay-1',
+      session_id: 'AAAAAAAAAAAAAAAAAAAAAA',
+    }));
+    const tree = await buildMerkleTree(
+      rows.map((row) => ({
+        recordId: row.record_id as Hex,
+        topic: row.topic,
+        subject: row.subject,
+        contentHash: row.content_hash as Hex,
+        acceptedAt: row.accepted_at,
+      })),
+    );
+    trees.set(batchId, tree);
+    await handle.db.insertInto('records').values(rows).execute();
     await handle.db.transaction().execute((tx) =>
       createBatchLedger(tx, scope).createBatch(
-        { batchId, merkleRoot: hex(9), recordCount: 2 },
-        records.map((recordId, leafIndex) => ({
-          recordId,
+        { batchId, merkleRoot: tree.root, recordCount: 2 },
+        rows.map((row, leafIndex) => ({
+          recordId: row.record_id,
           leafIndex,
-          leafHash: hex(20 + leafIndex),
-          proof: [hex(30 + leafIndex)],
+          leafHash: tree.leafHashes[leafIndex]!,
         })),
       ),
     );
     return batchId;
   }
+  const proofOf = (batchId: string, leafIndex: number) => trees.get(batchId)!.proof(leafIndex);
 
   const batch = (batchId: string) =>
     handle.db
@@ -96,7 +105,14 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
     expect(receipts[0]).toMatchObject({
       relayId: 'relay-1',
       sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
-      receipt: { revision: 2, confirmations: 3, leafIndex: 0, proof: [hex(30)], blockNumber: 10 },
+      receipt: {
+        revision: 2,
+        confirmations: 3,
+        leafIndex: 0,
+        proof: proofOf(final!.batch_id, 0),
+        merkleRoot: trees.get(final!.batch_id)!.root,
+        blockNumber: 10,
+      },
     });
     await ledger.markNoticeSent(included!.id);
     expect((await ledger.unsentNotices(10)).map((n) => n.revision)).toEqual([2]);
@@ -119,8 +135,8 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
     await handle.db.deleteFrom('records').where('batch_id', '=', first).execute();
     const final = await cached.receiptsOf(of(first, 'final'));
     expect(final.map((r) => [r.receipt.status, r.receipt.revision, r.receipt.proof])).toEqual([
-      ['final', 2, [hex(30)]],
-      ['final', 2, [hex(31)]],
+      ['final', 2, proofOf(first, 0)],
+      ['final', 2, proofOf(first, 1)],
     ]);
     // The same frozen proof arrays: what the outbox's verified-proof memo relies on.
     expect(final[0]!.receipt.proof).toBe(included[0]!.receipt.proof);
@@ -203,7 +219,34 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
     expect(found).toMatchObject({
       state: 'anchored',
       subject: 'alice',
-      receipt: { recordId, status: 'included', confirmations: 2, revision: 1, leafIndex: 0 },
+      receipt: {
+        recordId,
+        status: 'included',
+        confirmations: 2,
+        revision: 1,
+        leafIndex: 0,
+        proof: proofOf(id, 0),
+      },
+    });
+  });
+
+  test('error: a batch whose stored records do not rebuild its root gives no receipts', async () => {
+    const id = await builtBatch(1);
+    await ledger.markIncluded([anchoring(id, 10, 0xa0)], 10n);
+    const [notice] = await ledger.unsentNotices(10);
+    // A stored leaf field changed after the batch was built (corruption, a bad migration).
+    await handle.db
+      .updateTable('records')
+      .set({ subject: 'mallory' })
+      .where('record_id', '=', hex(102))
+      .execute();
+    await expect(ledger.receiptsOf(notice!)).rejects.toMatchObject({
+      name: 'BatchRootMismatchError',
+      shortMessage: 'stored records do not rebuild the batch root',
+    });
+    await expect(ledger.lookupRecord(hex(103))).rejects.toMatchObject({
+      name: 'BatchRootMismatchError',
+      shortMessage: 'stored records do not rebuild the batch root',
     });
   });
 
@@ -212,7 +255,7 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
     await expect(
       createBatchLedger(handle.db, scope).createBatch(
         { batchId: hex(2), merkleRoot: hex(9), recordCount: 1 },
-        [{ recordId: hex(102), leafIndex: 0, leafHash: hex(20), proof: [] }],
+        [{ recordId: hex(102), leafIndex: 0, leafHash: hex(20) }],
       ),
     ).rejects.toMatchObject({
       name: 'LedgerError',

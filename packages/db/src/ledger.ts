@@ -1,4 +1,4 @@
-import type { Receipt, ReceiptStatus } from '@streamanchor/protocol';
+import { buildMerkleTree, type Receipt, type ReceiptStatus } from '@streamanchor/protocol';
 import { ServiceError } from '@streamanchor/service-kit';
 import { type Kysely, sql } from 'kysely';
 import type { BatchRow, Database, ReceiptNoticeRow } from './schema';
@@ -19,7 +19,11 @@ import type { BatchRow, Database, ReceiptNoticeRow } from './schema';
  * batch state they announce.
  */
 export interface BatchLedger {
-  /** Inserts a `built` batch and stamps its records with their leaves (one transaction: the caller's). */
+  /**
+   * Inserts a `built` batch and stamps its records with their leaves (one transaction: the
+   * caller's). Proofs are not stored: reading a batch rebuilds its tree from the records'
+   * leaf fields in leaf order and checks the root against the batch's.
+   */
   createBatch(batch: NewBuiltBatch, leaves: readonly LeafStamp[]): Promise<void>;
   /**
    * A signed tx was made for the batch: `built → sent`, or `sent → sent` replacing the tx
@@ -80,7 +84,6 @@ export interface LeafStamp {
   recordId: string;
   leafIndex: number;
   leafHash: string;
-  proof: readonly string[];
 }
 
 export interface SignedTx {
@@ -120,38 +123,16 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
   // The highest block number that is final with `head` as the newest block.
   const finalAtOrBelow = (head: bigint) => head - BigInt(finalityDepth) + 1n;
 
-  /**
-   * A batch's root, size and records in leaf order, from the cache when there. Cached rows
-   * and their proof arrays are frozen: every receipt made from them shares them, unchanged.
-   */
-  type ContentRow = Awaited<ReturnType<typeof recordsOf>>[number];
-  interface BatchContent {
-    merkleRoot: string;
-    recordCount: number;
-    rows: readonly ContentRow[];
-  }
+  /** readBatchContent, from the cache when there (frozen rows and proofs, see below). */
   const contentCache = new Map<string, BatchContent>();
   let cachedRecords = 0;
   const cacheLimit = scope.contentCacheRecords ?? 0;
   async function batchContent(batchId: string): Promise<BatchContent> {
     const cached = contentCache.get(batchId);
     if (cached) return cached;
-    const batch = await db
-      .selectFrom('batches')
-      .select(['merkle_root', 'record_count'])
-      .where('batch_id', '=', batchId)
-      .executeTakeFirstOrThrow();
-    const rows = await recordsOf(batchId);
-    for (const row of rows) {
-      (row as { proof: unknown }).proof = Object.freeze(parseProof(row.proof));
-      Object.freeze(row);
-    }
-    const content: BatchContent = Object.freeze({
-      merkleRoot: batch.merkle_root,
-      recordCount: batch.record_count,
-      rows: Object.freeze(rows),
-    });
-    if (rows.length <= cacheLimit) {
+    const content = await readBatchContent(db, batchId);
+    const { rows } = content;
+    if (rows.length > 0 && rows.length <= cacheLimit) {
       contentCache.set(batchId, content);
       cachedRecords += rows.length;
       // Oldest first (a Map iterates in insertion order).
@@ -162,26 +143,6 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
       }
     }
     return content;
-  }
-
-  async function recordsOf(batchId: string) {
-    return db
-      .selectFrom('records')
-      .select([
-        'record_id',
-        'topic',
-        'subject',
-        'content_hash',
-        'accepted_at',
-        'leaf_index',
-        'leaf_hash',
-        'proof',
-        'relay_id',
-        'session_id',
-      ])
-      .where('batch_id', '=', batchId)
-      .orderBy('leaf_index')
-      .execute();
   }
 
   return {
@@ -202,13 +163,12 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
           record_id: leaf.recordId,
           leaf_index: leaf.leafIndex,
           leaf_hash: leaf.leafHash,
-          proof: leaf.proof,
         })),
       );
       const updated = await sql`
         update records as r
-           set batch_id = ${batch.batchId}, leaf_index = v.leaf_index, leaf_hash = v.leaf_hash, proof = v.proof
-          from jsonb_to_recordset(${stamps}::jsonb) as v(record_id text, leaf_index integer, leaf_hash text, proof jsonb)
+           set batch_id = ${batch.batchId}, leaf_index = v.leaf_index, leaf_hash = v.leaf_hash
+          from jsonb_to_recordset(${stamps}::jsonb) as v(record_id text, leaf_index integer, leaf_hash text)
          where r.record_id = v.record_id and r.batch_id is null`.execute(db);
       if (Number(updated.numAffectedRows ?? -1) !== leaves.length) {
         throw new LedgerError('batch update touched an unexpected number of records', {
@@ -407,7 +367,6 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
           'records.accepted_at',
           'records.leaf_index',
           'records.leaf_hash',
-          'records.proof',
           'records.relay_id',
           'records.session_id',
           'batches.batch_id',
@@ -437,26 +396,121 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
         .executeTakeFirst();
       const blockNumber = BigInt(row.block_number);
       const head = cursor ? BigInt(cursor.block_number) : blockNumber;
+      const { rows } = await batchContent(row.batch_id);
+      const proof = rows[row.leaf_index ?? -1]?.proof ?? [];
       return {
         state: 'anchored',
         subject: row.subject,
-        receipt: buildReceipt(row, {
-          status: row.status,
-          confirmations: confirmationsAt(head, blockNumber),
-          revision: row.revision ?? 1,
-          batchId: row.batch_id,
-          merkleRoot: row.merkle_root ?? '',
-          recordCount: row.record_count ?? 0,
-          chainId,
-          contract,
-          txHash: row.tx_hash ?? '',
-          blockNumber: Number(blockNumber),
-          blockHash: row.block_hash ?? '',
-          logIndex: row.log_index ?? 0,
-        }),
+        receipt: buildReceipt(
+          { ...row, proof },
+          {
+            status: row.status,
+            confirmations: confirmationsAt(head, blockNumber),
+            revision: row.revision ?? 1,
+            batchId: row.batch_id,
+            merkleRoot: row.merkle_root ?? '',
+            recordCount: row.record_count ?? 0,
+            chainId,
+            contract,
+            txHash: row.tx_hash ?? '',
+            blockNumber: Number(blockNumber),
+            blockHash: row.block_hash ?? '',
+            logIndex: row.log_index ?? 0,
+          },
+        ),
       };
     },
   };
+}
+
+/** A batch's records in leaf order, each with its proof (frozen, shared by every receipt). */
+export interface BatchContent {
+  merkleRoot: string;
+  recordCount: number;
+  rows: readonly BatchContentRow[];
+}
+
+export interface BatchContentRow {
+  record_id: string;
+  topic: string;
+  subject: string;
+  content_hash: string;
+  accepted_at: string | number;
+  leaf_index: number | null;
+  leaf_hash: string | null;
+  relay_id: string;
+  session_id: string;
+  proof: readonly Hex[];
+}
+
+/**
+ * Reads a batch's records in leaf order and gives each its proof, from the tree rebuilt over
+ * their leaf fields (proofs are not stored). The tree must give the batch's root and every
+ * stored leaf hash, or this throws a LedgerError: a receipt is never made from rows that do
+ * not add up to what was anchored (BatchRootMismatchError). A batch whose records are gone
+ * has no rows.
+ */
+export async function readBatchContent(
+  db: Kysely<Database>,
+  batchId: string,
+): Promise<BatchContent> {
+  const batch = await db
+    .selectFrom('batches')
+    .select(['merkle_root', 'record_count'])
+    .where('batch_id', '=', batchId)
+    .executeTakeFirstOrThrow();
+  const stored = await db
+    .selectFrom('records')
+    .select([
+      'record_id',
+      'topic',
+      'subject',
+      'content_hash',
+      'accepted_at',
+      'leaf_index',
+      'leaf_hash',
+      'relay_id',
+      'session_id',
+    ])
+    .where('batch_id', '=', batchId)
+    .orderBy('leaf_index')
+    .execute();
+  const rows: BatchContentRow[] = [];
+  if (stored.length > 0) {
+    const tree = await buildMerkleTree(
+      stored.map((row) => ({
+        recordId: row.record_id as Hex,
+        topic: row.topic,
+        subject: row.subject,
+        contentHash: row.content_hash as Hex,
+        acceptedAt: Number(row.accepted_at),
+      })),
+    );
+    const misplaced = stored.findIndex(
+      (row, i) => row.leaf_index !== i || row.leaf_hash !== tree.leafHashes[i],
+    );
+    if (
+      tree.root !== batch.merkle_root ||
+      misplaced !== -1 ||
+      stored.length !== batch.record_count
+    ) {
+      throw new BatchRootMismatchError('stored records do not rebuild the batch root', {
+        batchId,
+        expected: batch.merkle_root,
+        rebuilt: tree.root,
+        records: stored.length,
+        recordCount: batch.record_count,
+      });
+    }
+    for (const [i, row] of stored.entries()) {
+      rows.push(Object.freeze({ ...row, proof: Object.freeze(tree.proof(i)) }));
+    }
+  }
+  return Object.freeze({
+    merkleRoot: batch.merkle_root,
+    recordCount: batch.record_count,
+    rows: Object.freeze(rows),
+  });
 }
 
 interface RecordLeafRow {
@@ -467,7 +521,7 @@ interface RecordLeafRow {
   accepted_at: string | number;
   leaf_index: number | null;
   leaf_hash: string | null;
-  proof: unknown;
+  proof: readonly Hex[];
 }
 
 interface AnchoringFields {
@@ -499,7 +553,8 @@ function buildReceipt(row: RecordLeafRow, anchoring: AnchoringFields): Receipt {
     acceptedAt: Number(row.accepted_at),
     leafHash: (row.leaf_hash ?? '') as Hex,
     leafIndex: row.leaf_index ?? -1,
-    proof: parseProof(row.proof),
+    // The cached proof arrays are frozen and shared; Receipt's type does not say readonly.
+    proof: row.proof as Hex[],
     batchId: anchoring.batchId as Hex,
     merkleRoot: anchoring.merkleRoot as Hex,
     recordCount: anchoring.recordCount,
@@ -512,15 +567,17 @@ function buildReceipt(row: RecordLeafRow, anchoring: AnchoringFields): Receipt {
   };
 }
 
-/** jsonb comes back parsed from pg and PGlite; a text column would not. */
-function parseProof(value: unknown): Hex[] {
-  const proof = typeof value === 'string' ? JSON.parse(value) : value;
-  return Array.isArray(proof) ? (proof as Hex[]) : [];
-}
-
 /** A ledger invariant did not hold (a bug, never bad input). */
 export class LedgerError extends ServiceError {
   override name = 'LedgerError';
+}
+
+/**
+ * A batch's stored records do not rebuild its root (or their stored leaf hashes): rows
+ * changed after the batch was built. No receipt can be made from them; retrying won't help.
+ */
+export class BatchRootMismatchError extends LedgerError {
+  override name = 'BatchRootMismatchError';
 }
 
 export type { BatchRow };

@@ -20,7 +20,6 @@ export interface RecordsTable {
   batch_id: string | null;
   leaf_index: number | null;
   leaf_hash: string | null;
-  proof: ColumnType<string[] | null, string | null, string | null>;
   stored_at: Generated<Timestamp>;
 }
 

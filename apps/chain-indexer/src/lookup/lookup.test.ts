@@ -120,7 +120,6 @@ async function seedBuiltBatch() {
       recordId: r.recordId,
       leafIndex: i,
       leafHash: tree.leafHash(leafValue(r)),
-      proof: tree.getProof(i),
     })),
   );
   return { batchId, records, merkleRoot: tree.root };

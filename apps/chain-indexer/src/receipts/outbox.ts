@@ -1,5 +1,10 @@
 import { type BusDeps, createQueue, jobIds, type TypedQueue } from '@streamanchor/bus';
-import { type BatchLedger, createBatchLedger, type Database } from '@streamanchor/db';
+import {
+  type BatchLedger,
+  BatchRootMismatchError,
+  createBatchLedger,
+  type Database,
+} from '@streamanchor/db';
 import {
   AUDIT_TOPIC,
   createReceiptProofVerifier,
@@ -103,7 +108,19 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     notice: Notice,
     verify: ReceiptProofVerifier,
   ): Promise<{ byRelay: Map<string, ReceiptJob[]>; receipts: number; invalid: number }> {
-    const deliverable = await ledger.receiptsOf(notice);
+    let deliverable: Awaited<ReturnType<BatchLedger['receiptsOf']>>;
+    try {
+      deliverable = await ledger.receiptsOf(notice);
+    } catch (error) {
+      // Rows changed after the batch was built: no receipt of it can be right, and retrying
+      // would hold up every later notice. Say so loudly and go on.
+      if (!(error instanceof BatchRootMismatchError)) throw error;
+      logger.error(
+        { batchId: notice.batch_id, revision: notice.revision, err: error },
+        'BUG: stored records do not rebuild the anchored root; no receipts sent for this batch',
+      );
+      return { byRelay: new Map(), receipts: 0, invalid: Number(error.details.recordCount ?? 0) };
+    }
     const byRelay = new Map<string, ReceiptBatchJob['receipts']>();
     let invalid = 0;
     for (const { relayId, sessionId, receipt } of deliverable) {

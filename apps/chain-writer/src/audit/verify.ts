@@ -1,5 +1,11 @@
 import { streamAnchorAbi } from '@streamanchor/contracts';
-import { type AuditHead, type Database, verifyAuditChain } from '@streamanchor/db';
+import {
+  type AuditHead,
+  BatchRootMismatchError,
+  type Database,
+  readBatchContent,
+  verifyAuditChain,
+} from '@streamanchor/db';
 import { contentHashOf } from '@streamanchor/protocol';
 import { type Kysely, sql } from 'kysely';
 import type { Address, Hex, PublicClient } from 'viem';
@@ -33,7 +39,7 @@ export type AuditVerification =
  * Verifies the audit log: recomputes the hash chain (`verifyAuditChain`), then checks each
  * anchored head: its record carries the entry's hash (content_hash = entry_hash =
  * keccak256(payload)), and the contract's `verifyRecord` accepts the record's fields and proof
- * for its batch. A head whose batch is not mined yet is pending. Returns the first broken seq.
+ * (rebuilt from the batch's stored records) for its batch. A head whose batch is not mined yet is pending. Returns the first broken seq.
  */
 export async function verifyAudit(deps: VerifyAuditDeps): Promise<AuditVerification> {
   const chain = await verifyAuditChain(deps.db);
@@ -54,7 +60,7 @@ export async function verifyAudit(deps: VerifyAuditDeps): Promise<AuditVerificat
       'records.accepted_at as accepted_at',
       'records.payload as payload',
       'records.batch_id as batch_id',
-      'records.proof as proof',
+      'records.leaf_index as leaf_index',
       'batches.status as status',
     ])
     .orderBy(sql`audit_anchors.seq`)
@@ -78,14 +84,23 @@ export async function verifyAudit(deps: VerifyAuditDeps): Promise<AuditVerificat
       pending += 1;
       continue;
     }
-    const proof = (typeof row.proof === 'string' ? JSON.parse(row.proof) : row.proof) as Hex[];
+    // The head's proof, from its batch's tree rebuilt over the stored records.
+    let proof: Hex[];
+    try {
+      const { rows } = await readBatchContent(deps.db, row.batch_id);
+      proof = [...(rows[row.leaf_index ?? -1]?.proof ?? [])];
+    } catch (error) {
+      if (error instanceof BatchRootMismatchError)
+        return fail(`batch ${row.batch_id}: ${error.shortMessage}`);
+      throw error;
+    }
     const onChain = await deps.publicClient.readContract({
       address: deps.contract,
       abi: streamAnchorAbi,
       functionName: 'verifyRecord',
       args: [
         row.batch_id as Hex,
-        proof ?? [],
+        proof,
         row.record_id as Hex,
         row.topic!,
         row.subject!,

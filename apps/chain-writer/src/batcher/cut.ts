@@ -17,7 +17,7 @@ export interface BuiltBatch {
   batchId: Bytes32;
   merkleRoot: Bytes32;
   recordCount: number;
-  /** Time spent building the tree and all proofs. */
+  /** Time spent building the tree. */
   treeMs: number;
 }
 
@@ -76,8 +76,8 @@ export async function batchState(db: Kysely<Database>, options: CutOptions): Pro
 /**
  * Cuts one batch in one transaction: locks the oldest unbatched records (`for update skip
  * locked`, so concurrent batchers never take the same record), builds their tree, inserts
- * the batch ('built') and stamps each record with batch_id, leaf_index, leaf_hash and proof
- * (both through the ledger, the one writer of batch state).
+ * the batch ('built') and stamps each record with batch_id, leaf_index and leaf_hash (both
+ * through the ledger, the one writer of batch state; proofs are derived when read).
  * Returns undefined when no batch is due.
  */
 export async function cutBatch(
@@ -109,7 +109,7 @@ export async function cutBatch(
     if (rows.length < options.maxRecords && oldestAgeMs < options.maxAgeMs) return undefined;
 
     const started = performance.now();
-    const { merkleRoot, leaves } = await buildBatchTree(
+    const { merkleRoot, leafHashes } = await buildBatchTree(
       rows.map((row) => ({
         recordId: row.record_id as Bytes32,
         topic: row.topic,
@@ -127,8 +127,7 @@ export async function cutBatch(
       rows.map((row, i) => ({
         recordId: row.record_id,
         leafIndex: i,
-        leafHash: leaves[i]!.leafHash,
-        proof: leaves[i]!.proof,
+        leafHash: leafHashes[i]!,
       })),
     );
     return { batchId, merkleRoot, recordCount: rows.length, treeMs };

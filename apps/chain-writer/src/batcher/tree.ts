@@ -2,8 +2,8 @@ import { type Bytes32, buildMerkleTree, type LeafFields } from '@streamanchor/pr
 
 export interface BatchTree {
   merkleRoot: Bytes32;
-  /** Per record, in input order (= leaf_index). */
-  leaves: { leafHash: Bytes32; proof: Bytes32[] }[];
+  /** Per record, in input order (= leaf_index). Proofs are not kept: see readBatchContent. */
+  leafHashes: Bytes32[];
 }
 
 /**
@@ -11,12 +11,12 @@ export interface BatchTree {
  * `buildMerkleTree` (the same root, leaves and proofs as OpenZeppelin's
  * `StandardMerkleTree.of(records.map(leafValue), [...LEAF_ENCODING])`, which
  * packages/protocol/src/merkle.test.ts checks) and returns its root and, for each
- * record (value index i = leaf_index), its leaf hash and proof.
+ * record (value index i = leaf_index), its leaf hash.
  */
 export async function buildBatchTree(records: readonly LeafFields[]): Promise<BatchTree> {
   const tree = await buildMerkleTree(records);
   return {
     merkleRoot: tree.root,
-    leaves: tree.leafHashes.map((leafHash, i) => ({ leafHash, proof: tree.proof(i) })),
+    leafHashes: tree.leafHashes,
   };
 }

@@ -3,6 +3,7 @@ import * as initial from './0001_initial';
 import * as receiptsFollowChain from './0002_receipts_follow_chain';
 import * as deadLetters from './0003_dead_letters';
 import * as auditLog from './0004_audit_log';
+import * as proofsDerived from './0005_proofs_derived';
 
 /** Every migration, in order. Names sort lexically; never rename or edit a shipped one. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '0002_receipts_follow_chain': receiptsFollowChain,
   '0003_dead_letters': deadLetters,
   '0004_audit_log': auditLog,
+  '0005_proofs_derived': proofsDerived,
 };
