@@ -268,6 +268,8 @@ async function runStep(run: Run, rate: number, windowMs: number, label: string):
   let wholeAcked = 0;
   let missing = 0;
   const problems: string[] = [];
+  // Peer connections that went `disconnected` (the session ends only if it lasts).
+  let transient = 0;
   for (const [i, r] of results.entries()) {
     if (!r) {
       problems.push(`publisher ${i} gave no result`);
@@ -279,6 +281,7 @@ async function runStep(run: Run, rate: number, windowMs: number, label: string):
     missing += r.whole.acked - r.whole.receipted;
     if (process.env.PIPELINE_LOG === '1') say(`publisher ${i}: ${JSON.stringify(r.extra)}`);
     if (r.disconnects.length) problems.push(`disconnects: ${r.disconnects.join('; ')}`);
+    transient += r.extra['peer connection disconnected'] ?? 0;
     const nacks = Object.entries(r.nacks);
     if (nacks.length) problems.push(`nacks ${nacks.map(([c, n]) => `${c} ${n}`).join(', ')}`);
   }
@@ -331,7 +334,9 @@ async function runStep(run: Run, rate: number, windowMs: number, label: string):
       `${receipted}/${wholeAcked}, receipt p50 ${fmt(step.p50)} p99 ${fmt(step.p99)} ms ` +
       `(q1 ${fmt(step.q1p99)} q4 ${fmt(step.q4p99)}), CPU ${Object.entries(cpu)
         .map(([n, c]) => `${n} ${fmt(c)}%`)
-        .join(' ')} → ${step.keptUp ? 'KEPT UP' : `behind: ${step.why}`}`,
+        .join(' ')}${transient ? `, ${transient} peer connection(s) went disconnected` : ''} → ${
+        step.keptUp ? 'KEPT UP' : `behind: ${step.why}`
+      }`,
   );
   if (!step.keptUp || windowMs >= 60_000) {
     // Where a long window drifts: receipt p99 per 10 s of send time.

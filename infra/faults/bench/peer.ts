@@ -21,7 +21,9 @@
  * SLOW_SOCKETS (200), ACKED_FILE (publish: where the acked recordIds go, one a line),
  * RECEIPTS_FILE (publish: also follow each acked record to its first `included` receipt; one
  * line per receipt, `sentAtEpochMs ackMs receiptMs`, both latencies from the send), RECEIPT_WAIT_MS
- * (publish with RECEIPTS_FILE: after `stop`, wait this long at most for the receipts still due).
+ * (publish with RECEIPTS_FILE: after `stop`, wait this long at most for the receipts still due),
+ * DISCONNECT_GRACE_MS (10000, the relay's DISCONNECT_TIMEOUT_MS default: how long a peer
+ * connection may stay `disconnected` before the session counts as ended).
  *
  * stdin, one JSON command a line: {"cmd":"measure"} resets the figures (the measured window
  * starts), {"cmd":"stop"} stops; the process then prints {"event":"result",…} and exits.
@@ -49,6 +51,7 @@ const SLOW_SOCKETS = Number(process.env.SLOW_SOCKETS ?? 200);
 const ACKED_FILE = process.env.ACKED_FILE;
 const RECEIPTS_FILE = process.env.RECEIPTS_FILE;
 const RECEIPT_WAIT_MS = Number(process.env.RECEIPT_WAIT_MS ?? 0);
+const DISCONNECT_GRACE_MS = Number(process.env.DISCONNECT_GRACE_MS ?? 10_000);
 
 const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -113,15 +116,28 @@ async function openSession(
   });
   let openedAt = 0;
   const session: Session = { pc, dc, dead: false, location: undefined, setupMs: 0, onText, onEnd };
+  let disconnected: ReturnType<typeof setTimeout> | undefined;
   const end = (reason: string) => {
     if (session.dead) return;
     session.dead = true;
+    clearTimeout(disconnected);
     closePeer(session);
     session.onEnd(reason);
   };
+  // As the browser SDK and the relay do: `disconnected` is transient (ICE may come back), so
+  // the session ends only when it lasts DISCONNECT_GRACE_MS, or on `failed` / `closed`.
   pc.onStateChange((state) => {
-    if (state === 'disconnected' || state === 'failed' || state === 'closed')
-      end(`peer connection ${state}`);
+    if (state === 'connected' && disconnected) {
+      clearTimeout(disconnected);
+      disconnected = undefined;
+      count(figures.extra, 'peer connection recovered');
+    } else if (state === 'disconnected' && !disconnected) {
+      count(figures.extra, 'peer connection disconnected');
+      disconnected = setTimeout(
+        () => end(`peer connection disconnected for ${DISCONNECT_GRACE_MS} ms`),
+        DISCONNECT_GRACE_MS,
+      );
+    } else if (state === 'failed' || state === 'closed') end(`peer connection ${state}`);
   });
   dc.onOpen(() => {
     openedAt = now();
