@@ -39,6 +39,8 @@ export interface App {
 
 /** Longest pause after repeated failures. */
 const MAX_BACKOFF_MS = 30_000;
+/** Records whose batches the lookup worker keeps (with their rebuilt proofs). */
+const LOOKUP_CACHE_RECORDS = 10_000;
 
 export function createApp({ config, logger, redis, keys, db, publicClient }: AppDeps): App {
   const client =
@@ -50,6 +52,9 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
     chainId: config.chainId,
     contract: config.contract,
     finalityDepth: config.finalityDepth,
+    // A lookup's proof comes from its whole batch's rebuilt tree: keep the recent batches,
+    // which the clients polling for their receipts ask about.
+    contentCacheRecords: Math.min(config.receiptCacheRecords, LOOKUP_CACHE_RECORDS),
   });
   // Answers the gateway's receipt lookups (GET /v1/records/<id>/receipt) while the app runs.
   let lookup: ReturnType<typeof createLookupWorker> | undefined;

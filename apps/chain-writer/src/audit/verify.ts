@@ -39,7 +39,8 @@ export type AuditVerification =
  * Verifies the audit log: recomputes the hash chain (`verifyAuditChain`), then checks each
  * anchored head: its record carries the entry's hash (content_hash = entry_hash =
  * keccak256(payload)), and the contract's `verifyRecord` accepts the record's fields and proof
- * (rebuilt from the batch's stored records) for its batch. A head whose batch is not mined yet is pending. Returns the first broken seq.
+ * (rebuilt from the batch's stored records) for its batch. A head whose batch is not mined
+ * yet is pending. Returns the first broken seq.
  */
 export async function verifyAudit(deps: VerifyAuditDeps): Promise<AuditVerification> {
   const chain = await verifyAuditChain(deps.db);
