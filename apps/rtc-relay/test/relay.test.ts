@@ -25,7 +25,7 @@ import {
   type Receipt,
   type ServerMessage,
 } from '@streamanchor/protocol';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { ClientProcess } from './support/client';
 import { newSessionId, startTestRelay, type TestRelay } from './support/relay';
 
@@ -71,6 +71,29 @@ async function setupAttackerAndOther(
   await r.connect(other, { subject: 'bob' });
   return { relay: r, attacker, other };
 }
+
+const sampleReceipt: Receipt = {
+  status: 'included',
+  confirmations: 1,
+  revision: 1,
+  recordId: `0x${'11'.repeat(32)}`,
+  topic: 'demo',
+  subject: 'alice',
+  contentHash: `0x${'22'.repeat(32)}`,
+  acceptedAt: 1_700_000_000_000,
+  leafHash: `0x${'33'.repeat(32)}`,
+  leafIndex: 0,
+  proof: [`0x${'44'.repeat(32)}`],
+  batchId: `0x${'55'.repeat(32)}`,
+  merkleRoot: `0x${'66'.repeat(32)}`,
+  recordCount: 2,
+  chainId: 31337,
+  contract: `0x${'77'.repeat(20)}`,
+  txHash: `0x${'88'.repeat(32)}`,
+  blockNumber: 12,
+  blockHash: `0x${'99'.repeat(32)}`,
+  logIndex: 0,
+};
 
 describe('rtc-relay', () => {
   test('default: hello, then a publish is acked after its record was queued', async () => {
@@ -230,28 +253,7 @@ describe('rtc-relay', () => {
   test('behavior: receipts reach the session over the data channel', async () => {
     const { relay, client } = await setup();
     const { sessionId } = await relay.connect(client);
-    const receipt: Receipt = {
-      status: 'included',
-      confirmations: 1,
-      revision: 1,
-      recordId: `0x${'11'.repeat(32)}`,
-      topic: 'demo',
-      subject: 'alice',
-      contentHash: `0x${'22'.repeat(32)}`,
-      acceptedAt: 1_700_000_000_000,
-      leafHash: `0x${'33'.repeat(32)}`,
-      leafIndex: 0,
-      proof: [`0x${'44'.repeat(32)}`],
-      batchId: `0x${'55'.repeat(32)}`,
-      merkleRoot: `0x${'66'.repeat(32)}`,
-      recordCount: 2,
-      chainId: 31337,
-      contract: `0x${'77'.repeat(20)}`,
-      txHash: `0x${'88'.repeat(32)}`,
-      blockNumber: 12,
-      blockHash: `0x${'99'.repeat(32)}`,
-      logIndex: 0,
-    };
+    const receipt = sampleReceipt;
     const receipts = createQueue(relay.bus, 'receipts', relay.app.relayId);
     const events = createQueueEvents(relay.bus, 'receipts', relay.app.relayId);
     try {
@@ -269,6 +271,80 @@ describe('rtc-relay', () => {
       });
       expect(relay.app.stats()).toMatchObject({ receiptsDelivered: 1, receiptsUndeliverable: 1 });
     } finally {
+      await events.close();
+      await receipts.close();
+    }
+  });
+
+  test('behavior: a burst of receipts many times MAX_BUFFERED_BYTES is paced to a client that reads, not cut off', async () => {
+    // 64 KiB (the minimum); 600 receipts of ~3 KB (40-hash proofs) are ~28× that, and the
+    // 32 the relay writes per event-loop turn already pass it.
+    const { relay, client } = await setup({ MAX_BUFFERED_BYTES: String(64 * 1024) });
+    const { sessionId } = await relay.connect(client);
+    const receipts = createQueue(relay.bus, 'receipts', relay.app.relayId);
+    const events = createQueueEvents(relay.bus, 'receipts', relay.app.relayId);
+    try {
+      await events.waitUntilReady();
+      const burst = Array.from({ length: 600 }, (_, i) => ({
+        sessionId,
+        receipt: {
+          ...sampleReceipt,
+          recordId: `0x${i.toString(16).padStart(64, '0')}` as const,
+          proof: Array.from({ length: 40 }, () => `0x${'44'.repeat(32)}` as const),
+        },
+      }));
+      const job = await receipts.add('receiptBatch', { receipts: burst });
+      expect(await job.waitUntilFinished(events, 30_000)).toEqual({ delivered: 600 });
+      await vi.waitFor(
+        () => expect(client!.messages().filter((m) => m.type === 'receipt')).toHaveLength(600),
+        { timeout: 10_000, interval: 50 },
+      );
+      const got = client
+        .messages()
+        .filter((m): m is Extract<ServerMessage, { type: 'receipt' }> => m.type === 'receipt')
+        .map((m) => m.receipt.recordId);
+      expect(got).toEqual(burst.map((b) => b.receipt.recordId));
+      expect(relay.app.stats()).toMatchObject({ receiptsDelivered: 600, closedSlowReaders: 0 });
+    } finally {
+      await events.close();
+      await receipts.close();
+    }
+  });
+
+  test('behavior: a client that stops reading its receipts is closed after the stall; another session in the same job gets all of its own', async () => {
+    const { relay, client: frozen } = await setup({ MAX_BUFFERED_BYTES: String(64 * 1024) });
+    second = await ClientProcess.spawn();
+    const reader = second;
+    const { sessionId: frozenId } = await relay.connect(frozen, { subject: 'mallory' });
+    const { sessionId: readerId } = await relay.connect(reader, { subject: 'bob' });
+    const receipts = createQueue(relay.bus, 'receipts', relay.app.relayId);
+    const events = createQueueEvents(relay.bus, 'receipts', relay.app.relayId);
+    frozen.freeze(true);
+    try {
+      await events.waitUntilReady();
+      const big = (i: number) => ({
+        ...sampleReceipt,
+        recordId: `0x${i.toString(16).padStart(64, '0')}` as const,
+        proof: Array.from({ length: 40 }, () => `0x${'44'.repeat(32)}` as const),
+      });
+      const job = await receipts.add('receiptBatch', {
+        // ~6 MB for the frozen client: past what its receive window takes while it is stopped.
+        receipts: Array.from({ length: 2200 }, (_, i) => ({
+          sessionId: i % 11 === 0 ? readerId : frozenId,
+          receipt: big(i),
+        })),
+      });
+      const { delivered } = await job.waitUntilFinished(events, 30_000);
+      // All 200 of the reader's, and of the frozen client's only what fit before the stall.
+      expect(delivered).toBeGreaterThanOrEqual(200);
+      expect(delivered).toBeLessThan(2200);
+      expect(relay.app.stats()).toMatchObject({ closedSlowReaders: 1 });
+      await vi.waitFor(
+        () => expect(reader.messages().filter((m) => m.type === 'receipt')).toHaveLength(200),
+        { timeout: 10_000, interval: 50 },
+      );
+    } finally {
+      frozen.freeze(false);
       await events.close();
       await receipts.close();
     }

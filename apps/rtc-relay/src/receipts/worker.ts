@@ -1,11 +1,11 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { type BusDeps, createWorker, type TypedWorker } from '@streamanchor/bus';
+import type { Receipt } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { SessionManager } from '../sessions';
 import type { SessionCounters } from '../sessions/session';
 
-/** Receipts sent in one turn of the event loop. */
-const RECEIPTS_PER_TURN = 32;
+/** Receipt jobs delivered at once. */
+const RECEIPT_JOBS_IN_FLIGHT = 4;
 
 /**
  * Consumes this relay's `receipts` queue (filled by the indexer) and sends each receipt
@@ -26,23 +26,33 @@ export function createReceiptsWorker({
   counters: SessionCounters;
   logger: Logger;
 }): TypedWorker<'receipts'> {
-  const worker = createWorker(bus, 'receipts', relayId, async (job) => {
-    let delivered = 0;
-    const { receipts } = job.data;
-    for (let i = 0; i < receipts.length; i++) {
-      // A job holds up to a thousand receipts: hand the event loop back between slices, so
-      // that publishes arriving meanwhile are acked without waiting for the whole job.
-      if (i > 0 && i % RECEIPTS_PER_TURN === 0) await nextTurn();
-      const { sessionId, receipt } = receipts[i]!;
-      if (manager.deliverReceipt(sessionId, receipt)) delivered += 1;
-    }
-    const undeliverable = receipts.length - delivered;
-    counters.receiptsDelivered += delivered;
-    counters.receiptsUndeliverable += undeliverable;
-    if (undeliverable > 0)
-      logger.debug({ jobId: job.id, undeliverable }, 'receipts for sessions no longer here');
-    return { delivered };
-  });
+  const worker = createWorker(
+    bus,
+    'receipts',
+    relayId,
+    async (job) => {
+      // Each session's receipts in order, the sessions side by side: one whose client reads
+      // slowly waits for its own buffer (Session.deliverReceipts) without holding the others.
+      const bySession = new Map<string, Receipt[]>();
+      for (const { sessionId, receipt } of job.data.receipts) {
+        const list = bySession.get(sessionId);
+        if (list) list.push(receipt);
+        else bySession.set(sessionId, [receipt]);
+      }
+      const counts = await Promise.all(
+        [...bySession].map(([sessionId, list]) => manager.deliverReceipts(sessionId, list)),
+      );
+      const delivered = counts.reduce((sum, n) => sum + n, 0);
+      const undeliverable = job.data.receipts.length - delivered;
+      counters.receiptsDelivered += delivered;
+      counters.receiptsUndeliverable += undeliverable;
+      if (undeliverable > 0)
+        logger.debug({ jobId: job.id, undeliverable }, 'receipts for sessions no longer here');
+      return { delivered };
+    },
+    // Jobs side by side too, so one waiting on a slow client does not hold up the next.
+    { concurrency: RECEIPT_JOBS_IN_FLIGHT },
+  );
   worker.on('error', (error) => logger.warn({ err: error }, 'receipts worker error'));
   worker.on('failed', (job, error) =>
     logger.warn({ jobId: job?.id, err: error }, 'receipt job failed'),

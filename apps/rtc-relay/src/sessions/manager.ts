@@ -211,6 +211,12 @@ export class SessionManager {
     return session ? session.deliverReceipt(receipt) : false;
   }
 
+  /** Session.deliverReceipts; 0 for a session that is not here. */
+  async deliverReceipts(sessionId: string, receipts: readonly Receipt[]): Promise<number> {
+    const session = this.sessions.get(sessionId);
+    return session ? session.deliverReceipts(receipts) : 0;
+  }
+
   /** Refuses new sessions from now on. */
   stopAccepting(): void {
     this.accepting = false;

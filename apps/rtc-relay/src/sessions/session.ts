@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ContentHasher } from '@streamanchor/protocol';
 import {
   DATA_CHANNEL_LABEL,
@@ -83,6 +84,16 @@ interface Slot {
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * Receipts are paced by the channel's buffer: past maxBufferedBytes ÷ RECEIPT_HIGH_WATER_DIVISOR
+ * unsent bytes, the next receipt waits for the client to read. A client whose buffer does not
+ * shrink for RECEIPT_STALL_MS while receipts wait is closed as not reading.
+ */
+const RECEIPT_HIGH_WATER_DIVISOR = 2;
+const RECEIPT_STALL_MS = 5_000;
+const RECEIPT_POLL_MS = 5;
+/** Receipts sent in one turn of the event loop: publishes arriving meanwhile are acked. */
+const RECEIPTS_PER_TURN = 32;
 
 /**
  * One client session: one PeerConnection carrying one data channel. Validates each
@@ -194,6 +205,50 @@ export class Session {
   deliverReceipt(receipt: Receipt): boolean {
     if (this.state !== 'open' && this.state !== 'ending') return false;
     return this.send(JSON.stringify({ type: 'receipt', receipt }));
+  }
+
+  /**
+   * Sends receipts in order, paced by the channel's buffer (see RECEIPT_HIGH_WATER_DIVISOR):
+   * receipts come in bursts (every record of a block's batches at once, twice: included, then
+   * final), which a client that reads at its publish rate drains in time but which, written
+   * at once, passed maxBufferedBytes and closed it as not reading. Resolves with how many
+   * were handed to the channel (fewer when the session closed meanwhile).
+   */
+  async deliverReceipts(receipts: readonly Receipt[]): Promise<number> {
+    const highWater = this.options.maxBufferedBytes / RECEIPT_HIGH_WATER_DIVISOR;
+    let delivered = 0;
+    for (const receipt of receipts) {
+      if (this.state !== 'open' && this.state !== 'ending') break;
+      if (delivered > 0 && delivered % RECEIPTS_PER_TURN === 0) await nextTurn();
+      if (this.bufferedAmount() > highWater && !(await this.drainedBelow(highWater))) break;
+      if (!this.deliverReceipt(receipt)) break;
+      delivered += 1;
+    }
+    return delivered;
+  }
+
+  /** Waits until the buffer is at most `bytes`; false (and the session closed) if it stalls. */
+  private async drainedBelow(bytes: number): Promise<boolean> {
+    let least = this.bufferedAmount();
+    let progressAt = this.now();
+    while (this.state === 'open' || this.state === 'ending') {
+      await new Promise((resolve) => setTimeout(resolve, RECEIPT_POLL_MS));
+      const buffered = this.bufferedAmount();
+      if (buffered <= bytes) return true;
+      if (buffered < least) {
+        least = buffered;
+        progressAt = this.now();
+      } else if (this.now() - progressAt >= RECEIPT_STALL_MS) {
+        this.options.counters.closedSlowReaders += 1;
+        this.options.logger.warn(
+          { sessionId: this.id, bufferedAmount: buffered, stalledMs: RECEIPT_STALL_MS },
+          'client is not reading its receipts; closing the session',
+        );
+        this.close('client not reading');
+        return false;
+      }
+    }
+    return false;
   }
 
   /**

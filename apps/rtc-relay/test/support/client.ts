@@ -118,6 +118,14 @@ export class ClientProcess {
     this.command({ cmd: 'send', text });
   }
 
+  /**
+   * SIGSTOP / SIGCONT the client's process: stopped, its native SCTP stack reads nothing
+   * either, so the relay's buffer for it grows as for a client that stopped reading.
+   */
+  freeze(frozen: boolean): void {
+    this.child.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   async publishMany(options: {
     count: number;
     payloadBytes: number;
