@@ -40,14 +40,20 @@ export interface LogReaderOptions {
   logger: Logger;
 }
 
-/** After this many full-width successes in a row, a shrunken range doubles again. */
-const GROW_AFTER = 4;
+/** The first call's width (at most maxRange): small, so a dense chain does not start with a failure. */
+const FIRST_RANGE = 100;
+/** Logs one call aims at once the density is known: ~4 MB of JSON, well under a 10 MiB cap. */
+const TARGET_LOGS_PER_CALL = 10_000;
+/** A width that failed is not tried again for this many calls (density may change). */
+const REMEMBER_FAILURE_FOR = 64;
 
 /**
- * Reads BatchAnchored logs in ranges of at most `maxRange` blocks. A failing call
- * (e.g. viem's response body cap, or a provider's result limit) halves the range and
- * retries; the range grows back after a run of successes. Only a one-block range that
- * still fails is an error.
+ * Reads BatchAnchored logs in ranges of at most `maxRange` blocks. The next range is sized
+ * from the logs per block of the last call (TARGET_LOGS_PER_CALL), so a dense history is not
+ * read past the response cap and thrown away: each such answer costs a full capped download.
+ * A failing call (viem's response body cap, a provider's result limit) halves the range and
+ * retries, and that width is not tried again for a while; a full range that found no logs
+ * doubles. Only a one-block range that still fails is an error.
  */
 export function createLogReader({
   client,
@@ -55,8 +61,10 @@ export function createLogReader({
   maxRange,
   logger,
 }: LogReaderOptions): LogReader {
-  let range = maxRange;
-  let successes = 0;
+  let range = Math.min(maxRange, FIRST_RANGE);
+  /** The narrowest width that failed, and for how many more calls to keep below it. */
+  let failedWidth = Number.POSITIVE_INFINITY;
+  let failureMemory = 0;
 
   async function fetchLogs(
     where: { fromBlock: bigint; toBlock: bigint } | { blockHash: `0x${string}` },
@@ -98,15 +106,21 @@ export function createLogReader({
         const width = Number(toBlock - fromBlock + 1n);
         try {
           const events = await fetchRange(fromBlock, toBlock);
-          if (width === range && range < maxRange && ++successes >= GROW_AFTER) {
-            range = Math.min(maxRange, range * 2);
-            successes = 0;
+          if (failureMemory > 0 && --failureMemory === 0) failedWidth = Number.POSITIVE_INFINITY;
+          const ceiling = Math.min(maxRange, failedWidth - 1);
+          if (events.length > 0) {
+            const sized = Math.floor((TARGET_LOGS_PER_CALL * width) / events.length);
+            range = Math.max(1, Math.min(ceiling, sized));
+          } else if (width === range) {
+            // No logs: nothing to size from, and an empty answer is tiny; double the width.
+            range = Math.max(1, Math.min(ceiling, range * 2));
           }
           return { events, toBlock };
         } catch (error) {
           if (width <= 1) throw new LogFetchError(fromBlock, toBlock, error);
+          failedWidth = Math.min(failedWidth, width);
+          failureMemory = REMEMBER_FAILURE_FOR;
           range = Math.max(1, Math.ceil(width / 2));
-          successes = 0;
           logger.warn(
             {
               fromBlock: fromBlock.toString(),
