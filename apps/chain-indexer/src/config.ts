@@ -33,7 +33,8 @@ export const ConfigSchema = Type.Object({
   MAX_LOG_RANGE: Type.Integer({
     minimum: 1,
     default: 2000,
-    description: 'most blocks per eth_getLogs call (each call is sized by the log density of the last, and halved when one fails)',
+    description:
+      'most blocks per eth_getLogs call (each call is sized by the log density of the last, and halved when one fails)',
   }),
   RECEIPTS_PER_JOB: Type.Integer({
     minimum: 1,
