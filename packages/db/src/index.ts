@@ -32,6 +32,7 @@ export {
   type LeafStamp,
   LedgerError,
   type LedgerScope,
+  leafFieldsOf,
   type NewBuiltBatch,
   type RecordLookup,
   readBatchContent,

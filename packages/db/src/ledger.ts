@@ -1,4 +1,9 @@
-import { buildMerkleTree, type Receipt, type ReceiptStatus } from '@streamanchor/protocol';
+import {
+  buildMerkleTree,
+  type LeafFields,
+  type Receipt,
+  type ReceiptStatus,
+} from '@streamanchor/protocol';
 import { ServiceError } from '@streamanchor/service-kit';
 import { type Kysely, sql } from 'kysely';
 import type { BatchRow, Database, ReceiptNoticeRow } from './schema';
@@ -430,17 +435,26 @@ export interface BatchContent {
   rows: readonly BatchContentRow[];
 }
 
-export interface BatchContentRow {
+export interface BatchContentRow extends RecordLeafRow {
+  relay_id: string;
+  session_id: string;
+}
+
+/** A stored record's leaf fields, as the tree takes them. */
+export function leafFieldsOf(row: {
   record_id: string;
   topic: string;
   subject: string;
   content_hash: string;
   accepted_at: string | number;
-  leaf_index: number | null;
-  leaf_hash: string | null;
-  relay_id: string;
-  session_id: string;
-  proof: readonly Hex[];
+}): LeafFields {
+  return {
+    recordId: row.record_id as Hex,
+    topic: row.topic,
+    subject: row.subject,
+    contentHash: row.content_hash as Hex,
+    acceptedAt: Number(row.accepted_at),
+  };
 }
 
 /**
@@ -477,15 +491,7 @@ export async function readBatchContent(
     .execute();
   const rows: BatchContentRow[] = [];
   if (stored.length > 0) {
-    const tree = await buildMerkleTree(
-      stored.map((row) => ({
-        recordId: row.record_id as Hex,
-        topic: row.topic,
-        subject: row.subject,
-        contentHash: row.content_hash as Hex,
-        acceptedAt: Number(row.accepted_at),
-      })),
-    );
+    const tree = await buildMerkleTree(stored.map(leafFieldsOf));
     const misplaced = stored.findIndex(
       (row, i) => row.leaf_index !== i || row.leaf_hash !== tree.leafHashes[i],
     );

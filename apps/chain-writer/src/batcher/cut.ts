@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Database } from '@streamanchor/db';
+import { type Database, leafFieldsOf } from '@streamanchor/db';
 import type { Bytes32 } from '@streamanchor/protocol';
 import { type Kysely, sql } from 'kysely';
 import { writerLedger } from '../ledger';
@@ -109,15 +109,7 @@ export async function cutBatch(
     if (rows.length < options.maxRecords && oldestAgeMs < options.maxAgeMs) return undefined;
 
     const started = performance.now();
-    const { merkleRoot, leafHashes } = await buildBatchTree(
-      rows.map((row) => ({
-        recordId: row.record_id as Bytes32,
-        topic: row.topic,
-        subject: row.subject,
-        contentHash: row.content_hash as Bytes32,
-        acceptedAt: Number(row.accepted_at),
-      })),
-    );
+    const { merkleRoot, leafHashes } = await buildBatchTree(rows.map(leafFieldsOf));
     const treeMs = performance.now() - started;
 
     const batchId = randomBatchId();
