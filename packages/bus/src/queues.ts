@@ -7,6 +7,7 @@ import type {
   LookupReceiptRequest,
   LookupReceiptResult,
   ReceiptBatchJob,
+  ReceiptNoticeJob,
   RecordBatchJob,
 } from '@streamanchor/protocol';
 
@@ -38,6 +39,9 @@ export interface QueueJobs {
     recordBatch: { data: RecordBatchJob; result: { stored: number; deadLettered?: number } };
   };
   receipts: {
+    /** One revision of a batch's anchoring for the sessions one relay holds. */
+    receiptNotice: { data: ReceiptNoticeJob; result: { delivered: number } };
+    /** The job receiptNotice replaced (a full receipt per record); still delivered when found. */
     receiptBatch: { data: ReceiptBatchJob; result: { delivered: number } };
   };
   indexerLookup: {

@@ -1,5 +1,18 @@
-/** Version string carried as the data channel's `protocol` and in `hello`. Bump on incompatible change. */
-export const PROTOCOL_VERSION = 'streamanchor.v1';
+/**
+ * The data-channel protocols a relay speaks, oldest first: the client names one as its
+ * channel's `protocol`, and `hello` repeats it. v2 is v1 with a batch's receipts sent
+ * together (`receipts`, then `anchoring` for later changes) instead of one `receipt`
+ * message per record (docs/protocol.md §5.5–5.7).
+ */
+export const PROTOCOL_VERSIONS = ['streamanchor.v1', 'streamanchor.v2'] as const;
+export type ProtocolVersion = (typeof PROTOCOL_VERSIONS)[number];
+
+/** The newest protocol, which this package's clients open. Bump on incompatible change. */
+export const PROTOCOL_VERSION: ProtocolVersion = 'streamanchor.v2';
+
+export function isProtocolVersion(value: string): value is ProtocolVersion {
+  return (PROTOCOL_VERSIONS as readonly string[]).includes(value);
+}
 
 /** Label of the one reliable, ordered data channel a client opens. */
 export const DATA_CHANNEL_LABEL = 'records';
@@ -9,6 +22,11 @@ export const LIMITS = {
   maxPayloadBytes: 16 * 1024,
   /** Largest data-channel message (UTF-8 bytes) a relay accepts; larger ones are nacked. */
   maxMessageBytes: 64 * 1024,
+  /**
+   * Largest `receipts` message a relay sends (UTF-8 bytes): within the 64 KiB every WebRTC
+   * stack accepts when the remote SDP names no `max-message-size`.
+   */
+  maxReceiptsMessageBytes: 64 * 1024,
   /** Largest SDP offer body the gateway reads. */
   maxSdpBytes: 32 * 1024,
   /** Client message ids are opaque strings of at most this many characters. */

@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { LIMITS } from './constants';
+import { LIMITS, PROTOCOL_VERSIONS } from './constants';
 import {
   NACK_CODES,
   parseClientMessage,
   parseServerMessage,
   scanMessageStructure,
+  serializeReceiptsMessages,
 } from './data-channel';
+import type { ReceiptAnchor, ReceiptRecord } from './receipt';
 
 describe('parseClientMessage', () => {
   test('default: a publish', () => {
@@ -226,3 +228,126 @@ describe('NACK_CODES and docs/protocol.md §5.4', () => {
     expect(parseServerMessage(JSON.stringify(nack))).toEqual(nack);
   });
 });
+
+describe('serializeReceiptsMessages', () => {
+  const anchor: ReceiptAnchor = {
+    status: 'included',
+    confirmations: 1,
+    revision: 1,
+    batchId: `0x${'11'.repeat(32)}`,
+    merkleRoot: `0x${'22'.repeat(32)}`,
+    recordCount: 100,
+    chainId: 31337,
+    contract: `0x${'33'.repeat(20)}`,
+    txHash: `0x${'44'.repeat(32)}`,
+    blockNumber: 7,
+    blockHash: `0x${'55'.repeat(32)}`,
+    logIndex: 0,
+  };
+  const recordOf = (i: number, subject = 'alice'): ReceiptRecord => ({
+    recordId: `0x${i.toString(16).padStart(64, '0')}`,
+    topic: 'demo',
+    subject,
+    contentHash: `0x${'66'.repeat(32)}`,
+    acceptedAt: 1_764_000_000_000 + i,
+    leafHash: `0x${'77'.repeat(32)}`,
+    leafIndex: i,
+    proof: Array.from({ length: 7 }, () => `0x${'88'.repeat(32)}` as const),
+  });
+
+  test('default: one message holding the anchor and every record, which parses as `receipts`', () => {
+    const records = [0, 1, 2].map((i) => recordOf(i));
+    const messages = serializeReceiptsMessages(anchor, records);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.records).toBe(3);
+    expect(parseServerMessage(messages[0]!.text)).toEqual({ type: 'receipts', anchor, records });
+  });
+
+  test('behavior: records are split over messages of at most maxBytes UTF-8 bytes, in order', () => {
+    // Multi-byte subjects, so that UTF-16 length and UTF-8 bytes differ.
+    const records = Array.from({ length: 300 }, (_, i) =>
+      recordOf(i, `ålice-${'€'.repeat(i % 40)}😀`),
+    );
+    const maxBytes = 8 * 1024;
+    const messages = serializeReceiptsMessages(anchor, records, maxBytes);
+    expect(messages.length).toBeGreaterThan(1);
+    const got: ReceiptRecord[] = [];
+    for (const { text, records: count } of messages) {
+      expect(new TextEncoder().encode(text).length).toBeLessThanOrEqual(maxBytes);
+      const parsed = parseServerMessage(text);
+      expect(parsed?.type).toBe('receipts');
+      if (parsed?.type !== 'receipts') continue;
+      expect(parsed.anchor).toEqual(anchor);
+      expect(parsed.records).toHaveLength(count);
+      got.push(...parsed.records);
+    }
+    expect(got).toEqual(records);
+    // Full messages: adding the next message's first record would have passed the limit.
+    for (let i = 0; i + 1 < messages.length; i++) {
+      const next = JSON.stringify(
+        records[messages.slice(0, i + 1).reduce((n, m) => n + m.records, 0)],
+      );
+      expect(new TextEncoder().encode(`${messages[i]!.text},${next}`).length).toBeGreaterThan(
+        maxBytes,
+      );
+    }
+  });
+
+  test('behavior: a record larger than maxBytes on its own still gets a message of its own', () => {
+    const messages = serializeReceiptsMessages(anchor, [recordOf(0), recordOf(1)], 100);
+    expect(messages.map((m) => m.records)).toEqual([1, 1]);
+  });
+
+  test('behavior: no records, no messages', () => {
+    expect(serializeReceiptsMessages(anchor, [])).toEqual([]);
+  });
+});
+
+describe('parseServerMessage: protocol v2 messages', () => {
+  test('default: an `anchoring` message', () => {
+    const message = { type: 'anchoring', anchor: { ...sampleAnchor }, records: 3 };
+    expect(parseServerMessage(JSON.stringify(message))).toEqual(message);
+  });
+
+  test('error: `receipts` with no records, `anchoring` with 0 records, or an unknown anchor member are not messages', () => {
+    for (const message of [
+      { type: 'receipts', anchor: sampleAnchor, records: [] },
+      { type: 'anchoring', anchor: sampleAnchor, records: 0 },
+      { type: 'anchoring', anchor: { ...sampleAnchor, proof: [] }, records: 1 },
+    ])
+      expect(parseServerMessage(JSON.stringify(message))).toBeUndefined();
+  });
+
+  test('behavior: hello names either protocol version, and no other', () => {
+    const hello = {
+      type: 'hello',
+      sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
+      subject: 'alice',
+      topics: ['demo'],
+      maxPayloadBytes: 16384,
+      maxMessageBytes: 65536,
+    };
+    for (const protocol of PROTOCOL_VERSIONS)
+      expect(parseServerMessage(JSON.stringify({ ...hello, protocol }))).toMatchObject({
+        protocol,
+      });
+    expect(
+      parseServerMessage(JSON.stringify({ ...hello, protocol: 'streamanchor.v3' })),
+    ).toBeUndefined();
+  });
+});
+
+const sampleAnchor: ReceiptAnchor = {
+  status: 'final',
+  confirmations: 12,
+  revision: 2,
+  batchId: `0x${'aa'.repeat(32)}`,
+  merkleRoot: `0x${'bb'.repeat(32)}`,
+  recordCount: 3,
+  chainId: 1,
+  contract: `0x${'cc'.repeat(20)}`,
+  txHash: `0x${'dd'.repeat(32)}`,
+  blockNumber: 100,
+  blockHash: `0x${'ee'.repeat(32)}`,
+  logIndex: 2,
+};

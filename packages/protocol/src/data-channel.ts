@@ -1,8 +1,8 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { LIMITS, PROTOCOL_VERSION } from './constants';
+import { LIMITS, PROTOCOL_VERSIONS } from './constants';
 import { Bytes32, EpochMillis, SessionId, Subject, Topic } from './primitives';
-import { Receipt } from './receipt';
+import { Receipt, ReceiptAnchor, ReceiptRecord } from './receipt';
 
 // ---------------------------------------------------------------------------
 // Client → relay. Each data-channel message is one UTF-8 JSON text message.
@@ -34,7 +34,8 @@ export type ClientMessage = Static<typeof ClientMessage>;
 export const HelloMessage = Type.Object(
   {
     type: Type.Literal('hello'),
-    protocol: Type.Literal(PROTOCOL_VERSION),
+    /** The channel's `protocol`, which the client chose (one of PROTOCOL_VERSIONS). */
+    protocol: Type.Union(PROTOCOL_VERSIONS.map((version) => Type.Literal(version))),
     sessionId: SessionId,
     subject: Subject,
     topics: Type.Array(Type.String()),
@@ -53,15 +54,21 @@ export const HelloMessage = Type.Object(
 );
 export type HelloMessage = Static<typeof HelloMessage>;
 
-/** The record is durably queued: it will be stored and anchored. */
-export const AckMessage = Type.Object(
+/** What an ack says of one publish. */
+export const AckFields = Type.Object(
   {
-    type: Type.Literal('ack'),
     id: ClientMessageId,
     recordId: Bytes32,
     contentHash: Bytes32,
     acceptedAt: EpochMillis,
   },
+  { additionalProperties: false },
+);
+export type AckFields = Static<typeof AckFields>;
+
+/** The record is durably queued: it will be stored and anchored. */
+export const AckMessage = Type.Object(
+  { type: Type.Literal('ack'), ...AckFields.properties },
   { additionalProperties: false },
 );
 export type AckMessage = Static<typeof AckMessage>;
@@ -105,13 +112,69 @@ export const NackMessage = Type.Object(
 );
 export type NackMessage = Static<typeof NackMessage>;
 
+/**
+ * Protocol v2: the acks of consecutive publishes that were queued together, in the order the
+ * publishes arrived (at most ACKS_PER_MESSAGE). A nack between them ends the run: replies
+ * still leave in arrival order.
+ */
+export const AcksMessage = Type.Object(
+  {
+    type: Type.Literal('acks'),
+    acks: Type.Array(AckFields, { minItems: 1, maxItems: 100 }),
+  },
+  { additionalProperties: false },
+);
+export type AcksMessage = Static<typeof AcksMessage>;
+
+/** Most acks in one `acks` message (each at most ~600 bytes: the message stays under 64 KiB). */
+export const ACKS_PER_MESSAGE = 100;
+
 export const ReceiptMessage = Type.Object(
   { type: Type.Literal('receipt'), receipt: Receipt },
   { additionalProperties: false },
 );
 export type ReceiptMessage = Static<typeof ReceiptMessage>;
 
-export const ServerMessage = Type.Union([HelloMessage, AckMessage, NackMessage, ReceiptMessage]);
+/**
+ * Protocol v2: receipts for many of the session's records in one batch, under one anchor
+ * (each record's receipt is `receiptOf(anchor, record)`). A batch's records may fill several
+ * such messages; each is at most LIMITS.maxReceiptsMessageBytes.
+ */
+export const ReceiptsMessage = Type.Object(
+  {
+    type: Type.Literal('receipts'),
+    anchor: ReceiptAnchor,
+    records: Type.Array(ReceiptRecord, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type ReceiptsMessage = Static<typeof ReceiptsMessage>;
+
+/**
+ * Protocol v2: a later change of a batch's anchoring (final, reorged, included again) for
+ * records this session already got in `receipts` messages of the same batch. Each such
+ * record's receipt is now `receiptOf(anchor, record)`: proofs and leaf fields never change.
+ */
+export const AnchoringMessage = Type.Object(
+  {
+    type: Type.Literal('anchoring'),
+    anchor: ReceiptAnchor,
+    /** How many of this session's records the batch holds (all sent in `receipts` before). */
+    records: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type AnchoringMessage = Static<typeof AnchoringMessage>;
+
+export const ServerMessage = Type.Union([
+  HelloMessage,
+  AckMessage,
+  AcksMessage,
+  NackMessage,
+  ReceiptMessage,
+  ReceiptsMessage,
+  AnchoringMessage,
+]);
 export type ServerMessage = Static<typeof ServerMessage>;
 
 const clientMessageCheck = TypeCompiler.Compile(ClientMessage);
@@ -372,6 +435,59 @@ export function scanMessageStructure(
     }
   }
   return { ok: true, id, duplicateMember, unsafeInteger, names: nameCount };
+}
+
+/** UTF-8 length of `text` (the fast path: ASCII, where it is the string's length). */
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      bytes += 2; // a surrogate pair: 2 UTF-16 units, 4 bytes
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}
+
+/** One serialized relay message and how many records' receipts it carries. */
+export interface SerializedReceipts {
+  text: string;
+  records: number;
+}
+
+/**
+ * The `receipts` messages (serialized) that carry `records` under `anchor`, in order, each at
+ * most `maxBytes` UTF-8 bytes (a record too large for one message on its own still gets a
+ * message of its own). Each record is serialized once.
+ */
+export function serializeReceiptsMessages(
+  anchor: ReceiptAnchor,
+  records: readonly ReceiptRecord[],
+  maxBytes: number = LIMITS.maxReceiptsMessageBytes,
+): SerializedReceipts[] {
+  const head = `{"type":"receipts","anchor":${JSON.stringify(anchor)},"records":[`;
+  const tail = ']}';
+  const frame = utf8Length(head) + tail.length;
+  const messages: SerializedReceipts[] = [];
+  let parts: string[] = [];
+  let bytes = frame;
+  const flush = () => {
+    messages.push({ text: head + parts.join(',') + tail, records: parts.length });
+    parts = [];
+    bytes = frame;
+  };
+  for (const record of records) {
+    const json = JSON.stringify(record);
+    const size = utf8Length(json);
+    if (parts.length > 0 && bytes + 1 + size > maxBytes) flush();
+    bytes += (parts.length > 0 ? 1 : 0) + size;
+    parts.push(json);
+  }
+  if (parts.length > 0) flush();
+  return messages;
 }
 
 /** Parses one relay text message (used by clients); never throws. */

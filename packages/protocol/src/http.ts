@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { ANY_TOPIC, PROTOCOL_VERSION } from './constants';
+import { ANY_TOPIC, PROTOCOL_VERSION, PROTOCOL_VERSIONS } from './constants';
 import { Address, Subject, Topic } from './primitives';
 import { LEAF_ENCODING } from './record';
 
@@ -95,7 +95,10 @@ export function topicAllowed(grants: readonly string[], topic: string): boolean 
 
 /** GET /v1/info: what a client needs to verify receipts against the chain. */
 export const InfoResponse = Type.Object({
+  /** The newest data-channel protocol the relays speak. */
   protocol: Type.Literal(PROTOCOL_VERSION),
+  /** Every data-channel protocol the relays speak, oldest first. */
+  protocols: Type.Array(Type.Union(PROTOCOL_VERSIONS.map((version) => Type.Literal(version)))),
   chainId: Type.Integer(),
   contract: Address,
   deploymentBlock: Type.Integer({ minimum: 0 }),

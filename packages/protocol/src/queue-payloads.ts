@@ -1,6 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { Bytes32, EpochMillis, SessionId, Subject, Topic } from './primitives';
-import { Receipt } from './receipt';
+import { Receipt, ReceiptAnchor, ReceiptRecord } from './receipt';
 
 // Payloads of BullMQ jobs between services. The queue map in @streamanchor/bus
 // binds each job name to one of these.
@@ -115,7 +115,24 @@ export const AuditEventsJob = Type.Object({
 });
 export type AuditEventsJob = Static<typeof AuditEventsJob>;
 
-/** indexer → relay: receipts for sessions this relay holds. */
+/**
+ * indexer → relay: one notice of a batch's anchoring for the sessions this relay holds, the
+ * anchor once and each session's records of the batch (the relay turns them into `receipts`
+ * or `anchoring` messages for v2 sessions, `receipt` messages for v1 ones).
+ */
+export const ReceiptNoticeJob = Type.Object({
+  anchor: ReceiptAnchor,
+  sessions: Type.Array(
+    Type.Object({ sessionId: SessionId, records: Type.Array(ReceiptRecord, { minItems: 1 }) }),
+    { minItems: 1 },
+  ),
+});
+export type ReceiptNoticeJob = Static<typeof ReceiptNoticeJob>;
+
+/**
+ * indexer → relay, before ReceiptNoticeJob: one full receipt per record. No longer enqueued;
+ * relays still deliver such jobs left in a queue by an older indexer.
+ */
 export const ReceiptBatchJob = Type.Object({
   receipts: Type.Array(Type.Object({ sessionId: SessionId, receipt: Receipt }), { minItems: 1 }),
 });

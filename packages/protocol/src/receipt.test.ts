@@ -7,6 +7,10 @@ import {
   createReceiptProofVerifier,
   RECEIPT_STATUSES,
   Receipt,
+  ReceiptAnchor,
+  ReceiptRecord,
+  receiptOf,
+  splitReceipt,
   verifyReceiptProof,
 } from './receipt';
 import { canonicalPayload, contentHashOf, LEAF_ENCODING, leafHash, leafValue } from './record';
@@ -246,3 +250,49 @@ describe('RECEIPT_STATUSES and docs/protocol.md §9', () => {
     expect(rows).toEqual(Object.entries(RECEIPT_STATUSES));
   });
 });
+
+describe('receiptOf and splitReceipt', () => {
+  test('default: a receipt is its anchor and its record, members in the documented order', () => {
+    const [receipt] = receipts(3);
+    const { anchor, record } = splitReceipt(receipt!);
+    expect(Value.Check(ReceiptAnchor, anchor)).toBe(true);
+    expect(Value.Check(ReceiptRecord, record)).toBe(true);
+    const whole = receiptOf(anchor, record);
+    expect(whole).toEqual(receipt);
+    expect(Object.keys(whole)).toEqual(
+      Object.keys(Receipt.properties).sort((a, b) => order(a) - order(b)),
+    );
+  });
+
+  test('behavior: the two halves share no member and together are every member of Receipt', () => {
+    const anchorKeys = Object.keys(ReceiptAnchor.properties);
+    const recordKeys = Object.keys(ReceiptRecord.properties);
+    expect(anchorKeys.filter((key) => recordKeys.includes(key))).toEqual([]);
+    expect([...anchorKeys, ...recordKeys].sort()).toEqual(Object.keys(Receipt.properties).sort());
+  });
+});
+
+/** docs/protocol.md §9 lists a receipt's members in this order. */
+const DOCUMENTED_ORDER = [
+  'status',
+  'confirmations',
+  'revision',
+  'recordId',
+  'topic',
+  'subject',
+  'contentHash',
+  'acceptedAt',
+  'leafHash',
+  'leafIndex',
+  'proof',
+  'batchId',
+  'merkleRoot',
+  'recordCount',
+  'chainId',
+  'contract',
+  'txHash',
+  'blockNumber',
+  'blockHash',
+  'logIndex',
+];
+const order = (key: string) => DOCUMENTED_ORDER.indexOf(key);

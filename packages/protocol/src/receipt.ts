@@ -22,10 +22,11 @@ export const ReceiptStatus = Type.Union(
 );
 
 /**
- * Proof that one record is in a batch anchored on chain. Everything a third party
- * needs to verify it: the leaf fields, the proof, and where the root was emitted.
+ * Where a batch is anchored, as one notice of its anchoring (included, final, reorged)
+ * states it: the half of a receipt that every record of the batch shares. A `receipts`
+ * message (protocol v2) carries it once for many records.
  */
-export const Receipt = Type.Object(
+export const ReceiptAnchor = Type.Object(
   {
     status: ReceiptStatus,
     /** Blocks from the anchoring block to the indexer's head, both counted (0 when reorged). */
@@ -35,15 +36,6 @@ export const Receipt = Type.Object(
      * the one with the higher revision is current (they may arrive out of order).
      */
     revision: Type.Integer({ minimum: 1 }),
-    recordId: Bytes32,
-    topic: Topic,
-    subject: Subject,
-    contentHash: Bytes32,
-    acceptedAt: EpochMillis,
-    leafHash: Bytes32,
-    /** Position of the record in the batch, in the order the writer batched it. */
-    leafIndex: Type.Integer({ minimum: 0 }),
-    proof: Type.Array(Bytes32),
     batchId: Bytes32,
     merkleRoot: Bytes32,
     recordCount: Type.Integer({ minimum: 1 }),
@@ -56,7 +48,94 @@ export const Receipt = Type.Object(
   },
   { additionalProperties: false },
 );
+export type ReceiptAnchor = Static<typeof ReceiptAnchor>;
+
+/**
+ * The half of a receipt that is the record's own: its leaf fields, leaf and proof. It never
+ * changes once the record is batched (a reorg re-anchors the same batch, same root).
+ */
+export const ReceiptRecord = Type.Object(
+  {
+    recordId: Bytes32,
+    topic: Topic,
+    subject: Subject,
+    contentHash: Bytes32,
+    acceptedAt: EpochMillis,
+    leafHash: Bytes32,
+    /** Position of the record in the batch, in the order the writer batched it. */
+    leafIndex: Type.Integer({ minimum: 0 }),
+    proof: Type.Array(Bytes32),
+  },
+  { additionalProperties: false },
+);
+export type ReceiptRecord = Static<typeof ReceiptRecord>;
+
+/**
+ * Proof that one record is in a batch anchored on chain. Everything a third party
+ * needs to verify it: the leaf fields, the proof, and where the root was emitted.
+ * It is exactly a ReceiptAnchor and a ReceiptRecord together (receiptOf).
+ */
+export const Receipt = Type.Object(
+  { ...ReceiptAnchor.properties, ...ReceiptRecord.properties },
+  { additionalProperties: false },
+);
 export type Receipt = Static<typeof Receipt>;
+
+/** The receipt of `record` under `anchor` (members in the order docs/protocol.md §9 lists them). */
+export function receiptOf(anchor: ReceiptAnchor, record: ReceiptRecord): Receipt {
+  return {
+    status: anchor.status,
+    confirmations: anchor.confirmations,
+    revision: anchor.revision,
+    recordId: record.recordId,
+    topic: record.topic,
+    subject: record.subject,
+    contentHash: record.contentHash,
+    acceptedAt: record.acceptedAt,
+    leafHash: record.leafHash,
+    leafIndex: record.leafIndex,
+    proof: record.proof,
+    batchId: anchor.batchId,
+    merkleRoot: anchor.merkleRoot,
+    recordCount: anchor.recordCount,
+    chainId: anchor.chainId,
+    contract: anchor.contract,
+    txHash: anchor.txHash,
+    blockNumber: anchor.blockNumber,
+    blockHash: anchor.blockHash,
+    logIndex: anchor.logIndex,
+  };
+}
+
+/** The two halves of a receipt (the inverse of receiptOf). */
+export function splitReceipt(receipt: Receipt): { anchor: ReceiptAnchor; record: ReceiptRecord } {
+  return {
+    anchor: {
+      status: receipt.status,
+      confirmations: receipt.confirmations,
+      revision: receipt.revision,
+      batchId: receipt.batchId,
+      merkleRoot: receipt.merkleRoot,
+      recordCount: receipt.recordCount,
+      chainId: receipt.chainId,
+      contract: receipt.contract,
+      txHash: receipt.txHash,
+      blockNumber: receipt.blockNumber,
+      blockHash: receipt.blockHash,
+      logIndex: receipt.logIndex,
+    },
+    record: {
+      recordId: receipt.recordId,
+      topic: receipt.topic,
+      subject: receipt.subject,
+      contentHash: receipt.contentHash,
+      acceptedAt: receipt.acceptedAt,
+      leafHash: receipt.leafHash,
+      leafIndex: receipt.leafIndex,
+      proof: receipt.proof,
+    },
+  };
+}
 
 /**
  * Checks the receipt's own arithmetic: the leaf hash matches the leaf fields, and the
