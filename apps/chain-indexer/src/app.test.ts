@@ -8,7 +8,7 @@ import {
 } from '@streamanchor/bus';
 import { deployStreamAnchor, streamAnchorAbi } from '@streamanchor/contracts';
 import type { DatabaseHandle } from '@streamanchor/db';
-import { ReceiptBatchJob, verifyReceiptProof } from '@streamanchor/protocol';
+import { ReceiptNoticeJob, receiptOf, verifyReceiptProof } from '@streamanchor/protocol';
 import { createLogger } from '@streamanchor/service-kit';
 import {
   type Anvil,
@@ -90,12 +90,21 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     return app;
   }
 
+  /** A receiptNotice job's receipts, one per record, as a relay turns them into messages. */
+  function receiptsIn(data: unknown) {
+    const { anchor, sessions } = data as ReceiptNoticeJob;
+    return sessions.flatMap(({ sessionId, records }) =>
+      records.map((record) => ({ sessionId, receipt: receiptOf(anchor, record) })),
+    );
+  }
+
   /** A worker standing in for rtc-relay on one relay's receipts queue. */
   function relayWorker(relayId: string) {
-    const jobs: { id: string | undefined; name: string; data: ReceiptBatchJob }[] = [];
+    const jobs: { id: string | undefined; name: string; data: ReceiptNoticeJob }[] = [];
     const worker = createWorker({ connection: redis, keys }, 'receipts', relayId, async (job) => {
-      jobs.push({ id: job.id, name: job.name, data: job.data });
-      return { delivered: job.data.receipts.length };
+      const data = job.data as ReceiptNoticeJob;
+      jobs.push({ id: job.id, name: job.name, data });
+      return { delivered: receiptsIn(data).length };
     });
     cleanups.push(() => worker.close());
     return jobs;
@@ -190,11 +199,11 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
       ['relay-b', jobsB, { [s3]: 2 }],
     ] as const) {
       const job = jobs[0]!;
-      expect(job.name).toBe('receiptBatch');
+      expect(job.name).toBe('receiptNotice');
       expect(job.id).toBe(receiptJobId(batch.batchId, 1, relayId, 0, 1));
-      expect(Value.Check(ReceiptBatchJob, job.data)).toBe(true);
+      expect(Value.Check(ReceiptNoticeJob, job.data)).toBe(true);
       const perSession: Record<string, number> = {};
-      for (const { sessionId, receipt } of job.data.receipts) {
+      for (const { sessionId, receipt } of receiptsIn(job.data)) {
         perSession[sessionId] = (perSession[sessionId] ?? 0) + 1;
         expect(verifyReceiptProof(receipt)).toBe(true);
         expect(receipt.merkleRoot).toBe(onChain?.args.merkleRoot.toLowerCase());
@@ -249,7 +258,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
       batches.map((b) => receiptJobId(b.batchId, 1, 'relay-a', 0, 1)).sort(),
     );
     for (const job of jobs)
-      for (const { receipt } of job.data.receipts) {
+      for (const { receipt } of receiptsIn(job.data)) {
         expect(verifyReceiptProof(receipt)).toBe(true);
         expect(receipt.status).toBe('final');
       }
@@ -422,7 +431,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     expect((await batchRow(batch.batchId)).status).toBe('included');
     const jobs = await waitingJobs('relay-a');
     expect(jobs).toHaveLength(1);
-    expect(jobs[0]?.data.receipts[0]?.receipt.blockNumber).toBe(Number(anchored.blockNumber));
+    expect(receiptsIn(jobs[0]!.data)[0]?.receipt.blockNumber).toBe(Number(anchored.blockNumber));
   });
 
   it('behavior: chunks a large group of receipts into several jobs', async () => {
@@ -437,7 +446,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const base = receiptJobId(batch.batchId, 1, 'relay-a', 0, 1);
     expect(jobs.map((job) => job.id).sort()).toEqual([`${base}-0`, `${base}-1`, `${base}-2`]);
     const ids = jobs
-      .flatMap((job) => job.data.receipts.map(({ receipt }) => receipt.recordId))
+      .flatMap((job) => receiptsIn(job.data).map(({ receipt }) => receipt.recordId))
       .sort();
     expect(ids).toEqual(batch.records.map((r) => r.recordId).sort());
   });
@@ -462,10 +471,9 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const result = await makeApp().syncToHead();
     expect(result.receipts).toMatchObject({ notices: 2, jobs: 1, receipts: 2, invalid: 3 });
     const jobs = await waitingJobs('relay-a');
-    expect(jobs.flatMap((job) => job.data.receipts.map(({ receipt }) => receipt.batchId))).toEqual([
-      healthy.batchId,
-      healthy.batchId,
-    ]);
+    expect(
+      jobs.flatMap((job) => receiptsIn(job.data).map(({ receipt }) => receipt.batchId)),
+    ).toEqual([healthy.batchId, healthy.batchId]);
   });
 
   it('behavior: rewinds when the cursor block leaves the chain (reorg) and re-anchors', async () => {
@@ -504,12 +512,12 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const reorged = (await waitingJobs('relay-a')).find(
       (job) => job.id === receiptJobId(batch.batchId, 2, 'relay-a', 0, 1),
     );
-    expect(reorged?.data.receipts.map(({ receipt }) => receipt.status)).toEqual([
+    expect(receiptsIn(reorged!.data).map(({ receipt }) => receipt.status)).toEqual([
       'reorged',
       'reorged',
       'reorged',
     ]);
-    expect(reorged?.data.receipts[0]?.receipt).toMatchObject({
+    expect(receiptsIn(reorged!.data)[0]?.receipt).toMatchObject({
       blockHash: first.blockHash,
       confirmations: 0,
     });
@@ -527,7 +535,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const job = (await waitingJobs('relay-a')).find(
       (j) => j.id === receiptJobId(batch.batchId, 3, 'relay-a', 0, 1),
     );
-    for (const { receipt } of job!.data.receipts) {
+    for (const { receipt } of receiptsIn(job!.data)) {
       expect(receipt).toMatchObject({ status: 'included', revision: 3 });
       expect(receipt.blockHash).toBe(second.blockHash);
       expect(verifyReceiptProof(receipt)).toBe(true);
@@ -553,7 +561,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const final = (await waitingJobs('relay-a')).find(
       (j) => j.id === receiptJobId(batch.batchId, 4, 'relay-a', 0, 1),
     );
-    expect(final?.data.receipts[0]?.receipt).toMatchObject({
+    expect(receiptsIn(final!.data)[0]?.receipt).toMatchObject({
       status: 'final',
       blockHash: second.blockHash,
       confirmations: 4,

@@ -100,19 +100,19 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
     ]);
 
     const [included, final] = await ledger.unsentNotices(10);
-    const receipts = await ledger.receiptsOf(final!);
-    expect(receipts.map((r) => r.receipt.status)).toEqual(['final', 'final']);
-    expect(receipts[0]).toMatchObject({
+    const { anchor, records } = await ledger.noticeOf(final!);
+    expect(anchor).toMatchObject({
+      status: 'final',
+      revision: 2,
+      confirmations: 3,
+      merkleRoot: trees.get(final!.batch_id)!.root,
+      blockNumber: 10,
+    });
+    expect(records).toHaveLength(2);
+    expect(records[0]).toMatchObject({
       relayId: 'relay-1',
       sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
-      receipt: {
-        revision: 2,
-        confirmations: 3,
-        leafIndex: 0,
-        proof: proofOf(final!.batch_id, 0),
-        merkleRoot: trees.get(final!.batch_id)!.root,
-        blockNumber: 10,
-      },
+      record: { leafIndex: 0, proof: proofOf(final!.batch_id, 0) },
     });
     await ledger.markNoticeSent(included!.id);
     expect((await ledger.unsentNotices(10)).map((n) => n.revision)).toEqual([2]);
@@ -130,22 +130,24 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
     const of = (id: string, status: string) =>
       all.find((n) => n.batch_id === id && n.status === status)!;
 
-    const included = await cached.receiptsOf(of(first, 'included'));
+    const included = await cached.noticeOf(of(first, 'included'));
     // The rows are gone from the table; only a ledger that kept them can still answer.
     await handle.db.deleteFrom('records').where('batch_id', '=', first).execute();
-    const final = await cached.receiptsOf(of(first, 'final'));
-    expect(final.map((r) => [r.receipt.status, r.receipt.revision, r.receipt.proof])).toEqual([
-      ['final', 2, proofOf(first, 0)],
-      ['final', 2, proofOf(first, 1)],
+    const final = await cached.noticeOf(of(first, 'final'));
+    expect([final.anchor.status, final.anchor.revision]).toEqual(['final', 2]);
+    expect(final.records.map((r) => r.record.proof)).toEqual([
+      proofOf(first, 0),
+      proofOf(first, 1),
     ]);
-    // The same frozen proof arrays: what the outbox's verified-proof memo relies on.
-    expect(final[0]!.receipt.proof).toBe(included[0]!.receipt.proof);
-    expect(Object.isFrozen(final[0]!.receipt.proof)).toBe(true);
-    expect(await uncached.receiptsOf(of(first, 'final'))).toEqual([]);
+    // The same frozen records and proof arrays: what the outbox's verified-proof memo relies on.
+    expect(final.records[0]!.record).toBe(included.records[0]!.record);
+    expect(final.records[0]!.record.proof).toBe(included.records[0]!.record.proof);
+    expect(Object.isFrozen(final.records[0]!.record.proof)).toBe(true);
+    expect((await uncached.noticeOf(of(first, 'final'))).records).toEqual([]);
 
     // A second batch of two records passes the limit of three: the first is dropped.
-    await cached.receiptsOf(of(second, 'included'));
-    expect(await cached.receiptsOf(of(first, 'final'))).toEqual([]);
+    await cached.noticeOf(of(second, 'included'));
+    expect((await cached.noticeOf(of(first, 'final'))).records).toEqual([]);
   });
 
   test('behavior: a reorg puts included batches back to sent with a reorged notice naming the old block', async () => {
@@ -240,7 +242,7 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
       .set({ subject: 'mallory' })
       .where('record_id', '=', hex(102))
       .execute();
-    await expect(ledger.receiptsOf(notice!)).rejects.toMatchObject({
+    await expect(ledger.noticeOf(notice!)).rejects.toMatchObject({
       name: 'BatchRootMismatchError',
       shortMessage: 'stored records do not rebuild the batch root',
     });

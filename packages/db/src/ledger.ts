@@ -2,7 +2,10 @@ import {
   buildMerkleTree,
   type LeafFields,
   type Receipt,
+  type ReceiptAnchor,
+  type ReceiptRecord,
   type ReceiptStatus,
+  receiptOf,
 } from '@streamanchor/protocol';
 import { ServiceError } from '@streamanchor/service-kit';
 import { type Kysely, sql } from 'kysely';
@@ -58,8 +61,12 @@ export interface BatchLedger {
   markNoticeSent(id: string | number): Promise<void>;
   /** `markNoticeSent` for many notices in one statement. */
   markNoticesSent(ids: readonly (string | number)[]): Promise<void>;
-  /** The receipts one notice announces: one per record of its batch, with where to deliver it. */
-  receiptsOf(notice: ReceiptNoticeRow): Promise<DeliverableReceipt[]>;
+  /**
+   * What one notice announces: the batch's anchor, and each record of the batch with where
+   * to deliver its receipt (`receiptOf(anchor, record)`), in leaf order. The record objects
+   * are frozen, and the same objects for every notice of a batch while it is cached.
+   */
+  noticeOf(notice: ReceiptNoticeRow): Promise<NoticeContent>;
   /** Where a record stands now, with its current receipt once it is included or final. */
   lookupRecord(recordId: string): Promise<RecordLookup>;
 }
@@ -71,7 +78,7 @@ export interface LedgerScope {
   /** Confirmations (the anchoring block counted) after which an anchoring is final. */
   finalityDepth: number;
   /**
-   * receiptsOf keeps the leaves of the batches it read last, up to this many records in all
+   * noticeOf keeps the leaves of the batches it read last, up to this many records in all
    * (default 0: none). A batch's records and leaves never change once `createBatch` wrote
    * them, and each batch is announced at least twice (included, then final), so the second
    * notice needs no read. The indexer's outbox sets it; the writer leaves it off.
@@ -107,10 +114,15 @@ export interface Anchoring {
   logIndex: number;
 }
 
-export interface DeliverableReceipt {
+export interface NoticeContent {
+  anchor: ReceiptAnchor;
+  records: readonly DeliverableRecord[];
+}
+
+export interface DeliverableRecord {
   relayId: string;
   sessionId: string;
-  receipt: Receipt;
+  record: ReceiptRecord;
 }
 
 export type RecordLookup =
@@ -130,6 +142,8 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
 
   /** readBatchContent, from the cache when there (frozen rows and proofs, see below). */
   const contentCache = new Map<string, BatchContent>();
+  /** A cached batch's records as noticeOf hands them out, made once per batch content. */
+  const deliverables = new WeakMap<BatchContent, readonly DeliverableRecord[]>();
   let cachedRecords = 0;
   const cacheLimit = scope.contentCacheRecords ?? 0;
   async function batchContent(batchId: string): Promise<BatchContent> {
@@ -338,26 +352,38 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
         .execute();
     },
 
-    async receiptsOf(notice) {
-      const { merkleRoot, recordCount, rows } = await batchContent(notice.batch_id);
-      return rows.map((row) => ({
-        relayId: row.relay_id,
-        sessionId: row.session_id,
-        receipt: buildReceipt(row, {
+    async noticeOf(notice) {
+      const content = await batchContent(notice.batch_id);
+      let records = deliverables.get(content);
+      if (!records) {
+        records = Object.freeze(
+          content.rows.map((row) =>
+            Object.freeze({
+              relayId: row.relay_id,
+              sessionId: row.session_id,
+              record: Object.freeze(receiptRecordOf(row)),
+            }),
+          ),
+        );
+        deliverables.set(content, records);
+      }
+      return {
+        anchor: {
           status: notice.status,
           confirmations: notice.confirmations,
           revision: notice.revision,
-          batchId: notice.batch_id,
-          merkleRoot,
-          recordCount,
+          batchId: notice.batch_id as Hex,
+          merkleRoot: content.merkleRoot as Hex,
+          recordCount: content.recordCount,
           chainId,
-          contract,
-          txHash: notice.tx_hash,
+          contract: contract as Hex,
+          txHash: notice.tx_hash as Hex,
           blockNumber: Number(notice.block_number),
-          blockHash: notice.block_hash,
+          blockHash: notice.block_hash as Hex,
           logIndex: notice.log_index,
-        }),
-      }));
+        },
+        records,
+      };
     },
 
     async lookupRecord(recordId) {
@@ -547,11 +573,9 @@ interface AnchoringFields {
 
 type Hex = `0x${string}`;
 
-function buildReceipt(row: RecordLeafRow, anchoring: AnchoringFields): Receipt {
+/** A stored record's half of its receipts. */
+function receiptRecordOf(row: RecordLeafRow): ReceiptRecord {
   return {
-    status: anchoring.status,
-    confirmations: anchoring.confirmations,
-    revision: anchoring.revision,
     recordId: row.record_id as Hex,
     topic: row.topic,
     subject: row.subject,
@@ -559,18 +583,23 @@ function buildReceipt(row: RecordLeafRow, anchoring: AnchoringFields): Receipt {
     acceptedAt: Number(row.accepted_at),
     leafHash: (row.leaf_hash ?? '') as Hex,
     leafIndex: row.leaf_index ?? -1,
-    // The cached proof arrays are frozen and shared; Receipt's type does not say readonly.
+    // The cached proof arrays are frozen and shared; ReceiptRecord's type does not say readonly.
     proof: row.proof as Hex[],
-    batchId: anchoring.batchId as Hex,
-    merkleRoot: anchoring.merkleRoot as Hex,
-    recordCount: anchoring.recordCount,
-    chainId: anchoring.chainId,
-    contract: anchoring.contract as Hex,
-    txHash: anchoring.txHash as Hex,
-    blockNumber: anchoring.blockNumber,
-    blockHash: anchoring.blockHash as Hex,
-    logIndex: anchoring.logIndex,
   };
+}
+
+function buildReceipt(row: RecordLeafRow, anchoring: AnchoringFields): Receipt {
+  return receiptOf(
+    {
+      ...anchoring,
+      batchId: anchoring.batchId as Hex,
+      merkleRoot: anchoring.merkleRoot as Hex,
+      contract: anchoring.contract as Hex,
+      txHash: anchoring.txHash as Hex,
+      blockHash: anchoring.blockHash as Hex,
+    },
+    receiptRecordOf(row),
+  );
 }
 
 /** A ledger invariant did not hold (a bug, never bad input). */

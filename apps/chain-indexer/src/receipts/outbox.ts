@@ -4,12 +4,15 @@ import {
   BatchRootMismatchError,
   createBatchLedger,
   type Database,
+  type NoticeContent,
 } from '@streamanchor/db';
 import {
   AUDIT_TOPIC,
   createReceiptProofVerifier,
-  type ReceiptBatchJob,
+  type ReceiptNoticeJob,
   type ReceiptProofVerifier,
+  type ReceiptRecord,
+  receiptOf,
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { Kysely } from 'kysely';
@@ -61,9 +64,37 @@ export function receiptJobId(
 }
 
 /**
+ * A notice's sessions (each with its records) in jobs of at most `perJob` records, in order;
+ * a session with more records than fit is split over consecutive jobs.
+ */
+export function chunkSessions(
+  sessions: ReadonlyMap<string, readonly ReceiptRecord[]>,
+  perJob: number,
+): ReceiptNoticeJob['sessions'][] {
+  const chunks: ReceiptNoticeJob['sessions'][] = [];
+  let chunk: ReceiptNoticeJob['sessions'] = [];
+  let room = perJob;
+  for (const [sessionId, records] of sessions) {
+    for (let from = 0; from < records.length; ) {
+      const take = Math.min(room, records.length - from);
+      chunk.push({ sessionId, records: records.slice(from, from + take) });
+      from += take;
+      room -= take;
+      if (room === 0) {
+        chunks.push(chunk);
+        chunk = [];
+        room = perJob;
+      }
+    }
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+/**
  * The receipts outbox: the ledger writes one notice per change of a batch's anchoring
  * (included, final, reorged) in the transaction that made the change; this turns each into
- * receiptBatch jobs per relay (chunked), then stamps the notice sent. The notice row is the
+ * receiptNotice jobs per relay (chunked), then stamps the notice sent. The notice row is the
  * outbox's state, so a crash between enqueueing and stamping re-enqueues the same job ids.
  */
 export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): ReceiptOutbox {
@@ -94,23 +125,23 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
 
   /**
    * Proofs already checked, with the root they lead to. The ledger hands out the same frozen
-   * proof array for a record while it keeps its batch cached (RECEIPT_CACHE_RECORDS), and
-   * with it the same frozen row the leaf fields come from; so a batch's second notice (final
-   * after included) is not checked again. A proof read anew is a new array and is checked.
+   * record (leaf fields and proof) for every notice of a batch while it keeps the batch
+   * cached (RECEIPT_CACHE_RECORDS); so a batch's second notice (final after included) is not
+   * checked again. A proof read anew is a new array and is checked.
    */
   const verified = new WeakMap<readonly string[], string>();
 
   type Notice = Awaited<ReturnType<BatchLedger['unsentNotices']>>[number];
   type ReceiptJob = Parameters<TypedQueue<'receipts'>['addBulk']>[0][number];
 
-  /** The receiptBatch jobs one notice makes, per relay (not added yet). */
+  /** The receiptNotice jobs one notice makes, per relay (not added yet). */
   async function jobsOf(
     notice: Notice,
     verify: ReceiptProofVerifier,
   ): Promise<{ byRelay: Map<string, ReceiptJob[]>; receipts: number; invalid: number }> {
-    let deliverable: Awaited<ReturnType<BatchLedger['receiptsOf']>>;
+    let content: NoticeContent;
     try {
-      deliverable = await ledger.receiptsOf(notice);
+      content = await ledger.noticeOf(notice);
     } catch (error) {
       // Rows changed after the batch was built: no receipt of it can be right, and retrying
       // would hold up every later notice. Say so loudly and go on.
@@ -121,53 +152,57 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
       );
       return { byRelay: new Map(), receipts: 0, invalid: Number(error.details.recordCount ?? 0) };
     }
-    const byRelay = new Map<string, ReceiptBatchJob['receipts']>();
+    const { anchor } = content;
+    // relay → session → its records of the batch, in leaf order.
+    const byRelay = new Map<string, Map<string, ReceiptRecord[]>>();
     let invalid = 0;
-    for (const { relayId, sessionId, receipt } of deliverable) {
+    for (const { relayId, sessionId, record } of content.records) {
       // The writer's audit-log heads belong to no session: nobody to deliver them to.
-      if (receipt.topic === AUDIT_TOPIC) continue;
-      let valid = verified.get(receipt.proof) === receipt.merkleRoot;
+      if (record.topic === AUDIT_TOPIC) continue;
+      let valid = verified.get(record.proof) === anchor.merkleRoot;
       if (!valid) {
         try {
-          valid = verify(receipt);
+          valid = verify(receiptOf(anchor, record));
         } catch {}
-        if (valid && Object.isFrozen(receipt.proof))
-          verified.set(receipt.proof, receipt.merkleRoot);
+        if (valid && Object.isFrozen(record.proof)) verified.set(record.proof, anchor.merkleRoot);
       }
       if (!valid) {
         invalid += 1;
         logger.error(
-          { batchId: notice.batch_id, recordId: receipt.recordId, leafIndex: receipt.leafIndex },
+          { batchId: notice.batch_id, recordId: record.recordId, leafIndex: record.leafIndex },
           'BUG: receipt does not verify against the anchored root; not sent',
         );
         continue;
       }
-      const list = byRelay.get(relayId) ?? [];
-      list.push({ sessionId, receipt });
-      byRelay.set(relayId, list);
+      let sessions = byRelay.get(relayId);
+      if (!sessions) {
+        sessions = new Map();
+        byRelay.set(relayId, sessions);
+      }
+      const list = sessions.get(sessionId);
+      if (list) list.push(record);
+      else sessions.set(sessionId, [record]);
     }
 
     const jobs = new Map<string, ReceiptJob[]>();
     let receipts = 0;
-    for (const [relayId, list] of byRelay) {
-      const chunks = Math.ceil(list.length / config.receiptsPerJob);
-      const relayJobs: ReceiptJob[] = [];
-      for (let chunk = 0; chunk < chunks; chunk++) {
-        const part = list.slice(chunk * config.receiptsPerJob, (chunk + 1) * config.receiptsPerJob);
-        relayJobs.push({
-          name: 'receiptBatch',
-          data: { receipts: part },
+    for (const [relayId, sessions] of byRelay) {
+      const chunks = chunkSessions(sessions, config.receiptsPerJob);
+      jobs.set(
+        relayId,
+        chunks.map((chunk, i) => ({
+          name: 'receiptNotice',
+          data: { anchor, sessions: chunk },
           opts: {
-            jobId: receiptJobId(notice.batch_id, notice.revision, relayId, chunk, chunks),
+            jobId: receiptJobId(notice.batch_id, notice.revision, relayId, i, chunks.length),
             attempts: 5,
             backoff: { type: 'exponential', delay: 1000 },
             removeOnComplete: true,
             removeOnFail: { age: 24 * 3600 },
           },
-        });
-        receipts += part.length;
-      }
-      jobs.set(relayId, relayJobs);
+        })),
+      );
+      for (const list of sessions.values()) receipts += list.length;
     }
     logger.debug(
       {
