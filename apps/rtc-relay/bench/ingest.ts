@@ -35,7 +35,7 @@
  * /usr/bin/chromium) for the Chromium row.
  */
 import { createQueue } from '@streamanchor/bus';
-import { canonicalPayload, contentHashOf } from '@streamanchor/protocol';
+import { canonicalPayload, contentHashOf, PROTOCOL_VERSION } from '@streamanchor/protocol';
 import {
   alternate,
   type BenchRow,
@@ -124,7 +124,7 @@ const PAGE_SCRIPT = `
 window.conns = {};
 window.makeOffer = async (name) => {
   const pc = new RTCPeerConnection();
-  const dc = pc.createDataChannel('records', { protocol: 'streamanchor.v1' });
+  const dc = pc.createDataChannel('records', { protocol: ${JSON.stringify(PROTOCOL_VERSION)} });
   dc.bufferedAmountLowThreshold = 256 * 1024;
   const conn = { pc, dc, run: undefined, waiters: [] };
   window.conns[name] = conn;
@@ -133,10 +133,14 @@ window.makeOffer = async (name) => {
     const run = conn.run;
     if (!run || !event.data.includes('"id":"' + run.prefix)) return;
     const data = JSON.parse(event.data);
-    run.answered += 1;
-    if (data.type === 'ack') run.acks += 1;
-    else { run.nacks += 1; run.codes[data.code] = (run.codes[data.code] || 0) + 1; }
-    if (run.answered === run.total) {
+    // Protocol v2 sends consecutive acks together, in one acks message.
+    const answers = data.type === 'acks' ? data.acks.map((ack) => ({ type: 'ack', ...ack })) : [data];
+    for (const answer of answers) {
+      run.answered += 1;
+      if (answer.type === 'ack') run.acks += 1;
+      else { run.nacks += 1; run.codes[answer.code] = (run.codes[answer.code] || 0) + 1; }
+    }
+    if (run.answered >= run.total) {
       conn.run = undefined;
       run.done({ acks: run.acks, nacks: run.nacks, codes: run.codes, elapsedMs: performance.now() - run.startedAt });
     }
@@ -229,8 +233,8 @@ try {
   if (only.has('node') || only.has('p99')) {
     const [toRelay, toSink] = await Promise.all([ClientProcess.spawn(), ClientProcess.spawn()]);
     clients.push(toRelay, toSink);
-    await relay.connect(toRelay, session);
-    const offer = await toSink.offer();
+    await relay.connect(toRelay, session, { protocol: PROTOCOL_VERSION });
+    const offer = await toSink.offer({ protocol: PROTOCOL_VERSION });
     toSink.command({ cmd: 'answer', sdp: await sink.answer(offer) });
     await toSink.waitFor((e) => e.event === 'open');
 

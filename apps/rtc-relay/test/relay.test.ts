@@ -23,7 +23,10 @@ import {
   contentHashOf,
   type NackMessage,
   type Receipt,
+  type ReceiptNoticeJob,
+  receiptOf,
   type ServerMessage,
+  splitReceipt,
 } from '@streamanchor/protocol';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { ClientProcess } from './support/client';
@@ -182,6 +185,38 @@ describe('rtc-relay', () => {
     });
   });
 
+  test('behavior: a v2 session gets runs of acks as `acks` messages, in publish order, split at a nack', async () => {
+    const { relay, client } = await setup();
+    await relay.startWriter();
+    await relay.connect(client, {}, { protocol: 'streamanchor.v2' });
+    client.command({
+      cmd: 'publish',
+      count: 300,
+      payloadBytes: 50,
+      topic: 'demo',
+      idPrefix: 'r',
+      listAcks: true,
+    });
+    const done = await client.waitFor((e) => e.event === 'published');
+    expect(done).toMatchObject({ acks: 300, nacks: 0 });
+    expect((done as unknown as { acked: { id: string }[] }).acked.map((a) => a.id)).toEqual(
+      Array.from({ length: 300 }, (_, i) => `r${i}`),
+    );
+    // A nack between acks: each reply still in arrival order.
+    client.send(publish('a1', 1));
+    client.send(publish('n1', 1, 'not-granted'));
+    client.send(publish('a2', 1));
+    await vi.waitFor(() =>
+      expect(client.messages().filter((m) => m.type !== 'hello')).toHaveLength(3),
+    );
+    const replies = client.messages().filter((m) => m.type !== 'hello');
+    const ids = replies.flatMap((m) =>
+      m.type === 'acks' ? m.acks.map((a) => a.id) : m.type === 'nack' ? [m.id] : [],
+    );
+    expect(ids).toEqual(['a1', 'n1', 'a2']);
+    expect(replies[1]).toMatchObject({ type: 'nack', code: 'topic_not_allowed' });
+  });
+
   test('behavior: each invalid message gets its nack code and the session keeps working', async () => {
     const { relay, client } = await setup();
     await relay.connect(client, { topics: ['demo'] });
@@ -270,6 +305,89 @@ describe('rtc-relay', () => {
         receipt,
       });
       expect(relay.app.stats()).toMatchObject({ receiptsDelivered: 1, receiptsUndeliverable: 1 });
+    } finally {
+      await events.close();
+      await receipts.close();
+    }
+  });
+
+  test('behavior: a v2 session gets a batch in `receipts` messages, later notices of it as one `anchoring`', async () => {
+    const { relay, client } = await setup();
+    const { sessionId, hello } = await relay.connect(client, {}, { protocol: 'streamanchor.v2' });
+    expect(hello.protocol).toBe('streamanchor.v2');
+    const { anchor, record } = splitReceipt(sampleReceipt);
+    const records = [0, 1, 2].map((i) => ({
+      ...record,
+      recordId: `0x${(i + 1).toString(16).padStart(64, '0')}` as const,
+      leafIndex: i,
+    }));
+    const final = { ...anchor, status: 'final' as const, revision: 2, confirmations: 12 };
+    const receipts = createQueue(relay.bus, 'receipts', relay.app.relayId);
+    const events = createQueueEvents(relay.bus, 'receipts', relay.app.relayId);
+    try {
+      await events.waitUntilReady();
+      const notice = async (data: ReceiptNoticeJob) =>
+        (await receipts.add('receiptNotice', data)).waitUntilFinished(events, 10_000);
+      // Revision 1 in two chunks (as the indexer splits a large notice), for a session that
+      // is here and one that is not; then revision 2.
+      expect(
+        await notice({
+          anchor,
+          sessions: [
+            { sessionId, records: records.slice(0, 2) },
+            { sessionId: newSessionId(), records },
+          ],
+        }),
+      ).toEqual({ delivered: 2 });
+      expect(
+        await notice({ anchor, sessions: [{ sessionId, records: records.slice(2) }] }),
+      ).toEqual({ delivered: 1 });
+      expect(await notice({ anchor: final, sessions: [{ sessionId, records }] })).toEqual({
+        delivered: 3,
+      });
+      // A chunk of revision 1 retried after revision 2 went out: its record gets revision 2.
+      const late = { ...record, recordId: `0x${'09'.repeat(32)}` as const, leafIndex: 3 };
+      expect(await notice({ anchor, sessions: [{ sessionId, records: [late] }] })).toEqual({
+        delivered: 1,
+      });
+      await vi.waitFor(() => expect(client.messages()).toHaveLength(5), { timeout: 5000 });
+      expect(client.messages().slice(1)).toEqual([
+        { type: 'receipts', anchor, records: records.slice(0, 2) },
+        { type: 'receipts', anchor, records: records.slice(2) },
+        { type: 'anchoring', anchor: final, records: 3 },
+        { type: 'receipts', anchor: final, records: [late] },
+      ]);
+      expect(relay.app.stats()).toMatchObject({ receiptsDelivered: 7, receiptsUndeliverable: 3 });
+    } finally {
+      await events.close();
+      await receipts.close();
+    }
+  });
+
+  test('behavior: a v1 session gets one `receipt` per record of a receiptNotice job', async () => {
+    const { relay, client } = await setup();
+    const { sessionId, hello } = await relay.connect(client);
+    expect(hello.protocol).toBe('streamanchor.v1');
+    const { anchor, record } = splitReceipt(sampleReceipt);
+    const other = { ...record, recordId: `0x${'77'.repeat(32)}` as const, leafIndex: 1 };
+    const final = { ...anchor, status: 'final' as const, revision: 2 };
+    const receipts = createQueue(relay.bus, 'receipts', relay.app.relayId);
+    const events = createQueueEvents(relay.bus, 'receipts', relay.app.relayId);
+    try {
+      await events.waitUntilReady();
+      for (const notice of [anchor, final]) {
+        const job = await receipts.add('receiptNotice', {
+          anchor: notice,
+          sessions: [{ sessionId, records: [record, other] }],
+        });
+        expect(await job.waitUntilFinished(events, 10_000)).toEqual({ delivered: 2 });
+      }
+      await vi.waitFor(() => expect(client.messages()).toHaveLength(5), { timeout: 5000 });
+      expect(client.messages().slice(1)).toEqual(
+        [anchor, final].flatMap((notice) =>
+          [record, other].map((r) => ({ type: 'receipt', receipt: receiptOf(notice, r) })),
+        ),
+      );
     } finally {
       await events.close();
       await receipts.close();
@@ -609,6 +727,15 @@ describe('rtc-relay', () => {
       type: 'ack',
       contentHash: contentHashOf('{"s":"a\\u0000b"}'),
     });
+  });
+
+  test('behavior: a data channel with a protocol the relay does not speak is refused', async () => {
+    const { relay, client } = await setup();
+    const offerSdp = await client.offer({ protocol: 'streamanchor.v9' });
+    const { answerSdp } = await relay.createSession({ offerSdp });
+    client.command({ cmd: 'answer', sdp: answerSdp });
+    await client.waitFor((e) => e.event === 'closed');
+    expect(client.messages()).toEqual([]);
   });
 
   test('behavior: a data channel with another label is refused', async () => {

@@ -1,5 +1,11 @@
 import { type BusDeps, createWorker, type TypedWorker } from '@streamanchor/bus';
-import type { Receipt } from '@streamanchor/protocol';
+import {
+  type ReceiptAnchor,
+  type ReceiptBatchJob,
+  type ReceiptNoticeJob,
+  type ReceiptRecord,
+  splitReceipt,
+} from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { SessionManager } from '../sessions';
 import type { SessionCounters } from '../sessions/session';
@@ -8,10 +14,11 @@ import type { SessionCounters } from '../sessions/session';
 const RECEIPT_JOBS_IN_FLIGHT = 4;
 
 /**
- * Consumes this relay's `receipts` queue (filled by the indexer) and sends each receipt
- * over its session's data channel. Receipts for sessions that are gone are counted and
- * dropped: the client can still fetch each one from the gateway, with its current status,
- * at `GET /v1/records/<recordId>/receipt` (docs/protocol.md §3.7).
+ * Consumes this relay's `receipts` queue (filled by the indexer) and sends each session its
+ * records' receipts over its data channel (Session.deliverNotice: `receipts` or `anchoring`
+ * messages under protocol v2, one `receipt` per record under v1). Receipts for sessions that
+ * are gone are counted and dropped: the client can still fetch each one from the gateway,
+ * with its current status, at `GET /v1/records/<recordId>/receipt` (docs/protocol.md §3.7).
  */
 export function createReceiptsWorker({
   bus,
@@ -31,19 +38,23 @@ export function createReceiptsWorker({
     'receipts',
     relayId,
     async (job) => {
-      // Each session's receipts in order, the sessions side by side: one whose client reads
-      // slowly waits for its own buffer (Session.deliverReceipts) without holding the others.
-      const bySession = new Map<string, Receipt[]>();
-      for (const { sessionId, receipt } of job.data.receipts) {
-        const list = bySession.get(sessionId);
-        if (list) list.push(receipt);
-        else bySession.set(sessionId, [receipt]);
+      const notices =
+        job.name === 'receiptNotice'
+          ? [job.data as ReceiptNoticeJob]
+          : noticesOfLegacyJob(job.data as ReceiptBatchJob);
+      // Sessions side by side: one whose client reads slowly waits for its own buffer
+      // (Session.deliverNotice) without holding the others. Each session's notices still
+      // leave in the order they are handed over here, which is the order jobs start.
+      const deliveries: Promise<number>[] = [];
+      let records = 0;
+      for (const { anchor, sessions } of notices) {
+        for (const session of sessions) {
+          records += session.records.length;
+          deliveries.push(manager.deliverNotice(session.sessionId, anchor, session.records));
+        }
       }
-      const counts = await Promise.all(
-        [...bySession].map(([sessionId, list]) => manager.deliverReceipts(sessionId, list)),
-      );
-      const delivered = counts.reduce((sum, n) => sum + n, 0);
-      const undeliverable = job.data.receipts.length - delivered;
+      const delivered = (await Promise.all(deliveries)).reduce((sum, n) => sum + n, 0);
+      const undeliverable = records - delivered;
       counters.receiptsDelivered += delivered;
       counters.receiptsUndeliverable += undeliverable;
       if (undeliverable > 0)
@@ -58,4 +69,31 @@ export function createReceiptsWorker({
     logger.warn({ jobId: job?.id, err: error }, 'receipt job failed'),
   );
   return worker;
+}
+
+/**
+ * A `receiptBatch` job (an older indexer's: one full receipt per record) as notices: its
+ * receipts grouped by anchoring (batch and revision) and session, in order of appearance.
+ */
+export function noticesOfLegacyJob(data: ReceiptBatchJob): ReceiptNoticeJob[] {
+  const notices = new Map<
+    string,
+    { anchor: ReceiptAnchor; sessions: Map<string, ReceiptRecord[]> }
+  >();
+  for (const { sessionId, receipt } of data.receipts) {
+    const { anchor, record } = splitReceipt(receipt);
+    const key = `${anchor.batchId}/${anchor.revision}`;
+    let notice = notices.get(key);
+    if (!notice) {
+      notice = { anchor, sessions: new Map() };
+      notices.set(key, notice);
+    }
+    const list = notice.sessions.get(sessionId);
+    if (list) list.push(record);
+    else notice.sessions.set(sessionId, [record]);
+  }
+  return [...notices.values()].map(({ anchor, sessions }) => ({
+    anchor,
+    sessions: [...sessions].map(([sessionId, records]) => ({ sessionId, records })),
+  }));
 }

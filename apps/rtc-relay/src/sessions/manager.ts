@@ -4,7 +4,8 @@ import type {
   CreateSessionRequest,
   CreateSessionResult,
   NackCode,
-  Receipt,
+  ReceiptAnchor,
+  ReceiptRecord,
 } from '@streamanchor/protocol';
 import { tokenExpiredFrom } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
@@ -206,15 +207,14 @@ export class SessionManager {
     return true;
   }
 
-  deliverReceipt(sessionId: string, receipt: Receipt): boolean {
+  /** Session.deliverNotice; 0 for a session that is not here. */
+  async deliverNotice(
+    sessionId: string,
+    anchor: ReceiptAnchor,
+    records: readonly ReceiptRecord[],
+  ): Promise<number> {
     const session = this.sessions.get(sessionId);
-    return session ? session.deliverReceipt(receipt) : false;
-  }
-
-  /** Session.deliverReceipts; 0 for a session that is not here. */
-  async deliverReceipts(sessionId: string, receipts: readonly Receipt[]): Promise<number> {
-    const session = this.sessions.get(sessionId);
-    return session ? session.deliverReceipts(receipts) : 0;
+    return session ? session.deliverNotice(anchor, records) : 0;
   }
 
   /** Refuses new sessions from now on. */

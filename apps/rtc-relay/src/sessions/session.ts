@@ -1,11 +1,19 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ContentHasher } from '@streamanchor/protocol';
 import {
+  ACKS_PER_MESSAGE,
   DATA_CHANNEL_LABEL,
+  isProtocolVersion,
+  LIMITS,
   NACK_CODES,
   type NackCode,
   PROTOCOL_VERSION,
-  type Receipt,
+  type ProtocolVersion,
+  type ReceiptAnchor,
+  type ReceiptRecord,
+  receiptOf,
+  type SerializedReceipts,
+  serializeReceiptsMessages,
   tokenExpiredFrom,
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
@@ -80,7 +88,9 @@ type State = 'connecting' | 'open' | 'ending' | 'closed';
 
 /** One reply slot per client message, so that acks and nacks leave in arrival order. */
 interface Slot {
+  /** The reply, once the outcome is known (for an ack, its members without braces). */
   text: string | undefined;
+  ack: boolean;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -92,8 +102,14 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const RECEIPT_HIGH_WATER_DIVISOR = 2;
 const RECEIPT_STALL_MS = 5_000;
 const RECEIPT_POLL_MS = 5;
-/** Receipts sent in one turn of the event loop: publishes arriving meanwhile are acked. */
+/** Receipt messages sent in one turn of the event loop: publishes arriving meanwhile are acked. */
 const RECEIPTS_PER_TURN = 32;
+/**
+ * Batches a v2 session remembers having been sent `receipts` for (the oldest forgotten
+ * first): a later notice of a remembered batch is one `anchoring` message. A forgotten one
+ * gets its `receipts` again, which is only more bytes.
+ */
+const BATCHES_REMEMBERED = 256;
 
 /**
  * One client session: one PeerConnection carrying one data channel. Validates each
@@ -109,6 +125,23 @@ export class Session {
   readonly nackCounts: Partial<Record<NackCode, number>> = {};
   private state: State = 'connecting';
   private channel: DataChannel | undefined;
+  /** The data channel's protocol, which the client chose. */
+  private protocol: ProtocolVersion = PROTOCOL_VERSION;
+  /**
+   * Largest message this relay sends the client: what the client's SDP allows (64 KiB when it
+   * says nothing), at most LIMITS.maxReceiptsMessageBytes. Read when the channel opens.
+   */
+  private sendLimit: number = LIMITS.maxReceiptsMessageBytes;
+  /** Receipt notices leave one after the other, in the order they were handed over. */
+  private receiptsQueue: Promise<unknown> = Promise.resolve();
+  /**
+   * v2: the batches this session was sent `receipts` for: the revision of that first notice,
+   * and the newest anchor sent since (`receipts` or `anchoring`).
+   */
+  private readonly batchesSent = new Map<
+    string,
+    { firstRevision: number; anchor: ReceiptAnchor }
+  >();
   private helloSent = false;
   private endCode: NackCode | undefined;
   private expiring = false;
@@ -201,28 +234,71 @@ export class Session {
     }
   }
 
-  /** Sends a receipt if the channel is open; false when it cannot be delivered. */
-  deliverReceipt(receipt: Receipt): boolean {
-    if (this.state !== 'open' && this.state !== 'ending') return false;
-    return this.send(JSON.stringify({ type: 'receipt', receipt }));
+  /**
+   * Sends one notice of a batch's anchoring for this session's `records` of it: under
+   * protocol v2 as `receipts` messages the first time the session hears of the batch, as one
+   * `anchoring` message afterwards (its records and proofs never change); under v1 as one
+   * `receipt` message per record. Notices leave in the order this is called, each paced by
+   * the channel's buffer (see sendPaced). Resolves with how many records' receipts were
+   * handed to the channel (fewer when the session closed meanwhile).
+   */
+  deliverNotice(anchor: ReceiptAnchor, records: readonly ReceiptRecord[]): Promise<number> {
+    const sent = this.receiptsQueue.then(() =>
+      this.sendPaced(this.noticeMessages(anchor, records)),
+    );
+    this.receiptsQueue = sent.catch(() => 0);
+    return sent;
+  }
+
+  private noticeMessages(
+    anchor: ReceiptAnchor,
+    records: readonly ReceiptRecord[],
+  ): SerializedReceipts[] {
+    if (this.protocol === 'streamanchor.v1') {
+      return records.map((record) => ({
+        text: JSON.stringify({ type: 'receipt', receipt: receiptOf(anchor, record) }),
+        records: 1,
+      }));
+    }
+    const known = this.batchesSent.get(anchor.batchId);
+    if (!known) {
+      this.batchesSent.set(anchor.batchId, { firstRevision: anchor.revision, anchor });
+      if (this.batchesSent.size > BATCHES_REMEMBERED) {
+        const oldest = this.batchesSent.keys().next().value;
+        if (oldest !== undefined) this.batchesSent.delete(oldest);
+      }
+      return serializeReceiptsMessages(anchor, records, this.sendLimit);
+    }
+    // An older notice than one already sent (a retried job): its records get the newest
+    // anchoring this session was told of, never an older one after it.
+    if (anchor.revision < known.anchor.revision)
+      return serializeReceiptsMessages(known.anchor, records, this.sendLimit);
+    // Another chunk of the notice that first told of the batch: these records are new here.
+    if (anchor.revision === known.firstRevision)
+      return serializeReceiptsMessages(anchor, records, this.sendLimit);
+    known.anchor = anchor;
+    const text = JSON.stringify({ type: 'anchoring', anchor, records: records.length });
+    return [{ text, records: records.length }];
   }
 
   /**
-   * Sends receipts in order, paced by the channel's buffer (see RECEIPT_HIGH_WATER_DIVISOR):
-   * receipts come in bursts (every record of a block's batches at once, twice: included, then
-   * final), which a client that reads at its publish rate drains in time but which, written
-   * at once, passed maxBufferedBytes and closed it as not reading. Resolves with how many
-   * were handed to the channel (fewer when the session closed meanwhile).
+   * Sends `messages` in order, paced by the channel's buffer: past half of maxBufferedBytes
+   * the next one waits for the client to read. Receipts come in bursts (every record of a
+   * block's batches at once, included and then final), which a client that reads at its
+   * publish rate drains in time but which, written at once, passed maxBufferedBytes and
+   * closed it as not reading. Resolves with the records the sent messages carry.
    */
-  async deliverReceipts(receipts: readonly Receipt[]): Promise<number> {
+  private async sendPaced(messages: readonly SerializedReceipts[]): Promise<number> {
     const highWater = this.options.maxBufferedBytes / RECEIPT_HIGH_WATER_DIVISOR;
     let delivered = 0;
-    for (const receipt of receipts) {
+    let sent = 0;
+    for (const message of messages) {
       if (this.state !== 'open' && this.state !== 'ending') break;
-      if (delivered > 0 && delivered % RECEIPTS_PER_TURN === 0) await nextTurn();
+      if (sent > 0 && sent % RECEIPTS_PER_TURN === 0) await nextTurn();
       if (this.bufferedAmount() > highWater && !(await this.drainedBelow(highWater))) break;
-      if (!this.deliverReceipt(receipt)) break;
-      delivered += 1;
+      if (!this.send(message.text)) break;
+      sent += 1;
+      delivered += message.records;
     }
     return delivered;
   }
@@ -344,7 +420,7 @@ export class Session {
       this.state === 'closed' ||
       this.channel ||
       label !== DATA_CHANNEL_LABEL ||
-      protocol !== PROTOCOL_VERSION
+      !isProtocolVersion(protocol)
     ) {
       this.options.logger.debug({ sessionId: this.id, label, protocol }, 'refusing data channel');
       try {
@@ -353,6 +429,7 @@ export class Session {
       return;
     }
     this.channel = channel;
+    this.protocol = protocol;
     channel.onMessage((message) => this.onMessage(message));
     channel.onClosed(() => {
       // Our own close (end()): the peer connection closes after the linger, not now.
@@ -371,11 +448,15 @@ export class Session {
   private onOpen(): void {
     if (this.helloSent || this.state !== 'connecting') return;
     this.helloSent = true;
+    try {
+      const remoteLimit = this.channel?.maxMessageSize() ?? 0;
+      if (remoteLimit > 0) this.sendLimit = Math.min(remoteLimit, LIMITS.maxReceiptsMessageBytes);
+    } catch {}
     this.state = 'open';
     this.send(
       JSON.stringify({
         type: 'hello',
-        protocol: PROTOCOL_VERSION,
+        protocol: this.protocol,
         sessionId: this.id,
         subject: this.subject,
         topics: [...this.options.topics],
@@ -454,13 +535,14 @@ export class Session {
       if (this.endCode) this.reply(this.nack(result.id, this.endCode, 'the session is ending'));
       return;
     }
-    const slot: Slot = { text: undefined };
+    const slot: Slot = { text: undefined, ack: false };
     this.replies.push(slot);
     const { id, record } = result;
     this.options.pipeline.submit(record, (outcome) => {
       if (outcome.ok) {
         this.options.counters.acks += 1;
-        slot.text = `{"type":"ack","id":${JSON.stringify(id)},"recordId":"${record.recordId}","contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt}}`;
+        slot.ack = true;
+        slot.text = `"id":${JSON.stringify(id)},"recordId":"${record.recordId}","contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt}`;
       } else {
         slot.text = this.nack(
           id,
@@ -534,27 +616,46 @@ export class Session {
   }
 
   private reply(text: string): void {
-    this.replies.push({ text });
+    this.replies.push({ text, ack: false });
     this.flushReplies();
   }
 
   /**
    * Sends the replies that are ready, in order, up to the first one still waiting for its
-   * outcome. One check that the channel is open before them and one of its buffer after them
-   * (not one each per reply: a burst of acks after a queue add would pay them hundreds of
-   * times; the burst is small beside maxBufferedBytes).
+   * outcome: under protocol v2 a run of acks as `acks` messages (one native send for up to
+   * ACKS_PER_MESSAGE of them), under v1 each ack alone. One check that the channel is open
+   * before them and one of its buffer after them (not one each per reply: a burst of acks
+   * after a queue add would pay them hundreds of times; the burst is small beside
+   * maxBufferedBytes).
    */
   private flushReplies(): void {
     if (this.state === 'closed') return;
     const replies = this.replies;
     if (this.replyHead >= replies.length || replies[this.replyHead]!.text === undefined) return;
     const channel = this.channel;
+    const bundle = this.protocol !== 'streamanchor.v1';
+    // An ack's UTF-8 bytes are at most 3 per UTF-16 unit: a bundle stays within sendLimit.
+    const bundleChars = this.sendLimit / 3;
     try {
       const open = channel?.isOpen() ?? false;
       while (this.replyHead < replies.length) {
-        const text = replies[this.replyHead]!.text;
-        if (text === undefined) break;
+        const slot = replies[this.replyHead]!;
+        if (slot.text === undefined) break;
         this.replyHead += 1;
+        let text = slot.text;
+        if (slot.ack) {
+          if (bundle) {
+            text = `{"type":"acks","acks":[{${text}`;
+            for (let n = 1; n < ACKS_PER_MESSAGE && this.replyHead < replies.length; n++) {
+              const next = replies[this.replyHead]!;
+              if (!next.ack || next.text === undefined) break;
+              if (text.length + next.text.length + 8 > bundleChars) break;
+              text += `},{${next.text}`;
+              this.replyHead += 1;
+            }
+            text += '}]}';
+          } else text = `{"type":"ack",${text}}`;
+        }
         // A channel that is not open cannot take them: they are dropped, as the client is.
         if (open) channel!.sendMessage(text);
       }

@@ -71,52 +71,60 @@ function onMessage(message: string | Buffer | ArrayBuffer): void {
     return;
   }
   if (run && message.includes(`"id":"${run.prefix}`)) {
-    const data = JSON.parse(message) as {
-      type: string;
-      id: string;
-      recordId: string;
-      contentHash: string;
-      code?: string;
-      retryAfterMs?: number;
-    };
-    const index = Number(data.id.slice(run.prefix.length));
-    if (index >= 0 && index < run.total)
-      run.latencies[run.answered] = performance.now() - run.sentAt[index]!;
-    run.answered += 1;
-    if (data.type === 'ack') {
-      run.acks += 1;
-      run.acked?.push({ id: data.id, recordId: data.recordId, contentHash: data.contentHash });
-    } else {
-      run.nacks += 1;
-      run.codes[data.code ?? '?'] = (run.codes[data.code ?? '?'] ?? 0) + 1;
-      if (data.retryAfterMs !== undefined)
-        run.retryAfterMs = Math.max(run.retryAfterMs ?? 0, data.retryAfterMs);
-    }
-    if (run.answered === run.total) {
-      const { acks, nacks, codes, retryAfterMs, acked, startedAt, latencies, cpu } = run;
-      const used = process.cpuUsage(cpu);
-      run = undefined;
-      latencies.sort();
-      const rank = (p: number) =>
-        latencies[
-          Math.min(latencies.length - 1, Math.max(0, Math.ceil(p * latencies.length) - 1))
-        ]!;
-      const latencyMs = { p50: rank(0.5), p99: rank(0.99), max: rank(1) };
-      emit({
-        event: 'published',
-        acks,
-        nacks,
-        codes,
-        retryAfterMs,
-        elapsedMs: performance.now() - startedAt,
-        acked,
-        latencyMs,
-        cpuMs: (used.user + used.system) / 1000,
-      });
-    }
+    const data = JSON.parse(message) as Answer & { acks?: Answer[] };
+    // Protocol v2 bundles consecutive acks in one `acks` message.
+    if (data.type === 'acks') for (const ack of data.acks ?? []) answered({ ...ack, type: 'ack' });
+    else answered(data);
     return;
   }
   emit({ event: 'message', data: JSON.parse(message) });
+}
+
+interface Answer {
+  type: string;
+  id: string;
+  recordId: string;
+  contentHash: string;
+  code?: string;
+  retryAfterMs?: number;
+}
+
+/** One publish of the current run answered (an ack or a nack). */
+function answered(data: Answer): void {
+  if (!run) return;
+  const index = Number(data.id.slice(run.prefix.length));
+  if (index >= 0 && index < run.total)
+    run.latencies[run.answered] = performance.now() - run.sentAt[index]!;
+  run.answered += 1;
+  if (data.type === 'ack') {
+    run.acks += 1;
+    run.acked?.push({ id: data.id, recordId: data.recordId, contentHash: data.contentHash });
+  } else {
+    run.nacks += 1;
+    run.codes[data.code ?? '?'] = (run.codes[data.code ?? '?'] ?? 0) + 1;
+    if (data.retryAfterMs !== undefined)
+      run.retryAfterMs = Math.max(run.retryAfterMs ?? 0, data.retryAfterMs);
+  }
+  if (run.answered === run.total) {
+    const { acks, nacks, codes, retryAfterMs, acked, startedAt, latencies, cpu } = run;
+    const used = process.cpuUsage(cpu);
+    run = undefined;
+    latencies.sort();
+    const rank = (p: number) =>
+      latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil(p * latencies.length) - 1))]!;
+    const latencyMs = { p50: rank(0.5), p99: rank(0.99), max: rank(1) };
+    emit({
+      event: 'published',
+      acks,
+      nacks,
+      codes,
+      retryAfterMs,
+      elapsedMs: performance.now() - startedAt,
+      acked,
+      latencyMs,
+      cpuMs: (used.user + used.system) / 1000,
+    });
+  }
 }
 
 async function publish(command: Extract<Command, { cmd: 'publish' }>): Promise<void> {

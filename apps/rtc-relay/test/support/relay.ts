@@ -54,6 +54,8 @@ export interface TestRelay {
   connect(
     client: ClientProcess,
     request?: Partial<CreateSessionRequest>,
+    /** The data channel's protocol (default streamanchor.v1). */
+    options?: { protocol?: string },
   ): Promise<{ sessionId: string; answerSdp: string; hello: HelloMessage }>;
   close(): Promise<void>;
 }
@@ -126,8 +128,8 @@ export async function startTestRelay(env: Record<string, string> = {}): Promise<
       );
       return { sessionId, answerSdp: result.answerSdp };
     },
-    async connect(client, request = {}) {
-      const offerSdp = await client.offer();
+    async connect(client, request = {}, options = {}) {
+      const offerSdp = await client.offer(options);
       const { sessionId, answerSdp } = await relay.createSession({ ...request, offerSdp });
       client.command({ cmd: 'answer', sdp: answerSdp });
       await client.waitFor((e) => e.event === 'open');
