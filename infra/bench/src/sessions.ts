@@ -41,6 +41,7 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { DATA_CHANNEL_LABEL, PROTOCOL_VERSION } from '@streamanchor/protocol';
 import {
   alternate,
   type BenchRow,
@@ -117,7 +118,7 @@ async function oneSession(
     const hello = new Promise<void>((done) => {
       onHello = done;
     });
-    const channel = pc.createDataChannel('records', { protocol: 'streamanchor.v1' });
+    const channel = pc.createDataChannel(DATA_CHANNEL_LABEL, { protocol: PROTOCOL_VERSION });
     dc = channel;
     channel.onMessage((message) => {
       if (helloAt || typeof message !== 'string' || !message.includes('"hello"')) return;

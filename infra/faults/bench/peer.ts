@@ -25,6 +25,10 @@
  * DISCONNECT_GRACE_MS (10000, the relay's DISCONNECT_TIMEOUT_MS default: how long a peer
  * connection may stay `disconnected` before the session counts as ended).
  *
+ * Sessions speak protocol v2 (src/offer.ts): acks come many to an `acks` message, each
+ * handled as v1's `ack` message was; receipts come as `receipts` and `anchoring` messages,
+ * one receipt per record once ReceiptNotices has read them, as v1's `receipt` messages gave.
+ *
  * stdin, one JSON command a line: {"cmd":"measure"} resets the figures (the measured window
  * starts), {"cmd":"stop"} stops; the process then prints {"event":"result",…} and exits.
  * Other stdout lines: {"event":"ready"}, {"event":"session",…}, {"event":"log",…}.
@@ -35,6 +39,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import nodeDataChannel, { type DataChannel, type PeerConnection } from 'node-datachannel';
 import { closePeer, offeringPeer } from '../src/offer';
+import { ReceiptNotices } from '../src/receipt-notices';
 
 const MODE = process.env.MODE ?? 'publish';
 const API = process.env.API ?? '';
@@ -157,6 +162,12 @@ async function openSession(
       hello();
       return;
     }
+    if (data.type === 'acks') {
+      // v2: the acks of consecutive publishes in one message, each handed on as an `ack`.
+      const acks = Array.isArray(data.acks) ? (data.acks as Record<string, unknown>[]) : [];
+      for (const ack of acks) session.onText({ ...ack, type: 'ack' });
+      return;
+    }
     session.onText(data);
   });
   const fail = () => {
@@ -232,20 +243,26 @@ async function runPublish(): Promise<void> {
   /** RECEIPTS_FILE: acked recordId → [send time, ack latency], until its first receipt. */
   const awaiting = new Map<string, [number, number]>();
   const receiptLines: string[] = [];
+  /** The current session's receipt messages, one notice per record (new for each session). */
+  let notices = new ReceiptNotices();
+
+  const onReceipt = (recordIdAsSent: string, status: string) => {
+    const recordId = recordIdAsSent.toLowerCase();
+    const due = awaiting.get(recordId);
+    count(figures.extra, `receipt ${status}${due ? '' : ' (not awaited)'}`);
+    if (!due || status !== 'included') return;
+    awaiting.delete(recordId);
+    receiptLines.push(
+      `${Math.round(performance.timeOrigin + due[0])} ${due[1].toFixed(1)} ${(now() - due[0]).toFixed(1)}`,
+    );
+    figures.receipts += 1;
+    whole.receipted += 1;
+  };
 
   const onText = (data: Record<string, unknown>) => {
-    if (data.type === 'receipt' && RECEIPTS_FILE) {
-      const receipt = data.receipt as { recordId?: string; status?: string } | undefined;
-      const recordId = String(receipt?.recordId).toLowerCase();
-      const due = awaiting.get(recordId);
-      count(figures.extra, `receipt ${receipt?.status}${due ? '' : ' (not awaited)'}`);
-      if (!due || receipt?.status !== 'included') return;
-      awaiting.delete(recordId);
-      receiptLines.push(
-        `${Math.round(performance.timeOrigin + due[0])} ${due[1].toFixed(1)} ${(now() - due[0]).toFixed(1)}`,
-      );
-      figures.receipts += 1;
-      whole.receipted += 1;
+    if (data.type === 'receipt' || data.type === 'receipts' || data.type === 'anchoring') {
+      if (!RECEIPTS_FILE) return;
+      for (const { recordId, status } of notices.read(data)) onReceipt(recordId, status);
       return;
     }
     if (data.type !== 'ack' && data.type !== 'nack') return;
@@ -271,6 +288,7 @@ async function runPublish(): Promise<void> {
     whole.unanswered += pending.size;
     pending.clear();
     session = undefined;
+    notices = new ReceiptNotices();
   };
   const connect = async () => {
     if (connecting || session || stopping) return;

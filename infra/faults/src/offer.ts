@@ -1,3 +1,4 @@
+import { DATA_CHANNEL_LABEL, PROTOCOL_VERSION } from '@streamanchor/protocol';
 import nodeDataChannel, { type DataChannel, type PeerConnection } from 'node-datachannel';
 
 /** A client peer connection on loopback with its `records` channel, and its full offer. */
@@ -11,7 +12,9 @@ export interface OfferingPeer {
 /**
  * The client side of a session as the protocol wants it (docs/protocol.md §4): one
  * PeerConnection bound to 127.0.0.1, gathering registered before the `records` channel is
- * created (node-datachannel misses earlier events otherwise), the offer sent whole.
+ * created (node-datachannel misses earlier events otherwise), the offer sent whole. The
+ * channel speaks the newest protocol (PROTOCOL_VERSION: v2, a batch's receipts in `receipts`
+ * and `anchoring` messages; see ReceiptNotices).
  */
 export function offeringPeer(name: string, gatherTimeoutMs = 10_000): OfferingPeer {
   const pc = new nodeDataChannel.PeerConnection(name, { iceServers: [], bindAddress: '127.0.0.1' });
@@ -27,7 +30,7 @@ export function offeringPeer(name: string, gatherTimeoutMs = 10_000): OfferingPe
       }
     });
   });
-  const dc = pc.createDataChannel('records', { protocol: 'streamanchor.v1' });
+  const dc = pc.createDataChannel(DATA_CHANNEL_LABEL, { protocol: PROTOCOL_VERSION });
   return { pc, dc, offer };
 }
 

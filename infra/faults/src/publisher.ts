@@ -16,10 +16,16 @@
  * stdout events: ready, session {sessionId, relay}, ack {id, recordId}, nack {id, code},
  * receipt {recordId, status}, disconnected {reason, unanswered}, retry {status, message},
  * error {message}, done {sent, acked, nacked, unanswered, sessions}.
+ *
+ * The channel speaks protocol v2 (offer.ts): acks come many to an `acks` message, and a
+ * batch's receipts as `receipts` and `anchoring` messages (which ReceiptNotices reads); each
+ * still gives one `ack` event per publish and one `receipt` event per record, as v1's `ack`
+ * and `receipt` messages did.
  */
 import { createInterface } from 'node:readline';
 import nodeDataChannel, { type DataChannel, type PeerConnection } from 'node-datachannel';
 import { closePeer, offeringPeer } from './offer';
+import { ReceiptNotices } from './receipt-notices';
 
 const API = process.env.API ?? '';
 const TOKEN = process.env.TOKEN ?? '';
@@ -40,6 +46,8 @@ interface Session {
   location: string | undefined;
   /** Publish id → time sent, for the publishes not answered yet. */
   pending: Map<string, number>;
+  /** This session's receipt messages, per record (v2 `anchoring` needs its `receipts` before). */
+  notices: ReceiptNotices;
 }
 
 let session: Session | undefined;
@@ -83,10 +91,12 @@ function onMessage(current: Session, message: string | Buffer | ArrayBuffer): vo
       emit({ event: 'session', sessionId: data.sessionId });
       return;
     case 'ack':
-      if (!current.pending.delete(String(data.id))) return;
-      totals.acked += 1;
-      emit({ event: 'ack', id: data.id, recordId: data.recordId });
-      maybeDone();
+      onAck(current, data);
+      return;
+    case 'acks':
+      // v2: the acks of consecutive publishes in one message, each as an `ack` message.
+      for (const ack of Array.isArray(data.acks) ? (data.acks as Record<string, unknown>[]) : [])
+        onAck(current, ack);
       return;
     case 'nack':
       if (!current.pending.delete(String(data.id))) return;
@@ -94,14 +104,23 @@ function onMessage(current: Session, message: string | Buffer | ArrayBuffer): vo
       emit({ event: 'nack', id: data.id, code: data.code });
       maybeDone();
       return;
-    case 'receipt': {
-      const receipt = data.receipt as { recordId?: string; status?: string } | undefined;
-      emit({ event: 'receipt', recordId: receipt?.recordId, status: receipt?.status });
+    case 'receipt':
+    case 'receipts':
+    case 'anchoring':
+      for (const { recordId, status } of current.notices.read(data))
+        emit({ event: 'receipt', recordId, status });
       return;
-    }
     default:
       return;
   }
+}
+
+/** One ack (a v1 `ack` message, or one element of a v2 `acks` message). */
+function onAck(current: Session, ack: Record<string, unknown>): void {
+  if (!current.pending.delete(String(ack.id))) return;
+  totals.acked += 1;
+  emit({ event: 'ack', id: ack.id, recordId: ack.recordId });
+  maybeDone();
 }
 
 async function connect(): Promise<void> {
@@ -132,6 +151,7 @@ async function openSession(): Promise<Session> {
     dead: false,
     location: undefined,
     pending: new Map(),
+    notices: new ReceiptNotices(),
   };
   let opened: () => void = () => {};
   const openedPromise = new Promise<void>((resolve) => {

@@ -1,8 +1,14 @@
 export {
+  type AcksMessage,
+  type AnchoringMessage,
   type HelloMessage,
   type NackCode,
   NonCanonicalPayloadError,
   type Receipt,
+  type ReceiptAnchor,
+  type ReceiptRecord,
+  type ReceiptsMessage,
+  type ServerMessage,
 } from '@streamanchor/protocol';
 export { type ConnectOptions, connect } from './connect';
 export {

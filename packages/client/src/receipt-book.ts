@@ -1,4 +1,4 @@
-import type { Receipt } from '@streamanchor/protocol';
+import { type Receipt, type ReceiptAnchor, receiptOf, splitReceipt } from '@streamanchor/protocol';
 import { StreamAnchorError } from './errors';
 
 /**
@@ -29,7 +29,9 @@ interface Waiter {
  * Memory is bounded by `maxRecords`: tracking one more record beyond it forgets the record
  * that finalized longest ago (a final receipt is never revoked, so only duplicates could
  * still follow), or, when none is final, the oldest acked record; waiters of a forgotten
- * record are rejected.
+ * record are rejected. The batch index (batch id → records whose current receipt is of that
+ * batch, for protocol v2's `anchoring` messages) holds only tracked records, so it is bounded
+ * by `maxRecords` too.
  */
 export class ReceiptBook {
   readonly #maxRecords: number;
@@ -38,6 +40,8 @@ export class ReceiptBook {
   /** Records whose current receipt is final, in the order they became final. */
   readonly #final = new Map<string, Receipt>();
   readonly #waiters = new Map<string, Set<Waiter>>();
+  /** Batch id → the tracked records whose current receipt is of that batch (never empty). */
+  readonly #byBatch = new Map<string, Set<string>>();
   #closed: Error | undefined;
 
   constructor(maxRecords: number = DEFAULT_MAX_TRACKED_RECORDS) {
@@ -52,6 +56,11 @@ export class ReceiptBook {
   /** How many records are tracked now (never more than `maxRecords`). */
   get size(): number {
     return this.#open.size + this.#final.size;
+  }
+
+  /** How many batches the current receipts are of (never more than `size`). */
+  get batchCount(): number {
+    return this.#byBatch.size;
   }
 
   has(recordId: string): boolean {
@@ -79,6 +88,16 @@ export class ReceiptBook {
       if (receipt.revision === held.revision) return 'duplicate';
       if (receipt.revision < held.revision) return 'stale';
     }
+    if (held?.batchId !== receipt.batchId) {
+      // A record stays in its batch (a reorg re-anchors the same batch); moved all the same.
+      if (held) this.#unindex(recordId, held.batchId);
+      let records = this.#byBatch.get(receipt.batchId);
+      if (!records) {
+        records = new Set();
+        this.#byBatch.set(receipt.batchId, records);
+      }
+      records.add(recordId);
+    }
     if (receipt.status === 'final') {
       this.#open.delete(recordId);
       this.#final.delete(recordId); // re-insert: the order is the order records became final
@@ -93,6 +112,35 @@ export class ReceiptBook {
       this.#open.set(recordId, receipt);
     }
     return 'current';
+  }
+
+  /** The current receipts of the tracked records of batch `batchId`. */
+  receiptsOfBatch(batchId: string): Receipt[] {
+    const records = this.#byBatch.get(batchId);
+    if (!records) return [];
+    const receipts: Receipt[] = [];
+    for (const recordId of records) {
+      const receipt = this.current(recordId);
+      if (receipt) receipts.push(receipt);
+    }
+    return receipts;
+  }
+
+  /**
+   * Applies a change of a batch's anchoring (protocol v2's `anchoring` message) to the
+   * records of that batch this book holds a receipt for: each one whose current receipt has
+   * a lower revision than `anchor` gets `receiptOf(anchor, <its record half>)` (a record's
+   * leaf fields and proof never change within its batch). Returns the receipts that became
+   * current, to deliver; none when the book holds no record of the batch.
+   */
+  applyAnchor(anchor: ReceiptAnchor): Receipt[] {
+    const applied: Receipt[] = [];
+    for (const held of this.receiptsOfBatch(anchor.batchId)) {
+      if (held.revision >= anchor.revision) continue;
+      const receipt = receiptOf(anchor, splitReceipt(held).record);
+      if (this.offer(receipt) === 'current') applied.push(receipt);
+    }
+    return applied;
   }
 
   /**
@@ -140,17 +188,27 @@ export class ReceiptBook {
   }
 
   #forgetOne(): void {
-    const oldestFinal = this.#final.keys().next();
+    const oldestFinal = this.#final.entries().next();
     if (!oldestFinal.done) {
-      this.#final.delete(oldestFinal.value);
+      const [recordId, receipt] = oldestFinal.value;
+      this.#final.delete(recordId);
+      this.#unindex(recordId, receipt.batchId);
       return;
     }
-    const oldest = this.#open.keys().next();
+    const oldest = this.#open.entries().next();
     if (oldest.done) return;
-    this.#open.delete(oldest.value);
-    const waiters = this.#waiters.get(oldest.value);
-    this.#waiters.delete(oldest.value);
-    for (const waiter of waiters ?? []) waiter.reject(forgotten(oldest.value, this.#maxRecords));
+    const [recordId, receipt] = oldest.value;
+    this.#open.delete(recordId);
+    if (receipt) this.#unindex(recordId, receipt.batchId);
+    const waiters = this.#waiters.get(recordId);
+    this.#waiters.delete(recordId);
+    for (const waiter of waiters ?? []) waiter.reject(forgotten(recordId, this.#maxRecords));
+  }
+
+  #unindex(recordId: string, batchId: string): void {
+    const records = this.#byBatch.get(batchId);
+    records?.delete(recordId);
+    if (records?.size === 0) this.#byBatch.delete(batchId);
   }
 
   #removeWaiter(recordId: string, waiter: Waiter): void {

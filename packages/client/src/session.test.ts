@@ -1,4 +1,13 @@
-import { canonicalPayload, contentHashOf, type Receipt } from '@streamanchor/protocol';
+import {
+  canonicalPayload,
+  contentHashOf,
+  PROTOCOL_VERSION,
+  type Receipt,
+  type ReceiptAnchor,
+  type ReceiptRecord,
+  receiptOf,
+  splitReceipt,
+} from '@streamanchor/protocol';
 import { describe, expect, it } from 'vitest';
 import { IntegrityError, NackError, SessionClosedError, StreamAnchorError } from './errors';
 import { StreamAnchorSession } from './session';
@@ -8,6 +17,9 @@ import { StreamAnchorSession } from './session';
 // close) through a minimal in-memory stand-in for the data channel; the real WebRTC path
 // is exercised in Chromium by the end-to-end test (apps/web/e2e).
 class FakeChannel extends EventTarget {
+  constructor(readonly protocol: string = PROTOCOL_VERSION) {
+    super();
+  }
   readyState: RTCDataChannelState = 'open';
   bufferedAmount = 0;
   bufferedAmountLowThreshold = 0;
@@ -38,7 +50,7 @@ class FakePeerConnection extends EventTarget {
 
 const HELLO = {
   type: 'hello',
-  protocol: 'streamanchor.v1',
+  protocol: PROTOCOL_VERSION,
   sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
   subject: 'alice',
   topics: ['demo'],
@@ -109,6 +121,22 @@ function receiptFor(
   };
 }
 
+/** The anchor half of receiptFor(…, anchoring), for `receipts` and `anchoring` messages. */
+function anchorOf(
+  anchoring: Partial<Pick<Receipt, 'status' | 'confirmations' | 'revision' | 'blockHash'>> = {},
+): ReceiptAnchor {
+  return splitReceipt(receiptFor(hex32('0'), anchoring)).anchor;
+}
+
+/** The record half of a receipt of `recordId`, at `leafIndex` of its batch. */
+function recordHalf(recordId: `0x${string}`, leafIndex: number): ReceiptRecord {
+  return {
+    ...splitReceipt(receiptFor(recordId)).record,
+    leafIndex,
+    proof: [hex32(String(leafIndex))],
+  };
+}
+
 /** Publishes one record per byte and acks it with recordId hex32(byte): records the session knows. */
 async function ackRecords(
   session: StreamAnchorSession,
@@ -118,9 +146,12 @@ async function ackRecords(
   const publishes = bytes.map((_, i) => session.publish('demo', i));
   await tick();
   const sent = channel.sent.slice(-bytes.length);
-  bytes.forEach((byte, i) => {
-    channel.receive(ackFor(sent[i]!, byte));
+  // As a v2 relay answers: the acks together in one `acks` message.
+  const acks = bytes.map((byte, i) => {
+    const { type: _, ...fields } = ackFor(sent[i]!, byte);
+    return fields;
   });
+  channel.receive({ type: 'acks', acks });
   await Promise.all(publishes);
 }
 
@@ -179,6 +210,38 @@ describe('StreamAnchorSession', () => {
     await expect(first).resolves.toMatchObject({ recordId: hex32('a') });
     await expect(raw).resolves.toMatchObject({ type: 'nack', code: 'malformed_message' });
     await expect(second).resolves.toMatchObject({ recordId: hex32('b') });
+  });
+
+  it('behavior: an acks message (v2) answers its publishes in order, each as an ack message would', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const first = session.publish('demo', 1);
+    const raw = session.sendRaw('{"type":"publish","id":"raw","topic":"demo","payload":2}');
+    const refused = session.publish('secret', 3);
+    const last = session.publish('demo', 4);
+    await tick();
+    expect(channel.sent).toHaveLength(4);
+    const fields = (text: string, byte: string) => {
+      const { type: _, ...ack } = ackFor(text, byte);
+      return ack;
+    };
+    channel.receive({
+      type: 'acks',
+      acks: [fields(channel.sent[0]!, 'a'), fields(channel.sent[1]!, 'b')],
+    });
+    channel.receive({ type: 'nack', id: '2', code: 'topic_not_allowed', message: 'no' });
+    channel.receive({ type: 'acks', acks: [fields(channel.sent[3]!, 'c')] });
+    await expect(first).resolves.toMatchObject({ id: '1', recordId: hex32('a') });
+    await expect(raw).resolves.toEqual({ type: 'ack', ...fields(channel.sent[1]!, 'b') });
+    await expect(refused).rejects.toBeInstanceOf(NackError);
+    await expect(last).resolves.toMatchObject({ id: '3', recordId: hex32('c') });
+    // Each acked record is tracked, as after an ack message.
+    await expect(
+      Promise.race([session.finalReceipt(hex32('b')), tick().then(() => 'waiting')]),
+    ).resolves.toBe('waiting');
+    await expect(
+      Promise.race([session.finalReceipt(hex32('c')), tick().then(() => 'waiting')]),
+    ).resolves.toBe('waiting');
   });
 
   it('behavior: sends wait while the channel buffer is above the high-water mark', async () => {
@@ -327,8 +390,109 @@ describe('StreamAnchorSession', () => {
     await expect(session.publish('demo', 2)).rejects.toBeInstanceOf(SessionClosedError);
   });
 
-  it('error: a hello with another protocol version fails the open fast', async () => {
-    const channel = new FakeChannel();
+  it('behavior: a receipts message (v2) delivers each record its receipt, as receipt messages would', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    await ackRecords(session, channel, ['a', 'b']);
+    const seen: Receipt[] = [];
+    session.onReceipt((receipt) => seen.push(receipt));
+    const anchor = anchorOf();
+    const records = [
+      recordHalf(hex32('a'), 0),
+      recordHalf(hex32('9'), 1),
+      recordHalf(hex32('b'), 2),
+    ];
+    channel.receive({ type: 'receipts', anchor, records });
+    // hex32('9') was never acked in this session: ignored, as its receipt message would be.
+    const expected = [receiptOf(anchor, records[0]!), receiptOf(anchor, records[2]!)];
+    expect(seen).toEqual(expected);
+    expect(session.receiptFor(hex32('b'))).toEqual(expected[1]);
+    expect(session.receiptFor(hex32('b'))).toMatchObject({ leafIndex: 2, proof: [hex32('2')] });
+    // Sent again (same revision): duplicates, not delivered again.
+    channel.receive({ type: 'receipts', anchor, records });
+    expect(seen).toHaveLength(2);
+    // A receipts message of a lower revision than the one held: stale.
+    channel.receive({
+      type: 'receipts',
+      anchor: anchorOf({ revision: 3 }),
+      records: [records[0]],
+    });
+    channel.receive({ type: 'receipts', anchor: anchorOf({ revision: 2 }), records: [records[0]] });
+    expect(seen.map((r) => r.revision)).toEqual([1, 1, 3]);
+  });
+
+  it('behavior: an anchoring message (v2) gives every held record of its batch the new anchor', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    await ackRecords(session, channel, ['a', 'b', 'c']);
+    const seen: string[] = [];
+    session.onReceipt((r) => seen.push(`${r.recordId.slice(2, 3)}${r.revision}${r.status}`));
+    const a = recordHalf(hex32('a'), 0);
+    const b = recordHalf(hex32('b'), 1);
+    channel.receive({ type: 'receipts', anchor: anchorOf(), records: [a, b] });
+    // c's batch is another one.
+    channel.receive({
+      type: 'receipt',
+      receipt: { ...receiptFor(hex32('c')), batchId: hex32('7') },
+    });
+    const final = session.finalReceipt(hex32('b'));
+    const finalAnchor = anchorOf({
+      status: 'final',
+      confirmations: 12,
+      revision: 2,
+      blockHash: hex32('3'),
+    });
+    channel.receive({ type: 'anchoring', anchor: finalAnchor, records: 2 });
+    expect(seen).toEqual(['a1included', 'b1included', 'c1included', 'a2final', 'b2final']);
+    // The record's own half (leaf, proof) is kept; the anchor's is the new one.
+    await expect(final).resolves.toEqual(receiptOf(finalAnchor, b));
+    expect(session.receiptFor(hex32('a'))).toEqual(receiptOf(finalAnchor, a));
+    expect(session.receiptFor(hex32('c'))).toMatchObject({ status: 'included', revision: 1 });
+  });
+
+  it('behavior: an anchoring message of a lower or equal revision, or of a batch the session holds nothing of, is ignored', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    await ackRecords(session, channel, ['a']);
+    const seen: Receipt[] = [];
+    session.onReceipt((receipt) => seen.push(receipt));
+    const a = recordHalf(hex32('a'), 0);
+    channel.receive({ type: 'receipts', anchor: anchorOf({ revision: 3 }), records: [a] });
+    channel.receive({
+      type: 'anchoring',
+      anchor: anchorOf({ status: 'reorged', confirmations: 0, revision: 2 }),
+      records: 1,
+    });
+    channel.receive({ type: 'anchoring', anchor: anchorOf({ revision: 3 }), records: 1 });
+    channel.receive({
+      type: 'anchoring',
+      anchor: { ...anchorOf({ status: 'final', revision: 9 }), batchId: hex32('8') },
+      records: 1,
+    });
+    expect(seen.map((r) => r.revision)).toEqual([3]);
+    expect(session.receiptFor(hex32('a'))).toEqual(receiptOf(anchorOf({ revision: 3 }), a));
+  });
+
+  it('behavior: an anchoring message does not bring back a record forgotten by maxTrackedRecords', async () => {
+    const { session, channel, ready } = openSession({ maxTrackedRecords: 2 });
+    await ready;
+    await ackRecords(session, channel, ['a', 'b']);
+    channel.receive({
+      type: 'receipts',
+      anchor: anchorOf(),
+      records: [recordHalf(hex32('a'), 0), recordHalf(hex32('b'), 1)],
+    });
+    await ackRecords(session, channel, ['c']); // nothing final: forgets a, the oldest
+    const seen: string[] = [];
+    session.onReceipt((receipt) => seen.push(receipt.recordId));
+    channel.receive({ type: 'anchoring', anchor: anchorOf({ revision: 2 }), records: 2 });
+    expect(seen).toEqual([hex32('b')]);
+    expect(session.receiptFor(hex32('a'))).toBeUndefined();
+    expect(session.receiptFor(hex32('b'))).toMatchObject({ revision: 2 });
+  });
+
+  it('behavior: a session whose channel was opened with v1 accepts the v1 hello of the relay', async () => {
+    const channel = new FakeChannel('streamanchor.v1');
     const session = new StreamAnchorSession({
       pc: new FakePeerConnection() as unknown as RTCPeerConnection,
       channel: channel as unknown as RTCDataChannel,
@@ -338,7 +502,29 @@ describe('StreamAnchorSession', () => {
       bufferLowWaterMark: 100,
     });
     const ready = session.waitUntilReady(60_000);
-    channel.receive({ ...HELLO, protocol: 'streamanchor.v2' });
-    await expect(ready).rejects.toThrow(/another protocol version/);
+    channel.receive({ ...HELLO, protocol: 'streamanchor.v1' });
+    await expect(ready).resolves.toBeUndefined();
+    expect(session.hello?.protocol).toBe('streamanchor.v1');
+  });
+
+  it('error: a hello with another protocol version than the channel fails the open fast', async () => {
+    for (const protocol of ['streamanchor.v1', 'streamanchor.v9']) {
+      const channel = new FakeChannel();
+      const session = new StreamAnchorSession({
+        pc: new FakePeerConnection() as unknown as RTCPeerConnection,
+        channel: channel as unknown as RTCDataChannel,
+        token: 't',
+        fetch: async () => new Response(null, { status: 204 }),
+        bufferHighWaterMark: 1024,
+        bufferLowWaterMark: 100,
+      });
+      const ready = session.waitUntilReady(60_000);
+      channel.receive({ ...HELLO, protocol });
+      await expect(ready).rejects.toThrow(/another protocol version/);
+      expect(session.state).toBe('connecting');
+      expect(session.hello).toBeUndefined();
+      // Also when the hello came before anyone waited.
+      await expect(session.waitUntilReady(60_000)).rejects.toThrow(/another protocol version/);
+    }
   });
 });

@@ -3,10 +3,13 @@ import {
   canonicalPayload,
   contentHashOf,
   type HelloMessage,
+  isProtocolVersion,
   type NackMessage,
   PROTOCOL_VERSION,
+  type ProtocolVersion,
   parseServerMessage,
   type Receipt,
+  receiptOf,
   type ServerMessage,
 } from '@streamanchor/protocol';
 import {
@@ -39,7 +42,10 @@ export interface PublishOptions {
   id?: string;
 }
 
-/** The relay's answer to a raw message: its ack or its nack, as received. */
+/**
+ * The relay's answer to a raw message: its ack or its nack, as received (an ack that came in
+ * a v2 `acks` message is given as the `ack` message it stands for).
+ */
 export type RawResult = AckMessage | NackMessage;
 
 interface Pending {
@@ -77,6 +83,8 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
   #closeReason: string | undefined;
   readonly #pc: RTCPeerConnection;
   readonly #channel: RTCDataChannel;
+  /** The protocol the channel was opened with, which the relay's hello must name. */
+  readonly #protocol: ProtocolVersion;
   readonly #token: string;
   readonly #fetch: FetchLike;
   readonly #highWaterMark: number;
@@ -92,12 +100,17 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
   readonly #stateListeners = new Set<(state: SessionState) => void>();
   readonly #messageListeners = new Set<(message: ServerMessage) => void>();
   #ready: { resolve(): void; reject(error: Error): void } | undefined;
+  /** Why the open failed before anyone waited for it (a hello of another protocol). */
+  #openFailure: ConnectError | undefined;
   #closing: Promise<void> | undefined;
 
   /** @internal Use `connect()`. */
   constructor(init: SessionInit) {
     this.#pc = init.pc;
     this.#channel = init.channel;
+    this.#protocol = isProtocolVersion(init.channel.protocol)
+      ? init.channel.protocol
+      : PROTOCOL_VERSION;
     this.#token = init.token;
     this.#fetch = init.fetch;
     this.#highWaterMark = init.bufferHighWaterMark;
@@ -322,6 +335,7 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
     if (this.#state === 'open') return Promise.resolve();
     if (this.#state === 'closed')
       return Promise.reject(new ConnectError(`Session closed: ${this.#closeReason}`));
+    if (this.#openFailure) return Promise.reject(this.#openFailure);
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#ready = undefined;
@@ -439,27 +453,54 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
     for (const listener of [...this.#messageListeners]) listener(message);
     switch (message.type) {
       case 'hello':
-        if (this.#hello) return;
+        if (this.#hello || this.#openFailure) return;
+        if (message.protocol !== this.#protocol) {
+          this.#protocolMismatch(message.protocol);
+          return;
+        }
         this.#hello = message;
         if (this.#state === 'connecting') this.#setState('open');
         this.#ready?.resolve();
         this.#ready = undefined;
         return;
       case 'ack':
-      case 'nack': {
-        // Tracked before the publish resolves, so finalReceipt(ack.recordId) works at once.
-        if (message.type === 'ack') this.#receiptBook.track(message.recordId);
-        const pending = this.#takePending(message.id);
-        pending?.resolve(message);
+        this.#onAck(message);
         return;
-      }
-      case 'receipt': {
-        const { receipt } = message;
-        if (this.#receiptBook.offer(receipt) !== 'current') return;
-        for (const listener of [...this.#receiptListeners]) listener(receipt);
+      case 'acks':
+        // v2: the acks of consecutive publishes in one message, each as if an `ack` message.
+        for (const ack of message.acks) this.#onAck({ type: 'ack', ...ack });
         return;
-      }
+      case 'nack':
+        this.#takePending(message.id)?.resolve(message);
+        return;
+      case 'receipt':
+        this.#offerReceipt(message.receipt);
+        return;
+      case 'receipts':
+        // v2: one anchor for several records of a batch, each one's receipt as if sent alone.
+        for (const record of message.records) this.#offerReceipt(receiptOf(message.anchor, record));
+        return;
+      case 'anchoring':
+        // v2: a later notice of a batch whose records came in `receipts` before: applies to
+        // the records of it the book holds (none held, e.g. forgotten: nothing to do).
+        for (const receipt of this.#receiptBook.applyAnchor(message.anchor)) this.#deliver(receipt);
+        return;
     }
+  }
+
+  #onAck(ack: AckMessage): void {
+    // Tracked before the publish resolves, so finalReceipt(ack.recordId) works at once.
+    this.#receiptBook.track(ack.recordId);
+    this.#takePending(ack.id)?.resolve(ack);
+  }
+
+  /** Keeps `receipt` when it is the record's newest, and delivers it then. */
+  #offerReceipt(receipt: Receipt): void {
+    if (this.#receiptBook.offer(receipt) === 'current') this.#deliver(receipt);
+  }
+
+  #deliver(receipt: Receipt): void {
+    for (const listener of [...this.#receiptListeners]) listener(receipt);
   }
 
   /** The in-flight message an ack/nack answers: the one with its id, else the oldest. */
@@ -475,16 +516,19 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
     // A hello we cannot parse usually means a protocol version mismatch: fail fast.
     try {
       const value = JSON.parse(data) as { type?: unknown; protocol?: unknown };
-      if (value?.type === 'hello' && this.#state === 'connecting') {
-        this.#ready?.reject(
-          new ConnectError('The relay speaks another protocol version', {
-            details: `relay: ${String(value.protocol)}, client: ${PROTOCOL_VERSION}`,
-          }),
-        );
-        this.#ready = undefined;
-      }
+      if (value?.type === 'hello') this.#protocolMismatch(value.protocol);
     } catch {
       // Not JSON: ignore it, as unknown messages are.
     }
+  }
+
+  /** A hello naming another protocol than the channel's: the open fails (connect closes it). */
+  #protocolMismatch(relayProtocol: unknown): void {
+    if (this.#state !== 'connecting') return;
+    this.#openFailure ??= new ConnectError('The relay speaks another protocol version', {
+      details: `relay: ${String(relayProtocol)}, client: ${this.#protocol}`,
+    });
+    this.#ready?.reject(this.#openFailure);
+    this.#ready = undefined;
   }
 }

@@ -1,5 +1,10 @@
 import { Value } from '@sinclair/typebox/value';
-import { InfoResponse, LEAF_ENCODING, PROTOCOL_VERSION } from '@streamanchor/protocol';
+import {
+  InfoResponse,
+  LEAF_ENCODING,
+  PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
+} from '@streamanchor/protocol';
 import { getFreePort } from '@streamanchor/testing';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -25,6 +30,7 @@ describe('info and health', () => {
     expect(Value.Check(InfoResponse, body)).toBe(true);
     expect(body).toEqual({
       protocol: PROTOCOL_VERSION,
+      protocols: [...PROTOCOL_VERSIONS],
       chainId: 8453,
       contract: TEST_CONTRACT,
       deploymentBlock: 1234,

@@ -1,6 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
-import { InfoResponse, LEAF_ENCODING, PROTOCOL_VERSION } from '@streamanchor/protocol';
+import {
+  InfoResponse,
+  LEAF_ENCODING,
+  PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
+} from '@streamanchor/protocol';
 import type { Redis } from 'ioredis';
 import { problemResponses } from '../errors';
 
@@ -26,6 +31,7 @@ export function buildInfo(config: {
 }): InfoResponse {
   return {
     protocol: PROTOCOL_VERSION,
+    protocols: [...PROTOCOL_VERSIONS],
     chainId: config.CHAIN_ID,
     contract: config.CONTRACT_ADDRESS as InfoResponse['contract'],
     deploymentBlock: config.DEPLOYMENT_BLOCK,
