@@ -256,10 +256,13 @@ interface MemoStep {
 
 /**
  * Remembered steps by memoKey of a child, so that the receipts on both sides of a node find
- * it. Bounded: cleared when full (a 2,048-leaf batch has 2,047 inner nodes, 4,094 entries).
+ * it. Bounded: cleared when full. An n-leaf batch needs about 2n entries (n − 1 inner nodes,
+ * each under both children's keys); the writer's batches reach 8,192 records under load
+ * (BATCH_MAX_RECORDS), and a memo cleared in the middle of a batch hashes its upper nodes
+ * again for every receipt after it. 65,536 entries (a few MB) hold two such batches.
  */
 type NodeMemo = Map<number, MemoStep>;
-const MEMO_LIMIT = 4096;
+const MEMO_LIMIT = 65_536;
 
 /** A node's first 30 bits, as a small integer (a Map key V8 hashes cheaply). */
 function memoKey(node: Uint8Array): number {
