@@ -21,21 +21,28 @@
  * non-zero when broken: a record nacked, acks whose content hashes are wrong, or acks the
  * queue does not account for.
  *
- *   npx tsx apps/rtc-relay/bench/ingest.ts [--quick] [--rounds N] [--count N] [--only node,chromium,p99] [--paced-rate N]
+ *   npx tsx apps/rtc-relay/bench/ingest.ts [--quick] [--rounds N] [--count N] [--only node,chromium,p99] [--paced-rate N] [--protocol streamanchor.v1]
  *   node --cpu-prof --import tsx apps/rtc-relay/bench/ingest.ts --only node --ours-only   (profile the relay)
  *
  * --rounds: alternated rounds per row (default 5, quick 2). --count: records per run of the
  * node row (default 40,000, quick 10,000; Chromium runs half as many). --ours-only: skip the
  * sink (for profiles; prints no rows); --baseline-only: skip the relay's runs of the node row
  * (to profile the sink); --paced-rate: pace the latency row at N records/s instead of half the
- * relay's rate (to compare changes at one rate on a noisy machine). The node row's note gives
+ * relay's rate (to compare changes at one rate on a noisy machine); --protocol: the clients'
+ * data-channel protocol (default streamanchor.v2, whose relay bundles acks; the sink always
+ * answers each message alone). The node row's note gives
  * the CPU time per record (all threads) of this process (relay or sink) and of the client
  * process. Needs Redis at TEST_REDIS_URL (default
  * redis://127.0.0.1:6379; cleans its prefix up) and Chromium (CHROMIUM_PATH, default
  * /usr/bin/chromium) for the Chromium row.
  */
 import { createQueue } from '@streamanchor/bus';
-import { canonicalPayload, contentHashOf, PROTOCOL_VERSION } from '@streamanchor/protocol';
+import {
+  canonicalPayload,
+  contentHashOf,
+  isProtocolVersion,
+  PROTOCOL_VERSION,
+} from '@streamanchor/protocol';
 import {
   alternate,
   type BenchRow,
@@ -62,6 +69,10 @@ const only = new Set((option('--only') ?? 'node,chromium,p99').split(','));
 const oursOnly = process.argv.includes('--ours-only');
 const baselineOnly = process.argv.includes('--baseline-only');
 const pacedRate = Number(option('--paced-rate') ?? 0);
+/** The clients' data-channel protocol (v2, the SDK's, by default; v1 acks each record alone). */
+const protocol = option('--protocol') ?? PROTOCOL_VERSION;
+if (!isProtocolVersion(protocol))
+  throw new Error(`--protocol: not a protocol version: ${protocol}`);
 const PAYLOAD_BYTES = 200;
 /** How long each paced run of the latency row lasts. */
 const PACED_SECONDS = quick ? 1.5 : 4;
@@ -124,7 +135,7 @@ const PAGE_SCRIPT = `
 window.conns = {};
 window.makeOffer = async (name) => {
   const pc = new RTCPeerConnection();
-  const dc = pc.createDataChannel('records', { protocol: ${JSON.stringify(PROTOCOL_VERSION)} });
+  const dc = pc.createDataChannel('records', { protocol: ${JSON.stringify(protocol)} });
   dc.bufferedAmountLowThreshold = 256 * 1024;
   const conn = { pc, dc, run: undefined, waiters: [] };
   window.conns[name] = conn;
@@ -233,8 +244,8 @@ try {
   if (only.has('node') || only.has('p99')) {
     const [toRelay, toSink] = await Promise.all([ClientProcess.spawn(), ClientProcess.spawn()]);
     clients.push(toRelay, toSink);
-    await relay.connect(toRelay, session, { protocol: PROTOCOL_VERSION });
-    const offer = await toSink.offer({ protocol: PROTOCOL_VERSION });
+    await relay.connect(toRelay, session, { protocol });
+    const offer = await toSink.offer({ protocol });
     toSink.command({ cmd: 'answer', sdp: await sink.answer(offer) });
     await toSink.waitFor((e) => e.event === 'open');
 
