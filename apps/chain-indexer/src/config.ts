@@ -39,7 +39,8 @@ export const ConfigSchema = Type.Object({
   RECEIPTS_PER_JOB: Type.Integer({
     minimum: 1,
     default: 250,
-    description: 'most records in one receiptNotice job (a notice for more records is split into several jobs)',
+    description:
+      'most records in one receiptNotice job (a notice for more records is split into several jobs)',
   }),
   RECEIPT_CACHE_RECORDS: Type.Integer({
     minimum: 0,

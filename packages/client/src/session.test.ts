@@ -81,6 +81,18 @@ function openSession(options: { highWaterMark?: number; maxTrackedRecords?: numb
   return { session, channel, pc, fetches, ready };
 }
 
+/** A session on `channel`, before its hello. */
+function sessionOn(channel: FakeChannel) {
+  return new StreamAnchorSession({
+    pc: new FakePeerConnection() as unknown as RTCPeerConnection,
+    channel: channel as unknown as RTCDataChannel,
+    token: 't',
+    fetch: async () => new Response(null, { status: 204 }),
+    bufferHighWaterMark: 1024,
+    bufferLowWaterMark: 100,
+  });
+}
+
 function ackFor(text: string, recordByte = 'a') {
   const message = JSON.parse(text) as { id: string; payload: unknown };
   return {
@@ -493,14 +505,7 @@ describe('StreamAnchorSession', () => {
 
   it('behavior: a session whose channel was opened with v1 accepts the v1 hello of the relay', async () => {
     const channel = new FakeChannel('streamanchor.v1');
-    const session = new StreamAnchorSession({
-      pc: new FakePeerConnection() as unknown as RTCPeerConnection,
-      channel: channel as unknown as RTCDataChannel,
-      token: 't',
-      fetch: async () => new Response(null, { status: 204 }),
-      bufferHighWaterMark: 1024,
-      bufferLowWaterMark: 100,
-    });
+    const session = sessionOn(channel);
     const ready = session.waitUntilReady(60_000);
     channel.receive({ ...HELLO, protocol: 'streamanchor.v1' });
     await expect(ready).resolves.toBeUndefined();
@@ -510,14 +515,7 @@ describe('StreamAnchorSession', () => {
   it('error: a hello with another protocol version than the channel fails the open fast', async () => {
     for (const protocol of ['streamanchor.v1', 'streamanchor.v9']) {
       const channel = new FakeChannel();
-      const session = new StreamAnchorSession({
-        pc: new FakePeerConnection() as unknown as RTCPeerConnection,
-        channel: channel as unknown as RTCDataChannel,
-        token: 't',
-        fetch: async () => new Response(null, { status: 204 }),
-        bufferHighWaterMark: 1024,
-        bufferLowWaterMark: 100,
-      });
+      const session = sessionOn(channel);
       const ready = session.waitUntilReady(60_000);
       channel.receive({ ...HELLO, protocol });
       await expect(ready).rejects.toThrow(/another protocol version/);
