@@ -31,7 +31,8 @@
  *   --quick  PGlite only (the Postgres row says so), steps of 200 and 1,000 records/s of
  *            10 s each, no separate sustain or memory run; < 90 s.
  * Environment: PIPELINE_LOG=1 prints every service log line; CPU_PROFILE_DIR is passed on
- * to the stack (every service runs with --cpu-prof). Exits non-zero only when broken (the
+ * to the stack (every service runs with --cpu-prof); PEER_CPU_PROFILE_DIR profiles the
+ * publisher processes the same way. Exits non-zero only when broken (the
  * stack failed, or the database disagrees with what was acked).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -60,6 +61,10 @@ import { createPublicClient, http, parseEventLogs } from 'viem';
 const here = dirname(fileURLToPath(import.meta.url));
 const PEER = resolve(here, '../../faults/bench/peer.ts');
 const PEER_CWD = resolve(here, '../../faults');
+/** PEER_CPU_PROFILE_DIR: every publisher process runs with --cpu-prof and writes its profile there. */
+const PEER_PROFILE_ARGS = process.env.PEER_CPU_PROFILE_DIR
+  ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PEER_CPU_PROFILE_DIR}`]
+  : [];
 const quick = isQuick();
 
 const option = (name: string) => benchOption(name);
@@ -122,7 +127,7 @@ class Publisher {
     readonly name: string,
     env: Record<string, string>,
   ) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', PEER], {
+    this.child = spawn(process.execPath, [...PEER_PROFILE_ARGS, '--import', 'tsx', PEER], {
       cwd: PEER_CWD,
       env: { ...process.env, MODE: 'publish', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
