@@ -229,21 +229,24 @@ describe('NACK_CODES and docs/protocol.md §5.4', () => {
   });
 });
 
+/** An anchor with every member set (docs/protocol.md §5.6). */
+const sampleAnchor: ReceiptAnchor = {
+  status: 'final',
+  confirmations: 12,
+  revision: 2,
+  batchId: `0x${'aa'.repeat(32)}`,
+  merkleRoot: `0x${'bb'.repeat(32)}`,
+  recordCount: 3,
+  chainId: 1,
+  contract: `0x${'cc'.repeat(20)}`,
+  txHash: `0x${'dd'.repeat(32)}`,
+  blockNumber: 100,
+  blockHash: `0x${'ee'.repeat(32)}`,
+  logIndex: 2,
+};
+
 describe('serializeReceiptsMessages', () => {
-  const anchor: ReceiptAnchor = {
-    status: 'included',
-    confirmations: 1,
-    revision: 1,
-    batchId: `0x${'11'.repeat(32)}`,
-    merkleRoot: `0x${'22'.repeat(32)}`,
-    recordCount: 100,
-    chainId: 31337,
-    contract: `0x${'33'.repeat(20)}`,
-    txHash: `0x${'44'.repeat(32)}`,
-    blockNumber: 7,
-    blockHash: `0x${'55'.repeat(32)}`,
-    logIndex: 0,
-  };
+  const anchor = sampleAnchor;
   const recordOf = (i: number, subject = 'alice'): ReceiptRecord => ({
     recordId: `0x${i.toString(16).padStart(64, '0')}`,
     topic: 'demo',
@@ -336,18 +339,3 @@ describe('parseServerMessage: protocol v2 messages', () => {
     ).toBeUndefined();
   });
 });
-
-const sampleAnchor: ReceiptAnchor = {
-  status: 'final',
-  confirmations: 12,
-  revision: 2,
-  batchId: `0x${'aa'.repeat(32)}`,
-  merkleRoot: `0x${'bb'.repeat(32)}`,
-  recordCount: 3,
-  chainId: 1,
-  contract: `0x${'cc'.repeat(20)}`,
-  txHash: `0x${'dd'.repeat(32)}`,
-  blockNumber: 100,
-  blockHash: `0x${'ee'.repeat(32)}`,
-  logIndex: 2,
-};
