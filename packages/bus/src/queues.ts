@@ -73,8 +73,8 @@ export type JobResult<Q extends QueueKind, N extends JobName<Q> = JobName<Q>> = 
 export const jobIds = {
   /** A group of records is identified by its first record id (record ids are unique). */
   recordBatch: (firstRecordId: string) => `records-${firstRecordId}`,
-  /** One revision of a batch's receipts for one relay (a new revision: included, final, reorged). */
-  receiptBatch: (batchId: string, relayId: string, revision: number) =>
+  /** One revision of a batch's anchoring for one relay (a new revision: included, final, reorged). */
+  receiptNotice: (batchId: string, relayId: string, revision: number) =>
     `receipts-${batchId}-${relayId}-r${revision}`,
   createSession: (sessionId: string) => `create-${sessionId}`,
   deleteSession: (sessionId: string, nonce: string) => `delete-${sessionId}-${nonce}`,

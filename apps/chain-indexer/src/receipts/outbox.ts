@@ -59,7 +59,7 @@ export function receiptJobId(
   chunk: number,
   chunks: number,
 ): string {
-  const base = jobIds.receiptBatch(batchId, relayId, revision);
+  const base = jobIds.receiptNotice(batchId, relayId, revision);
   return chunks === 1 ? base : `${base}-${chunk}`;
 }
 
