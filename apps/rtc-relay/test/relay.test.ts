@@ -217,6 +217,102 @@ describe('rtc-relay', () => {
     expect(replies[1]).toMatchObject({ type: 'nack', code: 'topic_not_allowed' });
   });
 
+  test('behavior: a v2 message of publish lines gets one answer per line, in order, each line checked alone', async () => {
+    const { relay, client } = await setup();
+    await relay.startWriter();
+    await relay.connect(client, {}, { protocol: 'streamanchor.v2' });
+    client.send(
+      [
+        publish('p1', { n: 1 }),
+        publish('n1', 1, 'not-granted'),
+        '{"type":"publish",',
+        '', // empty lines are skipped
+        publish('p2', { n: 2 }),
+        publish('too-big', 'z'.repeat(1100)),
+        publish('p3', { n: 3 }),
+        '', // a trailing LF too
+      ].join('\n'),
+    );
+    const ids = ['p1', 'n1', null, 'p2', 'too-big', 'p3'];
+    const answers: { id: string | null; type: string; code?: string }[] = [];
+    while (answers.length < ids.length) {
+      const m = await client.message((m) => m.type === 'acks' || m.type === 'nack');
+      if (m.type === 'acks') for (const ack of m.acks) answers.push({ id: ack.id, type: 'ack' });
+      else if (m.type === 'nack') answers.push({ id: m.id, type: 'nack', code: m.code });
+    }
+    expect(answers).toEqual([
+      { id: 'p1', type: 'ack' },
+      { id: 'n1', type: 'nack', code: 'topic_not_allowed' },
+      { id: null, type: 'nack', code: 'malformed_message' },
+      { id: 'p2', type: 'ack' },
+      { id: 'too-big', type: 'nack', code: 'payload_too_large' },
+      { id: 'p3', type: 'ack' },
+    ]);
+    const queued = () => relay.recordJobs.flatMap((job) => job.records);
+    await vi.waitFor(() => expect(queued()).toHaveLength(3));
+    expect(queued().map((r) => r.payload)).toEqual(['{"n":1}', '{"n":2}', '{"n":3}']);
+
+    // A message with no publish in it is refused as a whole.
+    client.send('\n\n');
+    expect(await client.message((m) => m.type === 'nack')).toMatchObject({
+      id: null,
+      code: 'malformed_message',
+      message: expect.stringContaining('(the message holds no publish)'),
+    });
+  });
+
+  test('behavior: under v1 a line feed is JSON whitespace, so two publishes on two lines are one malformed message', async () => {
+    const { relay, client } = await setup();
+    await relay.connect(client, {}, { protocol: 'streamanchor.v1' });
+    client.send(`${publish('a', 1)}\n${publish('b', 2)}`);
+    client.send('{"type":"publish",\n"id":"c","topic":"demo","payload":3}');
+    expect(await client.message((m) => m.type === 'nack')).toMatchObject({
+      code: 'malformed_message',
+    });
+    expect(await client.message((m) => m.type === 'ack')).toMatchObject({ id: 'c' });
+    expect(relay.app.stats().nacks).toEqual({ malformed_message: 1 });
+  });
+
+  test('behavior: publish lines within the per-line limits but over maxMessageBytes together are one message_too_large', async () => {
+    const { relay, client } = await setup();
+    const offerSdp = await client.offer({ protocol: 'streamanchor.v2' });
+    const { answerSdp } = await relay.createSession({ offerSdp });
+    // Plays a non-compliant client: it pretends the relay allowed 64 KiB messages.
+    client.command({ cmd: 'answer', sdp: answerSdp, maxMessageSize: 65536 });
+    await client.waitFor((e) => e.event === 'open');
+    await client.message((m) => m.type === 'hello');
+    const line = publish('l', 'y'.repeat(900));
+    client.send(Array.from({ length: 6 }, () => line).join('\n')); // ~5.6 KB > 4096
+    client.send(publish('fine', 'small'));
+    expect(await client.message((m) => m.type === 'acks' || m.type === 'nack')).toMatchObject({
+      type: 'nack',
+      id: null,
+      code: 'message_too_large',
+    });
+    const next = await client.message((m) => m.type === 'acks' || m.type === 'nack');
+    expect(next).toMatchObject({ type: 'acks', acks: [{ id: 'fine' }] });
+  });
+
+  test('behavior: refused publish lines count one refusal each; past REFUSALS_CLOSE_AFTER the rest of the message is not read', async () => {
+    const { relay, attacker, other } = await setupAttackerAndOther({
+      REFUSALS_CLOSE_AFTER: '50',
+    });
+    // setupAttackerAndOther opens v1 sessions: this attacker gets a v2 one of its own.
+    await attacker.stop();
+    const v2 = await ClientProcess.spawn();
+    client = v2;
+    await relay.connect(v2, { subject: 'mallory' }, { protocol: 'streamanchor.v2' });
+    v2.send(Array.from({ length: 80 }, () => 'not json').join('\n'));
+    await v2.message((m) => m.type === 'nack' && m.id === null && m.code === 'rate_limited');
+    await v2.waitFor((e) => e.event === 'closed', 10_000);
+    const nacks = relay.app.stats().nacks;
+    expect(nacks.malformed_message).toBe(51);
+    expect(nacks.rate_limited).toBe(1);
+    expect(
+      await other.publishMany({ count: 50, payloadBytes: 100, topic: 'demo', idPrefix: 'n' }),
+    ).toMatchObject({ acks: 50, nacks: 0 });
+  });
+
   test('behavior: each invalid message gets its nack code and the session keeps working', async () => {
     const { relay, client } = await setup();
     await relay.connect(client, { topics: ['demo'] });

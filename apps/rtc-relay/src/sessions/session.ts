@@ -15,6 +15,7 @@ import {
   type SerializedReceipts,
   serializeReceiptsMessages,
   tokenExpiredFrom,
+  utf8Length,
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
@@ -502,6 +503,43 @@ export class Session {
       );
       return;
     }
+    if (this.protocol !== 'streamanchor.v1' && message.includes('\n')) {
+      this.onPublishLines(message, now);
+      return;
+    }
+    this.onPublish(message, now);
+  }
+
+  /**
+   * A v2 message of several publishes, one per line (docs/protocol.md §5.2.1): each line is
+   * checked and answered exactly as if it had come in its own message, in order. The size
+   * limit is the whole message's; every other limit is each line's.
+   */
+  private onPublishLines(message: string, now: number): void {
+    const limit = this.ctx.maxMessageBytes;
+    if (message.length > limit || (message.length * 3 > limit && utf8Length(message) > limit)) {
+      this.refuse(null, 'message_too_large', `limit is ${limit} bytes`, now, message.length);
+      return;
+    }
+    let publishes = 0;
+    for (let start = 0; start < message.length; ) {
+      let end = message.indexOf('\n', start);
+      if (end === -1) end = message.length;
+      if (end > start) {
+        publishes += 1;
+        this.onPublish(message.slice(start, end), now);
+        // Closed for refusals: the rest of the message is not read.
+        if (this.abusive || this.state === 'closed') return;
+      }
+      start = end + 1;
+    }
+    if (publishes === 0) {
+      this.refuse(null, 'malformed_message', 'the message holds no publish', now, message.length);
+    }
+  }
+
+  /** Checks one publish message (or one line of a v2 message) and answers it. */
+  private onPublish(message: string, now: number): void {
     const screened = screenMessage(message, this.ctx);
     if (!screened.ok) {
       this.refuse(screened.id, screened.code, screened.detail, now, message.length);
