@@ -23,7 +23,9 @@
  * line per receipt, `sentAtEpochMs ackMs receiptMs`, both latencies from the send), RECEIPT_WAIT_MS
  * (publish with RECEIPTS_FILE: after `stop`, wait this long at most for the receipts still due),
  * DISCONNECT_GRACE_MS (10000, the relay's DISCONNECT_TIMEOUT_MS default: how long a peer
- * connection may stay `disconnected` before the session counts as ended).
+ * connection may stay `disconnected` before the session counts as ended), PUBLISH_LINES
+ * (publish: most publishes in one message, as v2 publish lines; 1000, bounded by 64 KiB;
+ * 1: one message per publish).
  *
  * Sessions speak protocol v2 (src/offer.ts): acks come many to an `acks` message, each
  * handled as v1's `ack` message was; receipts come as `receipts` and `anchoring` messages,
@@ -57,6 +59,9 @@ const ACKED_FILE = process.env.ACKED_FILE;
 const RECEIPTS_FILE = process.env.RECEIPTS_FILE;
 const RECEIPT_WAIT_MS = Number(process.env.RECEIPT_WAIT_MS ?? 0);
 const DISCONNECT_GRACE_MS = Number(process.env.DISCONNECT_GRACE_MS ?? 10_000);
+const PUBLISH_LINES = Math.max(1, Number(process.env.PUBLISH_LINES ?? 1000));
+/** The relay's default maxMessageBytes (hello): a message of publish lines stays within it. */
+const MESSAGE_BYTES = 65_536;
 
 const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -317,26 +322,46 @@ async function runPublish(): Promise<void> {
     }
     if (stopping) return;
     credit = Math.min(credit + (RATE * elapsed) / 1000, RATE / 10);
-    while (credit >= 1) {
-      credit -= 1;
-      if (!session.dc.isOpen() || session.dc.bufferedAmount() > 1024 * 1024) return;
-      const id = `${ID_PREFIX}${counter++}`;
+    const dc = session.dc;
+    // This tick's publishes go out as v2 publish lines, PUBLISH_LINES to a message, as the
+    // SDK coalesces the publishes of one task.
+    let lines: string[] = [];
+    let ids: string[] = [];
+    let bytes = 0;
+    const sendLines = (): boolean => {
+      if (lines.length === 0) return true;
       try {
-        session.dc.sendMessage(
-          JSON.stringify({
-            type: 'publish',
-            id,
-            topic: TOPIC,
-            payload: { n: counter, at: Date.now(), fill: filler },
-          }),
-        );
+        dc.sendMessage(lines.join('\n'));
       } catch {
-        return;
+        return false;
       }
-      pending.set(id, now());
-      figures.sent += 1;
-      whole.sent += 1;
+      const sentAt = now();
+      for (const id of ids) pending.set(id, sentAt);
+      figures.sent += ids.length;
+      whole.sent += ids.length;
+      lines = [];
+      ids = [];
+      bytes = 0;
+      return true;
+    };
+    while (credit >= 1) {
+      if (!dc.isOpen() || dc.bufferedAmount() > 1024 * 1024) break;
+      credit -= 1;
+      const id = `${ID_PREFIX}${counter++}`;
+      const line = JSON.stringify({
+        type: 'publish',
+        id,
+        topic: TOPIC,
+        payload: { n: counter, at: Date.now(), fill: filler },
+      });
+      if (lines.length >= PUBLISH_LINES || bytes + line.length + 1 > MESSAGE_BYTES) {
+        if (!sendLines()) return;
+      }
+      lines.push(line);
+      ids.push(id);
+      bytes += line.length + 1;
     }
+    sendLines();
   }, 10);
   await stopped;
   clearInterval(timer);

@@ -28,6 +28,10 @@ class FakeChannel extends EventTarget {
     if (this.readyState !== 'open') throw new Error('InvalidStateError');
     this.sent.push(text);
   }
+  /** Every publish sent, in order: under v2 one message may carry several, one per line. */
+  lines(): string[] {
+    return this.sent.flatMap((text) => text.split('\n'));
+  }
   close(): void {
     if (this.readyState === 'closed') return;
     this.readyState = 'closed';
@@ -60,7 +64,9 @@ const HELLO = {
 const hex32 = (digit: string) => `0x${digit.repeat(64)}` as const;
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-function openSession(options: { highWaterMark?: number; maxTrackedRecords?: number } = {}) {
+function openSession(
+  options: { highWaterMark?: number; maxTrackedRecords?: number; maxMessageBytes?: number } = {},
+) {
   const channel = new FakeChannel();
   const pc = new FakePeerConnection();
   const fetches: { url: string; method: string; channelState: string }[] = [];
@@ -77,7 +83,7 @@ function openSession(options: { highWaterMark?: number; maxTrackedRecords?: numb
     maxTrackedRecords: options.maxTrackedRecords,
   });
   const ready = session.waitUntilReady(5000);
-  channel.receive(HELLO);
+  channel.receive({ ...HELLO, maxMessageBytes: options.maxMessageBytes ?? HELLO.maxMessageBytes });
   return { session, channel, pc, fetches, ready };
 }
 
@@ -157,7 +163,7 @@ async function ackRecords(
 ): Promise<void> {
   const publishes = bytes.map((_, i) => session.publish('demo', i));
   await tick();
-  const sent = channel.sent.slice(-bytes.length);
+  const sent = channel.lines().slice(-bytes.length);
   // As a v2 relay answers: the acks together in one `acks` message.
   const acks = bytes.map((byte, i) => {
     const { type: _, ...fields } = ackFor(sent[i]!, byte);
@@ -232,19 +238,22 @@ describe('StreamAnchorSession', () => {
     const refused = session.publish('secret', 3);
     const last = session.publish('demo', 4);
     await tick();
-    expect(channel.sent).toHaveLength(4);
+    // The raw text goes alone; the two publishes after it share a message.
+    expect(channel.sent).toHaveLength(3);
+    const lines = channel.lines();
+    expect(lines).toHaveLength(4);
     const fields = (text: string, byte: string) => {
       const { type: _, ...ack } = ackFor(text, byte);
       return ack;
     };
     channel.receive({
       type: 'acks',
-      acks: [fields(channel.sent[0]!, 'a'), fields(channel.sent[1]!, 'b')],
+      acks: [fields(lines[0]!, 'a'), fields(lines[1]!, 'b')],
     });
     channel.receive({ type: 'nack', id: '2', code: 'topic_not_allowed', message: 'no' });
-    channel.receive({ type: 'acks', acks: [fields(channel.sent[3]!, 'c')] });
+    channel.receive({ type: 'acks', acks: [fields(lines[3]!, 'c')] });
     await expect(first).resolves.toMatchObject({ id: '1', recordId: hex32('a') });
-    await expect(raw).resolves.toEqual({ type: 'ack', ...fields(channel.sent[1]!, 'b') });
+    await expect(raw).resolves.toEqual({ type: 'ack', ...fields(lines[1]!, 'b') });
     await expect(refused).rejects.toBeInstanceOf(NackError);
     await expect(last).resolves.toMatchObject({ id: '3', recordId: hex32('c') });
     // Each acked record is tracked, as after an ack message.
@@ -266,7 +275,50 @@ describe('StreamAnchorSession', () => {
     channel.bufferedAmount = 50;
     channel.dispatchEvent(new Event('bufferedamountlow'));
     await tick();
-    expect(channel.sent.map((text) => JSON.parse(text).payload)).toEqual([1, 2]);
+    expect(channel.lines().map((text) => JSON.parse(text).payload)).toEqual([1, 2]);
+    for (const text of channel.lines()) channel.receive(ackFor(text));
+    await Promise.all(publishes);
+  });
+
+  it('behavior: publishes made in one task leave together as publish lines (v2), each message within maxMessageBytes', async () => {
+    const { session, channel, ready } = openSession({ maxMessageBytes: 300 });
+    await ready;
+    const payloads = Array.from({ length: 10 }, (_, i) => ({ n: i, fill: 'f'.repeat(20) }));
+    const publishes = payloads.map((payload) => session.publish('demo', payload));
+    await tick();
+    // Each line is 75 bytes: three lines and their two separators fit in 300 bytes, four do not.
+    expect(channel.sent.map((text) => text.split('\n').length)).toEqual([3, 3, 3, 1]);
+    for (const text of channel.sent)
+      expect(new TextEncoder().encode(text).length).toBeLessThanOrEqual(300);
+    expect(channel.lines().map((line) => JSON.parse(line).payload)).toEqual(payloads);
+    channel.receive({
+      type: 'acks',
+      acks: channel.lines().map((line, i) => {
+        const { type: _, ...fields } = ackFor(line, i.toString(16));
+        return fields;
+      }),
+    });
+    const acks = await Promise.all(publishes);
+    expect(acks.map((ack) => ack.recordId)).toEqual(payloads.map((_, i) => hex32(i.toString(16))));
+    // A publish awaited before the next goes alone.
+    const alone = session.publish('demo', 'later');
+    await tick();
+    expect(channel.sent.at(-1)).toBe(
+      '{"type":"publish","id":"11","topic":"demo","payload":"later"}',
+    );
+    channel.receive(ackFor(channel.sent.at(-1)!));
+    await alone;
+  });
+
+  it('behavior: a v1 session sends each publish as a message of its own', async () => {
+    const channel = new FakeChannel('streamanchor.v1');
+    const session = sessionOn(channel);
+    const ready = session.waitUntilReady(5000);
+    channel.receive({ ...HELLO, protocol: 'streamanchor.v1' });
+    await ready;
+    const publishes = [1, 2, 3].map((n) => session.publish('demo', n));
+    await tick();
+    expect(channel.sent.map((text) => JSON.parse(text).payload)).toEqual([1, 2, 3]);
     for (const text of channel.sent) channel.receive(ackFor(text));
     await Promise.all(publishes);
   });

@@ -4,6 +4,7 @@ import {
   contentHashOf,
   type HelloMessage,
   isProtocolVersion,
+  LIMITS,
   type NackMessage,
   PROTOCOL_VERSION,
   type ProtocolVersion,
@@ -11,6 +12,7 @@ import {
   type Receipt,
   receiptOf,
   type ServerMessage,
+  utf8Length,
 } from '@streamanchor/protocol';
 import {
   ConnectError,
@@ -54,6 +56,12 @@ interface Pending {
   reject(error: Error): void;
 }
 
+interface Outgoing {
+  pending: Pending;
+  text: string;
+  alone: boolean;
+}
+
 export interface SessionInit {
   pc: RTCPeerConnection;
   channel: RTCDataChannel;
@@ -93,7 +101,9 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
   readonly #inFlight: Pending[] = [];
   /** Publish ids reserved by queued or in-flight publishes. */
   readonly #reservedIds = new Set<string>();
-  #sendChain: Promise<void> = Promise.resolve();
+  /** Texts waiting to be sent, in call order (see #send). */
+  readonly #outbox: Outgoing[] = [];
+  #flushing = false;
   /** The current receipt of every record acked in this session (bounded; see ReceiptBook). */
   readonly #receiptBook: ReceiptBook;
   readonly #receiptListeners = new Set<(receipt: Receipt) => void>();
@@ -166,6 +176,8 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
    * queued; rejects with NackError on a nack, IntegrityError when the acked content hash
    * differs from the locally computed one, NonCanonicalPayloadError (protocol) when the
    * payload has no canonical JSON form, SessionClosedError when the session ends first.
+   * Publishes made in the same task (a loop, say) leave together in one data-channel message
+   * under protocol v2; each is still acked or nacked on its own.
    */
   async publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<Ack> {
     const canonical = canonicalPayload(payload);
@@ -202,11 +214,13 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
   }
 
   /**
-   * FOR TESTS AND DEMOS ONLY: sends `text` as-is on the data channel and resolves with the
-   * relay's ack or nack (it does not reject on a nack). Use `publish` for real records.
+   * FOR TESTS AND DEMOS ONLY: sends `text` as-is, as a message of its own, on the data
+   * channel and resolves with the relay's ack or nack (it does not reject on a nack). Use
+   * `publish` for real records. Under v2 a line feed in `text` separates publishes
+   * (docs/protocol.md §5.2.1): give one publish, without a line feed, so that one answer comes.
    */
   sendRaw(text: string): Promise<RawResult> {
-    return this.#send(null, text);
+    return this.#send(null, text, true);
   }
 
   /**
@@ -391,36 +405,77 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
     this.#pc.close();
   }
 
-  #send(id: string | null, text: string): Promise<RawResult> {
+  /**
+   * Queues `text` to go out in send order. Under v2, the publishes queued in one task leave
+   * together as publish lines (docs/protocol.md §5.2.1), as many to a message as the relay's
+   * `maxMessageBytes` allows: one data-channel message instead of one per record.
+   * `alone`: the text goes out as a message of its own, as it is (sendRaw).
+   */
+  #send(id: string | null, text: string, alone = false): Promise<RawResult> {
     return new Promise<RawResult>((resolve, reject) => {
-      // One chain keeps the send order equal to the call order (acks come back in that order).
-      this.#sendChain = this.#sendChain.then(async () => {
+      this.#outbox.push({ pending: { id, resolve, reject }, text, alone });
+      if (this.#flushing) return;
+      this.#flushing = true;
+      queueMicrotask(() => void this.#flush());
+    });
+  }
+
+  /** Sends the outbox, waiting for `bufferedamountlow` whenever the channel is past its high-water mark. */
+  async #flush(): Promise<void> {
+    try {
+      while (this.#outbox.length > 0) {
+        if (this.#state === 'open' && this.#channel.bufferedAmount > this.#highWaterMark) {
+          await this.#bufferDrained();
+        }
         if (this.#state !== 'open') {
-          reject(
-            new SessionClosedError(`Session is ${this.#state}`, { details: this.#closeReason }),
-          );
+          const error = new SessionClosedError(`Session is ${this.#state}`, {
+            details: this.#closeReason,
+          });
+          for (const outgoing of this.#outbox.splice(0)) outgoing.pending.reject(error);
           return;
         }
-        if (this.#channel.bufferedAmount > this.#highWaterMark) await this.#bufferDrained();
-        if (this.#state !== 'open') {
-          reject(new SessionClosedError(`Session closed: ${this.#closeReason}`));
-          return;
-        }
-        const pending: Pending = { id, resolve, reject };
-        this.#inFlight.push(pending);
+        const group = this.#outbox.splice(0, this.#nextMessageLines());
+        const text = group.length === 1 ? group[0]!.text : group.map((o) => o.text).join('\n');
+        for (const outgoing of group) this.#inFlight.push(outgoing.pending);
         try {
           this.#channel.send(text);
         } catch (error) {
-          this.#inFlight.splice(this.#inFlight.indexOf(pending), 1);
-          reject(
-            new StreamAnchorError('The data channel refused the message', {
-              details: (error as Error).message,
-              cause: error,
-            }),
-          );
+          // They were the last ones in flight.
+          this.#inFlight.splice(this.#inFlight.length - group.length, group.length);
+          const refused = new StreamAnchorError('The data channel refused the message', {
+            details: (error as Error).message,
+            cause: error,
+          });
+          for (const outgoing of group) outgoing.pending.reject(refused);
         }
-      });
-    });
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /** How many of the outbox's first texts go into the next message. */
+  #nextMessageLines(): number {
+    const outbox = this.#outbox;
+    if (this.#protocol === 'streamanchor.v1' || outbox[0]!.alone) return 1;
+    const limit = this.#messageLimit();
+    let bytes = utf8Length(outbox[0]!.text);
+    let lines = 1;
+    while (lines < outbox.length && !outbox[lines]!.alone) {
+      const next = utf8Length(outbox[lines]!.text) + 1;
+      if (bytes + next > limit) break;
+      bytes += next;
+      lines += 1;
+    }
+    return lines;
+  }
+
+  /** The largest message the relay takes (its hello) and the transport carries. */
+  #messageLimit(): number {
+    let limit = this.#hello?.maxMessageBytes ?? LIMITS.maxMessageBytes;
+    const transport = this.#pc.sctp?.maxMessageSize;
+    if (transport !== undefined && transport > 0 && transport < limit) limit = transport;
+    return limit;
   }
 
   /** Waits until the channel's buffer drops to its low-water mark (or the session closes). */
