@@ -227,7 +227,7 @@ describe('rtc-relay', () => {
         publish('n1', 1, 'not-granted'),
         '{"type":"publish",',
         '', // empty lines are skipped
-        publish('p2', { n: 2 }),
+        `${publish('p2', { n: 2 })}\r`, // CR LF: the CR is JSON whitespace
         publish('too-big', 'z'.repeat(1100)),
         publish('p3', { n: 3 }),
         '', // a trailing LF too
