@@ -7,7 +7,7 @@ import {
   type Keys,
 } from '@streamanchor/bus';
 import { deployStreamAnchor, streamAnchorAbi } from '@streamanchor/contracts';
-import type { DatabaseHandle } from '@streamanchor/db';
+import { createBatchLedger, type DatabaseHandle } from '@streamanchor/db';
 import { ReceiptNoticeJob, receiptOf, verifyReceiptProof } from '@streamanchor/protocol';
 import { createLogger } from '@streamanchor/service-kit';
 import {
@@ -90,13 +90,33 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     return app;
   }
 
-  /** A receiptNotice job's receipts, one per record, as a relay turns them into messages. */
-  function receiptsIn(data: unknown) {
+  /**
+   * A receiptNotice job's receipts, one per record, as a relay turns them into messages. A
+   * later notice carries each session's number of records only: they are read as a relay
+   * would get them (SessionRecordsRequest), here from the ledger the lookup worker answers
+   * from (lookup.test.ts covers the request over the queue).
+   */
+  async function receiptsIn(data: unknown) {
     const { anchor, sessions } = data as ReceiptNoticeJob;
-    return sessions.flatMap(({ sessionId, records }) =>
-      records.map((record) => ({ sessionId, receipt: receiptOf(anchor, record) })),
-    );
+    const ledger = createBatchLedger(database.db, {
+      chainId: 31337,
+      contract,
+      finalityDepth: 3,
+    });
+    const receipts = [];
+    for (const session of sessions) {
+      let records = 'records' in session ? session.records : undefined;
+      if (!('records' in session)) {
+        records = await ledger.sessionRecordsOf(anchor.batchId, session.sessionId);
+        expect(records).toHaveLength(session.recordCount);
+      }
+      for (const record of records!)
+        receipts.push({ sessionId: session.sessionId, receipt: receiptOf(anchor, record) });
+    }
+    return receipts;
   }
+  const receiptsOfJobs = async (jobs: readonly { data: unknown }[]) =>
+    (await Promise.all(jobs.map((job) => receiptsIn(job.data)))).flat();
 
   /** A worker standing in for rtc-relay on one relay's receipts queue. */
   function relayWorker(relayId: string) {
@@ -104,7 +124,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const worker = createWorker({ connection: redis, keys }, 'receipts', relayId, async (job) => {
       const data = job.data as ReceiptNoticeJob;
       jobs.push({ id: job.id, name: job.name, data });
-      return { delivered: receiptsIn(data).length };
+      return { delivered: (await receiptsIn(data)).length };
     });
     cleanups.push(() => worker.close());
     return jobs;
@@ -203,7 +223,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
       expect(job.id).toBe(receiptJobId(batch.batchId, 1, relayId, 0, 1));
       expect(Value.Check(ReceiptNoticeJob, job.data)).toBe(true);
       const perSession: Record<string, number> = {};
-      for (const { sessionId, receipt } of receiptsIn(job.data)) {
+      for (const { sessionId, receipt } of await receiptsIn(job.data)) {
         perSession[sessionId] = (perSession[sessionId] ?? 0) + 1;
         expect(verifyReceiptProof(receipt)).toBe(true);
         expect(receipt.merkleRoot).toBe(onChain?.args.merkleRoot.toLowerCase());
@@ -258,7 +278,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
       batches.map((b) => receiptJobId(b.batchId, 1, 'relay-a', 0, 1)).sort(),
     );
     for (const job of jobs)
-      for (const { receipt } of receiptsIn(job.data)) {
+      for (const { receipt } of await receiptsIn(job.data)) {
         expect(verifyReceiptProof(receipt)).toBe(true);
         expect(receipt.status).toBe('final');
       }
@@ -431,7 +451,9 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     expect((await batchRow(batch.batchId)).status).toBe('included');
     const jobs = await waitingJobs('relay-a');
     expect(jobs).toHaveLength(1);
-    expect(receiptsIn(jobs[0]!.data)[0]?.receipt.blockNumber).toBe(Number(anchored.blockNumber));
+    expect((await receiptsIn(jobs[0]!.data))[0]?.receipt.blockNumber).toBe(
+      Number(anchored.blockNumber),
+    );
   });
 
   it('behavior: chunks a large group of receipts into several jobs', async () => {
@@ -445,9 +467,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const jobs = await waitingJobs('relay-a');
     const base = receiptJobId(batch.batchId, 1, 'relay-a', 0, 1);
     expect(jobs.map((job) => job.id).sort()).toEqual([`${base}-0`, `${base}-1`, `${base}-2`]);
-    const ids = jobs
-      .flatMap((job) => receiptsIn(job.data).map(({ receipt }) => receipt.recordId))
-      .sort();
+    const ids = (await receiptsOfJobs(jobs)).map(({ receipt }) => receipt.recordId).sort();
     expect(ids).toEqual(batch.records.map((r) => r.recordId).sort());
   });
 
@@ -471,9 +491,10 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const result = await makeApp().syncToHead();
     expect(result.receipts).toMatchObject({ notices: 2, jobs: 1, receipts: 2, invalid: 3 });
     const jobs = await waitingJobs('relay-a');
-    expect(
-      jobs.flatMap((job) => receiptsIn(job.data).map(({ receipt }) => receipt.batchId)),
-    ).toEqual([healthy.batchId, healthy.batchId]);
+    expect((await receiptsOfJobs(jobs)).map(({ receipt }) => receipt.batchId)).toEqual([
+      healthy.batchId,
+      healthy.batchId,
+    ]);
   });
 
   it('behavior: rewinds when the cursor block leaves the chain (reorg) and re-anchors', async () => {
@@ -512,12 +533,16 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const reorged = (await waitingJobs('relay-a')).find(
       (job) => job.id === receiptJobId(batch.batchId, 2, 'relay-a', 0, 1),
     );
-    expect(receiptsIn(reorged!.data).map(({ receipt }) => receipt.status)).toEqual([
+    // A later notice: the session's number of records, not the records again.
+    expect((reorged!.data as ReceiptNoticeJob).sessions).toEqual([
+      { sessionId: batch.records[0]!.sessionId, recordCount: 3 },
+    ]);
+    expect((await receiptsIn(reorged!.data)).map(({ receipt }) => receipt.status)).toEqual([
       'reorged',
       'reorged',
       'reorged',
     ]);
-    expect(receiptsIn(reorged!.data)[0]?.receipt).toMatchObject({
+    expect((await receiptsIn(reorged!.data))[0]?.receipt).toMatchObject({
       blockHash: first.blockHash,
       confirmations: 0,
     });
@@ -535,7 +560,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const job = (await waitingJobs('relay-a')).find(
       (j) => j.id === receiptJobId(batch.batchId, 3, 'relay-a', 0, 1),
     );
-    for (const { receipt } of receiptsIn(job!.data)) {
+    for (const { receipt } of await receiptsIn(job!.data)) {
       expect(receipt).toMatchObject({ status: 'included', revision: 3 });
       expect(receipt.blockHash).toBe(second.blockHash);
       expect(verifyReceiptProof(receipt)).toBe(true);
@@ -561,7 +586,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const final = (await waitingJobs('relay-a')).find(
       (j) => j.id === receiptJobId(batch.batchId, 4, 'relay-a', 0, 1),
     );
-    expect(receiptsIn(final!.data)[0]?.receipt).toMatchObject({
+    expect((await receiptsIn(final!.data))[0]?.receipt).toMatchObject({
       status: 'final',
       blockHash: second.blockHash,
       confirmations: 4,

@@ -40,7 +40,7 @@ export const ConfigSchema = Type.Object({
     minimum: 1,
     default: 250,
     description:
-      'most records in one receiptNotice job (a notice for more records is split into several jobs)',
+      'most records in one receiptNotice job (a notice for more records is split into several jobs); in a later notice of a batch, which gives each session only its number of records, most sessions',
   }),
   RECEIPT_CACHE_RECORDS: Type.Integer({
     minimum: 0,

@@ -2,8 +2,10 @@ import {
   type AuditPublisher,
   type BusDeps,
   createAuditPublisher,
+  createIndexerClient,
   createQueue,
   createRelayRegistry,
+  type IndexerClient,
   type Keys,
   type TypedQueue,
   type TypedWorker,
@@ -61,6 +63,7 @@ export function createApp(deps: AppDeps): App {
   let manager: SessionManager | undefined;
   let controlWorker: TypedWorker<'relayControl'> | undefined;
   let receiptsWorker: TypedWorker<'receipts'> | undefined;
+  let indexer: IndexerClient | undefined;
   let heartbeat: Heartbeat | undefined;
   let stopping: Promise<void> | undefined;
   let audit: AuditPublisher | undefined;
@@ -86,7 +89,8 @@ export function createApp(deps: AppDeps): App {
       onError: (error) => logger.warn({ err: error }, 'could not queue audit events; will retry'),
     });
     manager = new SessionManager({ config, logger, pipeline, hash, registry, counters, audit });
-    receiptsWorker = createReceiptsWorker({ bus, relayId, manager, counters, logger });
+    indexer = createIndexerClient({ bus, timeoutMs: config.lookupTimeoutMs, logger });
+    receiptsWorker = createReceiptsWorker({ bus, relayId, manager, indexer, counters, logger });
     controlWorker = createControlWorker({ bus, relayId, manager, logger });
     await Promise.all([receiptsWorker.waitUntilReady(), controlWorker.waitUntilReady()]);
     const sessions = manager;
@@ -128,6 +132,7 @@ export function createApp(deps: AppDeps): App {
     // 3. Whatever is still buffered gets queued (or refused) before the queue closes.
     await step('pipeline', () => pipeline?.close());
     await step('receipts worker', () => receiptsWorker?.close());
+    await step('indexer client', () => indexer?.close());
     // After the sessions closed: their session_closed / session_nacks events are buffered.
     await step('audit publisher', () => audit?.close());
     await step('records queue', () => recordsQueue?.close());

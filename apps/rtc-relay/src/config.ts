@@ -183,6 +183,12 @@ export const ConfigSchema = Type.Object({
     minimum: 64 * 1024,
     description: 'a session whose unsent outgoing bytes exceed this (client not reading) is closed',
   }),
+  LOOKUP_TIMEOUT_MS: Int({
+    default: 5000,
+    minimum: 1,
+    description:
+      'how long the relay waits for the chain-indexer to answer a request for a session records of a batch, when a receipt notice carried only their number (ms)',
+  }),
   CLOSE_GRACE_MS: Int({
     default: 5000,
     minimum: 0,
@@ -220,6 +226,8 @@ export interface Config {
   };
   recordFlushMs: number;
   recordFlushMax: number;
+  /** How long a request to the chain-indexer (a session's records of a batch) may take (ms). */
+  lookupTimeoutMs: number;
   recordBufferMax: number;
   recordBufferMaxPerSession: number;
   heartbeatMs: number;
@@ -271,6 +279,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       suspendAbusiveSubjectMs: e.ABUSIVE_SUBJECT_SUSPEND_MS,
     },
     recordFlushMs: e.RECORD_FLUSH_MS,
+    lookupTimeoutMs: e.LOOKUP_TIMEOUT_MS,
     recordFlushMax: e.RECORD_FLUSH_MAX,
     recordBufferMax: e.RECORD_BUFFER_MAX,
     recordBufferMaxPerSession: Math.min(e.RECORD_BUFFER_MAX_PER_SESSION, e.RECORD_BUFFER_MAX),

@@ -11,6 +11,7 @@ import {
   createQueue,
   createQueueEvents,
   createRelayRegistry,
+  createWorker,
   jobIds,
   RemoteError,
   requestReply,
@@ -24,6 +25,7 @@ import {
   type NackMessage,
   type Receipt,
   type ReceiptNoticeJob,
+  type ReceiptRecord,
   receiptOf,
   type ServerMessage,
   splitReceipt,
@@ -97,6 +99,41 @@ const sampleReceipt: Receipt = {
   blockHash: `0x${'99'.repeat(32)}`,
   logIndex: 0,
 };
+
+/** Adds receiptNotice jobs to the relay's receipts queue, as the indexer does, and awaits each. */
+function receiptQueue(relay: TestRelay) {
+  const queue = createQueue(relay.bus, 'receipts', relay.app.relayId);
+  const events = createQueueEvents(relay.bus, 'receipts', relay.app.relayId);
+  const ready = events.waitUntilReady();
+  return {
+    async notice(data: ReceiptNoticeJob) {
+      await ready;
+      return (await queue.add('receiptNotice', data)).waitUntilFinished(events, 10_000);
+    },
+    async close() {
+      await events.close();
+      await queue.close();
+    },
+  };
+}
+
+/**
+ * A worker on the real `indexerLookup` queue standing in for chain-indexer's sessionRecords
+ * answers: `records` by `batchId/sessionId` (none for others); `requests` lists what was asked.
+ */
+async function startIndexerStandIn(
+  relay: TestRelay,
+  records: Record<string, ReceiptRecord[]> = {},
+) {
+  const requests: string[] = [];
+  const worker = createWorker(relay.bus, 'indexerLookup', undefined, async (job) => {
+    const { batchId, sessionId } = job.data as { batchId: string; sessionId: string };
+    requests.push(`${batchId}/${sessionId}`);
+    return { records: records[`${batchId}/${sessionId}`] ?? [] };
+  });
+  await worker.waitUntilReady();
+  return { requests, close: () => worker.close() };
+}
 
 describe('rtc-relay', () => {
   test('default: hello, then a publish is acked after its record was queued', async () => {
@@ -486,6 +523,101 @@ describe('rtc-relay', () => {
       );
     } finally {
       await events.close();
+      await receipts.close();
+    }
+  });
+
+  test('behavior: a later notice with only the number of records is one `anchoring` to a v2 session that has them, and asks the indexer for nothing', async () => {
+    const { relay, client } = await setup();
+    const { sessionId } = await relay.connect(client, {}, { protocol: 'streamanchor.v2' });
+    const indexer = await startIndexerStandIn(relay);
+    const { anchor, record } = splitReceipt(sampleReceipt);
+    const final = { ...anchor, status: 'final' as const, revision: 2, confirmations: 12 };
+    const receipts = receiptQueue(relay);
+    try {
+      expect(
+        await receipts.notice({ anchor, sessions: [{ sessionId, records: [record] }] }),
+      ).toEqual({ delivered: 1 });
+      expect(
+        await receipts.notice({ anchor: final, sessions: [{ sessionId, recordCount: 1 }] }),
+      ).toEqual({ delivered: 1 });
+      // Retried after it: the newest anchoring again, never the older one.
+      expect(
+        await receipts.notice({
+          anchor: { ...anchor, status: 'reorged', revision: 1 },
+          sessions: [{ sessionId, recordCount: 1 }],
+        }),
+      ).toEqual({ delivered: 1 });
+      await vi.waitFor(() => expect(client.messages()).toHaveLength(4), { timeout: 5000 });
+      expect(client.messages().slice(1)).toEqual([
+        { type: 'receipts', anchor, records: [record] },
+        { type: 'anchoring', anchor: final, records: 1 },
+        { type: 'anchoring', anchor: final, records: 1 },
+      ]);
+      expect(indexer.requests).toEqual([]);
+    } finally {
+      await receipts.close();
+      await indexer.close();
+    }
+  });
+
+  test('behavior: for a v1 session, or a v2 one not sent the batch, the relay asks the indexer for the records of a notice that gave their number', async () => {
+    const { relay, client } = await setup();
+    second = await ClientProcess.spawn();
+    const { sessionId: v1 } = await relay.connect(client, {}, { protocol: 'streamanchor.v1' });
+    const { sessionId: v2 } = await relay.connect(second, {}, { protocol: 'streamanchor.v2' });
+    const { anchor, record } = splitReceipt(sampleReceipt);
+    const other = { ...record, recordId: `0x${'77'.repeat(32)}` as const, leafIndex: 1 };
+    const indexer = await startIndexerStandIn(relay, {
+      [`${anchor.batchId}/${v1}`]: [record, other],
+      [`${anchor.batchId}/${v2}`]: [other],
+    });
+    const final = { ...anchor, status: 'final' as const, revision: 2, confirmations: 12 };
+    const receipts = receiptQueue(relay);
+    try {
+      expect(
+        await receipts.notice({
+          anchor: final,
+          sessions: [
+            { sessionId: v1, recordCount: 2 },
+            { sessionId: v2, recordCount: 1 },
+          ],
+        }),
+      ).toEqual({ delivered: 3 });
+      await vi.waitFor(() => expect(client.messages()).toHaveLength(3), { timeout: 5000 });
+      expect(client.messages().slice(1)).toEqual(
+        [record, other].map((r) => ({ type: 'receipt', receipt: receiptOf(final, r) })),
+      );
+      await vi.waitFor(() => expect(second!.messages()).toHaveLength(2), { timeout: 5000 });
+      expect(second.messages()[1]).toEqual({ type: 'receipts', anchor: final, records: [other] });
+      expect(indexer.requests.sort()).toEqual(
+        [`${anchor.batchId}/${v1}`, `${anchor.batchId}/${v2}`].sort(),
+      );
+    } finally {
+      await receipts.close();
+      await indexer.close();
+    }
+  });
+
+  test('error: when the indexer does not answer within LOOKUP_TIMEOUT_MS, those receipts count undeliverable and later notices still go out', async () => {
+    const { relay, client } = await setup({ LOOKUP_TIMEOUT_MS: '300' });
+    const { sessionId } = await relay.connect(client, {}, { protocol: 'streamanchor.v1' });
+    const { anchor, record } = splitReceipt(sampleReceipt);
+    const final = { ...anchor, status: 'final' as const, revision: 2, confirmations: 12 };
+    const receipts = receiptQueue(relay);
+    try {
+      // No indexer on the lookup queue: the request times out.
+      expect(
+        await receipts.notice({ anchor: final, sessions: [{ sessionId, recordCount: 1 }] }),
+      ).toEqual({ delivered: 0 });
+      const next = { ...anchor, batchId: `0x${'aa'.repeat(32)}` as const };
+      expect(
+        await receipts.notice({ anchor: next, sessions: [{ sessionId, records: [record] }] }),
+      ).toEqual({ delivered: 1 });
+      await vi.waitFor(() => expect(client.messages()).toHaveLength(2), { timeout: 5000 });
+      expect(client.messages()[1]).toEqual({ type: 'receipt', receipt: receiptOf(next, record) });
+      expect(relay.app.stats()).toMatchObject({ receiptsDelivered: 1, receiptsUndeliverable: 1 });
+    } finally {
       await receipts.close();
     }
   });

@@ -1,6 +1,11 @@
 import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { createAuditPublisher, createRelayRegistry, type Keys } from '@streamanchor/bus';
+import {
+  createAuditPublisher,
+  createIndexerClient,
+  createRelayRegistry,
+  type Keys,
+} from '@streamanchor/bus';
 import { LIMITS } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import Fastify, {
@@ -15,7 +20,7 @@ import type { Config } from './config';
 import { installCors } from './cors';
 import { clientErrorHandler, frameworkErrors, installProblemHandling, requireHost } from './errors';
 import { buildInfo, infoRoutes } from './info';
-import { createIndexerClient, recordsRoutes } from './records';
+import { recordsRoutes } from './records';
 import { createRelayClient, sessionsRoutes } from './sessions';
 import { webRoutes } from './web';
 

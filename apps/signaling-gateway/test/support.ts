@@ -171,7 +171,8 @@ export async function startFakeIndexer(
     async (job): Promise<LookupReceiptResult> => {
       jobs.push(job);
       if (process) return (await process(job)) as never;
-      return records.get(job.data.recordId) ?? { state: 'unknown' };
+      const { recordId } = job.data as { recordId: string };
+      return records.get(recordId) ?? { state: 'unknown' };
     },
   );
   await worker.waitUntilReady();

@@ -5,6 +5,12 @@ export {
   createAuditPublisher,
 } from './audit';
 export { assertRedisReachable, createRedisConnection, redactUrl } from './connection';
+export {
+  createIndexerClient,
+  type IndexerClient,
+  type IndexerClientOptions,
+  InvalidLookupResultError,
+} from './indexer-client';
 export { createKeys, type Keys } from './keys';
 export {
   type JobData,

@@ -9,6 +9,8 @@ import type {
   ReceiptBatchJob,
   ReceiptNoticeJob,
   RecordBatchJob,
+  SessionRecordsRequest,
+  SessionRecordsResult,
 } from '@streamanchor/protocol';
 
 /**
@@ -23,7 +25,10 @@ export const QUEUES = {
   records: { name: () => 'records' },
   /** chain-indexer → one relay: receipts for the sessions it holds. */
   receipts: { name: (relayId: string) => `receipts.${relayId}` },
-  /** gateway → chain-indexer, request/reply: read-only lookups (a record's current receipt). */
+  /**
+   * gateway and relays → chain-indexer, request/reply: read-only lookups (a record's current
+   * receipt; a session's records of a batch).
+   */
   indexerLookup: { name: () => 'indexer-lookup' },
   /** gateway and relays → chain-writer: audit events, many per job (`createAuditPublisher`). */
   audit: { name: () => 'audit' },
@@ -46,6 +51,8 @@ export interface QueueJobs {
   };
   indexerLookup: {
     lookupReceipt: { data: LookupReceiptRequest; result: LookupReceiptResult };
+    /** relay → indexer: a session's records of a batch, for a notice that carried only their number. */
+    sessionRecords: { data: SessionRecordsRequest; result: SessionRecordsResult };
   };
   audit: {
     auditEvents: { data: AuditEventsJob; result: { appended: number; deadLettered?: number } };
@@ -80,6 +87,8 @@ export const jobIds = {
   deleteSession: (sessionId: string, nonce: string) => `delete-${sessionId}-${nonce}`,
   /** Lookups are reads: unique per request (the nonce), never deduplicated. */
   lookupReceipt: (recordId: string, nonce: string) => `lookup-${recordId}-${nonce}`,
+  sessionRecords: (batchId: string, sessionId: string, nonce: string) =>
+    `session-records-${batchId}-${sessionId}-${nonce}`,
   /** A group of audit events is identified by its first event id (event ids are unique). */
   auditEvents: (firstEventId: string) => `audit-${firstEventId}`,
 } as const;

@@ -97,7 +97,8 @@ describe('requestReply', () => {
     const lookupEvents = createQueueEvents(bus, 'indexerLookup');
     const lookupWorker = createWorker(bus, 'indexerLookup', undefined, async (job) => {
       expect(job.name).toBe('lookupReceipt');
-      return { state: 'pending' as const, subject: `owner of ${job.data.recordId.slice(0, 6)}` };
+      const { recordId } = job.data as { recordId: string };
+      return { state: 'pending' as const, subject: `owner of ${recordId.slice(0, 6)}` };
     });
     try {
       await lookupEvents.waitUntilReady();

@@ -6,6 +6,8 @@ import { createTestDatabase, TEST_DATABASE_KINDS } from './testing';
 
 const hex = (byte: number) => `0x${byte.toString(16).padStart(2, '0').repeat(32)}`;
 const scope = { chainId: 31337, contract: `0x${'ab'.repeat(20)}`, finalityDepth: 3 };
+const SESSION_A = 'AAAAAAAAAAAAAAAAAAAAAA';
+const SESSION_B = 'BBBBBBBBBBBBBBBBBBBBBB';
 
 describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
   let handle: DatabaseHandle;
@@ -21,7 +23,10 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
   const trees = new Map<string, MerkleTree>();
 
   /** Two stored records in one built batch, stamped with the leaves of their real tree. */
-  async function builtBatch(batchByte: number): Promise<string> {
+  async function builtBatch(
+    batchByte: number,
+    sessionIds: [string, string] = [SESSION_A, SESSION_A],
+  ): Promise<string> {
     const batchId = hex(batchByte);
     const rows = [hex(batchByte * 2 + 100), hex(batchByte * 2 + 101)].map((recordId, i) => ({
       record_id: recordId,
@@ -31,7 +36,7 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
       accepted_at: 1_700_000_000_000 + i,
       payload: '{}',
       relay_id: 'relay-1',
-      session_id: 'AAAAAAAAAAAAAAAAAAAAAA',
+      session_id: sessionIds[i]!,
     }));
     const tree = await buildMerkleTree(
       rows.map((row) => ({
@@ -230,6 +235,25 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
         proof: proofOf(id, 0),
       },
     });
+  });
+
+  test('behavior: sessionRecordsOf gives one session its records of a batch with their proofs', async () => {
+    const id = await builtBatch(1, [SESSION_B, SESSION_A]);
+    expect(await ledger.sessionRecordsOf(id, SESSION_A)).toEqual([
+      {
+        recordId: hex(103),
+        topic: 'demo',
+        subject: 'alice',
+        contentHash: hex(7),
+        acceptedAt: 1_700_000_000_001,
+        leafHash: trees.get(id)!.leafHashes[1],
+        leafIndex: 1,
+        proof: proofOf(id, 1),
+      },
+    ]);
+    expect((await ledger.sessionRecordsOf(id, SESSION_B)).map((r) => r.leafIndex)).toEqual([0]);
+    expect(await ledger.sessionRecordsOf(id, 'CCCCCCCCCCCCCCCCCCCCCC')).toEqual([]);
+    expect(await ledger.sessionRecordsOf(hex(9), SESSION_A)).toEqual([]);
   });
 
   test('error: a batch whose stored records do not rebuild its root gives no receipts', async () => {

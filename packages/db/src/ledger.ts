@@ -8,7 +8,7 @@ import {
   receiptOf,
 } from '@streamanchor/protocol';
 import { ServiceError } from '@streamanchor/service-kit';
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, NoResultError, sql } from 'kysely';
 import type { BatchRow, Database, ReceiptNoticeRow } from './schema';
 
 /**
@@ -69,6 +69,12 @@ export interface BatchLedger {
   noticeOf(notice: ReceiptNoticeRow): Promise<NoticeContent>;
   /** Where a record stands now, with its current receipt once it is included or final. */
   lookupRecord(recordId: string): Promise<RecordLookup>;
+  /**
+   * One session's records of a batch with their proofs, in leaf order (none for an unknown
+   * batch or a session with no record in it): what a relay asks for when a notice carried
+   * only their number.
+   */
+  sessionRecordsOf(batchId: string, sessionId: string): Promise<ReceiptRecord[]>;
 }
 
 export interface LedgerScope {
@@ -384,6 +390,17 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
         },
         records,
       };
+    },
+
+    async sessionRecordsOf(batchId, sessionId) {
+      let rows: BatchContent['rows'];
+      try {
+        ({ rows } = await batchContent(batchId));
+      } catch (error) {
+        if (error instanceof NoResultError) return []; // no such batch
+        throw error;
+      }
+      return rows.filter((row) => row.session_id === sessionId).map(receiptRecordOf);
     },
 
     async lookupRecord(recordId) {

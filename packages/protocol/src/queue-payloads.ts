@@ -115,19 +115,44 @@ export const AuditEventsJob = Type.Object({
 });
 export type AuditEventsJob = Static<typeof AuditEventsJob>;
 
+/** One session's part of a ReceiptNoticeJob that carries its records. */
+export const NoticeSessionRecords = Type.Object({
+  sessionId: SessionId,
+  records: Type.Array(ReceiptRecord, { minItems: 1 }),
+});
+export type NoticeSessionRecords = Static<typeof NoticeSessionRecords>;
+
+/**
+ * One session's part of a ReceiptNoticeJob of a batch revision after the first: the session's
+ * records were in the batch's first notice and never change, so only their number comes. A v2
+ * session that was sent them gets an `anchoring` message; any other (v1, or one that forgot the
+ * batch) has the relay ask the indexer for them (SessionRecordsRequest).
+ */
+export const NoticeSessionCount = Type.Object({
+  sessionId: SessionId,
+  recordCount: Type.Integer({ minimum: 1 }),
+});
+export type NoticeSessionCount = Static<typeof NoticeSessionCount>;
+
 /**
  * indexer → relay: one notice of a batch's anchoring for the sessions this relay holds, the
- * anchor once and each session's records of the batch (the relay turns them into `receipts`
- * or `anchoring` messages for v2 sessions, `receipt` messages for v1 ones).
+ * anchor once and, per session, its records of the batch (the first notice of the batch) or
+ * just their number (every later one). The relay turns them into `receipts` or `anchoring`
+ * messages for v2 sessions, `receipt` messages for v1 ones.
  */
 export const ReceiptNoticeJob = Type.Object({
   anchor: ReceiptAnchor,
-  sessions: Type.Array(
-    Type.Object({ sessionId: SessionId, records: Type.Array(ReceiptRecord, { minItems: 1 }) }),
-    { minItems: 1 },
-  ),
+  sessions: Type.Array(Type.Union([NoticeSessionRecords, NoticeSessionCount]), { minItems: 1 }),
 });
 export type ReceiptNoticeJob = Static<typeof ReceiptNoticeJob>;
+
+/** relay → chain-indexer, request/reply: one session's records of one batch, with their proofs. */
+export const SessionRecordsRequest = Type.Object({ batchId: Bytes32, sessionId: SessionId });
+export type SessionRecordsRequest = Static<typeof SessionRecordsRequest>;
+
+/** The indexer's answer to SessionRecordsRequest, in leaf order (none: unknown batch or session). */
+export const SessionRecordsResult = Type.Object({ records: Type.Array(ReceiptRecord) });
+export type SessionRecordsResult = Static<typeof SessionRecordsResult>;
 
 /**
  * indexer → relay, before ReceiptNoticeJob: one full receipt per record. No longer enqueued;

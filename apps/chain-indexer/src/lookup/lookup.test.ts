@@ -1,6 +1,7 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import {
   type BusDeps,
+  createIndexerClient,
   createKeys,
   createQueue,
   createQueueEvents,
@@ -16,6 +17,8 @@ import {
   LEAF_ENCODING,
   type LookupReceiptResult,
   leafValue,
+  type ReceiptAnchor,
+  receiptOf,
   verifyReceiptProof,
 } from '@streamanchor/protocol';
 import { createLogger } from '@streamanchor/service-kit';
@@ -122,8 +125,24 @@ async function seedBuiltBatch() {
       leafHash: tree.leafHash(leafValue(r)),
     })),
   );
-  return { batchId, records, merkleRoot: tree.root };
+  return { batchId, records, merkleRoot: tree.root, sessionId };
 }
+
+/** The anchor fields a proof check does not read (verifyReceiptProof reads the root). */
+const anchorStub: ReceiptAnchor = {
+  status: 'included',
+  confirmations: 1,
+  revision: 1,
+  batchId: `0x${'00'.repeat(32)}`,
+  merkleRoot: `0x${'00'.repeat(32)}`,
+  recordCount: 2,
+  chainId: ANVIL_CHAIN_ID,
+  contract: CONTRACT,
+  txHash: `0x${'00'.repeat(32)}`,
+  blockNumber: 10,
+  blockHash: `0x${'00'.repeat(32)}`,
+  logIndex: 0,
+};
 
 describe('createLookupWorker', () => {
   test('default: an anchored record comes back with its current receipt', async () => {
@@ -175,6 +194,43 @@ describe('createLookupWorker', () => {
     expect(final).toMatchObject({ state: 'anchored', receipt: { status: 'final' } });
 
     expect(await lookup(randomHex32())).toEqual({ state: 'unknown' });
+  });
+
+  test('behavior: sessionRecords (a relay, through createIndexerClient) gives a session its records of a batch with proofs', async () => {
+    const { batchId, records, merkleRoot, sessionId } = await seedBuiltBatch();
+    const client = createIndexerClient({
+      bus,
+      timeoutMs: 5_000,
+      logger: createLogger({ service: 'lookup-test', level: 'silent' }),
+    });
+    try {
+      const { records: got } = await client.sessionRecords(batchId as `0x${string}`, sessionId);
+      expect(got.map((r) => [r.recordId, r.leafIndex])).toEqual([
+        [records[0]!.recordId, 0],
+        [records[1]!.recordId, 1],
+      ]);
+      for (const record of got) {
+        const receipt = receiptOf(
+          {
+            ...anchorStub,
+            batchId: batchId as `0x${string}`,
+            merkleRoot: merkleRoot as `0x${string}`,
+          },
+          record,
+        );
+        expect(verifyReceiptProof(receipt)).toBe(true);
+      }
+      expect(await client.sessionRecords(batchId as `0x${string}`, randomSessionId())).toEqual({
+        records: [],
+      });
+      const refused = await client
+        .sessionRecords(batchId as `0x${string}`, 'not a session id')
+        .catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(RemoteError);
+      expect(refused).toMatchObject({ code: 'bad_request' });
+    } finally {
+      await client.close();
+    }
   });
 
   test('error: a malformed request fails with RemoteError bad_request', async () => {

@@ -9,7 +9,10 @@ const records = (session: string, count: number) =>
     (_, i) => ({ recordId: `${session}-${i}` }) as unknown as ReceiptRecord,
   );
 const ids = (chunk: ReturnType<typeof chunkSessions>[number]) =>
-  chunk.map(({ sessionId, records }) => [sessionId, records.map((r) => r.recordId as string)]);
+  chunk.map((session) => [
+    session.sessionId,
+    'records' in session ? session.records.map((r) => r.recordId as string) : session.recordCount,
+  ]);
 
 describe('chunkSessions', () => {
   test('default: sessions that fit together share one job', () => {
@@ -45,9 +48,29 @@ describe('chunkSessions', () => {
       [['b', ['b-1', 'b-2']]],
       [['b', ['b-3']]],
     ]);
-    expect(chunks.every((chunk) => chunk.reduce((n, s) => n + s.records.length, 0) <= 2)).toBe(
-      true,
+    expect(
+      chunks.every(
+        (chunk) => chunk.reduce((n, s) => n + ('records' in s ? s.records.length : 1), 0) <= 2,
+      ),
+    ).toBe(true);
+  });
+
+  test('behavior: a session given by its number of records (a later notice) weighs one', () => {
+    const chunks = chunkSessions(
+      new Map<string, ReceiptRecord[] | number>([
+        ['a', 3],
+        ['b', 500],
+        ['c', 1],
+      ]),
+      2,
     );
+    expect(chunks.map(ids)).toEqual([
+      [
+        ['a', 3],
+        ['b', 500],
+      ],
+      [['c', 1]],
+    ]);
   });
 
   test('behavior: no sessions, no jobs', () => {

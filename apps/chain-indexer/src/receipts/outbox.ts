@@ -44,6 +44,9 @@ export interface ReceiptOutbox {
   close(): Promise<void>;
 }
 
+/** A batch's first notice (its first inclusion) is revision 1: the ledger counts from there. */
+const FIRST_REVISION = 1;
+
 /** Notices handled per query; the flush loops until none is left. */
 const NOTICES_PER_QUERY = 20;
 
@@ -64,27 +67,35 @@ export function receiptJobId(
 }
 
 /**
- * A notice's sessions (each with its records) in jobs of at most `perJob` records, in order;
- * a session with more records than fit is split over consecutive jobs.
+ * A notice's sessions in jobs of at most `perJob` records, in order; a session with more
+ * records than fit is split over consecutive jobs. A session given by its number of records
+ * (a later notice, NoticeSessionCount) weighs one.
  */
 export function chunkSessions(
-  sessions: ReadonlyMap<string, readonly ReceiptRecord[]>,
+  sessions: ReadonlyMap<string, readonly ReceiptRecord[] | number>,
   perJob: number,
 ): ReceiptNoticeJob['sessions'][] {
   const chunks: ReceiptNoticeJob['sessions'][] = [];
   let chunk: ReceiptNoticeJob['sessions'] = [];
   let room = perJob;
+  const took = (n: number) => {
+    room -= n;
+    if (room > 0) return;
+    chunks.push(chunk);
+    chunk = [];
+    room = perJob;
+  };
   for (const [sessionId, records] of sessions) {
+    if (typeof records === 'number') {
+      chunk.push({ sessionId, recordCount: records });
+      took(1);
+      continue;
+    }
     for (let from = 0; from < records.length; ) {
       const take = Math.min(room, records.length - from);
       chunk.push({ sessionId, records: records.slice(from, from + take) });
       from += take;
-      room -= take;
-      if (room === 0) {
-        chunks.push(chunk);
-        chunk = [];
-        room = perJob;
-      }
+      took(take);
     }
   }
   if (chunk.length > 0) chunks.push(chunk);
@@ -153,12 +164,25 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
       return { byRelay: new Map(), receipts: 0, invalid: Number(error.details.recordCount ?? 0) };
     }
     const { anchor } = content;
-    // relay → session → its records of the batch, in leaf order.
-    const byRelay = new Map<string, Map<string, ReceiptRecord[]>>();
+    // A batch's first notice carries each session's records; a later one (final, reorged,
+    // included again) only their number: records and proofs never change, a v2 session
+    // already has them, and a relay that needs them asks (SessionRecordsRequest).
+    const lean = notice.revision > FIRST_REVISION;
+    // relay → session → its records of the batch, in leaf order (or, lean, their number).
+    const byRelay = new Map<string, Map<string, ReceiptRecord[] | number>>();
     let invalid = 0;
     for (const { relayId, sessionId, record } of content.records) {
       // The writer's audit-log heads belong to no session: nobody to deliver them to.
       if (record.topic === AUDIT_TOPIC) continue;
+      if (lean) {
+        let sessions = byRelay.get(relayId);
+        if (!sessions) {
+          sessions = new Map();
+          byRelay.set(relayId, sessions);
+        }
+        sessions.set(sessionId, ((sessions.get(sessionId) as number | undefined) ?? 0) + 1);
+        continue;
+      }
       let valid = verified.get(record.proof) === anchor.merkleRoot;
       if (!valid) {
         try {
@@ -179,7 +203,7 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
         sessions = new Map();
         byRelay.set(relayId, sessions);
       }
-      const list = sessions.get(sessionId);
+      const list = sessions.get(sessionId) as ReceiptRecord[] | undefined;
       if (list) list.push(record);
       else sessions.set(sessionId, [record]);
     }
@@ -202,7 +226,8 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
           },
         })),
       );
-      for (const list of sessions.values()) receipts += list.length;
+      for (const list of sessions.values())
+        receipts += typeof list === 'number' ? list : list.length;
     }
     logger.debug(
       {

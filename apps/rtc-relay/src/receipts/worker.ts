@@ -1,4 +1,9 @@
-import { type BusDeps, createWorker, type TypedWorker } from '@streamanchor/bus';
+import {
+  type BusDeps,
+  createWorker,
+  type IndexerClient,
+  type TypedWorker,
+} from '@streamanchor/bus';
 import {
   type ReceiptAnchor,
   type ReceiptBatchJob,
@@ -8,7 +13,7 @@ import {
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { SessionManager } from '../sessions';
-import type { SessionCounters } from '../sessions/session';
+import type { NoticePart, SessionCounters } from '../sessions/session';
 
 /** Receipt jobs delivered at once. */
 const RECEIPT_JOBS_IN_FLIGHT = 4;
@@ -16,20 +21,26 @@ const RECEIPT_JOBS_IN_FLIGHT = 4;
 /**
  * Consumes this relay's `receipts` queue (filled by the indexer) and sends each session its
  * records' receipts over its data channel (Session.deliverNotice: `receipts` or `anchoring`
- * messages under protocol v2, one `receipt` per record under v1). Receipts for sessions that
- * are gone are counted and dropped: the client can still fetch each one from the gateway,
- * with its current status, at `GET /v1/records/<recordId>/receipt` (docs/protocol.md §3.7).
+ * messages under protocol v2, one `receipt` per record under v1). A notice that gives a
+ * session only its number of records (every one after a batch's first) is an `anchoring`
+ * message for a v2 session that has them; any other session has its records asked of the
+ * indexer (`indexer.sessionRecords`). Receipts for sessions that are gone, or whose records
+ * the indexer did not give, are counted and dropped: the client can still fetch each one
+ * from the gateway, with its current status, at `GET /v1/records/<recordId>/receipt`
+ * (docs/protocol.md §3.7).
  */
 export function createReceiptsWorker({
   bus,
   relayId,
   manager,
+  indexer,
   counters,
   logger,
 }: {
   bus: BusDeps;
   relayId: string;
   manager: SessionManager;
+  indexer: Pick<IndexerClient, 'sessionRecords'>;
   counters: SessionCounters;
   logger: Logger;
 }): TypedWorker<'receipts'> {
@@ -49,8 +60,29 @@ export function createReceiptsWorker({
       let records = 0;
       for (const { anchor, sessions } of notices) {
         for (const session of sessions) {
-          records += session.records.length;
-          deliveries.push(manager.deliverNotice(session.sessionId, anchor, session.records));
+          const { sessionId } = session;
+          let part: NoticePart;
+          if ('records' in session) {
+            part = { records: session.records };
+            records += session.records.length;
+          } else {
+            part = {
+              recordCount: session.recordCount,
+              fetch: async () => {
+                try {
+                  return (await indexer.sessionRecords(anchor.batchId, sessionId)).records;
+                } catch (error) {
+                  logger.warn(
+                    { err: error, batchId: anchor.batchId, sessionId },
+                    'could not get a session records of a batch from the indexer; its receipts are not sent',
+                  );
+                  return [];
+                }
+              },
+            };
+            records += session.recordCount;
+          }
+          deliveries.push(manager.deliverNotice(sessionId, anchor, part));
         }
       }
       const delivered = (await Promise.all(deliveries)).reduce((sum, n) => sum + n, 0);

@@ -5,7 +5,6 @@ import type {
   CreateSessionResult,
   NackCode,
   ReceiptAnchor,
-  ReceiptRecord,
 } from '@streamanchor/protocol';
 import { tokenExpiredFrom } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
@@ -26,7 +25,7 @@ import {
   withoutTrickleOption,
   withPublicAddress,
 } from './sdp';
-import { Session, type SessionCounters } from './session';
+import { type NoticePart, Session, type SessionCounters } from './session';
 
 export interface SessionManagerDeps {
   config: Config;
@@ -208,13 +207,9 @@ export class SessionManager {
   }
 
   /** Session.deliverNotice; 0 for a session that is not here. */
-  async deliverNotice(
-    sessionId: string,
-    anchor: ReceiptAnchor,
-    records: readonly ReceiptRecord[],
-  ): Promise<number> {
+  async deliverNotice(sessionId: string, anchor: ReceiptAnchor, part: NoticePart): Promise<number> {
     const session = this.sessions.get(sessionId);
-    return session ? session.deliverNotice(anchor, records) : 0;
+    return session ? session.deliverNotice(anchor, part) : 0;
   }
 
   /** Refuses new sessions from now on. */

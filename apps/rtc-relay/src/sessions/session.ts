@@ -113,6 +113,19 @@ const RECEIPTS_PER_TURN = 32;
 const BATCHES_REMEMBERED = 256;
 
 /**
+ * A session's part of a receipt notice: its records of the batch (the batch's first notice),
+ * or their number with how to get them should this session need them (every later notice).
+ */
+export type NoticePart =
+  | { records: readonly ReceiptRecord[] }
+  | { recordCount: number; fetch: () => Promise<readonly ReceiptRecord[]> };
+
+/** A v2 `anchoring` message: a later notice of a batch whose records the session was sent. */
+function anchoringMessage(anchor: ReceiptAnchor, records: number): SerializedReceipts {
+  return { text: JSON.stringify({ type: 'anchoring', anchor, records }), records };
+}
+
+/**
  * One client session: one PeerConnection carrying one data channel. Validates each
  * message, hands records to the shared pipeline, and answers each publish with exactly
  * one ack or nack, in arrival order.
@@ -236,25 +249,47 @@ export class Session {
   }
 
   /**
-   * Sends one notice of a batch's anchoring for this session's `records` of it: under
+   * Sends one notice of a batch's anchoring for this session's records of it: under
    * protocol v2 as `receipts` messages the first time the session hears of the batch, as one
    * `anchoring` message afterwards (its records and proofs never change); under v1 as one
-   * `receipt` message per record. Notices leave in the order this is called, each paced by
-   * the channel's buffer (see sendPaced). Resolves with how many records' receipts were
-   * handed to the channel (fewer when the session closed meanwhile).
+   * `receipt` message per record. A notice that gives only the number of records (every one
+   * after the batch's first) needs them only for a v1 session or a v2 one that was not sent
+   * the batch (or forgot it): `part.fetch` gets them then. Notices leave in the order this is
+   * called, each paced by the channel's buffer (see sendPaced). Resolves with how many
+   * records' receipts were handed to the channel (fewer when the session closed meanwhile).
    */
-  deliverNotice(anchor: ReceiptAnchor, records: readonly ReceiptRecord[]): Promise<number> {
-    const sent = this.receiptsQueue.then(() =>
-      this.sendPaced(this.noticeMessages(anchor, records)),
-    );
+  deliverNotice(anchor: ReceiptAnchor, part: NoticePart): Promise<number> {
+    const sent = this.receiptsQueue.then(async () => {
+      let messages = this.anchoringOnly(anchor, part);
+      if (!messages) {
+        const records = 'records' in part ? part.records : await part.fetch();
+        if (this.state !== 'open' && this.state !== 'ending') return 0;
+        messages = this.noticeMessages(anchor, records);
+      }
+      return this.sendPaced(messages);
+    });
     this.receiptsQueue = sent.catch(() => 0);
     return sent;
+  }
+
+  /**
+   * The `anchoring` message of a notice that gave only the number of records, to a v2
+   * session that was sent the batch; undefined when the session needs the records.
+   */
+  private anchoringOnly(anchor: ReceiptAnchor, part: NoticePart): SerializedReceipts[] | undefined {
+    if ('records' in part || this.protocol === 'streamanchor.v1') return undefined;
+    const known = this.batchesSent.get(anchor.batchId);
+    if (!known) return undefined;
+    // A retried, older notice tells the newest anchoring this session was told of again.
+    if (anchor.revision > known.anchor.revision) known.anchor = anchor;
+    return [anchoringMessage(known.anchor, part.recordCount)];
   }
 
   private noticeMessages(
     anchor: ReceiptAnchor,
     records: readonly ReceiptRecord[],
   ): SerializedReceipts[] {
+    if (records.length === 0) return [];
     if (this.protocol === 'streamanchor.v1') {
       return records.map((record) => ({
         text: JSON.stringify({ type: 'receipt', receipt: receiptOf(anchor, record) }),
@@ -278,8 +313,7 @@ export class Session {
     if (anchor.revision === known.firstRevision)
       return serializeReceiptsMessages(anchor, records, this.sendLimit);
     known.anchor = anchor;
-    const text = JSON.stringify({ type: 'anchoring', anchor, records: records.length });
-    return [{ text, records: records.length }];
+    return [anchoringMessage(anchor, records.length)];
   }
 
   /**

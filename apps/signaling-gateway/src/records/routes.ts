@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import type { IndexerClient } from '@streamanchor/bus';
 import { RemoteError, RequestTimeoutError } from '@streamanchor/bus';
 import { Bytes32, Receipt, type TokenClaims } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { FastifyRequest } from 'fastify';
 import type { Authenticate } from '../auth';
 import { ProblemError, problemResponses } from '../errors';
-import type { IndexerClient } from './indexer-client';
 
 /** Seconds a client should wait before asking again for a receipt that is still pending. */
 export const RECEIPT_PENDING_RETRY_AFTER_SECONDS = 5;
