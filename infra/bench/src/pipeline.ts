@@ -27,7 +27,8 @@
  *     sustained rate on Postgres; quick: the whole ~30 s run on PGlite). Bar ≤ 1.1×.
  *
  * Run: `npx tsx infra/bench/src/pipeline.ts [--quick] [--db postgres,pglite]
- *       [--rates 500,1000,…] [--step-s 20] [--sustain-s 120] [--memory-s 600]`
+ *       [--rates 500,1000,…] [--step-s 20] [--sustain-s 120] [--memory-s 600]
+ *       [--per-publisher 2500]`
  *   --quick  PGlite only (the Postgres row says so), steps of 200 and 1,000 records/s of
  *            10 s each, no separate sustain or memory run; < 90 s.
  * Environment: PIPELINE_LOG=1 prints every service log line; CPU_PROFILE_DIR is passed on
@@ -83,6 +84,13 @@ const RATES: Record<'postgres' | 'pglite', number[]> = {
 };
 const STEP_MS = Number(option('--step-s') ?? (quick ? 10 : 20)) * 1000;
 const SUSTAIN_MS = quick ? 0 : Number(option('--sustain-s') ?? 120) * 1000;
+/**
+ * Records/s one publisher process offers at most: a step runs ⌈rate ÷ this⌉ of them (≤ 4).
+ * The publishers share the two cores with the stack; each process costs its own event loop,
+ * SCTP/DTLS threads and GC, so fewer, busier ones leave more of the machine to what is
+ * measured (at 5,000/s, four at 1,250/s took ~45 % of a core, two at 2,500/s ~30 %).
+ */
+const PER_PUBLISHER = Number(option('--per-publisher') ?? 2500);
 const MEMORY_MS = quick ? 0 : Number(option('--memory-s') ?? 600) * 1000;
 const WARMUP_MS = quick ? 1500 : 3000;
 /** After a step's window: how long its publishers wait for the receipts still due. */
@@ -240,7 +248,7 @@ interface Run {
 async function runStep(run: Run, rate: number, windowMs: number, label: string): Promise<Step> {
   const { stack, tmp } = run;
   const index = run.steps++;
-  const count = Math.max(1, Math.min(4, Math.ceil(rate / 1500)));
+  const count = Math.max(1, Math.min(4, Math.ceil(rate / PER_PUBLISHER)));
   const files = Array.from({ length: count }, (_, i) => join(tmp, `s${index}-p${i}.txt`));
   const publishers = files.map(
     (file, i) =>

@@ -25,7 +25,7 @@
  * DISCONNECT_GRACE_MS (10000, the relay's DISCONNECT_TIMEOUT_MS default: how long a peer
  * connection may stay `disconnected` before the session counts as ended), PUBLISH_LINES
  * (publish: most publishes in one message, as v2 publish lines; 1000, bounded by 64 KiB;
- * 1: one message per publish).
+ * 1: one message per publish), PAYLOAD_BYTES (publish: canonical payload size, about; 200).
  *
  * Sessions speak protocol v2 (src/offer.ts): acks come many to an `acks` message, each
  * handled as v1's `ack` message was; receipts come as `receipts` and `anchoring` messages,
@@ -60,6 +60,8 @@ const RECEIPTS_FILE = process.env.RECEIPTS_FILE;
 const RECEIPT_WAIT_MS = Number(process.env.RECEIPT_WAIT_MS ?? 0);
 const DISCONNECT_GRACE_MS = Number(process.env.DISCONNECT_GRACE_MS ?? 10_000);
 const PUBLISH_LINES = Math.max(1, Number(process.env.PUBLISH_LINES ?? 1000));
+/** publish: about how many bytes each record's canonical payload is (issue 7 measures 200). */
+const PAYLOAD_BYTES = Number(process.env.PAYLOAD_BYTES ?? 200);
 /** The relay's default maxMessageBytes (hello): a message of publish lines stays within it. */
 const MESSAGE_BYTES = 65_536;
 
@@ -244,7 +246,8 @@ async function runPublish(): Promise<void> {
   let counter = 0;
   let credit = 0;
   let last = now();
-  const filler = 'x'.repeat(40);
+  // {"at":1764000000000,"fill":"…","n":1234567} is 43 bytes around the filler.
+  const filler = 'x'.repeat(Math.max(0, PAYLOAD_BYTES - 43));
   /** RECEIPTS_FILE: acked recordId → [send time, ack latency], until its first receipt. */
   const awaiting = new Map<string, [number, number]>();
   const receiptLines: string[] = [];
