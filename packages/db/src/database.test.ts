@@ -36,6 +36,30 @@ describe.each(TEST_DATABASE_KINDS)('%s', (kind) => {
     }
   });
 
+  test('behavior: records carry three indexes: the key, the unbatched queue and a partial batch index', async () => {
+    const handle = await createTestDatabase(kind);
+    try {
+      const indexes = await sql<{ indexname: string; indexdef: string }>`
+        select indexname, indexdef from pg_indexes where tablename = 'records' order by indexname`.execute(
+        handle.db,
+      );
+      // Each index takes an entry per row version, and a record has two (insert, batch stamp).
+      expect(indexes.rows.map((row) => row.indexname)).toEqual([
+        'records_batch',
+        'records_pkey',
+        'records_unbatched',
+      ]);
+      const definition = (name: string) =>
+        indexes.rows.find((row) => row.indexname === name)?.indexdef ?? '';
+      expect(definition('records_batch')).toMatch(
+        /\(batch_id, leaf_index\) WHERE \(batch_id IS NOT NULL\)$/,
+      );
+      expect(definition('records_unbatched')).toMatch(/\(seq\) WHERE \(batch_id IS NULL\)$/);
+    } finally {
+      await handle.close();
+    }
+  });
+
   test('behavior: record ids are unique; a repeated insert is ignored with on conflict', async () => {
     const handle = await createTestDatabase(kind);
     try {

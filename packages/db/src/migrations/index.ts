@@ -4,6 +4,7 @@ import * as receiptsFollowChain from './0002_receipts_follow_chain';
 import * as deadLetters from './0003_dead_letters';
 import * as auditLog from './0004_audit_log';
 import * as proofsDerived from './0005_proofs_derived';
+import * as recordsIndexWrites from './0006_records_index_writes';
 
 /** Every migration, in order. Names sort lexically; never rename or edit a shipped one. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0003_dead_letters': deadLetters,
   '0004_audit_log': auditLog,
   '0005_proofs_derived': proofsDerived,
+  '0006_records_index_writes': recordsIndexWrites,
 };
