@@ -1,6 +1,6 @@
 import type { Keys } from '@streamanchor/bus';
 import { createBatchLedger, type Database } from '@streamanchor/db';
-import type { Logger } from '@streamanchor/service-kit';
+import { AGAIN, createLoop, type Logger } from '@streamanchor/service-kit';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { createPublicClient, http, type PublicClient } from 'viem';
@@ -59,11 +59,6 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
   // Answers the gateway's receipt lookups (GET /v1/records/<id>/receipt) while the app runs.
   let lookup: ReturnType<typeof createLookupWorker> | undefined;
 
-  let running: Promise<void> | undefined;
-  let stopping = false;
-  const syncPause = createPause();
-  const outboxPause = createPause();
-
   async function syncOnce(): Promise<SyncOnceResult> {
     const step = await syncer.step();
     // Reorged notices (written by the rewind) go out like any other: a client keeps the
@@ -73,55 +68,35 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
   }
 
   /**
-   * Runs `turn` until stop(): again at once while it has more to do, else after the poll
-   * interval (or a wake); after failures with capped exponential backoff.
-   */
-  async function repeat(
-    what: string,
-    pause: Pause,
-    turn: () => Promise<{ more: boolean }>,
-  ): Promise<void> {
-    let failures = 0;
-    while (!stopping) {
-      try {
-        const { more } = await turn();
-        failures = 0;
-        if (!more && !stopping) await pause.sleep(config.pollIntervalMs);
-      } catch (error) {
-        failures += 1;
-        const delay = Math.min(MAX_BACKOFF_MS, config.pollIntervalMs * 2 ** Math.min(failures, 10));
-        logger.error(
-          {
-            err: error,
-            details: (error as { details?: unknown }).details,
-            failures,
-            retryInMs: delay,
-          },
-          `indexer ${what} failed`,
-        );
-        if (!stopping) await pause.sleep(delay);
-      }
-    }
-  }
-
-  /**
    * The running indexer: the sync and the receipts outbox each in a loop of their own, so
    * that neither waits for the other (under load, sending one block's receipts takes about
    * as long as a block: in one loop, the next block's anchorings waited for it). Each step
    * wakes the outbox; the outbox also polls, and sends any notice left by an earlier run.
+   * Each runs again at once while it has more to do, else after the poll interval (or a
+   * wake); after failures with capped exponential backoff.
    */
-  function loop(): Promise<void> {
-    const sync = repeat('step', syncPause, async () => {
-      const step = await syncer.step();
-      outboxPause.wake();
-      return { more: !step.caughtUp };
-    });
-    const receipts = repeat('receipts outbox', outboxPause, async () => {
+  const backoff = { maxBackoffMs: MAX_BACKOFF_MS, maxBackoffDoublings: 10 };
+  const outboxLoop = createLoop(
+    'indexer receipts outbox',
+    logger,
+    config.pollIntervalMs,
+    async () => {
       await outbox.flush();
-      return { more: false };
-    });
-    return Promise.all([sync, receipts]).then(() => {});
-  }
+      return undefined;
+    },
+    backoff,
+  );
+  const syncLoop = createLoop(
+    'indexer step',
+    logger,
+    config.pollIntervalMs,
+    async () => {
+      const step = await syncer.step();
+      outboxLoop.wake();
+      return step.caughtUp ? undefined : AGAIN;
+    },
+    backoff,
+  );
 
   async function verifyChain(): Promise<void> {
     const actual = await client.getChainId();
@@ -139,9 +114,8 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
       }
     },
     async start() {
-      if (running) return;
+      if (syncLoop.running) return;
       await verifyChain();
-      stopping = false;
       logger.info(
         {
           chainId: config.chainId,
@@ -152,51 +126,15 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
         },
         'chain-indexer started',
       );
-      running = loop();
+      syncLoop.start();
+      outboxLoop.start();
       lookup = createLookupWorker({ bus: { connection: redis, keys }, ledger, logger });
     },
     async stop() {
-      stopping = true;
-      syncPause.wake();
-      outboxPause.wake();
-      await running;
-      running = undefined;
+      await Promise.all([syncLoop.stop(), outboxLoop.stop()]);
       await lookup?.close();
       lookup = undefined;
       await outbox.close();
-    },
-  };
-}
-
-interface Pause {
-  /** Resolves after `ms`, or at once when woken (also when the wake came first). */
-  sleep(ms: number): Promise<void>;
-  wake(): void;
-}
-
-/** A sleep that `wake()` cuts short; a wake while nobody sleeps skips the next sleep. */
-function createPause(): Pause {
-  let woken = false;
-  let done: (() => void) | undefined;
-  return {
-    sleep(ms) {
-      if (woken) {
-        woken = false;
-        return Promise.resolve();
-      }
-      return new Promise<void>((resolve) => {
-        const timer = setTimeout(finish, ms);
-        function finish() {
-          clearTimeout(timer);
-          done = undefined;
-          resolve();
-        }
-        done = finish;
-      });
-    },
-    wake() {
-      if (done) done();
-      else woken = true;
     },
   };
 }

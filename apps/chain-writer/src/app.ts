@@ -1,6 +1,6 @@
 import type { Keys, TypedWorker } from '@streamanchor/bus';
 import type { Database } from '@streamanchor/db';
-import type { Logger } from '@streamanchor/service-kit';
+import type { Logger, Loop } from '@streamanchor/service-kit';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Address } from 'viem';
@@ -23,7 +23,6 @@ import {
 import type { Config } from './config';
 import { createIngestWorker } from './ingest';
 import { writerLedger } from './ledger';
-import type { Loop } from './loop';
 
 export interface AppDeps {
   config: Config;

@@ -23,4 +23,5 @@ export {
 } from './config-fragments';
 export { BaseError, ServiceError, walkError } from './errors';
 export { createLogger, type Logger } from './logger';
+export { AGAIN, createLoop, type Loop, type LoopOptions, type TickResult } from './loop';
 export { createShutdown, exitOnSignals, type Shutdown, type ShutdownHook } from './shutdown';

@@ -1,10 +1,10 @@
 import type { Database } from '@streamanchor/db';
 import type { Logger } from '@streamanchor/service-kit';
+import { AGAIN, createLoop, type Loop } from '@streamanchor/service-kit';
 import type { Kysely } from 'kysely';
 import type { Address } from 'viem';
 import type { WriterPublicClient, WriterWalletClient } from '../chain';
 import { writerLedger } from '../ledger';
-import { AGAIN, createLoop, type Loop } from '../loop';
 import { createActor } from './act';
 import { type ChainView, createChainView, type HeadRef, type Nonces } from './chain-view';
 import { decide, decideFills, findNonceGaps, type OpenBatch } from './decide';

@@ -7,8 +7,8 @@ import {
 } from '@streamanchor/db';
 import { AUDIT_TOPIC, type Bytes32, contentHashOf } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
+import { createLoop, type Loop } from '@streamanchor/service-kit';
 import { type Kysely, sql } from 'kysely';
-import { createLoop, type Loop } from '../loop';
 
 /** The audit head is anchored as a record of this reserved topic (see its definition). */
 export { AUDIT_TOPIC };

@@ -1,7 +1,7 @@
 import type { Database } from '@streamanchor/db';
 import type { Logger } from '@streamanchor/service-kit';
+import { AGAIN, createLoop, type Loop } from '@streamanchor/service-kit';
 import type { Kysely } from 'kysely';
-import { AGAIN, createLoop, type Loop } from '../loop';
 import { type BuiltBatch, batchState, type CutOptions, cutBatch } from './cut';
 
 export interface BatcherDeps {

@@ -1,4 +1,4 @@
-import type { Logger } from '@streamanchor/service-kit';
+import type { Logger } from './logger';
 
 export interface Loop {
   start(): void;
@@ -18,15 +18,24 @@ export const AGAIN = Symbol('again');
  */
 export type TickResult = typeof AGAIN | undefined | number;
 
+export interface LoopOptions {
+  /** Longest pause after repeated failures (ms; default 10 000). */
+  maxBackoffMs?: number;
+  /** Failures after which the pause stops doubling (default 6: 64 × the interval). */
+  maxBackoffDoublings?: number;
+}
+
 /**
- * A poll loop: runs `tick`, then waits `intervalMs` or until `wake()`. A tick that throws
- * is logged and retried after the interval (with capped backoff while it keeps failing).
+ * A poll loop: runs `tick`, then waits `intervalMs` or until `wake()` (a wake while the tick
+ * runs skips the next wait). A tick that throws is logged and retried after the interval,
+ * doubled for each failure in a row up to the options' caps.
  */
 export function createLoop(
   name: string,
   logger: Logger,
   intervalMs: number,
   tick: () => Promise<TickResult>,
+  { maxBackoffMs = 10_000, maxBackoffDoublings = 6 }: LoopOptions = {},
 ): Loop {
   let running = false;
   let done: Promise<void> | undefined;
@@ -59,8 +68,21 @@ export function createLoop(
         failures = 0;
       } catch (error) {
         failures += 1;
-        logger.error({ err: error, loop: name, failures }, `${name} tick failed`);
-        await sleep(Math.min(intervalMs * 2 ** Math.min(failures, 6), 10_000));
+        const retryInMs = Math.min(
+          intervalMs * 2 ** Math.min(failures, maxBackoffDoublings),
+          maxBackoffMs,
+        );
+        logger.error(
+          {
+            err: error,
+            details: (error as { details?: unknown }).details,
+            loop: name,
+            failures,
+            retryInMs,
+          },
+          `${name} tick failed`,
+        );
+        await sleep(retryInMs);
         continue;
       }
       if (result !== AGAIN) await sleep(typeof result === 'number' ? result : intervalMs);
