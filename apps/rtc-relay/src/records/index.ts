@@ -16,6 +16,7 @@ export {
   takeFromAll,
 } from './quota';
 export {
+  checkMessageSize,
   checkScreened,
   newRecordId,
   type RecordContext,

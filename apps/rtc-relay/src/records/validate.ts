@@ -81,8 +81,15 @@ export function validateMessage(
   return screened.ok ? checkScreened(text, screened, ctx, now) : screened;
 }
 
-/** Steps 1 and 2 of validateMessage: cheap, before anything is parsed. Never throws. */
-export function screenMessage(text: string, ctx: RecordContext): Screening {
+/**
+ * Step 1 of validateMessage: the `message_too_large` refusal of a text over
+ * ctx.maxMessageBytes UTF-8 bytes (a whole message, or a message of publish lines), else
+ * undefined. Never throws.
+ */
+export function checkMessageSize(
+  text: string,
+  ctx: Pick<RecordContext, 'maxMessageBytes'>,
+): Extract<Screening, { ok: false }> | undefined {
   // UTF-16 length ≤ UTF-8 length ≤ 3 × UTF-16 length: count bytes only when it matters.
   if (
     text.length > ctx.maxMessageBytes ||
@@ -95,6 +102,13 @@ export function screenMessage(text: string, ctx: RecordContext): Screening {
       detail: `limit is ${ctx.maxMessageBytes} bytes`,
     };
   }
+  return undefined;
+}
+
+/** Steps 1 and 2 of validateMessage: cheap, before anything is parsed. Never throws. */
+export function screenMessage(text: string, ctx: RecordContext): Screening {
+  const tooLarge = checkMessageSize(text, ctx);
+  if (tooLarge) return tooLarge;
   const structure = scanMessageStructure(text, structureLimits(ctx), { findDuplicates: false });
   if (!structure.ok) {
     return { ok: false, id: structure.id, code: structure.code, detail: structure.detail };

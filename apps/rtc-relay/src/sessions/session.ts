@@ -15,12 +15,11 @@ import {
   type SerializedReceipts,
   serializeReceiptsMessages,
   tokenExpiredFrom,
-  utf8Length,
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
 import type { RecordContext, RecordPipeline, TokenBucket } from '../records';
-import { checkScreened, screenMessage, takeFromAll } from '../records';
+import { checkMessageSize, checkScreened, screenMessage, takeFromAll } from '../records';
 
 /** Relay-wide counters the sessions update (read through app.stats()). */
 export interface SessionCounters {
@@ -550,9 +549,9 @@ export class Session {
    * limit is the whole message's; every other limit is each line's.
    */
   private onPublishLines(message: string, now: number): void {
-    const limit = this.ctx.maxMessageBytes;
-    if (message.length > limit || (message.length * 3 > limit && utf8Length(message) > limit)) {
-      this.refuse(null, 'message_too_large', `limit is ${limit} bytes`, now, message.length);
+    const tooLarge = checkMessageSize(message, this.ctx);
+    if (tooLarge) {
+      this.refuse(tooLarge.id, tooLarge.code, tooLarge.detail, now, message.length);
       return;
     }
     let publishes = 0;
