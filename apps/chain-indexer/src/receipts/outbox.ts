@@ -171,26 +171,20 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     // relay → session → its records of the batch, in leaf order (or, lean, their number).
     const byRelay = new Map<string, Map<string, ReceiptRecord[] | number>>();
     let invalid = 0;
+    const verifiedRecord = (record: ReceiptRecord): boolean => {
+      if (verified.get(record.proof) === anchor.merkleRoot) return true;
+      let valid = false;
+      try {
+        valid = verify(receiptOf(anchor, record));
+      } catch {}
+      if (valid && Object.isFrozen(record.proof)) verified.set(record.proof, anchor.merkleRoot);
+      return valid;
+    };
     for (const { relayId, sessionId, record } of content.records) {
       // The writer's audit-log heads belong to no session: nobody to deliver them to.
       if (record.topic === AUDIT_TOPIC) continue;
-      if (lean) {
-        let sessions = byRelay.get(relayId);
-        if (!sessions) {
-          sessions = new Map();
-          byRelay.set(relayId, sessions);
-        }
-        sessions.set(sessionId, ((sessions.get(sessionId) as number | undefined) ?? 0) + 1);
-        continue;
-      }
-      let valid = verified.get(record.proof) === anchor.merkleRoot;
-      if (!valid) {
-        try {
-          valid = verify(receiptOf(anchor, record));
-        } catch {}
-        if (valid && Object.isFrozen(record.proof)) verified.set(record.proof, anchor.merkleRoot);
-      }
-      if (!valid) {
+      // A later notice sends no record: nothing of it to check.
+      if (!lean && !verifiedRecord(record)) {
         invalid += 1;
         logger.error(
           { batchId: notice.batch_id, recordId: record.recordId, leafIndex: record.leafIndex },
@@ -203,8 +197,9 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
         sessions = new Map();
         byRelay.set(relayId, sessions);
       }
-      const list = sessions.get(sessionId) as ReceiptRecord[] | undefined;
-      if (list) list.push(record);
+      const held = sessions.get(sessionId);
+      if (lean) sessions.set(sessionId, ((held as number | undefined) ?? 0) + 1);
+      else if (held) (held as ReceiptRecord[]).push(record);
       else sessions.set(sessionId, [record]);
     }
 
