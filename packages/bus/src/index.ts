@@ -6,6 +6,19 @@ export {
 } from './audit';
 export { assertRedisReachable, createRedisConnection, redactUrl } from './connection';
 export {
+  type AddRecordBatchOptions,
+  addRecordBatch,
+  entryIdOf,
+  FANOUT_LUA,
+  forgetJobPositions,
+  POSITIONS_TTL_S,
+  parsePositions,
+  positionOfEntryId,
+  readJobPositions,
+  STREAM_FIELD,
+  streamEntry,
+} from './fanout';
+export {
   createIndexerClient,
   type IndexerClient,
   type IndexerClientOptions,

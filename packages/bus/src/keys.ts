@@ -16,6 +16,16 @@ export function createKeys(prefix: string) {
     /** String (expiring): which chain-writer process owns a signer's nonce on a chain. */
     writerLock: (chainId: number, signer: string) =>
       `${prefix}:writer-lock:${chainId}:${signer.toLowerCase()}`,
+    /**
+     * Stream: a topic's records in the order they were acked (fan-out to subscribers on every
+     * relay). Entry ids are `0-<position>`: the topic's position counter is the stream's own.
+     */
+    topicStream: (topic: string) => `${prefix}:topic:${topic}`,
+    /**
+     * String (expiring): the topic positions a `recordBatch` job's records were given, in
+     * record order, comma-separated; written with the job, deleted by the writer once stored.
+     */
+    positions: (jobId: string) => `${prefix}:positions:${jobId}`,
   } as const;
 }
 export type Keys = ReturnType<typeof createKeys>;

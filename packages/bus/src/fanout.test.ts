@@ -1,0 +1,126 @@
+import type { AcceptedRecord } from '@streamanchor/protocol';
+import { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '@streamanchor/testing';
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, expect, test } from 'vitest';
+import { createRedisConnection } from './connection';
+import {
+  addRecordBatch,
+  entryIdOf,
+  forgetJobPositions,
+  positionOfEntryId,
+  readJobPositions,
+  STREAM_FIELD,
+  streamEntry,
+} from './fanout';
+import { createKeys, type Keys } from './keys';
+import { jobIds } from './queues';
+import { createQueue, type TypedQueue } from './typed';
+
+let connection: Redis;
+let keys: Keys;
+let queue: TypedQueue<'records'>;
+
+beforeEach(async () => {
+  connection = createRedisConnection(TEST_REDIS_URL);
+  keys = createKeys(testRedisPrefix('fanout'));
+  queue = createQueue({ connection, keys }, 'records');
+});
+
+afterEach(async () => {
+  await queue.close();
+  await deleteRedisPrefix(keys.prefix);
+  connection.disconnect();
+});
+
+let next = 0;
+function record(topic: string, payload = '{"n":1}'): AcceptedRecord {
+  next += 1;
+  return {
+    recordId: `0x${next.toString(16).padStart(64, '0')}`,
+    topic,
+    subject: 'alice',
+    contentHash: `0x${'ab'.repeat(32)}`,
+    acceptedAt: 1_700_000_000_000 + next,
+    payload,
+    relayId: 'relay-1',
+    sessionId: 'session-1',
+  };
+}
+
+const options = { streamMaxLen: 1000, jobOptions: { removeOnComplete: true } };
+
+test('default: one MULTI queues the job and fans each record out to its topic, in order', async () => {
+  const group = [record('a'), record('b'), record('a', '[1,"x"]')];
+  const positions = await addRecordBatch(queue, keys, group, options);
+  expect(positions).toEqual([1, 1, 2]);
+
+  const job = await queue.getJob(jobIds.recordBatch(group[0]!.recordId));
+  expect(job?.name).toBe('recordBatch');
+  expect(job?.data.records).toEqual(group);
+
+  const a = await connection.xrange(keys.topicStream('a'), '-', '+');
+  expect(a.map(([id]) => positionOfEntryId(id))).toEqual([1, 2]);
+  expect(a.map(([, fields]) => fields)).toEqual([
+    [STREAM_FIELD, streamEntry(group[0]!)],
+    [STREAM_FIELD, streamEntry(group[2]!)],
+  ]);
+  expect(JSON.parse(a[1]![1][1]!)).toEqual({
+    recordId: group[2]!.recordId,
+    subject: 'alice',
+    contentHash: group[2]!.contentHash,
+    acceptedAt: group[2]!.acceptedAt,
+    payload: [1, 'x'],
+  });
+  expect(await readJobPositions(connection, keys, jobIds.recordBatch(group[0]!.recordId))).toEqual([
+    1, 1, 2,
+  ]);
+});
+
+test('behavior: positions continue across groups (and relays) on the stream counter', async () => {
+  await addRecordBatch(queue, keys, [record('a'), record('a')], options);
+  const other = createQueue({ connection: connection.duplicate(), keys }, 'records');
+  try {
+    expect(await addRecordBatch(other, keys, [record('a')], options)).toEqual([3]);
+  } finally {
+    await other.close();
+  }
+  expect(entryIdOf(3)).toBe('0-3');
+});
+
+test('behavior: a retried add neither fans out again nor adds a second job', async () => {
+  const group = [record('a'), record('a')];
+  expect(await addRecordBatch(queue, keys, group, options)).toEqual([1, 2]);
+  expect(await addRecordBatch(queue, keys, group, options)).toEqual([1, 2]);
+  expect(await connection.xlen(keys.topicStream('a'))).toBe(2);
+  expect((await queue.getJobCounts('waiting')).waiting).toBe(1);
+});
+
+test('behavior: the writer forgets positions once stored; unknown jobs have none', async () => {
+  const group = [record('a')];
+  await addRecordBatch(queue, keys, group, options);
+  const jobId = jobIds.recordBatch(group[0]!.recordId);
+  expect(await connection.ttl(keys.positions(jobId))).toBeGreaterThan(29 * 24 * 3600);
+  await forgetJobPositions(connection, keys, [jobId]);
+  expect(await readJobPositions(connection, keys, jobId)).toBeUndefined();
+});
+
+test('behavior: streams are trimmed to about streamMaxLen entries', async () => {
+  for (let i = 0; i < 30; i++)
+    await addRecordBatch(
+      queue,
+      keys,
+      Array.from({ length: 100 }, () => record('busy')),
+      { ...options, streamMaxLen: 500 },
+    );
+  const length = await connection.xlen(keys.topicStream('busy'));
+  expect(length).toBeGreaterThanOrEqual(500);
+  expect(length).toBeLessThan(1000);
+  const [[lastId]] = (await connection.xrevrange(
+    keys.topicStream('busy'),
+    '+',
+    '-',
+    'COUNT',
+    1,
+  )) as [[string, string[]]];
+  expect(positionOfEntryId(lastId)).toBe(3000);
+});
