@@ -1,5 +1,6 @@
 import {
   type AuditPublisher,
+  addRecordBatch,
   type BusDeps,
   createAuditPublisher,
   createIndexerClient,
@@ -15,9 +16,19 @@ import type { Logger } from '@streamanchor/service-kit';
 import type { Redis } from 'ioredis';
 import type { Config } from './config';
 import { createReceiptsWorker } from './receipts';
-import { createRecordPipeline, type RecordPipeline, type RecordPipelineStats } from './records';
+import {
+  createRecordPipeline,
+  RECORD_JOB_OPTIONS,
+  type RecordPipeline,
+  type RecordPipelineStats,
+} from './records';
 import { createHeartbeat, type Heartbeat } from './registry';
 import { createControlWorker, createCounters, SessionManager } from './sessions';
+import {
+  createSubscriptionHub,
+  type SubscriptionHub,
+  type SubscriptionHubStats,
+} from './subscriptions';
 
 export interface AppDeps {
   config: Config;
@@ -35,6 +46,7 @@ export interface RelayStats extends RecordPipelineStats {
   receiptsDelivered: number;
   receiptsUndeliverable: number;
   closedSlowReaders: number;
+  subscriptions: SubscriptionHubStats;
 }
 
 export interface App {
@@ -67,6 +79,8 @@ export function createApp(deps: AppDeps): App {
   let heartbeat: Heartbeat | undefined;
   let stopping: Promise<void> | undefined;
   let audit: AuditPublisher | undefined;
+  let subscriptions: SubscriptionHub | undefined;
+  let readerConnection: Redis | undefined;
 
   async function start(): Promise<void> {
     // Records are acked only once queued, so their queue must fail fast when Redis is
@@ -76,8 +90,13 @@ export function createApp(deps: AppDeps): App {
     recordsQueue = createQueue({ connection: recordsConnection, keys }, 'records');
     recordsQueue.on('error', (error) => logger.warn({ err: error }, 'records queue error'));
     await recordsQueue.waitUntilReady();
+    const queue = recordsQueue;
+    const batchOptions = {
+      streamMaxLen: config.topicStreamMaxLen,
+      jobOptions: RECORD_JOB_OPTIONS,
+    };
     pipeline = createRecordPipeline({
-      queue: recordsQueue,
+      queueGroup: (records) => addRecordBatch(queue, keys, records, batchOptions),
       flushMs: config.recordFlushMs,
       flushMax: config.recordFlushMax,
       bufferMax: config.recordBufferMax,
@@ -88,7 +107,25 @@ export function createApp(deps: AppDeps): App {
     audit = createAuditPublisher(bus, {
       onError: (error) => logger.warn({ err: error }, 'could not queue audit events; will retry'),
     });
-    manager = new SessionManager({ config, logger, pipeline, hash, registry, counters, audit });
+    // The subscription reader blocks on XREAD: a connection of its own.
+    readerConnection = redis.duplicate({ maxRetriesPerRequest: null });
+    subscriptions = createSubscriptionHub({
+      redis,
+      reader: readerConnection,
+      keys,
+      logger: logger.child({ subsystem: 'subscriptions' }),
+    });
+    subscriptions.start();
+    manager = new SessionManager({
+      config,
+      logger,
+      pipeline,
+      hash,
+      registry,
+      counters,
+      audit,
+      subscriptions,
+    });
     indexer = createIndexerClient({ bus, timeoutMs: config.lookupTimeoutMs, logger });
     receiptsWorker = createReceiptsWorker({ bus, relayId, manager, indexer, counters, logger });
     controlWorker = createControlWorker({ bus, relayId, manager, logger });
@@ -131,6 +168,8 @@ export function createApp(deps: AppDeps): App {
     await step('sessions', () => manager?.endAll('relay stopping', 'shutting_down'));
     // 3. Whatever is still buffered gets queued (or refused) before the queue closes.
     await step('pipeline', () => pipeline?.close());
+    await step('subscriptions', () => subscriptions?.close());
+    readerConnection?.disconnect();
     await step('receipts worker', () => receiptsWorker?.close());
     await step('indexer client', () => indexer?.close());
     // After the sessions closed: their session_closed / session_nacks events are buffered.
@@ -161,6 +200,14 @@ export function createApp(deps: AppDeps): App {
       receiptsDelivered: counters.receiptsDelivered,
       receiptsUndeliverable: counters.receiptsUndeliverable,
       closedSlowReaders: counters.closedSlowReaders,
+      subscriptions: subscriptions?.stats() ?? {
+        topics: 0,
+        subscriptions: 0,
+        recordsDelivered: 0,
+        catchUps: 0,
+        historyRecords: 0,
+        ended: 0,
+      },
     };
   }
 

@@ -151,6 +151,18 @@ export const ConfigSchema = Type.Object({
     description:
       "one session's share of RECORD_BUFFER_MAX; beyond it that session's publishes are nacked rate_limited",
   }),
+  TOPIC_STREAM_MAX_LEN: Int({
+    default: 20_000,
+    minimum: 100,
+    description:
+      'records each topic stream keeps for subscribers (about; older ones are read from Postgres when a subscriber needs them)',
+  }),
+  MAX_SUBSCRIPTIONS: Int({
+    default: LIMITS.maxSubscriptions,
+    minimum: 1,
+    maximum: 1024,
+    description: 'topics one session may be subscribed to at once',
+  }),
   HEARTBEAT_MS: Int({
     default: 2000,
     minimum: 100,
@@ -230,6 +242,9 @@ export interface Config {
   lookupTimeoutMs: number;
   recordBufferMax: number;
   recordBufferMaxPerSession: number;
+  /** Approximate most records a topic's stream keeps (`XADD … MAXLEN ~`). */
+  topicStreamMaxLen: number;
+  maxSubscriptions: number;
   heartbeatMs: number;
   sessionTtlMs: number;
   maxSessions: number;
@@ -283,6 +298,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     recordFlushMax: e.RECORD_FLUSH_MAX,
     recordBufferMax: e.RECORD_BUFFER_MAX,
     recordBufferMaxPerSession: Math.min(e.RECORD_BUFFER_MAX_PER_SESSION, e.RECORD_BUFFER_MAX),
+    topicStreamMaxLen: e.TOPIC_STREAM_MAX_LEN,
+    maxSubscriptions: e.MAX_SUBSCRIPTIONS,
     heartbeatMs: e.HEARTBEAT_MS,
     sessionTtlMs: e.SESSION_TTL_MS,
     maxSessions: e.MAX_SESSIONS,

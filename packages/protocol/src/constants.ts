@@ -42,6 +42,8 @@ export const LIMITS = {
   maxMembers: 1024,
   /** Most members of all arrays and objects in a payload together. */
   maxTotalMembers: 4096,
+  /** Most topics one session subscribes to at once (and names in one `subscribe`). */
+  maxSubscriptions: 64,
 } as const;
 
 /** Largest integer a payload number may have without a fraction or exponent (2^53 − 1). */

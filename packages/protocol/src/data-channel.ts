@@ -23,7 +23,45 @@ export const PublishMessage = Type.Object(
 );
 export type PublishMessage = Static<typeof PublishMessage>;
 
-export const ClientMessage = Type.Union([PublishMessage]);
+/** A topic position: records of a topic are numbered 1, 2, 3… in the order they were acked. */
+export const TopicPosition = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
+/**
+ * Protocol v2: receive the records of some topics as they are acked, on any relay (§5.9).
+ * `after`: deliver from the record after that position (resume); without it, from the next
+ * record acked.
+ */
+export const SubscribeMessage = Type.Object(
+  {
+    type: Type.Literal('subscribe'),
+    id: ClientMessageId,
+    topics: Type.Array(
+      Type.Object(
+        { topic: Topic, after: Type.Optional(TopicPosition) },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: LIMITS.maxSubscriptions },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SubscribeMessage = Static<typeof SubscribeMessage>;
+
+/** Protocol v2: stop receiving some topics' records. */
+export const UnsubscribeMessage = Type.Object(
+  {
+    type: Type.Literal('unsubscribe'),
+    id: ClientMessageId,
+    topics: Type.Array(Topic, { minItems: 1, maxItems: LIMITS.maxSubscriptions }),
+  },
+  { additionalProperties: false },
+);
+export type UnsubscribeMessage = Static<typeof UnsubscribeMessage>;
+
+/** The client messages that are not publishes. */
+export type ControlMessage = SubscribeMessage | UnsubscribeMessage;
+
+export const ClientMessage = Type.Union([PublishMessage, SubscribeMessage, UnsubscribeMessage]);
 export type ClientMessage = Static<typeof ClientMessage>;
 
 // ---------------------------------------------------------------------------
@@ -38,7 +76,15 @@ export const HelloMessage = Type.Object(
     protocol: Type.Union(PROTOCOL_VERSIONS.map((version) => Type.Literal(version))),
     sessionId: SessionId,
     subject: Subject,
+    /** Topics the token grants publishing to (`*`: every topic). */
     topics: Type.Array(Type.String()),
+    /**
+     * Topics the token grants subscribing to (`*`: every topic). Optional: relays before
+     * subscriptions did not send it.
+     */
+    subscribe: Type.Optional(Type.Array(Type.String())),
+    /** Most topics the session may be subscribed to at once. */
+    maxSubscriptions: Type.Optional(Type.Integer({ minimum: 1 })),
     maxPayloadBytes: Type.Integer({ minimum: 1 }),
     maxMessageBytes: Type.Integer({ minimum: 1 }),
     // The structure limits (LIMITS.maxDepth …). A relay of this version always sends them;
@@ -88,7 +134,10 @@ export const NACK_CODES = {
   duplicate_member: 'An object in the message has two members with the same name.',
   invalid_payload:
     'The payload has no canonical JSON form (for example a lone UTF-16 surrogate), or holds an integer beyond ±(2^53 − 1).',
-  topic_not_allowed: 'The token does not grant publishing to this topic.',
+  topic_not_allowed:
+    'The token does not grant publishing to this topic (or, for `subscribe`, subscribing to it).',
+  too_many_subscriptions:
+    'The session would be subscribed to more than `maxSubscriptions` topics; nothing of the `subscribe` was done.',
   token_expired: 'The session token expired; open a new session with a fresh token.',
   unavailable:
     'The relay could not queue the record durably right now; it was not accepted. Retry.',
@@ -166,6 +215,78 @@ export const AnchoringMessage = Type.Object(
 );
 export type AnchoringMessage = Static<typeof AnchoringMessage>;
 
+/** Where a subscription starts: records after `after` come next; `head` is the newest position then. */
+export const SubscribedTopic = Type.Object(
+  { topic: Topic, after: TopicPosition, head: TopicPosition },
+  { additionalProperties: false },
+);
+export type SubscribedTopic = Static<typeof SubscribedTopic>;
+
+/** Answers a `subscribe` (every topic of it, in order): records follow. */
+export const SubscribedMessage = Type.Object(
+  {
+    type: Type.Literal('subscribed'),
+    id: ClientMessageId,
+    topics: Type.Array(SubscribedTopic, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type SubscribedMessage = Static<typeof SubscribedMessage>;
+
+/**
+ * Why the relay ended a subscription on its own: `history_unavailable` — the subscriber
+ * fell behind (or resumed from) a position the relay can no longer serve; resume from
+ * `after` over HTTP history, then subscribe again.
+ */
+export const UNSUBSCRIBE_REASONS = {
+  requested: 'The client unsubscribed.',
+  history_unavailable:
+    'The records after `after` are no longer held for live delivery and could not be read from history; resume from `after`.',
+} as const;
+export type UnsubscribeReason = keyof typeof UNSUBSCRIBE_REASONS;
+
+/** Answers an `unsubscribe` (id set), or tells of a subscription the relay ended (id null). */
+export const UnsubscribedMessage = Type.Object(
+  {
+    type: Type.Literal('unsubscribed'),
+    id: Type.Union([ClientMessageId, Type.Null()]),
+    topics: Type.Array(Topic, { minItems: 1 }),
+    reason: Type.Union(
+      Object.keys(UNSUBSCRIBE_REASONS).map((reason) => Type.Literal(reason as UnsubscribeReason)),
+    ),
+    /** With a reason other than `requested`: the last position delivered (resume after it). */
+    after: Type.Optional(TopicPosition),
+  },
+  { additionalProperties: false },
+);
+export type UnsubscribedMessage = Static<typeof UnsubscribedMessage>;
+
+/** One record of a topic as a subscriber gets it. */
+export const DeliveredRecord = Type.Object(
+  {
+    position: TopicPosition,
+    recordId: Bytes32,
+    subject: Subject,
+    contentHash: Bytes32,
+    acceptedAt: EpochMillis,
+    /** The record's canonical payload (§6), as a JSON value. */
+    payload: Type.Unknown(),
+  },
+  { additionalProperties: false },
+);
+export type DeliveredRecord = Static<typeof DeliveredRecord>;
+
+/** Records of one topic, in position order, without gaps since the previous ones. */
+export const RecordsMessage = Type.Object(
+  {
+    type: Type.Literal('records'),
+    topic: Topic,
+    records: Type.Array(DeliveredRecord, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type RecordsMessage = Static<typeof RecordsMessage>;
+
 export const ServerMessage = Type.Union([
   HelloMessage,
   AckMessage,
@@ -174,6 +295,9 @@ export const ServerMessage = Type.Union([
   ReceiptMessage,
   ReceiptsMessage,
   AnchoringMessage,
+  SubscribedMessage,
+  UnsubscribedMessage,
+  RecordsMessage,
 ]);
 export type ServerMessage = Static<typeof ServerMessage>;
 

@@ -10,7 +10,13 @@ export const CreateSessionRequest = Type.Object({
   sessionId: SessionId,
   offerSdp: Type.String(),
   subject: Subject,
+  /** Topics the session may publish to (the token's `topics`). */
   topics: Type.Array(Type.String()),
+  /**
+   * Topics the session may subscribe to (the token's `subscribe`). Optional: a job from a
+   * gateway before subscribers has none, and grants no subscription.
+   */
+  subscribeTopics: Type.Optional(Type.Array(Type.String())),
   tokenExpiresAt: EpochMillis,
   /** The gateway stops waiting at this time; a relay that picks the job up later drops it. */
   deadline: EpochMillis,

@@ -1,4 +1,11 @@
-import { createKeys, createQueue, createRedisConnection, type TypedQueue } from '@streamanchor/bus';
+import {
+  addRecordBatch,
+  createKeys,
+  createQueue,
+  createRedisConnection,
+  type Keys,
+  type TypedQueue,
+} from '@streamanchor/bus';
 import type { AcceptedRecord } from '@streamanchor/protocol';
 import { createLogger } from '@streamanchor/service-kit';
 import { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '@streamanchor/testing';
@@ -11,6 +18,10 @@ const logger = createLogger({ service: 'rtc-relay', level: 'silent' });
 let redis: Redis;
 let prefix: string;
 let queue: TypedQueue<'records'>;
+let keys: Keys;
+/** What the pipeline queues a group with; tests wrap it to hold or fail adds. */
+let add: (records: readonly AcceptedRecord[]) => Promise<unknown>;
+const queueGroup = (records: readonly AcceptedRecord[]) => add(records);
 
 const record = (n: number, sessionId = 'AAAAAAAAAAAAAAAAAAAAAA'): AcceptedRecord => ({
   recordId: newRecordId(),
@@ -26,8 +37,11 @@ const record = (n: number, sessionId = 'AAAAAAAAAAAAAAAAAAAAAA'): AcceptedRecord
 beforeEach(async () => {
   redis = createRedisConnection(TEST_REDIS_URL);
   prefix = testRedisPrefix('pipeline');
-  queue = createQueue({ connection: redis, keys: createKeys(prefix) }, 'records');
+  keys = createKeys(prefix);
+  queue = createQueue({ connection: redis, keys }, 'records');
   await queue.waitUntilReady();
+  add = (records) =>
+    addRecordBatch(queue, keys, records, { streamMaxLen: 1000, jobOptions: RECORD_JOB_OPTIONS });
 });
 
 afterEach(async () => {
@@ -41,17 +55,17 @@ afterEach(async () => {
  * `calls` counts the adds made so far.
  */
 function holdFirstAdd(): { readonly calls: number; release(): void } {
-  const realAdd = queue.add.bind(queue);
+  const realAdd = add;
   let release!: () => void;
   const firstHeld = new Promise<void>((resolve) => {
     release = resolve;
   });
   let calls = 0;
-  queue.add = (async (...args: Parameters<typeof realAdd>) => {
+  add = async (records) => {
     calls += 1;
     if (calls === 1) await firstHeld;
-    return realAdd(...args);
-  }) as typeof queue.add;
+    return realAdd(records);
+  };
   return {
     get calls() {
       return calls;
@@ -63,7 +77,7 @@ function holdFirstAdd(): { readonly calls: number; release(): void } {
 describe('record pipeline', () => {
   test('default: records are grouped into jobs keyed by their first record, outcomes in order', async () => {
     const pipeline = createRecordPipeline({
-      queue,
+      queueGroup,
       flushMs: 5,
       flushMax: 100,
       bufferMax: 10_000,
@@ -94,7 +108,7 @@ describe('record pipeline', () => {
 
   test('behavior: after close, submissions are refused with shutting_down', async () => {
     const pipeline = createRecordPipeline({
-      queue,
+      queueGroup,
       flushMs: 5,
       flushMax: 100,
       bufferMax: 10_000,
@@ -111,7 +125,7 @@ describe('record pipeline', () => {
 
   test('error: beyond bufferMax records are refused with unavailable, the rest still queued', async () => {
     const pipeline = createRecordPipeline({
-      queue,
+      queueGroup,
       flushMs: 1000,
       flushMax: 100,
       bufferMax: 3,
@@ -135,16 +149,16 @@ describe('record pipeline', () => {
   test('behavior: an add whose reply was lost is retried with the same job id: acked, one job', async () => {
     // Stand-in for a network fault: Redis performs the first add, then the reply is lost
     // (the call throws). A real socket cut at that instant cannot be arranged reliably here.
-    const realAdd = queue.add.bind(queue);
+    const realAdd = add;
     let calls = 0;
-    queue.add = (async (...args: Parameters<typeof realAdd>) => {
+    add = async (records) => {
       calls += 1;
-      const job = await realAdd(...args);
+      const positions = await realAdd(records);
       if (calls === 1) throw new Error('connection reset before the reply');
-      return job;
-    }) as typeof queue.add;
+      return positions;
+    };
     const pipeline = createRecordPipeline({
-      queue,
+      queueGroup,
       flushMs: 1,
       flushMax: 100,
       bufferMax: 100,
@@ -156,11 +170,13 @@ describe('record pipeline', () => {
     expect(calls).toBe(2);
     expect(outcomes.map((o) => o.ok)).toEqual([true, true, true]);
     expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 1 });
+    // Fanned out once: subscribers do not get the records twice.
+    expect(await redis.xlen(keys.topicStream('demo'))).toBe(3);
   });
 
   test('behavior: one session cannot fill the shared buffer; it gets rate_limited, others are queued', async () => {
     const pipeline = createRecordPipeline({
-      queue,
+      queueGroup,
       flushMs: 1000,
       flushMax: 100,
       bufferMax: 10,
@@ -202,7 +218,7 @@ describe('record pipeline', () => {
 
   test('behavior: with flushMs 0 the records of one event-loop turn go in one job, queued without a timer', async () => {
     const pipeline = createRecordPipeline({
-      queue,
+      queueGroup,
       flushMs: 0,
       flushMax: 100,
       bufferMax: 100,
@@ -222,7 +238,7 @@ describe('record pipeline', () => {
     // The first add is held until released; the second completes at once.
     const adds = holdFirstAdd();
     const pipeline = createRecordPipeline({
-      queue,
+      queueGroup,
       flushMs: 0,
       flushMax: 2,
       bufferMax: 100,
@@ -248,7 +264,7 @@ describe('record pipeline', () => {
   test('behavior: with addsInFlight 1 the next group waits for the add in flight, then takes everything', async () => {
     const adds = holdFirstAdd();
     const pipeline = createRecordPipeline({
-      queue,
+      queueGroup,
       flushMs: 0,
       flushMax: 100,
       bufferMax: 100,

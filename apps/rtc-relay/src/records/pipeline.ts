@@ -1,4 +1,3 @@
-import { jobIds, type TypedQueue } from '@streamanchor/bus';
 import type { AcceptedRecord } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 
@@ -8,7 +7,7 @@ export type Outcome =
   | { ok: false; code: 'rate_limited'; detail: string; retryAfterMs: number };
 export type OnOutcome = (outcome: Outcome) => void;
 
-/** Options of the `recordBatch` jobs: the writer retries for days, and a failed job stays for inspection. */
+/** Options of the `recordBatch` jobs (the app's queueGroup): the writer retries for days, and a failed job stays for inspection. */
 export const RECORD_JOB_OPTIONS = {
   attempts: 20,
   backoff: { type: 'exponential', delay: 1000 },
@@ -17,7 +16,12 @@ export const RECORD_JOB_OPTIONS = {
 } as const;
 
 export interface RecordPipelineOptions {
-  queue: TypedQueue<'records'>;
+  /**
+   * Queues one group durably (the app's: `addRecordBatch`, a `recordBatch` job fanned out to
+   * its topics' streams in one MULTI). Must be safe to retry after a failure whose effect is
+   * unknown.
+   */
+  queueGroup: (records: readonly AcceptedRecord[]) => Promise<unknown>;
   /**
    * Longest a record waits for companions while an add slot is free (0: until the end of
    * the current event-loop turn). With every slot taken, records wait for the first add to
@@ -106,15 +110,15 @@ const QUEUE_UNAVAILABLE: Outcome = {
 };
 
 /**
- * Groups records from every session into `recordBatch` jobs on the `records` queue
- * (group commit): a group is queued when it reaches `flushMax` records, or when an add
+ * Groups records from every session into `recordBatch` jobs on the `records` queue, each
+ * fanned out to its topics' streams in the same MULTI (`addRecordBatch`), (group commit): a group is queued when it reaches `flushMax` records, or when an add
  * slot is free (after `flushMs`, or at the end of the event-loop turn). Up to
  * `addsInFlight` adds are in flight at a time and the buffer keeps filling meanwhile.
  * Outcomes are reported in submission order (a later add that finishes first waits for the
  * earlier ones).
  */
 export function createRecordPipeline(options: RecordPipelineOptions): RecordPipeline {
-  const { queue, flushMs, flushMax, bufferMax, logger } = options;
+  const { queueGroup, flushMs, flushMax, bufferMax, logger } = options;
   const addsInFlight = Math.max(1, options.addsInFlight ?? 2);
   const sessionBufferMax = options.sessionBufferMax ?? bufferMax;
   // A session over its share waits at least for the add in flight and the next one.
@@ -158,15 +162,8 @@ export function createRecordPipeline(options: RecordPipelineOptions): RecordPipe
   /** Queues one group; never rejects. */
   async function add(group: Entry[]): Promise<Outcome> {
     const records = group.map((entry) => entry.record);
-    const first = records[0]!;
     try {
-      await addWithRetry(() =>
-        queue.add(
-          'recordBatch',
-          { records },
-          { jobId: jobIds.recordBatch(first.recordId), ...RECORD_JOB_OPTIONS },
-        ),
-      );
+      await addWithRetry(() => queueGroup(records));
     } catch (error) {
       stats.failedAdds += 1;
       stats.recordsRefused += group.length;

@@ -48,7 +48,7 @@ describe('validateMessage', () => {
       expect(hash(text)).toBe(contentHashOf(text));
     }
     const result = validateMessage(publish({ x: 'ü' }), { ...ctx, hash }, now);
-    expect(result.ok && result.record.contentHash).toBe(contentHashOf('{"x":"ü"}'));
+    expect(result.ok && result.record?.contentHash).toBe(contentHashOf('{"x":"ü"}'));
   });
 
   test('behavior: record ids are unique 32-byte hex', () => {
@@ -213,8 +213,8 @@ describe('validateMessage', () => {
     const result = validateMessage(publish({ s: 'a\u0000b', 'k\u0000': 1 }), ctx, now);
     expect(result.ok).toBe(true);
     if (result.ok) {
-      expect(result.record.payload).toBe('{"k\\u0000":1,"s":"a\\u0000b"}');
-      expect(result.record.payload.includes('\u0000')).toBe(false);
+      expect(result.record?.payload).toBe('{"k\\u0000":1,"s":"a\\u0000b"}');
+      expect(result.record?.payload.includes('\u0000')).toBe(false);
     }
   });
 
@@ -231,5 +231,70 @@ describe('validateMessage', () => {
       expect(() => validateMessage(text, ctx, now)).not.toThrow();
       expect(validateMessage(text, ctx, now).ok).toBe(false);
     }
+  });
+});
+
+describe('validateMessage: subscribe and unsubscribe', () => {
+  test('default: a valid subscribe or unsubscribe is handed to the session as is', () => {
+    const subscribe = {
+      type: 'subscribe',
+      id: 's1',
+      topics: [{ topic: 'demo', after: 41 }, { topic: 'other' }],
+    };
+    expect(validateMessage(JSON.stringify(subscribe), ctx, now)).toEqual({
+      ok: true,
+      id: 's1',
+      control: subscribe,
+    });
+    const unsubscribe = { type: 'unsubscribe', id: 's2', topics: ['demo'] };
+    expect(validateMessage(JSON.stringify(unsubscribe), ctx, now)).toEqual({
+      ok: true,
+      id: 's2',
+      control: unsubscribe,
+    });
+  });
+
+  test('error: schema problems are invalid_message, with the id', () => {
+    const cases = [
+      { type: 'subscribe', id: 's1', topics: [] },
+      { type: 'subscribe', id: 's1', topics: [{ topic: 'Demo' }] },
+      { type: 'subscribe', id: 's1', topics: [{ topic: 'demo', after: -1 }] },
+      { type: 'subscribe', id: 's1', topics: [{ topic: 'demo', after: 1.5 }] },
+      { type: 'subscribe', id: 's1', topics: [{ topic: 'demo', from: 1 }] },
+      {
+        type: 'subscribe',
+        id: 's1',
+        topics: Array.from({ length: 65 }, (_, i) => ({ topic: `t${i}` })),
+      },
+      { type: 'unsubscribe', id: 's1', topics: 'demo' },
+    ];
+    for (const message of cases) {
+      expect(
+        validateMessage(JSON.stringify(message), { ...ctx, maxMessageBytes: 4096 }, now),
+      ).toMatchObject({
+        ok: false,
+        id: 's1',
+        code: 'invalid_message',
+      });
+    }
+  });
+
+  test('error: a duplicate member name is duplicate_member', () => {
+    const text = '{"type":"subscribe","id":"s1","topics":[{"topic":"demo","topic":"other"}]}';
+    expect(validateMessage(text, ctx, now)).toEqual({
+      ok: false,
+      id: 's1',
+      code: 'duplicate_member',
+      detail: 'member "topic" occurs twice',
+    });
+  });
+
+  test('error: after the token expired, token_expired', () => {
+    const text = JSON.stringify({ type: 'unsubscribe', id: 's1', topics: ['demo'] });
+    expect(validateMessage(text, { ...ctx, tokenExpiresAt: now() }, now)).toMatchObject({
+      ok: false,
+      id: 's1',
+      code: 'token_expired',
+    });
   });
 });

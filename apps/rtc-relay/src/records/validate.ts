@@ -1,6 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import {
   type AcceptedRecord,
+  type ControlMessage,
   canonicalJson,
   contentHashOf,
   type Hex,
@@ -33,7 +34,9 @@ export interface RecordContext {
 }
 
 export type Validation =
-  | { ok: true; id: string; record: AcceptedRecord }
+  | { ok: true; id: string; record: AcceptedRecord; control?: undefined }
+  /** A valid message that is not a publish (`subscribe`, `unsubscribe`): the session acts on it. */
+  | { ok: true; id: string; control: ControlMessage; record?: undefined }
   | { ok: false; id: string | null; code: NackCode; detail: string };
 
 /** A message that passed the checks that come before parsing (size, structure). */
@@ -138,6 +141,7 @@ export function checkScreened(
   const parsed = parseClientMessage(text);
   if (!parsed.ok) return { ok: false, id: parsed.id, code: parsed.code, detail: parsed.detail };
   const message = parsed.message;
+  if (message.type !== 'publish') return checkControl(text, message, ctx, now);
   if (!topicAllowed(ctx.topics, message.topic)) {
     return {
       ok: false,
@@ -231,6 +235,37 @@ export function checkScreened(
       sessionId: ctx.sessionId,
     },
   };
+}
+
+/**
+ * The checks of a parsed `subscribe` or `unsubscribe` that do not depend on the session's
+ * state: token expiry, then duplicate member names (the exact scan: these messages are rare
+ * and small). Topic grants and limits are the session's.
+ */
+function checkControl(
+  text: string,
+  message: ControlMessage,
+  ctx: RecordContext,
+  now: () => number,
+): Validation {
+  if (now() >= ctx.tokenExpiresAt) {
+    return {
+      ok: false,
+      id: message.id,
+      code: 'token_expired',
+      detail: 'the session token expired',
+    };
+  }
+  const exact = scanMessageStructure(text, structureLimits(ctx));
+  if (exact.ok && exact.duplicateMember !== undefined) {
+    return {
+      ok: false,
+      id: message.id,
+      code: 'duplicate_member',
+      detail: `member ${JSON.stringify(exact.duplicateMember.slice(0, 64))} occurs twice`,
+    };
+  }
+  return { ok: true, id: message.id, control: message };
 }
 
 // Record ids are 32 random bytes. Drawing them from a pool refilled in bulk keeps the

@@ -16,6 +16,7 @@ import {
   type RecordPipeline,
   type SubjectQuotas,
 } from '../records';
+import type { SubscriptionHub } from '../subscriptions';
 import { refusal } from './refusal';
 import {
   candidatesOf,
@@ -36,6 +37,8 @@ export interface SessionManagerDeps {
   counters: SessionCounters;
   /** Where session_closed and session_nacks audit events go (none: not audited). */
   audit?: Pick<AuditPublisher, 'record'>;
+  /** Live records for subscribing sessions (none: `subscribe` is nacked `unavailable`). */
+  subscriptions?: SubscriptionHub;
 }
 
 /** The node-datachannel configuration every session's PeerConnection gets. */
@@ -115,6 +118,10 @@ export class SessionManager {
         sessionId: request.sessionId,
         subject: request.subject,
         topics: request.topics,
+        // A job from a gateway before subscribers carries none: no subscription.
+        subscribeTopics: request.subscribeTopics ?? [],
+        subscriptions: this.deps.subscriptions,
+        maxSubscriptions: config.maxSubscriptions,
         tokenExpiresAt: request.tokenExpiresAt,
         relayId: config.relayId,
         maxMessageBytes: config.maxMessageBytes,

@@ -1,5 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { ContentHasher } from '@streamanchor/protocol';
+import type { ContentHasher, ControlMessage, UnsubscribeReason } from '@streamanchor/protocol';
 import {
   ACKS_PER_MESSAGE,
   DATA_CHANNEL_LABEL,
@@ -15,11 +15,13 @@ import {
   type SerializedReceipts,
   serializeReceiptsMessages,
   tokenExpiredFrom,
+  topicAllowed,
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
 import type { RecordContext, RecordPipeline, TokenBucket } from '../records';
 import { checkMessageSize, checkScreened, screenMessage, takeFromAll } from '../records';
+import type { Subscriber, SubscriptionHub } from '../subscriptions';
 
 /** Relay-wide counters the sessions update (read through app.stats()). */
 export interface SessionCounters {
@@ -43,7 +45,14 @@ export function createCounters(): SessionCounters {
 export interface SessionOptions {
   sessionId: string;
   subject: string;
+  /** Topics the token grants publishing to. */
   topics: readonly string[];
+  /** Topics the token grants subscribing to. */
+  subscribeTopics: readonly string[];
+  /** The relay's subscriptions; without it, `subscribe` is nacked `unavailable`. */
+  subscriptions?: SubscriptionHub;
+  /** Most topics this session may be subscribed to at once (default LIMITS.maxSubscriptions). */
+  maxSubscriptions?: number;
   /** The token's `exp` in ms; the session ends CLOCK_TOLERANCE_SECONDS after it. */
   tokenExpiresAt: number;
   relayId: string;
@@ -91,6 +100,8 @@ interface Slot {
   /** The reply, once the outcome is known (for an ack, its members without braces). */
   text: string | undefined;
   ack: boolean;
+  /** Called once the reply was handed to the channel (`subscribed`: delivery starts then). */
+  onSent?: () => void;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -129,7 +140,7 @@ function anchoringMessage(anchor: ReceiptAnchor, records: number): SerializedRec
  * message, hands records to the shared pipeline, and answers each publish with exactly
  * one ack or nack, in arrival order.
  */
-export class Session {
+export class Session implements Subscriber {
   readonly id: string;
   readonly subject: string;
   private refusals = { since: 0, count: 0, bytes: 0 };
@@ -439,6 +450,7 @@ export class Session {
     } catch {}
     this.replies.length = 0;
     this.replyHead = 0;
+    this.options.subscriptions?.drop(this);
     this.resolveGathered();
     this.resolveClosed();
     this.options.logger.debug({ sessionId: this.id, reason }, 'session closed');
@@ -494,6 +506,8 @@ export class Session {
         sessionId: this.id,
         subject: this.subject,
         topics: [...this.options.topics],
+        subscribe: [...this.options.subscribeTopics],
+        maxSubscriptions: this.maxSubscriptions,
         maxPayloadBytes: this.options.maxPayloadBytes,
         maxMessageBytes: this.options.maxMessageBytes,
         maxDepth: this.options.maxDepth,
@@ -606,6 +620,10 @@ export class Session {
       if (this.endCode) this.reply(this.nack(result.id, this.endCode, 'the session is ending'));
       return;
     }
+    if (result.control) {
+      this.onControl(result.id, result.control, now, message.length);
+      return;
+    }
     const slot: Slot = { text: undefined, ack: false };
     this.replies.push(slot);
     const { id, record } = result;
@@ -628,6 +646,97 @@ export class Session {
         queueMicrotask(this.flushQueuedReplies);
       }
     });
+  }
+
+  private get maxSubscriptions(): number {
+    return this.options.maxSubscriptions ?? LIMITS.maxSubscriptions;
+  }
+
+  /**
+   * `subscribe` and `unsubscribe` (docs/protocol.md §5.9). A `subscribe` is checked whole
+   * (grants, the session's subscription limit) and then done whole; its `subscribed` answer
+   * takes its place among the replies, and delivery starts once it was sent.
+   */
+  private onControl(id: string, message: ControlMessage, now: number, size: number): void {
+    const hub = this.options.subscriptions;
+    if (this.protocol === 'streamanchor.v1') {
+      this.refuse(id, 'invalid_message', `${message.type} needs streamanchor.v2`, now, size);
+      return;
+    }
+    if (message.type === 'unsubscribe') {
+      hub?.unsubscribe(this, message.topics);
+      this.reply(
+        JSON.stringify({ type: 'unsubscribed', id, topics: message.topics, reason: 'requested' }),
+      );
+      return;
+    }
+    const names = message.topics.map((request) => request.topic);
+    const twice = names.find((topic, i) => names.indexOf(topic) !== i);
+    if (twice !== undefined) {
+      this.refuse(id, 'invalid_message', `topic ${twice} named twice`, now, size);
+      return;
+    }
+    const refused = names.find((topic) => !topicAllowed(this.options.subscribeTopics, topic));
+    if (refused !== undefined) {
+      this.refuse(
+        id,
+        'topic_not_allowed',
+        `topic ${refused} is not granted for subscribing`,
+        now,
+        size,
+      );
+      return;
+    }
+    if (!hub) {
+      this.reply(this.nack(id, 'unavailable', 'this relay does not serve subscriptions'));
+      return;
+    }
+    const current = hub.topicsOf(this);
+    const total = new Set([...current, ...names]).size;
+    if (total > this.maxSubscriptions) {
+      this.refuse(
+        id,
+        'too_many_subscriptions',
+        `${total} topics; at most ${this.maxSubscriptions}`,
+        now,
+        size,
+      );
+      return;
+    }
+    const slot: Slot = { text: undefined, ack: false };
+    this.replies.push(slot);
+    hub.subscribe(this, message.topics).then(
+      (topics) => {
+        if (this.state === 'closed') return hub.drop(this);
+        slot.text = JSON.stringify({ type: 'subscribed', id, topics });
+        slot.onSent = () => hub.activate(this, names);
+        this.flushReplies();
+      },
+      (error: unknown) => {
+        this.options.logger.warn({ err: error, sessionId: this.id }, 'subscribe failed');
+        hub.unsubscribe(this, names);
+        slot.text = this.nack(id, 'unavailable', 'could not subscribe right now; retry');
+        this.flushReplies();
+      },
+    );
+  }
+
+  // Subscriber (the hub's side of a subscribing session) ---------------------------------
+
+  canTake(): boolean {
+    return (
+      (this.state === 'open' || this.state === 'ending') &&
+      this.bufferedAmount() <= this.options.maxBufferedBytes / RECEIPT_HIGH_WATER_DIVISOR
+    );
+  }
+
+  sendRecords(text: string): boolean {
+    return this.send(text);
+  }
+
+  subscriptionEnded(topic: string, reason: UnsubscribeReason, after: number): void {
+    if (this.state !== 'open' && this.state !== 'ending') return;
+    this.reply(JSON.stringify({ type: 'unsubscribed', id: null, topics: [topic], reason, after }));
   }
 
   /**
@@ -728,7 +837,10 @@ export class Session {
           } else text = `{"type":"ack",${text}}`;
         }
         // A channel that is not open cannot take them: they are dropped, as the client is.
-        if (open) channel!.sendMessage(text);
+        if (open) {
+          channel!.sendMessage(text);
+          slot.onSent?.();
+        }
       }
       if (open && !this.bufferWithinLimit(channel!)) return;
     } catch (error) {

@@ -1,0 +1,263 @@
+import {
+  addRecordBatch,
+  createKeys,
+  createQueue,
+  createRedisConnection,
+  type Keys,
+  type TypedQueue,
+} from '@streamanchor/bus';
+import {
+  type AcceptedRecord,
+  type DeliveredRecord,
+  parseServerMessage,
+  type UnsubscribeReason,
+} from '@streamanchor/protocol';
+import { createLogger } from '@streamanchor/service-kit';
+import { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '@streamanchor/testing';
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { newRecordId } from '../records';
+import {
+  createSubscriptionHub,
+  type HistoryRecord,
+  type ReadHistory,
+  type Subscriber,
+  type SubscriptionHub,
+} from './hub';
+
+const logger = createLogger({ service: 'rtc-relay', level: 'silent' });
+let redis: Redis;
+let keys: Keys;
+let queue: TypedQueue<'records'>;
+const hubs: SubscriptionHub[] = [];
+const connections: Redis[] = [];
+
+beforeEach(async () => {
+  redis = createRedisConnection(TEST_REDIS_URL);
+  keys = createKeys(testRedisPrefix('hub'));
+  queue = createQueue({ connection: redis, keys }, 'records');
+});
+
+afterEach(async () => {
+  for (const hub of hubs.splice(0)) await hub.close();
+  for (const connection of connections.splice(0)) connection.disconnect();
+  await queue.close();
+  await deleteRedisPrefix(keys.prefix);
+  redis.disconnect();
+});
+
+function hub(options: { history?: ReadHistory; streamReads?: number } = {}): SubscriptionHub {
+  const reader = redis.duplicate();
+  const own = redis.duplicate();
+  connections.push(reader, own);
+  const created = createSubscriptionHub({
+    redis: own,
+    reader,
+    keys,
+    logger,
+    history: options.history,
+    readCount: options.streamReads ?? 500,
+    blockMs: 200,
+  });
+  created.start();
+  hubs.push(created);
+  return created;
+}
+
+let counter = 0;
+function record(topic: string, n: number): AcceptedRecord {
+  counter += 1;
+  return {
+    recordId: newRecordId(),
+    topic,
+    subject: 'alice',
+    contentHash: `0x${counter.toString(16).padStart(64, '0')}`,
+    acceptedAt: 1_700_000_000_000 + counter,
+    payload: JSON.stringify({ n }),
+    relayId: 'relay-1',
+    sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
+  };
+}
+
+async function publish(topic: string, from: number, count: number, group = 50): Promise<void> {
+  for (let start = from; start < from + count; start += group) {
+    const records = Array.from({ length: Math.min(group, from + count - start) }, (_, i) =>
+      record(topic, start + i),
+    );
+    await addRecordBatch(queue, keys, records, { streamMaxLen: 100_000, jobOptions: {} });
+  }
+}
+
+/** A subscriber that keeps what it gets; `full` makes its channel refuse more. */
+class FakeSubscriber implements Subscriber {
+  readonly id: string;
+  full = false;
+  readonly records = new Map<string, DeliveredRecord[]>();
+  readonly ended: { topic: string; reason: UnsubscribeReason; after: number }[] = [];
+  constructor(id: string) {
+    this.id = id;
+  }
+  canTake(): boolean {
+    return !this.full;
+  }
+  sendRecords(text: string): boolean {
+    const message = parseServerMessage(text);
+    if (message?.type !== 'records') throw new Error(`not a records message: ${text.slice(0, 80)}`);
+    const list = this.records.get(message.topic) ?? [];
+    list.push(...message.records);
+    this.records.set(message.topic, list);
+    return true;
+  }
+  subscriptionEnded(topic: string, reason: UnsubscribeReason, after: number): void {
+    this.ended.push({ topic, reason, after });
+  }
+  of(topic: string): DeliveredRecord[] {
+    return this.records.get(topic) ?? [];
+  }
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const positions = (records: readonly DeliveredRecord[]) => records.map((r) => r.position);
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('subscription hub', () => {
+  test('default: subscribers on two relays get every record once, in one order, payloads intact', async () => {
+    await publish('demo', 0, 3);
+    const [a, b] = [hub(), hub()];
+    const alice = new FakeSubscriber('alice');
+    const bob = new FakeSubscriber('bob');
+    expect(await a.subscribe(alice, [{ topic: 'demo' }])).toEqual([
+      { topic: 'demo', after: 3, head: 3 },
+    ]);
+    a.activate(alice, ['demo']);
+    await b.subscribe(bob, [{ topic: 'demo' }]);
+    b.activate(bob, ['demo']);
+    await publish('demo', 3, 500, 37);
+    await publish('other', 0, 5);
+    await until(
+      () => alice.of('demo').length === 500 && bob.of('demo').length === 500,
+      '500 records',
+    );
+    expect(positions(alice.of('demo'))).toEqual(range(4, 503));
+    expect(bob.of('demo')).toEqual(alice.of('demo'));
+    expect(alice.of('demo')[0]!.payload).toEqual({ n: 3 });
+    expect(alice.of('demo')[499]!.payload).toEqual({ n: 502 });
+    expect(alice.records.has('other')).toBe(false);
+    expect(a.stats()).toMatchObject({ topics: 1, subscriptions: 1, recordsDelivered: 500 });
+  });
+
+  test('behavior: nothing is delivered before activate (the session answers subscribed first)', async () => {
+    const a = hub();
+    const alice = new FakeSubscriber('alice');
+    await a.subscribe(alice, [{ topic: 'demo', after: 0 }]);
+    await publish('demo', 0, 10);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(alice.of('demo')).toEqual([]);
+    a.activate(alice, ['demo']);
+    await until(() => alice.of('demo').length === 10, '10 records');
+    expect(positions(alice.of('demo'))).toEqual(range(1, 10));
+  });
+
+  test('behavior: resuming after a position delivers what was missed, then live, without gaps or repeats', async () => {
+    await publish('demo', 0, 1200);
+    const a = hub({ streamReads: 100 });
+    const alice = new FakeSubscriber('alice');
+    expect(await a.subscribe(alice, [{ topic: 'demo', after: 250 }])).toEqual([
+      { topic: 'demo', after: 250, head: 1200 },
+    ]);
+    a.activate(alice, ['demo']);
+    const more = publish('demo', 1200, 300, 7);
+    await more;
+    await until(() => alice.of('demo').length === 1250, '1250 records');
+    expect(positions(alice.of('demo'))).toEqual(range(251, 1500));
+  });
+
+  test('behavior: a subscriber whose channel is full falls behind alone, then catches up in order', async () => {
+    const a = hub({ streamReads: 64 });
+    const slow = new FakeSubscriber('slow');
+    const fast = new FakeSubscriber('fast');
+    for (const subscriber of [slow, fast]) {
+      await a.subscribe(subscriber, [{ topic: 'demo' }]);
+      a.activate(subscriber, ['demo']);
+    }
+    await publish('demo', 0, 100);
+    await until(() => fast.of('demo').length === 100, 'fast: 100');
+    slow.full = true;
+    await publish('demo', 100, 400, 25);
+    await until(() => fast.of('demo').length === 500, 'fast: 500 while slow is full');
+    expect(slow.of('demo').length).toBeLessThan(500);
+    slow.full = false;
+    await until(() => slow.of('demo').length === 500, 'slow: caught up');
+    expect(positions(slow.of('demo'))).toEqual(range(1, 500));
+    await publish('demo', 500, 50);
+    await until(() => slow.of('demo').length === 550, 'slow: live again');
+    expect(positions(slow.of('demo'))).toEqual(range(1, 550));
+    expect(a.stats().catchUps).toBeGreaterThanOrEqual(1);
+  });
+
+  test('behavior: what the stream was trimmed of comes from history', async () => {
+    // Postgres stands in as an in-memory list here: the history read is its own module's
+    // test (packages/db); this one checks how the hub stitches it to the stream.
+    const stored: HistoryRecord[] = [];
+    for (let position = 1; position <= 300; position++) {
+      stored.push({
+        position,
+        recordId: `0x${position.toString(16).padStart(64, '0')}`,
+        subject: 'alice',
+        contentHash: `0x${'cd'.repeat(32)}`,
+        acceptedAt: 1_700_000_000_000 + position,
+        payload: `{"stored":${position}}`,
+      });
+    }
+    const history: ReadHistory = async (_topic, after, limit) =>
+      stored.filter((r) => r.position > after).slice(0, limit);
+    await publish('demo', 0, 300);
+    await redis.xtrim(keys.topicStream('demo'), 'MINID', '0-201');
+    const a = hub({ history, streamReads: 64 });
+    const alice = new FakeSubscriber('alice');
+    await a.subscribe(alice, [{ topic: 'demo', after: 10 }]);
+    a.activate(alice, ['demo']);
+    await until(() => alice.of('demo').length === 290, '290 records');
+    expect(positions(alice.of('demo'))).toEqual(range(11, 300));
+    expect(alice.of('demo')[0]!.payload).toEqual({ stored: 11 });
+    expect(alice.of('demo')[189]!.payload).toEqual({ stored: 200 });
+    expect(alice.of('demo')[190]!.payload).toEqual({ n: 200 });
+    expect(a.stats().historyRecords).toBe(190);
+  });
+
+  test('error: without history for a trimmed gap, the subscription ends with history_unavailable', async () => {
+    await publish('demo', 0, 100);
+    await redis.xtrim(keys.topicStream('demo'), 'MINID', '0-51');
+    const a = hub({ history: async () => [] });
+    const alice = new FakeSubscriber('alice');
+    await a.subscribe(alice, [{ topic: 'demo', after: 20 }]);
+    a.activate(alice, ['demo']);
+    await until(() => alice.ended.length === 1, 'the end');
+    expect(alice.ended).toEqual([{ topic: 'demo', reason: 'history_unavailable', after: 20 }]);
+    expect(alice.of('demo')).toEqual([]);
+    expect(a.topicsOf(alice)).toEqual([]);
+  });
+
+  test('behavior: unsubscribe and drop stop delivery and release the topic', async () => {
+    const a = hub();
+    const alice = new FakeSubscriber('alice');
+    await a.subscribe(alice, [{ topic: 'demo' }, { topic: 'other' }]);
+    a.activate(alice, ['demo', 'other']);
+    expect(a.topicsOf(alice).sort()).toEqual(['demo', 'other']);
+    a.unsubscribe(alice, ['demo']);
+    await publish('demo', 0, 5);
+    await publish('other', 0, 5);
+    await until(() => alice.of('other').length === 5, 'other: 5');
+    expect(alice.of('demo')).toEqual([]);
+    a.drop(alice);
+    expect(a.stats()).toMatchObject({ topics: 0, subscriptions: 0 });
+  });
+});

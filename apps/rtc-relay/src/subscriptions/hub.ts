@@ -1,0 +1,512 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { entryIdOf, type Keys, positionOfEntryId, STREAM_FIELD } from '@streamanchor/bus';
+import {
+  LIMITS,
+  type SubscribedTopic,
+  type UnsubscribeReason,
+  utf8Length,
+} from '@streamanchor/protocol';
+import type { Logger } from '@streamanchor/service-kit';
+import type { Redis } from 'ioredis';
+
+/** What the hub needs of a session that subscribes. */
+export interface Subscriber {
+  readonly id: string;
+  /** Whether the channel takes another records message now (its buffer is below high water). */
+  canTake(): boolean;
+  /** Sends one serialized `records` message; false when the session cannot take it (closed). */
+  sendRecords(text: string): boolean;
+  /** The relay ended a subscription on its own (`unsubscribed` with id null). */
+  subscriptionEnded(topic: string, reason: UnsubscribeReason, after: number): void;
+}
+
+/** A record older than a topic stream holds, read from Postgres (`records.position`). */
+export interface HistoryRecord {
+  position: number;
+  recordId: string;
+  subject: string;
+  contentHash: string;
+  acceptedAt: number;
+  /** The canonical payload (JSON text). */
+  payload: string;
+}
+
+/** Reads a topic's stored records after a position, in position order (at most `limit`). */
+export type ReadHistory = (
+  topic: string,
+  after: number,
+  limit: number,
+) => Promise<readonly HistoryRecord[]>;
+
+export interface SubscriptionHubDeps {
+  /** For stream reads that do not block (heads, catch-up ranges, CLIENT UNBLOCK). */
+  redis: Redis;
+  /** A connection of its own, for the blocking XREAD of every subscribed topic. */
+  reader: Redis;
+  keys: Keys;
+  logger: Logger;
+  /** Reads what a topic stream no longer holds; without it, such a subscription ends. */
+  history?: ReadHistory;
+  /** Largest records message (UTF-8 bytes; default LIMITS.maxReceiptsMessageBytes). */
+  maxMessageBytes?: number;
+  /** Entries one XREAD or catch-up read takes per topic (default 500). */
+  readCount?: number;
+  /**
+   * How long the reader blocks when nothing arrives (default 1,000 ms). A new topic is read
+   * at once (CLIENT UNBLOCK), or at the latest after this.
+   */
+  blockMs?: number;
+}
+
+export interface SubscriptionHubStats {
+  topics: number;
+  subscriptions: number;
+  /** Records handed to subscribers' channels (one per subscriber). */
+  recordsDelivered: number;
+  /** Subscriptions that fell behind (their channel was full) or resumed from the past. */
+  catchUps: number;
+  /** Records read from history (Postgres) for subscribers behind the streams. */
+  historyRecords: number;
+  /** Subscriptions the relay ended (`history_unavailable`). */
+  ended: number;
+}
+
+export interface SubscriptionHub {
+  /**
+   * Registers subscriptions starting after `after` (default: the topic's newest position, so
+   * live from the next record). Nothing is delivered until `activate`: the session answers
+   * `subscribed` first. Re-subscribing a topic starts it over from the new `after`.
+   */
+  subscribe(
+    subscriber: Subscriber,
+    requests: readonly { topic: string; after?: number | undefined }[],
+  ): Promise<SubscribedTopic[]>;
+  /** Starts delivery of subscriptions registered by `subscribe`. */
+  activate(subscriber: Subscriber, topics: readonly string[]): void;
+  unsubscribe(subscriber: Subscriber, topics: readonly string[]): void;
+  /** Topics `subscriber` is subscribed to. */
+  topicsOf(subscriber: Subscriber): string[];
+  /** Ends every subscription of a session that closed. */
+  drop(subscriber: Subscriber): void;
+  start(): void;
+  close(): Promise<void>;
+  stats(): SubscriptionHubStats;
+}
+
+type Mode = 'pending' | 'live' | 'catchup';
+
+interface Subscription {
+  subscriber: Subscriber;
+  topic: string;
+  /** The last position delivered (or the one delivery starts after). */
+  cursor: number;
+  mode: Mode;
+  active: boolean;
+}
+
+interface TopicState {
+  topic: string;
+  key: string;
+  /** The newest position the reader has dispatched. */
+  dispatched: number;
+  subscriptions: Set<Subscription>;
+}
+
+/** One serialized record: `{"position":N,…}`. */
+interface Item {
+  position: number;
+  text: string;
+}
+
+/** A serialized `records` message: its first and last positions, and how many records. */
+interface Message {
+  text: string;
+  first: number;
+  last: number;
+  count: number;
+}
+
+/** How long a catch-up waits for a full channel to drain before looking again. */
+const DRAIN_POLL_MS = 10;
+/** Pause of the reader after a Redis error, so that a dead Redis is not spun on. */
+const READER_RETRY_MS = 500;
+
+/**
+ * Delivers the records of topic streams (`addRecordBatch` writes them) to the subscribed
+ * sessions of this relay: one blocking XREAD over every subscribed topic, each batch
+ * serialized once per topic and sent to every subscriber that is in step ("live"). A
+ * subscriber whose channel is full is not waited for: it drops out of step and catches up
+ * on its own from the stream (XRANGE from its cursor) once it drains, then from Postgres
+ * (`history`) for what the stream no longer holds. So a slow subscriber costs the others
+ * and the publishers nothing but its own reads, and its order and completeness hold.
+ */
+export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHub {
+  const { redis, reader, keys, logger } = deps;
+  const maxBytes = deps.maxMessageBytes ?? LIMITS.maxReceiptsMessageBytes;
+  const readCount = deps.readCount ?? 500;
+  const blockMs = deps.blockMs ?? 1000;
+  const topics = new Map<string, TopicState>();
+  /** Topic states being created (their head is being read). */
+  const opening = new Map<string, Promise<TopicState>>();
+  const bySubscriber = new Map<Subscriber, Map<string, Subscription>>();
+  const keyPrefix = keys.topicStream('');
+  const stats = { recordsDelivered: 0, catchUps: 0, historyRecords: 0, ended: 0 };
+  let closed = false;
+  let readerId: number | undefined;
+  let blocked = false;
+  let wake: (() => void) | undefined;
+  let loop: Promise<void> | undefined;
+
+  function itemOf(position: number, entry: string): Item {
+    // The entry is `{"recordId":…}` (streamEntry): the position goes in front.
+    return { position, text: `{"position":${position},${entry.slice(1)}` };
+  }
+
+  /** Serializes items into `records` messages of at most maxBytes. */
+  function messagesOf(topic: string, items: readonly Item[]): Message[] {
+    const head = `{"type":"records","topic":"${topic}","records":[`;
+    const frame = head.length + 2;
+    const messages: Message[] = [];
+    let parts: string[] = [];
+    let bytes = frame;
+    let first = 0;
+    let last = 0;
+    const flush = () => {
+      messages.push({ text: `${head}${parts.join(',')}]}`, first, last, count: parts.length });
+      parts = [];
+      bytes = frame;
+    };
+    for (const item of items) {
+      const size = utf8Length(item.text);
+      if (parts.length > 0 && bytes + 1 + size > maxBytes) flush();
+      if (parts.length === 0) first = item.position;
+      bytes += (parts.length > 0 ? 1 : 0) + size;
+      parts.push(item.text);
+      last = item.position;
+    }
+    if (parts.length > 0) flush();
+    return messages;
+  }
+
+  /**
+   * Sends `messages` (after the subscription's cursor) while the channel takes them; returns
+   * false when it stopped at a full channel.
+   */
+  function sendWhileRoom(subscription: Subscription, messages: readonly Message[]): boolean {
+    for (const message of messages) {
+      // Callers pass messages that start after the cursor, or wholly at or before it.
+      if (message.last <= subscription.cursor) continue;
+      if (!subscription.subscriber.canTake()) return false;
+      if (!subscription.subscriber.sendRecords(message.text)) return false;
+      subscription.cursor = message.last;
+      stats.recordsDelivered += message.count;
+    }
+    return true;
+  }
+
+  /** Delivers one XREAD batch of a topic to its subscriptions that are in step. */
+  function dispatch(state: TopicState, entries: readonly [string, string[]][]): void {
+    const items: Item[] = [];
+    for (const [id, fields] of entries) {
+      const position = positionOfEntryId(id);
+      if (position <= state.dispatched) continue;
+      const entry = fields[1];
+      if (fields[0] !== STREAM_FIELD || entry === undefined) continue;
+      items.push(itemOf(position, entry));
+    }
+    if (items.length === 0) return;
+    let messages: Message[] | undefined;
+    for (const subscription of state.subscriptions) {
+      if (subscription.mode !== 'live') continue;
+      messages ??= messagesOf(state.topic, items);
+      // A subscription that just came back in step may already have some of them.
+      const mine =
+        subscription.cursor < items[0]!.position
+          ? messages
+          : messagesOf(
+              state.topic,
+              items.filter((item) => item.position > subscription.cursor),
+            );
+      if (!sendWhileRoom(subscription, mine)) startCatchUp(subscription);
+    }
+    state.dispatched = items[items.length - 1]!.position;
+  }
+
+  function startCatchUp(subscription: Subscription): void {
+    if (subscription.mode === 'catchup' || !subscription.active) return;
+    subscription.mode = 'catchup';
+    stats.catchUps += 1;
+    void catchUp(subscription).catch((error: unknown) => {
+      logger.warn(
+        { err: error, sessionId: subscription.subscriber.id, topic: subscription.topic },
+        'subscription catch-up failed; retrying',
+      );
+      if (subscription.active) {
+        subscription.mode = 'live';
+        setTimeout(() => startCatchUp(subscription), READER_RETRY_MS).unref();
+      }
+    });
+  }
+
+  /**
+   * Reads what a subscription missed, from its cursor: from the stream, and from history for
+   * what the stream was trimmed of; back in step once it reached what the reader dispatched.
+   */
+  async function catchUp(subscription: Subscription): Promise<void> {
+    const { topic } = subscription;
+    const key = keys.topicStream(topic);
+    while (subscription.active && !closed) {
+      if (!subscription.subscriber.canTake()) {
+        await sleep(DRAIN_POLL_MS);
+        continue;
+      }
+      const state = topics.get(topic);
+      if (!state) return;
+      const entries = (await redis.xrange(
+        key,
+        `(${entryIdOf(subscription.cursor)}`,
+        '+',
+        'COUNT',
+        readCount,
+      )) as [string, string[]][];
+      if (!subscription.active) return;
+      const first = entries.length > 0 ? positionOfEntryId(entries[0]![0]) : undefined;
+      const missing =
+        first === undefined
+          ? Math.max(0, state.dispatched - subscription.cursor)
+          : first - subscription.cursor - 1;
+      if (missing > 0) {
+        // The stream no longer holds positions (cursor, first): they come from Postgres.
+        if (!(await fromHistory(subscription, Math.min(missing, readCount), first))) return;
+        continue;
+      }
+      const items: Item[] = [];
+      for (const [id, fields] of entries) {
+        if (fields[0] === STREAM_FIELD && fields[1] !== undefined)
+          items.push(itemOf(positionOfEntryId(id), fields[1]));
+      }
+      if (items.length > 0 && !sendWhileRoom(subscription, messagesOf(topic, items))) continue;
+      if (entries.length < readCount && subscription.cursor >= state.dispatched) {
+        // In step: the reader delivers what comes after the cursor from now on.
+        subscription.mode = 'live';
+        return;
+      }
+    }
+  }
+
+  /**
+   * Delivers up to `limit` records after the cursor from history, before `until` (the
+   * stream's first position). Positions history does not have while it has later ones were
+   * never stored (a record the writer refused): they are skipped. False when the
+   * subscription ended because history had nothing for it.
+   */
+  async function fromHistory(
+    subscription: Subscription,
+    limit: number,
+    until: number | undefined,
+  ): Promise<boolean> {
+    const after = subscription.cursor;
+    let records: readonly HistoryRecord[] = [];
+    try {
+      records = deps.history ? await deps.history(subscription.topic, after, limit) : [];
+    } catch (error) {
+      logger.warn(
+        { err: error, topic: subscription.topic, after },
+        'could not read subscription history',
+      );
+    }
+    if (!subscription.active) return false;
+    const items: Item[] = [];
+    for (const record of records) {
+      if (record.position <= after) continue;
+      if (until !== undefined && record.position >= until) break;
+      items.push(
+        itemOf(
+          record.position,
+          `{"recordId":"${record.recordId}","subject":${JSON.stringify(record.subject)},"contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt},"payload":${record.payload}}`,
+        ),
+      );
+    }
+    if (items.length > 0) {
+      stats.historyRecords += items.length;
+      sendWhileRoom(subscription, messagesOf(subscription.topic, items));
+      return true;
+    }
+    if (until !== undefined && records.some((record) => record.position >= until)) {
+      subscription.cursor = until - 1;
+      return true;
+    }
+    end(subscription, 'history_unavailable');
+    return false;
+  }
+
+  function end(subscription: Subscription, reason: UnsubscribeReason): void {
+    if (!subscription.active) return;
+    remove(subscription);
+    stats.ended += 1;
+    logger.info(
+      {
+        sessionId: subscription.subscriber.id,
+        topic: subscription.topic,
+        after: subscription.cursor,
+        reason,
+      },
+      'subscription ended by the relay',
+    );
+    subscription.subscriber.subscriptionEnded(subscription.topic, reason, subscription.cursor);
+  }
+
+  function remove(subscription: Subscription): void {
+    subscription.active = false;
+    const state = topics.get(subscription.topic);
+    state?.subscriptions.delete(subscription);
+    if (state && state.subscriptions.size === 0) topics.delete(subscription.topic);
+    const mine = bySubscriber.get(subscription.subscriber);
+    if (mine?.get(subscription.topic) === subscription) mine.delete(subscription.topic);
+    if (mine?.size === 0) bySubscriber.delete(subscription.subscriber);
+  }
+
+  async function headOf(topic: string): Promise<number> {
+    const last = (await redis.xrevrange(keys.topicStream(topic), '+', '-', 'COUNT', 1)) as [
+      string,
+      string[],
+    ][];
+    return last.length > 0 ? positionOfEntryId(last[0]![0]) : 0;
+  }
+
+  async function stateOf(topic: string): Promise<TopicState> {
+    const known = topics.get(topic);
+    if (known) return known;
+    let pending = opening.get(topic);
+    if (!pending) {
+      pending = (async () => {
+        const head = await headOf(topic);
+        const state: TopicState = {
+          topic,
+          key: keys.topicStream(topic),
+          dispatched: head,
+          subscriptions: new Set(),
+        };
+        topics.set(topic, state);
+        return state;
+      })().finally(() => opening.delete(topic));
+      opening.set(topic, pending);
+    }
+    return pending;
+  }
+
+  /** Makes a blocked XREAD return now, so that the next one reads the new set of topics. */
+  function interruptReader(): void {
+    wake?.();
+    if (blocked && readerId !== undefined) {
+      redis.client('UNBLOCK', readerId).catch(() => {});
+    }
+  }
+
+  async function readLoop(): Promise<void> {
+    while (!closed) {
+      if (topics.size === 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+        continue;
+      }
+      const states = [...topics.values()];
+      try {
+        readerId ??= Number(await reader.client('ID'));
+        blocked = true;
+        const result = (await reader.xread(
+          'COUNT',
+          readCount,
+          'BLOCK',
+          blockMs,
+          'STREAMS',
+          ...states.map((state) => state.key),
+          ...states.map((state) => entryIdOf(state.dispatched)),
+        )) as [string, [string, string[]][]][] | null;
+        blocked = false;
+        for (const [key, entries] of result ?? []) {
+          const state = topics.get(key.slice(keyPrefix.length));
+          if (state) dispatch(state, entries);
+        }
+      } catch (error) {
+        blocked = false;
+        if (closed) return;
+        logger.warn({ err: error }, 'subscription reader failed; retrying');
+        await sleep(READER_RETRY_MS);
+      }
+    }
+  }
+
+  return {
+    async subscribe(subscriber, requests) {
+      const answers: SubscribedTopic[] = [];
+      for (const request of requests) {
+        const state = await stateOf(request.topic);
+        let mine = bySubscriber.get(subscriber);
+        const previous = mine?.get(request.topic);
+        if (previous) remove(previous);
+        const after = request.after ?? state.dispatched;
+        const subscription: Subscription = {
+          subscriber,
+          topic: request.topic,
+          cursor: after,
+          mode: 'pending',
+          active: true,
+        };
+        // The state may have been dropped meanwhile (its last subscriber left): register again.
+        topics.set(request.topic, state);
+        state.subscriptions.add(subscription);
+        mine = bySubscriber.get(subscriber) ?? new Map();
+        mine.set(request.topic, subscription);
+        bySubscriber.set(subscriber, mine);
+        answers.push({ topic: request.topic, after, head: state.dispatched });
+      }
+      interruptReader();
+      return answers;
+    },
+    activate(subscriber, topicList) {
+      const mine = bySubscriber.get(subscriber);
+      for (const topic of topicList) {
+        const subscription = mine?.get(topic);
+        if (subscription?.mode !== 'pending') continue;
+        const state = topics.get(topic);
+        if (state && subscription.cursor >= state.dispatched) subscription.mode = 'live';
+        else startCatchUp(subscription);
+      }
+    },
+    unsubscribe(subscriber, topicList) {
+      const mine = bySubscriber.get(subscriber);
+      for (const topic of topicList) {
+        const subscription = mine?.get(topic);
+        if (subscription) remove(subscription);
+      }
+    },
+    topicsOf(subscriber) {
+      return [...(bySubscriber.get(subscriber)?.keys() ?? [])];
+    },
+    drop(subscriber) {
+      for (const subscription of [...(bySubscriber.get(subscriber)?.values() ?? [])])
+        remove(subscription);
+    },
+    start() {
+      // A reconnected reader has another client id.
+      reader.on('ready', () => {
+        readerId = undefined;
+      });
+      loop ??= readLoop();
+    },
+    async close() {
+      closed = true;
+      for (const subscriber of [...bySubscriber.keys()]) this.drop(subscriber);
+      interruptReader();
+      await loop;
+    },
+    stats() {
+      let subscriptions = 0;
+      for (const state of topics.values()) subscriptions += state.subscriptions.size;
+      return { topics: topics.size, subscriptions, ...stats };
+    },
+  };
+}
