@@ -54,7 +54,12 @@ export interface TestGateway {
   redis: Redis;
   keys: Keys;
   prefix: string;
-  token(options?: { subject?: string; topics?: string[]; ttlSeconds?: number }): Promise<string>;
+  token(options?: {
+    subject?: string;
+    topics?: string[];
+    subscribe?: string[];
+    ttlSeconds?: number;
+  }): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -76,8 +81,12 @@ export async function startGateway(
     redis,
     keys,
     prefix,
-    token: ({ subject = 'alice', topics = ['demo', 'telemetry'], ttlSeconds = 600 } = {}) =>
-      mintToken({ secret: TEST_SECRET, subject, topics, ttlSeconds }),
+    token: ({
+      subject = 'alice',
+      topics = ['demo', 'telemetry'],
+      subscribe,
+      ttlSeconds = 600,
+    } = {}) => mintToken({ secret: TEST_SECRET, subject, topics, subscribe, ttlSeconds }),
     async close() {
       await app.stop();
       if (!givenRedis) redis.disconnect();

@@ -34,7 +34,7 @@ function summary(stack: Stack): string {
     `  Chain RPC     ${stack.urls.rpc}  (anvil, chain id ${stack.chainId})`,
     `  Contract      ${stack.contractAddress}  (deployed in block ${stack.deploymentBlock})`,
     `  Token         ${stack.token}`,
-    '                (subject "demo", topics ["demo"], valid 24 h; `pnpm token` mints others)',
+    '                (subject "demo", topics ["demo"], subscribe ["demo"], valid 24 h; `pnpm run token` mints others)',
     `  Redis         ${stack.redis.url}  prefix "${stack.redis.prefix}"${stack.redis.origin === 'started' ? ' (started by the stack)' : ''}`,
     `  Database      ${database}`,
     '',

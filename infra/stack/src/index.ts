@@ -72,7 +72,7 @@ export interface Stack {
   };
   /** The demo page with a token in its fragment. */
   demoUrl: string;
-  /** A bearer token for subject 'demo', topics ['demo'], valid 24 h. */
+  /** A bearer token for subject 'demo' that may publish and subscribe to 'demo', valid 24 h. */
   token: string;
   jwtSecret: string;
   chainId: number;
@@ -513,6 +513,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       secret: jwt.secret,
       subject: 'demo',
       topics: ['demo'],
+      subscribe: ['demo'],
       ttlSeconds: 24 * 3600,
     });
     return {

@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { describe, expect, test } from 'vitest';
-import { PROBLEM_TYPE_PREFIX, PROBLEMS, problem, TokenClaims, topicAllowed } from './http';
+import {
+  grantsAnyTopic,
+  PROBLEM_TYPE_PREFIX,
+  PROBLEMS,
+  problem,
+  TokenClaims,
+  topicAllowed,
+} from './http';
 
 describe('problem', () => {
   test('default: RFC 9457 fields plus code', () => {
@@ -53,5 +60,25 @@ describe('TokenClaims.sub', () => {
     for (const sub of ['alice', 'ålice 中 😀', 'a:b/c', 'x'.repeat(128)])
       expect(claims.Check(withSub(sub)), sub).toBe(true);
     expect(claims.Check(withSub('x'.repeat(129)))).toBe(false);
+  });
+});
+
+describe('TokenClaims.subscribe', () => {
+  const claims = TypeCompiler.Compile(TokenClaims);
+  const token = (grants: Record<string, unknown>) => ({ sub: 'alice', exp: 1, ...grants });
+  test('default: optional; topic names or * like topics, and topics may then be empty', () => {
+    expect(claims.Check(token({ topics: ['demo'] }))).toBe(true);
+    expect(claims.Check(token({ topics: ['demo'], subscribe: ['demo', '*'] }))).toBe(true);
+    expect(claims.Check(token({ topics: [], subscribe: ['demo'] }))).toBe(true);
+  });
+  test('error: an empty, oversized or malformed subscribe list is refused', () => {
+    for (const subscribe of [[], ['UPPER'], 'demo', Array.from({ length: 257 }, (_, i) => `t${i}`)])
+      expect(claims.Check(token({ topics: ['demo'], subscribe })), String(subscribe)).toBe(false);
+  });
+  test('behavior: grantsAnyTopic needs a topic to publish or to subscribe to', () => {
+    expect(grantsAnyTopic({ topics: ['demo'] })).toBe(true);
+    expect(grantsAnyTopic({ topics: [], subscribe: ['*'] })).toBe(true);
+    expect(grantsAnyTopic({ topics: [] })).toBe(false);
+    expect(grantsAnyTopic({ topics: [], subscribe: [] })).toBe(false);
   });
 });

@@ -73,11 +73,19 @@ export function problem(code: ProblemCode, detail?: string, instance?: string): 
   };
 }
 
-/** Claims of the HS256 bearer tokens the gateway accepts. */
+/** A topic a token grants: a topic name, or `*` for all. */
+const TopicGrant = Type.Union([Topic, Type.Literal(ANY_TOPIC)]);
+
+/**
+ * Claims of the HS256 bearer tokens the gateway accepts. A token must grant at least one
+ * topic, in `topics` or `subscribe` (the gateway checks it; the schema cannot say it).
+ */
 export const TokenClaims = Type.Object({
   sub: Subject,
-  /** Topics the bearer may publish to; `*` grants all. */
-  topics: Type.Array(Type.Union([Topic, Type.Literal(ANY_TOPIC)]), { minItems: 1, maxItems: 256 }),
+  /** Topics the bearer may publish to; `*` grants all. Empty in a subscribe-only token. */
+  topics: Type.Array(TopicGrant, { maxItems: 256 }),
+  /** Topics the bearer may subscribe to; `*` grants all. Absent: none (older tokens). */
+  subscribe: Type.Optional(Type.Array(TopicGrant, { minItems: 1, maxItems: 256 })),
   exp: Type.Integer(),
   iat: Type.Optional(Type.Integer()),
   /** Checked against JWT_AUDIENCE when the gateway sets it. */
@@ -88,6 +96,11 @@ export const TokenClaims = Type.Object({
   maxSessions: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
 });
 export type TokenClaims = Static<typeof TokenClaims>;
+
+/** Whether the token grants any topic at all, to publish or to subscribe to. */
+export function grantsAnyTopic(claims: Pick<TokenClaims, 'topics' | 'subscribe'>): boolean {
+  return claims.topics.length > 0 || (claims.subscribe?.length ?? 0) > 0;
+}
 
 export function topicAllowed(grants: readonly string[], topic: string): boolean {
   return grants.includes(ANY_TOPIC) || grants.includes(topic);

@@ -46,6 +46,10 @@ export interface TestRelay {
   recordJobs: RecordBatchJob[];
   /** Starts a Worker on the real `records` queue standing in for chain-writer. */
   startWriter(): Promise<TypedWorker<'records'>>;
+  /**
+   * Opens a session through the control queue: subject 'alice', may publish to ['demo'] and
+   * subscribe to nothing, unless `request` says otherwise (e.g. `subscribeTopics: ['demo']`).
+   */
   createSession(
     request: Partial<CreateSessionRequest> & { offerSdp: string },
     timeoutMs?: number,
@@ -119,6 +123,8 @@ export async function startTestRelay(env: Record<string, string> = {}): Promise<
         {
           subject: 'alice',
           topics: ['demo'],
+          // No subscription unless a test asks for one (`subscribeTopics: ['demo']`).
+          subscribeTopics: [],
           tokenExpiresAt: Date.now() + 60_000,
           deadline: Date.now() + timeoutMs,
           ...request,

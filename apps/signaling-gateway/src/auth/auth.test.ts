@@ -75,10 +75,84 @@ describe('mintToken / verifyToken', () => {
     ).rejects.toThrow(/invalid topic/);
     await expect(
       mintToken({ secret: TEST_SECRET, subject: 'a', topics: [], ttlSeconds: 60 }),
-    ).rejects.toThrow(/invalid token claims/);
+    ).rejects.toThrow('invalid token claims: grant at least one topic in topics or subscribe');
     await expect(
       mintToken({ secret: TEST_SECRET, subject: 'a', topics: ['demo'], ttlSeconds: 0 }),
     ).rejects.toThrow(RangeError);
+  });
+
+  it('behavior: subscribe is its own grant, and a subscribe-only token has empty topics', async () => {
+    const now = new Date('2030-01-01T00:00:00Z');
+    const later = new Date(now.getTime() + 30_000);
+    const both = await mintToken({
+      secret: TEST_SECRET,
+      subject: 'alice',
+      topics: ['demo'],
+      subscribe: ['telemetry', '*'],
+      ttlSeconds: 60,
+      now,
+    });
+    await expect(verifyToken(both, key, later)).resolves.toEqual({
+      sub: 'alice',
+      topics: ['demo'],
+      subscribe: ['telemetry', '*'],
+      iat: now.getTime() / 1000,
+      exp: now.getTime() / 1000 + 60,
+    });
+    const subscribeOnly = await mintToken({
+      secret: TEST_SECRET,
+      subject: 'alice',
+      topics: [],
+      subscribe: ['demo'],
+      ttlSeconds: 60,
+      now,
+    });
+    await expect(verifyToken(subscribeOnly, key, later)).resolves.toMatchObject({
+      topics: [],
+      subscribe: ['demo'],
+    });
+    // No subscription is no claim at all: the token is the same as before subscribers.
+    const publishOnly = await mintToken({
+      secret: TEST_SECRET,
+      subject: 'alice',
+      topics: ['demo'],
+      subscribe: [],
+      ttlSeconds: 60,
+      now,
+    });
+    expect(await verifyToken(publishOnly, key, later)).not.toHaveProperty('subscribe');
+  });
+
+  it('error: a token granting no topic, or a bad subscribe topic, is refused', async () => {
+    const mint = (topics: string[], subscribe?: string[]) =>
+      mintToken({ secret: TEST_SECRET, subject: 'a', topics, subscribe, ttlSeconds: 60 });
+    await expect(mint([], [])).rejects.toThrow(
+      'invalid token claims: grant at least one topic in topics or subscribe',
+    );
+    await expect(mint(['demo'], ['Not A Topic'])).rejects.toThrow(
+      /^invalid topic "Not A Topic": topics match/,
+    );
+    await expect(
+      mint(
+        ['demo'],
+        Array.from({ length: 257 }, (_, i) => `t${i}`),
+      ),
+    ).rejects.toThrow(/invalid token claims: \/subscribe/);
+
+    const sign = (claims: Record<string, unknown>) =>
+      new SignJWT({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 60, ...claims })
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(key);
+    const noGrant = verifyToken(await sign({ topics: [] }), key);
+    await expect(noGrant).rejects.toBeInstanceOf(TokenError);
+    await expect(noGrant).rejects.toMatchObject({
+      details: { reason: 'claims' },
+      shortMessage:
+        "The token's claims are invalid (it grants no topic: topics and subscribe are both empty or absent)",
+    });
+    await expect(verifyToken(await sign({ topics: [], subscribe: [] }), key)).rejects.toMatchObject(
+      { details: { reason: 'claims' }, shortMessage: expect.stringMatching(/\(\/subscribe: /) },
+    );
   });
 });
 
@@ -114,6 +188,57 @@ describe('bearer tokens on POST /v1/sessions', () => {
   it('default: a valid token opens a session', async () => {
     const response = await post(`Bearer ${await gateway.token()}`);
     expect(response.statusCode).toBe(201);
+  });
+
+  it('behavior: a token with subscribe passes both grants to the relay', async () => {
+    const token = await gateway.token({ topics: ['demo'], subscribe: ['telemetry', '*'] });
+    expect((await post(`Bearer ${token}`)).statusCode).toBe(201);
+    expect(relay.jobs[0]?.data).toMatchObject({
+      subject: 'alice',
+      topics: ['demo'],
+      subscribeTopics: ['telemetry', '*'],
+    });
+  });
+
+  it('behavior: a subscribe-only token (empty topics) opens a session that may only subscribe', async () => {
+    const minted = await gateway.token({ topics: [], subscribe: ['demo'] });
+    const signed = await hs256({ sub: 'alice', topics: [], subscribe: ['*'], exp: inAnHour() });
+    for (const token of [minted, signed]) {
+      expect((await post(`Bearer ${token}`)).statusCode).toBe(201);
+    }
+    expect(relay.jobs.map((job) => job.data)).toMatchObject([
+      { topics: [], subscribeTopics: ['demo'] },
+      { topics: [], subscribeTopics: ['*'] },
+    ]);
+  });
+
+  it('error: a token that grants neither publishing nor subscribing is 401 with its detail', async () => {
+    const response = await post(
+      `Bearer ${await hs256({ sub: 'alice', topics: [], exp: inAnHour() })}`,
+    );
+    expect(expectProblem(response, 'unauthorized').detail).toBe(
+      "The token's claims are invalid (it grants no topic: topics and subscribe are both empty or absent)",
+    );
+    expect(response.headers['www-authenticate']).toBe('Bearer error="invalid_token"');
+    expect(relay.jobs).toHaveLength(0);
+  });
+
+  it('error: an invalid subscribe claim is 401 naming it', async () => {
+    const invalid: Record<string, unknown> = {
+      'bad topic': ['UPPER CASE'],
+      'empty list': [],
+      'not a list': 'demo',
+      'too many': Array.from({ length: 257 }, (_, i) => `t${i}`),
+    };
+    for (const [name, subscribe] of Object.entries(invalid)) {
+      const token = await hs256({ sub: 'alice', topics: ['demo'], subscribe, exp: inAnHour() });
+      const response = await post(`Bearer ${token}`);
+      expect(response.headers['www-authenticate'], name).toBe('Bearer error="invalid_token"');
+      expect(expectProblem(response, 'unauthorized').detail, name).toMatch(
+        /^The token's claims are invalid \(\/subscribe/,
+      );
+    }
+    expect(relay.jobs).toHaveLength(0);
   });
 
   it('error: no token is 401 with WWW-Authenticate: Bearer', async () => {

@@ -109,8 +109,8 @@ export function createAuthenticator({
  * Until when (ms, exclusive) the verdict verifyToken gave at some time t0 is still the verdict
  * it would give, for every time from t0 on. Why a remembered verdict is exact:
  * verifyToken reports the first failing check of a fixed sequence (JWS structure, algorithm,
- * signature, claim presence, iss, aud, claim types, nbf, exp, sub, claim shapes, iat, lifetime,
- * expiry). Every check depends only on the token and the authenticator's fixed options, except
+ * signature, claim presence, iss, aud, claim types, nbf, exp, sub, claim shapes, a topic
+ * granted, iat, lifetime, expiry). Every check depends only on the token and the authenticator's fixed options, except
  * these time-dependent ones:
  * - nbf, iat in the future, and the lifetime of a token without iat (exp − now) can only go
  *   from failing to passing as time goes on;
@@ -121,8 +121,8 @@ export function createAuthenticator({
  * - A good token: remembered until its exp.
  * - A refusal from the JWS itself (malformed, algorithm, signature): it comes before every
  *   claim check, so it holds for ever (only the cache's max age bounds it).
- * - A refusal for a time-independent claim check (iss, aud, claim types and shapes, sub, the
- *   lifetime exp − iat): remembered until exp, as after exp the expiry may be reported instead.
+ * - A refusal for a time-independent claim check (iss, aud, claim types and shapes, a topic
+ *   granted, sub, the lifetime exp − iat): remembered until exp, as after exp the expiry may be reported instead.
  * - A refusal from a time-dependent check (nbf, iat in the future, expired, lifetime without
  *   iat): not remembered (0); the next request verifies again.
  */

@@ -3,6 +3,7 @@ import {
   ANY_TOPIC,
   BaseError,
   CLOCK_TOLERANCE_SECONDS,
+  grantsAnyTopic,
   SUBJECT_PATTERN,
   TOPIC_PATTERN,
   TokenClaims,
@@ -18,6 +19,9 @@ export const TOKEN_ALGORITHM = 'HS256';
 export { CLOCK_TOLERANCE_SECONDS };
 
 const claimsChecker = TypeCompiler.Compile(TokenClaims);
+const TOPIC_NAME = new RegExp(TOPIC_PATTERN);
+const NO_TOPIC_GRANTED =
+  "The token's claims are invalid (it grants no topic: topics and subscribe are both empty or absent)";
 const SUBJECT_CHARACTERS = new RegExp(SUBJECT_PATTERN);
 
 export type TokenErrorReason =
@@ -78,7 +82,8 @@ export interface VerifyOptions {
  * 1. signature, algorithm (HS256 only), `exp` present, `nbf` (with CLOCK_TOLERANCE_SECONDS),
  *    `aud` and `iss` when configured;
  * 2. `sub` holds no control characters or unpaired surrogates;
- * 3. the claims' shapes (TokenClaims);
+ * 3. the claims' shapes (TokenClaims), and at least one topic granted in `topics` or
+ *    `subscribe` (a token that grants nothing is a mistake, not a session);
  * 4. `iat` not more than CLOCK_TOLERANCE_SECONDS in the future;
  * 5. the lifetime is at most `maxLifetimeSeconds`;
  * 6. not expired: the gateway refuses a token from its `exp` on, so that the relay, which
@@ -119,6 +124,9 @@ export async function verifyToken(
     const first = claimsChecker.Errors(payload).First();
     const where = first ? `${first.path || '(root)'}: ${first.message}` : 'claims do not match';
     throw new TokenError(`The token's claims are invalid (${where})`, { reason: 'claims' });
+  }
+  if (!grantsAnyTopic(payload)) {
+    throw new TokenError(NO_TOPIC_GRANTED, { reason: 'claims' });
   }
   const nowSeconds = now.getTime() / 1000;
   if (payload.iat !== undefined && payload.iat > nowSeconds + CLOCK_TOLERANCE_SECONDS) {
@@ -181,7 +189,10 @@ function classify(error: unknown): TokenError {
 export interface MintTokenOptions {
   secret: string;
   subject: string;
+  /** Topics the bearer may publish to (may be empty when `subscribe` grants some). */
   topics: readonly string[];
+  /** Topics the bearer may subscribe to; omitted or empty: none (no `subscribe` claim). */
+  subscribe?: readonly string[];
   /** Lifetime from now, in seconds. */
   ttlSeconds: number;
   /** Defaults to the current time; tests pass another to mint expired tokens. */
@@ -196,6 +207,7 @@ export async function mintToken({
   secret,
   subject,
   topics,
+  subscribe = [],
   ttlSeconds,
   now = new Date(),
   audience,
@@ -204,21 +216,29 @@ export async function mintToken({
   if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0)
     throw new RangeError('ttlSeconds must be a positive integer');
   const iat = Math.floor(now.getTime() / 1000);
-  for (const topic of topics) {
-    if (topic !== ANY_TOPIC && !new RegExp(TOPIC_PATTERN).test(topic)) {
+  for (const topic of [...topics, ...subscribe]) {
+    if (topic !== ANY_TOPIC && !TOPIC_NAME.test(topic)) {
       throw new TypeError(
         `invalid topic "${topic}": topics match ${TOPIC_PATTERN} (or are ${ANY_TOPIC})`,
       );
     }
   }
-  const claims = { sub: subject, topics: [...topics], iat, exp: iat + ttlSeconds };
+  // No subscription is no `subscribe` claim, so such tokens stay as they were.
+  const grants = {
+    topics: [...topics],
+    ...(subscribe.length > 0 ? { subscribe: [...subscribe] } : {}),
+  };
+  const claims = { sub: subject, ...grants, iat, exp: iat + ttlSeconds };
   if (!claimsChecker.Check(claims)) {
     const first = claimsChecker.Errors(claims).First();
     throw new TypeError(
       `invalid token claims: ${first ? `${first.path} ${first.message}` : 'unknown'}`,
     );
   }
-  const jwt = new SignJWT({ topics: claims.topics });
+  if (!grantsAnyTopic(claims)) {
+    throw new TypeError('invalid token claims: grant at least one topic in topics or subscribe');
+  }
+  const jwt = new SignJWT(grants);
   if (audience) jwt.setAudience(audience);
   if (issuer) jwt.setIssuer(issuer);
   return jwt

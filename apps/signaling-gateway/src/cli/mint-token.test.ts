@@ -33,7 +33,25 @@ describe('pnpm token', () => {
     const claims = await verifyToken(result.stdout.trim(), new TextEncoder().encode(TEST_SECRET));
     expect(claims.sub).toBe('demo');
     expect(claims.topics).toEqual(['demo', 'telemetry']);
+    expect(claims).not.toHaveProperty('subscribe');
     expect(claims.exp - claims.iat!).toBe(120);
+  });
+
+  it('behavior: --subscribe grants subscribing, with --topics or alone', async () => {
+    const env = { JWT_SECRET: TEST_SECRET };
+    const [both, alone] = await Promise.all([
+      mint(['--sub', 'demo', '--topics', 'demo', '--subscribe', 'demo, telemetry'], env),
+      mint(['--sub', 'demo', '--subscribe', '*'], env),
+    ]);
+    const claimsOf = (stdout: string) =>
+      verifyToken(stdout.trim(), new TextEncoder().encode(TEST_SECRET));
+    expect(both.code, both.stderr).toBe(0);
+    expect(await claimsOf(both.stdout)).toMatchObject({
+      topics: ['demo'],
+      subscribe: ['demo', 'telemetry'],
+    });
+    expect(alone.code, alone.stderr).toBe(0);
+    expect(await claimsOf(alone.stdout)).toMatchObject({ topics: [], subscribe: ['*'] });
   });
 
   it('error: a missing secret or bad arguments exit non-zero with nothing on stdout', async () => {
@@ -47,8 +65,25 @@ describe('pnpm token', () => {
     expect(noSecret.stderr).toContain('JWT_SECRET');
     expect(noTopics.code).toBe(2);
     expect(noTopics.stdout).toBe('');
+    expect(noTopics.stderr).toContain('--sub, and --topics or --subscribe (or both), are required');
     expect(badTopic.code).toBe(2);
     expect(badTopic.stderr).toContain('invalid topic');
+  });
+
+  it('error: a bad --subscribe topic, or lists that grant nothing, exit 2 with nothing on stdout', async () => {
+    const env = { JWT_SECRET: TEST_SECRET };
+    const [badTopic, empty] = await Promise.all([
+      mint(['--sub', 'demo', '--topics', 'demo', '--subscribe', 'Bad Topic'], env),
+      mint(['--sub', 'demo', '--topics', ',', '--subscribe', ' '], env),
+    ]);
+    expect(badTopic.code).toBe(2);
+    expect(badTopic.stdout).toBe('');
+    expect(badTopic.stderr).toContain('invalid topic "Bad Topic"');
+    expect(empty.code).toBe(2);
+    expect(empty.stdout).toBe('');
+    expect(empty.stderr).toContain(
+      'invalid token claims: grant at least one topic in topics or subscribe',
+    );
   });
 
   it('behavior: `pnpm run token …` (as the README says) works, with or without --, and sets aud/iss', async () => {

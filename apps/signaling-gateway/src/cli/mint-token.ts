@@ -1,10 +1,11 @@
 /**
  * Mints a gateway bearer token and prints only the token (so scripts can capture it):
  *
- *   JWT_SECRET=… pnpm run token --sub demo --topics demo,telemetry --ttl 3600
+ *   JWT_SECRET=… pnpm run token --sub demo --topics demo,telemetry --subscribe demo --ttl 3600
  *
- * (`pnpm run token`: a bare `pnpm token` is pnpm's own command.) `--topics '*'` grants every
- * topic. The secret comes from JWT_SECRET (as the gateway's; the dev stack keeps its own in
+ * (`pnpm run token`: a bare `pnpm token` is pnpm's own command.) `--topics` grants publishing,
+ * `--subscribe` subscribing; at least one is required, and `'*'` grants every topic. The
+ * secret comes from JWT_SECRET (as the gateway's; the dev stack keeps its own in
  * DATA_DIR/jwt-secret); JWT_AUDIENCE and JWT_ISSUER, when set, become the aud and iss claims.
  */
 import { parseArgs } from 'node:util';
@@ -13,10 +14,11 @@ import { mintToken } from '../auth';
 import { loadTokenCliConfig } from '../config';
 
 const USAGE =
-  'usage: pnpm run token --sub <subject> --topics <topic,topic|*> [--ttl <seconds, default 3600>]';
+  'usage: pnpm run token --sub <subject> [--topics <topic,topic|*>] [--subscribe <topic,topic|*>] [--ttl <seconds, default 3600>]\n' +
+  '  (at least one of --topics, to publish, and --subscribe, to subscribe)';
 
 async function main(argv: string[]): Promise<number> {
-  let values: { sub?: string; topics?: string; ttl?: string; help?: boolean };
+  let values: { sub?: string; topics?: string; subscribe?: string; ttl?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       // `pnpm run token -- --sub …` passes the `--` through; it separates nothing here.
@@ -24,6 +26,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         sub: { type: 'string' },
         topics: { type: 'string' },
+        subscribe: { type: 'string' },
         ttl: { type: 'string', default: '3600' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -38,8 +41,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (!values.sub || !values.topics) {
-    console.error(`--sub and --topics are required\n${USAGE}`);
+  if (!values.sub || (!values.topics && !values.subscribe)) {
+    console.error(`--sub, and --topics or --subscribe (or both), are required\n${USAGE}`);
     return 2;
   }
   const ttlSeconds = Number(values.ttl);
@@ -47,10 +50,8 @@ async function main(argv: string[]): Promise<number> {
     console.error(`--ttl must be a positive whole number of seconds\n${USAGE}`);
     return 2;
   }
-  const topics = values.topics
-    .split(',')
-    .map((topic) => topic.trim())
-    .filter((topic) => topic.length > 0);
+  const topics = topicList(values.topics);
+  const subscribe = topicList(values.subscribe);
 
   let config: ReturnType<typeof loadTokenCliConfig>;
   try {
@@ -67,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
       secret: config.JWT_SECRET,
       subject: values.sub,
       topics,
+      subscribe,
       ttlSeconds,
       audience: config.JWT_AUDIENCE,
       issuer: config.JWT_ISSUER,
@@ -77,6 +79,14 @@ async function main(argv: string[]): Promise<number> {
     console.error((error as Error).message);
     return 2;
   }
+}
+
+/** `a, b,` → ['a', 'b']; absent → []. */
+function topicList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((topic) => topic.trim())
+    .filter((topic) => topic.length > 0);
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -283,6 +283,7 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
             offerSdp,
             subject: claims.sub,
             topics: claims.topics,
+            subscribeTopics: claims.subscribe ?? [],
             tokenExpiresAt: claims.exp * 1000,
             deadline,
           },

@@ -79,6 +79,7 @@ describe('sessions', () => {
       offerSdp: OFFER_SDP,
       subject: 'alice',
       topics: ['demo', 'telemetry'],
+      subscribeTopics: [],
       tokenExpiresAt: claims.exp * 1000,
     });
     expect((job.data as { deadline: number }).deadline).toBeGreaterThan(Date.now() - 60_000);
