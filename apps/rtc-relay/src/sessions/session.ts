@@ -723,6 +723,10 @@ export class Session implements Subscriber {
 
   // Subscriber (the hub's side of a subscribing session) ---------------------------------
 
+  get recordsMessageLimit(): number {
+    return this.sendLimit;
+  }
+
   canTake(): boolean {
     return (
       (this.state === 'open' || this.state === 'ending') &&

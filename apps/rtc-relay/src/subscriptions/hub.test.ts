@@ -91,6 +91,7 @@ async function publish(topic: string, from: number, count: number, group = 50): 
 /** A subscriber that keeps what it gets; `full` makes its channel refuse more. */
 class FakeSubscriber implements Subscriber {
   readonly id: string;
+  recordsMessageLimit = 16 * 1024;
   full = false;
   readonly records = new Map<string, DeliveredRecord[]>();
   readonly ended: { topic: string; reason: UnsubscribeReason; after: number }[] = [];
@@ -152,6 +153,31 @@ describe('subscription hub', () => {
     expect(alice.of('demo')[499]!.payload).toEqual({ n: 502 });
     expect(alice.records.has('other')).toBe(false);
     expect(a.stats()).toMatchObject({ topics: 1, subscriptions: 1, recordsDelivered: 500 });
+  });
+
+  test("behavior: records messages stay within each subscriber's message limit", async () => {
+    const a = hub();
+    const small = new FakeSubscriber('small');
+    small.recordsMessageLimit = 1024;
+    const large = new FakeSubscriber('large');
+    const sizes: Record<string, number[]> = { small: [], large: [] };
+    for (const subscriber of [small, large]) {
+      const send = subscriber.sendRecords.bind(subscriber);
+      subscriber.sendRecords = (text) => {
+        sizes[subscriber.id]!.push(Buffer.byteLength(text));
+        return send(text);
+      };
+      await a.subscribe(subscriber, [{ topic: 'demo' }]);
+      a.activate(subscriber, ['demo']);
+    }
+    await publish('demo', 0, 200, 200);
+    await until(
+      () => small.of('demo').length === 200 && large.of('demo').length === 200,
+      '200 each',
+    );
+    expect(Math.max(...sizes.small!)).toBeLessThanOrEqual(1024);
+    expect(sizes.large!.length).toBeLessThan(sizes.small!.length);
+    expect(small.of('demo')).toEqual(large.of('demo'));
   });
 
   test('behavior: nothing is delivered before activate (the session answers subscribed first)', async () => {

@@ -12,6 +12,8 @@ import type { Redis } from 'ioredis';
 /** What the hub needs of a session that subscribes. */
 export interface Subscriber {
   readonly id: string;
+  /** Largest message the subscriber's channel takes (UTF-8 bytes). */
+  readonly recordsMessageLimit: number;
   /** Whether the channel takes another records message now (its buffer is below high water). */
   canTake(): boolean;
   /** Sends one serialized `records` message; false when the session cannot take it (closed). */
@@ -47,8 +49,6 @@ export interface SubscriptionHubDeps {
   logger: Logger;
   /** Reads what a topic stream no longer holds; without it, such a subscription ends. */
   history?: ReadHistory;
-  /** Largest records message (UTF-8 bytes; default LIMITS.maxReceiptsMessageBytes). */
-  maxMessageBytes?: number;
   /** Entries one XREAD or catch-up read takes per topic (default 500). */
   readCount?: number;
   /**
@@ -142,7 +142,6 @@ const READER_RETRY_MS = 500;
  */
 export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHub {
   const { redis, reader, keys, logger } = deps;
-  const maxBytes = deps.maxMessageBytes ?? LIMITS.maxReceiptsMessageBytes;
   const readCount = deps.readCount ?? 500;
   const blockMs = deps.blockMs ?? 1000;
   const topics = new Map<string, TopicState>();
@@ -162,8 +161,12 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
     return { position, text: `{"position":${position},${entry.slice(1)}` };
   }
 
-  /** Serializes items into `records` messages of at most maxBytes. */
-  function messagesOf(topic: string, items: readonly Item[]): Message[] {
+  /**
+   * Serializes items into `records` messages of at most `limit` bytes (at most
+   * LIMITS.maxReceiptsMessageBytes; a record larger than that alone still gets a message).
+   */
+  function messagesOf(topic: string, items: readonly Item[], limit: number): Message[] {
+    const maxBytes = Math.min(limit, LIMITS.maxReceiptsMessageBytes);
     const head = `{"type":"records","topic":"${topic}","records":[`;
     const frame = head.length + 2;
     const messages: Message[] = [];
@@ -215,10 +218,16 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
       items.push(itemOf(position, entry));
     }
     if (items.length === 0) return;
-    let messages: Message[] | undefined;
+    // Serialized once per message size limit (one, usually) for every subscriber in step.
+    const byLimit = new Map<number, Message[]>();
     for (const subscription of state.subscriptions) {
       if (subscription.mode !== 'live') continue;
-      messages ??= messagesOf(state.topic, items);
+      const limit = subscription.subscriber.recordsMessageLimit;
+      let messages = byLimit.get(limit);
+      if (!messages) {
+        messages = messagesOf(state.topic, items, limit);
+        byLimit.set(limit, messages);
+      }
       // A subscription that just came back in step may already have some of them.
       const mine =
         subscription.cursor < items[0]!.position
@@ -226,6 +235,7 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
           : messagesOf(
               state.topic,
               items.filter((item) => item.position > subscription.cursor),
+              limit,
             );
       if (!sendWhileRoom(subscription, mine)) startCatchUp(subscription);
     }
@@ -285,7 +295,14 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
         if (fields[0] === STREAM_FIELD && fields[1] !== undefined)
           items.push(itemOf(positionOfEntryId(id), fields[1]));
       }
-      if (items.length > 0 && !sendWhileRoom(subscription, messagesOf(topic, items))) continue;
+      if (
+        items.length > 0 &&
+        !sendWhileRoom(
+          subscription,
+          messagesOf(topic, items, subscription.subscriber.recordsMessageLimit),
+        )
+      )
+        continue;
       if (entries.length < readCount && subscription.cursor >= state.dispatched) {
         // In step: the reader delivers what comes after the cursor from now on.
         subscription.mode = 'live';
@@ -329,7 +346,10 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
     }
     if (items.length > 0) {
       stats.historyRecords += items.length;
-      sendWhileRoom(subscription, messagesOf(subscription.topic, items));
+      sendWhileRoom(
+        subscription,
+        messagesOf(subscription.topic, items, subscription.subscriber.recordsMessageLimit),
+      );
       return true;
     }
     if (until !== undefined && records.some((record) => record.position >= until)) {
