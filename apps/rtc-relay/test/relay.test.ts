@@ -156,6 +156,8 @@ describe('rtc-relay', () => {
       sessionId,
       subject: 'alice',
       topics: ['demo', 'other'],
+      subscribe: [],
+      maxSubscriptions: 64,
       maxPayloadBytes: 1024,
       maxMessageBytes: 4096,
       maxDepth: 32,

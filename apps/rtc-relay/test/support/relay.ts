@@ -72,7 +72,8 @@ export async function startTestRelay(env: Record<string, string> = {}): Promise<
       process.stderr.write(`[relay ${level}] ${message}\n`),
     );
   }
-  const prefix = testRedisPrefix('relay');
+  // Relays given one REDIS_PREFIX share their queues and topic streams (a deployment).
+  const prefix = env.REDIS_PREFIX ?? testRedisPrefix('relay');
   const config = loadConfig({
     REDIS_URL: TEST_REDIS_URL,
     REDIS_PREFIX: prefix,
