@@ -25,6 +25,7 @@ export {
   InvalidLookupResultError,
 } from './indexer-client';
 export { createKeys, type Keys } from './keys';
+export { mgetJobPositions } from './positions';
 export {
   type JobData,
   type JobName,

@@ -36,7 +36,7 @@ describe.each(TEST_DATABASE_KINDS)('%s', (kind) => {
     }
   });
 
-  test('behavior: records carry three indexes: the key, the unbatched queue and a partial batch index', async () => {
+  test('behavior: records carry four indexes: the key, the unbatched queue, a partial batch index and a partial topic position index', async () => {
     const handle = await createTestDatabase(kind);
     try {
       const indexes = await sql<{ indexname: string; indexdef: string }>`
@@ -47,6 +47,7 @@ describe.each(TEST_DATABASE_KINDS)('%s', (kind) => {
       expect(indexes.rows.map((row) => row.indexname)).toEqual([
         'records_batch',
         'records_pkey',
+        'records_topic_position',
         'records_unbatched',
       ]);
       const definition = (name: string) =>
@@ -55,6 +56,14 @@ describe.each(TEST_DATABASE_KINDS)('%s', (kind) => {
         /\(batch_id, leaf_index\) WHERE \(batch_id IS NOT NULL\)$/,
       );
       expect(definition('records_unbatched')).toMatch(/\(seq\) WHERE \(batch_id IS NULL\)$/);
+      // Not unique: a Redis reset restarts a topic's positions (see migration 0007).
+      expect(definition('records_topic_position')).toMatch(
+        /^CREATE INDEX records_topic_position ON public\.records USING btree \(topic, "?position"?\) WHERE \("?position"? IS NOT NULL\)$/,
+      );
+      const column = await sql<{ data_type: string; is_nullable: string }>`
+        select data_type, is_nullable from information_schema.columns
+         where table_name = 'records' and column_name = 'position'`.execute(handle.db);
+      expect(column.rows).toEqual([{ data_type: 'bigint', is_nullable: 'YES' }]);
     } finally {
       await handle.close();
     }

@@ -21,6 +21,12 @@ export {
   openServiceDatabase,
 } from './database';
 export {
+  type TopicRecord,
+  type TopicRecordsQuery,
+  topicHead,
+  topicRecordsAfter,
+} from './history';
+export {
   type Anchoring,
   type BatchContent,
   type BatchContentRow,

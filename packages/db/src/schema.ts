@@ -21,6 +21,11 @@ export interface RecordsTable {
   leaf_index: number | null;
   leaf_hash: string | null;
   stored_at: Generated<Timestamp>;
+  /**
+   * The record's position in its topic (1, 2, 3… in ack order), given by the relay that
+   * accepted it; null when it has none. Not unique: a Redis reset restarts the counter.
+   */
+  position: Int8 | null;
 }
 
 /**

@@ -14,6 +14,7 @@ export {
   createIngestWorker,
   GROUP_MAX_RECORDS,
   type GroupCommit,
+  type GroupCommitOptions,
   type IngestDeps,
   recordBatchJobProblem,
 } from './worker';

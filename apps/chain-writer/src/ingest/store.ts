@@ -15,17 +15,19 @@ export const INSERT_CHUNK_ROWS = 5000;
 /**
  * Stores records idempotently: one `INSERT … SELECT FROM jsonb_to_recordset($1) ON CONFLICT
  * (record_id) DO NOTHING` per chunk, so a retried or duplicated job never stores a record
- * twice (a record twice in one call is stored once). Returns the recordIds that were new.
+ * twice (a record twice in one call is stored once, with its first position). `positions[i]`
+ * is record i's position in its topic (none: null). Returns the recordIds that were new.
  */
 export async function insertRecords(
   db: Kysely<Database>,
   records: readonly AcceptedRecord[],
+  positions: readonly (number | null)[] = [],
 ): Promise<string[]> {
   const fresh: string[] = [];
   for (let start = 0; start < records.length; start += INSERT_CHUNK_ROWS) {
     const rows = JSON.stringify(
       records.slice(start, start + INSERT_CHUNK_ROWS).map(
-        (record): NewRecordRow => ({
+        (record, i): NewRecordRow => ({
           record_id: record.recordId,
           topic: record.topic,
           subject: record.subject,
@@ -34,14 +36,17 @@ export async function insertRecords(
           payload: record.payload,
           relay_id: record.relayId,
           session_id: record.sessionId,
+          // Left out of the JSON when there is none: jsonb_to_recordset reads it as null.
+          position: positions[start + i] ?? undefined,
         }),
       ),
     );
     const { rows: inserted } = await sql<{ record_id: string }>`
-      insert into records (record_id, topic, subject, content_hash, accepted_at, payload, relay_id, session_id)
-      select record_id, topic, subject, content_hash, accepted_at, payload, relay_id, session_id
+      insert into records (record_id, topic, subject, content_hash, accepted_at, payload, relay_id, session_id, position)
+      select record_id, topic, subject, content_hash, accepted_at, payload, relay_id, session_id, position
         from jsonb_to_recordset(${rows}::jsonb) as v(record_id text, topic text, subject text,
-             content_hash text, accepted_at bigint, payload text, relay_id text, session_id text)
+             content_hash text, accepted_at bigint, payload text, relay_id text, session_id text,
+             position bigint)
       on conflict (record_id) do nothing
       returning record_id`.execute(db);
     for (const row of inserted) fresh.push(row.record_id);
@@ -53,8 +58,9 @@ export async function insertRecords(
 export async function storeRecords(
   db: Kysely<Database>,
   records: readonly AcceptedRecord[],
+  positions?: readonly (number | null)[],
 ): Promise<number> {
-  return (await insertRecords(db, records)).length;
+  return (await insertRecords(db, records, positions)).length;
 }
 
 export interface StoreJobResult {
@@ -69,27 +75,31 @@ export interface StoreJobResult {
 interface Item {
   index: number;
   record: AcceptedRecord;
+  /** Its position in its topic (the job's positions at `index`), or null. */
+  position: number | null;
 }
 
 /**
  * Stores one records job without letting a bad record hold the others hostage: each item is
- * checked first (`checkRecord`); the valid ones are inserted and the rest dead-lettered in
- * one transaction. If that insert still fails on its data (a reason the checks did not
- * foresee), the valid items are bisected, each half in its own transaction, until only the
- * failing records remain; those are dead-lettered with the database's message. Inserts are
- * idempotent, so halves that landed before a crash are harmless on retry. An error that is
- * not about the data (connection lost) is thrown: BullMQ retries the whole job.
+ * checked first (`checkRecord`); the valid ones are inserted (item i at `positions[i]`, if
+ * given) and the rest dead-lettered in one transaction. If that insert still fails on its
+ * data (a reason the checks did not foresee), the valid items are bisected, each half in its
+ * own transaction, until only the failing records remain; those are dead-lettered with the
+ * database's message. Inserts are idempotent, so halves that landed before a crash are
+ * harmless on retry. An error that is not about the data (connection lost) is thrown:
+ * BullMQ retries the whole job.
  */
 export async function storeJob(
   db: Kysely<Database>,
   jobId: string,
   items: readonly unknown[],
+  positions?: readonly number[],
 ): Promise<StoreJobResult> {
   const valid: Item[] = [];
   const rejected: DeadLetter[] = [];
   items.forEach((item, index) => {
     const check = checkRecord(item);
-    if (check.ok) valid.push({ index, record: check.record });
+    if (check.ok) valid.push({ index, record: check.record, position: positions?.[index] ?? null });
     else rejected.push({ itemIndex: index, recordId: check.recordId, reason: check.reason, item });
   });
   const result: StoreJobResult = { stored: 0, deadLetters: [], bisections: 0 };
@@ -125,6 +135,7 @@ async function storePart(
         stored: await storeRecords(
           trx,
           valid.map((item) => item.record),
+          valid.map((item) => item.position),
         ),
         fresh: await insertDeadLetters(trx, 'records', jobId, rejected),
       }),
@@ -159,13 +170,15 @@ async function storePart(
 export interface GroupJob {
   jobId: string;
   items: readonly unknown[];
+  /** Each item's position in its topic, by index (as many as items); none: all null. */
+  positions?: readonly number[] | undefined;
 }
 
 /**
  * Stores several jobs in ONE transaction (the group commit of the ingest worker): every
  * valid record of every job in one insert, each job's dead letters beside them, one commit.
- * Results are per job, in order; a record new to the database counts for the first job of
- * the group that holds it. If the group's insert fails on its data, each job is stored on
+ * Results are per job, in order; a record new to the database counts for (and takes the
+ * position given by) the first job of the group that holds it. If the group's insert fails on its data, each job is stored on
  * its own (`storeJob`, which isolates the failing records), so one poisoned job never holds
  * the others of its group hostage. Any other error is thrown: every job of the group fails
  * and BullMQ retries each (inserts are idempotent, and nothing of the group was committed).
@@ -174,24 +187,31 @@ export async function storeJobs(
   db: Kysely<Database>,
   jobs: readonly GroupJob[],
 ): Promise<StoreJobResult[]> {
-  if (jobs.length === 1) return [await storeJob(db, jobs[0]!.jobId, jobs[0]!.items)];
-  const checked = jobs.map(({ items }) => {
-    const valid: AcceptedRecord[] = [];
+  if (jobs.length === 1) {
+    const [job] = jobs as [GroupJob];
+    return [await storeJob(db, job.jobId, job.items, job.positions)];
+  }
+  const valid: AcceptedRecord[] = [];
+  const positions: (number | null)[] = [];
+  const checked = jobs.map(({ items, positions: jobPositions }) => {
+    const jobValid: AcceptedRecord[] = [];
     const rejected: DeadLetter[] = [];
     items.forEach((item, index) => {
       const check = checkRecord(item);
-      if (check.ok) valid.push(check.record);
-      else
+      if (check.ok) {
+        jobValid.push(check.record);
+        valid.push(check.record);
+        positions.push(jobPositions?.[index] ?? null);
+      } else
         rejected.push({ itemIndex: index, recordId: check.recordId, reason: check.reason, item });
     });
-    return { valid, rejected };
+    return { valid: jobValid, rejected };
   });
-  const valid = checked.flatMap((job) => job.valid);
   const oneStatement =
     checked.every((job) => job.rejected.length === 0) && valid.length <= INSERT_CHUNK_ROWS;
   try {
     return await atomically(db, oneStatement, async (trx) => {
-      const fresh = new Set(await insertRecords(trx, valid));
+      const fresh = new Set(await insertRecords(trx, valid, positions));
       const results: StoreJobResult[] = [];
       for (const [i, job] of checked.entries()) {
         let stored = 0;
@@ -206,7 +226,9 @@ export async function storeJobs(
   } catch (error) {
     if (!isDataError(error)) throw error;
     const results: StoreJobResult[] = [];
-    for (const job of jobs) results.push(await storeJob(db, job.jobId, job.items));
+    for (const job of jobs) {
+      results.push(await storeJob(db, job.jobId, job.items, job.positions));
+    }
     return results;
   }
 }

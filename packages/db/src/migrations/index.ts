@@ -5,6 +5,7 @@ import * as deadLetters from './0003_dead_letters';
 import * as auditLog from './0004_audit_log';
 import * as proofsDerived from './0005_proofs_derived';
 import * as recordsIndexWrites from './0006_records_index_writes';
+import * as recordPositions from './0007_record_positions';
 
 /** Every migration, in order. Names sort lexically; never rename or edit a shipped one. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0004_audit_log': auditLog,
   '0005_proofs_derived': proofsDerived,
   '0006_records_index_writes': recordsIndexWrites,
+  '0007_record_positions': recordPositions,
 };

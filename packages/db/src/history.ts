@@ -1,0 +1,82 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database } from './schema';
+
+/** A stored record as a topic's history gives it (subscribers catching up). */
+export interface TopicRecord {
+  /** Its position in the topic (1, 2, 3… in ack order). */
+  position: number;
+  recordId: string;
+  topic: string;
+  subject: string;
+  contentHash: string;
+  acceptedAt: number;
+  /** The record's canonical JSON text. */
+  payload: string;
+  /** The batch it was anchored in; null while it waits for one. */
+  batchId: string | null;
+}
+
+export interface TopicRecordsQuery {
+  topic: string;
+  /** The position the reader has; records after it are read (0: from the start). */
+  after: number;
+  /** Most records read. */
+  limit: number;
+}
+
+/**
+ * The records of `topic` after position `after`, in position order, at most `limit` (one
+ * range scan of `records_topic_position`). Records without a position are never read.
+ * Positions repeat only after a Redis reset (see migration 0007): repeated ones come in
+ * ingest order.
+ */
+export async function topicRecordsAfter(
+  db: Kysely<Database>,
+  { topic, after, limit }: TopicRecordsQuery,
+): Promise<TopicRecord[]> {
+  if (!Number.isSafeInteger(after) || after < 0) {
+    throw new RangeError(`after must be a non-negative integer, not ${after}`);
+  }
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new RangeError(`limit must be a positive integer, not ${limit}`);
+  }
+  const rows = await db
+    .selectFrom('records')
+    .select([
+      'position',
+      'record_id',
+      'topic',
+      'subject',
+      'content_hash',
+      'accepted_at',
+      'payload',
+      'batch_id',
+    ])
+    .where('topic', '=', topic)
+    .where('position', '>', after)
+    .orderBy('position')
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
+  return rows.map((row) => ({
+    // Never null here (`position > after`); bigint columns come back as strings from pg.
+    position: Number(row.position),
+    recordId: row.record_id,
+    topic: row.topic,
+    subject: row.subject,
+    contentHash: row.content_hash,
+    acceptedAt: Number(row.accepted_at),
+    payload: row.payload,
+    batchId: row.batch_id,
+  }));
+}
+
+/** The highest position stored for `topic`, or 0 when it has none. */
+export async function topicHead(db: Kysely<Database>, topic: string): Promise<number> {
+  const row = await db
+    .selectFrom('records')
+    .select(sql<string | number | null>`max(position)`.as('head'))
+    .where('topic', '=', topic)
+    .executeTakeFirst();
+  return Number(row?.head ?? 0);
+}
