@@ -11,6 +11,7 @@ import {
   readJobPositions,
   STREAM_FIELD,
   streamEntry,
+  watchTopics,
 } from './fanout';
 import { createKeys, type Keys } from './keys';
 import { jobIds } from './queues';
@@ -50,6 +51,7 @@ function record(topic: string, payload = '{"n":1}'): AcceptedRecord {
 const options = { streamMaxLen: 1000, jobOptions: { removeOnComplete: true } };
 
 test('default: one MULTI queues the job and fans each record out to its topic, in order', async () => {
+  expect(await watchTopics(connection, keys, ['a', 'b'], 60_000)).toEqual([0, 0]);
   const group = [record('a'), record('b'), record('a', '[1,"x"]')];
   const positions = await addRecordBatch(queue, keys, group, options);
   expect(positions).toEqual([1, 1, 2]);
@@ -76,7 +78,36 @@ test('default: one MULTI queues the job and fans each record out to its topic, i
   ]);
 });
 
-test('behavior: positions continue across groups (and relays) on the stream counter', async () => {
+test('behavior: records of topics nobody watches get positions, and no stream entry', async () => {
+  await watchTopics(connection, keys, ['a'], 60_000);
+  const group = [record('a'), record('quiet'), record('quiet'), record('a')];
+  expect(await addRecordBatch(queue, keys, group, options)).toEqual([1, 1, 2, 2]);
+  expect(await connection.xlen(keys.topicStream('a'))).toBe(2);
+  expect(await connection.exists(keys.topicStream('quiet'))).toBe(0);
+  // Watching returns the position after which every record is in the stream.
+  expect(await watchTopics(connection, keys, ['quiet'], 60_000)).toEqual([2]);
+  expect(await addRecordBatch(queue, keys, [record('quiet')], options)).toEqual([3]);
+  const entries = await connection.xrange(keys.topicStream('quiet'), '-', '+');
+  expect(entries.map(([id]) => id)).toEqual(['0-3']);
+});
+
+test('behavior: a watch lapses after its TTL (Redis clock), and lapsed topics are dropped', async () => {
+  await watchTopics(connection, keys, ['a'], 50);
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  await addRecordBatch(queue, keys, [record('a')], options);
+  expect(await connection.exists(keys.topicStream('a'))).toBe(0);
+  await watchTopics(connection, keys, ['b'], 60_000);
+  expect(await connection.zrange(keys.watchedTopics, 0, -1)).toEqual(['b']);
+});
+
+test('behavior: a counter lost while its stream remains restarts after the stream', async () => {
+  await watchTopics(connection, keys, ['a'], 60_000);
+  await addRecordBatch(queue, keys, [record('a'), record('a')], options);
+  await connection.del(keys.topicPosition('a'));
+  expect(await addRecordBatch(queue, keys, [record('a')], options)).toEqual([3]);
+});
+
+test('behavior: positions continue across groups (and relays) on the topic counter', async () => {
   await addRecordBatch(queue, keys, [record('a'), record('a')], options);
   const other = createQueue({ connection: connection.duplicate(), keys }, 'records');
   try {
@@ -88,6 +119,7 @@ test('behavior: positions continue across groups (and relays) on the stream coun
 });
 
 test('behavior: a retried add neither fans out again nor adds a second job', async () => {
+  await watchTopics(connection, keys, ['a'], 60_000);
   const group = [record('a'), record('a')];
   expect(await addRecordBatch(queue, keys, group, options)).toEqual([1, 2]);
   expect(await addRecordBatch(queue, keys, group, options)).toEqual([1, 2]);
@@ -105,6 +137,7 @@ test('behavior: the writer forgets positions once stored; unknown jobs have none
 });
 
 test('behavior: streams are trimmed to about streamMaxLen entries', async () => {
+  await watchTopics(connection, keys, ['busy'], 60_000);
   for (let i = 0; i < 30; i++)
     await addRecordBatch(
       queue,
@@ -123,4 +156,18 @@ test('behavior: streams are trimmed to about streamMaxLen entries', async () => 
     1,
   )) as [[string, string[]]];
   expect(positionOfEntryId(lastId)).toBe(3000);
+});
+
+test('behavior: entries built in Redis parse to the record, whatever its subject and payload hold', async () => {
+  await watchTopics(connection, keys, ['a'], 60_000);
+  const odd = {
+    ...record('a', '{"emoji":"😀","quote":"\\"","slash":"a/b","n":-1.5e-7}'),
+    subject: 'ünïcode/"quoted"\\back',
+    acceptedAt: 9_007_199_254_740_991,
+  };
+  await addRecordBatch(queue, keys, [odd], options);
+  const [[, fields]] = (await connection.xrange(keys.topicStream('a'), '-', '+')) as [
+    [string, string[]],
+  ];
+  expect(JSON.parse(fields[1]!)).toEqual(JSON.parse(streamEntry(odd)));
 });

@@ -6,36 +6,114 @@ import { jobIds } from './queues';
 import type { TypedQueue } from './typed';
 
 /**
- * Fans one group of records out to their topics' streams, once per job. Runs in the same
- * MULTI as the job's add, so a group is either queued for storage and fanned out, or
- * neither: a subscriber never sees a record that was not queued, nor misses one that was.
+ * Gives one `recordBatch` job's records their topic positions and fans them out to the
+ * streams of the topics relays watch, once per job. Runs in the MULTI that adds the job,
+ * after the add: a group is either queued for storage and given positions (and fanned
+ * out), or neither, so a subscriber never sees a record that was not queued nor misses one
+ * that was. Records of topics nobody subscribes to cost a counter increment per topic and
+ * job, no stream entry; for watched topics the records are read from the job itself (the
+ * `data` field of BullMQ's job hash), so the relay sends them to Redis once.
  *
- * KEYS[1]     the job's positions key (`keys.positions(jobId)`)
- * KEYS[2..n]  the stream of each distinct topic of the group (`keys.topicStream(topic)`)
- * ARGV[1]     approximate most entries a stream keeps (`XADD … MAXLEN ~`)
- * ARGV[2]     seconds the positions key lives (the writer deletes it once the job is stored)
- * ARGV[3..]   per record, in order: the KEYS index of its topic's stream, then its entry
- *             (`streamEntry`)
+ * KEYS[1]   the job's positions key (`keys.positions(jobId)`)
+ * KEYS[2]   the job's hash (`queue.toKey(jobId)`)
+ * KEYS[3]   the watched topics (`keys.watchedTopics`)
+ * KEYS[4..] per distinct topic of the job, in order: its position counter
+ *           (`keys.topicPosition`), then its stream (`keys.topicStream`)
+ * ARGV[1]   approximate most entries a stream keeps (`XADD … MAXLEN ~`)
+ * ARGV[2]   seconds the positions key lives (the writer deletes it once the job is stored)
+ * ARGV[3]   the number of records of the job
+ * ARGV[4]   per record, the 1-based index of its topic among the distinct topics,
+ *           comma-separated; empty when the job has one topic
+ * ARGV[5..] the distinct topics, in the order of KEYS[4..]
  *
- * Each record is added with id `0-*`, so its position is the stream's own counter: the
- * topic's positions are 1, 2, 3… in the order the groups were fanned out, whichever relay
- * fanned them out. Returns the positions, comma-separated in record order (the digits Redis
- * printed, so no precision is lost). A job fanned out before (a retried add whose reply was
- * lost) is not fanned out again: its stored positions are returned.
+ * A topic's positions are 1, 2, 3… in the order jobs were given them, whichever relay
+ * queued them; a stream entry's id is `0-<position>`. A counter found missing while its
+ * stream exists (a Redis that lost the counter) restarts after the stream's last entry.
+ * The entry is `streamEntry`'s shape, built here (numbers printed with `%.0f`: exact below
+ * 2^53). Returns the positions, comma-separated in record order. A job given positions
+ * before (a retried add whose reply was lost) is not again: its positions are returned.
  */
 export const FANOUT_LUA = `
 local existing = redis.call('GET', KEYS[1])
 if existing then return existing end
+local n = tonumber(ARGV[3])
+local topicOf = {}
+if ARGV[4] == '' then
+  for i = 1, n do topicOf[i] = 1 end
+else
+  local i = 0
+  for t in string.gmatch(ARGV[4], '%d+') do
+    i = i + 1
+    topicOf[i] = tonumber(t)
+  end
+end
+local counts = {}
+for i = 1, n do counts[topicOf[i]] = (counts[topicOf[i]] or 0) + 1 end
+local time = redis.call('TIME')
+local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local nextPosition, stream = {}, {}
+local watched = false
+for t = 1, #ARGV - 4 do
+  local counter, key = KEYS[2 + 2 * t], KEYS[3 + 2 * t]
+  local count = counts[t] or 0
+  local last = redis.call('INCRBY', counter, count)
+  if last == count and redis.call('EXISTS', key) == 1 then
+    local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+    if newest then last = redis.call('INCRBY', counter, tonumber(string.sub(newest[1], 3))) end
+  end
+  nextPosition[t] = last - count + 1
+  local untilMs = redis.call('ZSCORE', KEYS[3], ARGV[4 + t])
+  if untilMs and tonumber(untilMs) > nowMs then
+    stream[t] = key
+    watched = true
+  end
+end
+local records
+if watched then
+  local data = redis.call('HGET', KEYS[2], 'data')
+  if not data then return redis.error_reply('ERR recordBatch job not found: ' .. KEYS[2]) end
+  records = cjson.decode(data).records
+end
 local positions = {}
-local n = (#ARGV - 2) / 2
 for i = 1, n do
-  local stream = KEYS[tonumber(ARGV[1 + 2 * i])]
-  local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], '0-*', 'r', ARGV[2 + 2 * i])
-  positions[i] = string.sub(id, 3)
+  local t = topicOf[i]
+  local position = string.format('%.0f', nextPosition[t])
+  nextPosition[t] = nextPosition[t] + 1
+  positions[i] = position
+  if stream[t] then
+    local r = records[i]
+    local entry = '{"recordId":"' .. r.recordId .. '","subject":' .. cjson.encode(r.subject) ..
+      ',"contentHash":"' .. r.contentHash .. '","acceptedAt":' .. string.format('%.0f', r.acceptedAt) ..
+      ',"payload":' .. r.payload .. '}'
+    redis.call('XADD', stream[t], 'MAXLEN', '~', ARGV[1], '0-' .. position, 'r', entry)
+  end
 end
 local joined = table.concat(positions, ',')
 redis.call('SET', KEYS[1], joined, 'EX', ARGV[2])
 return joined
+`;
+
+/**
+ * Marks topics watched (their records go to their streams) until TTL ms from now, by Redis's
+ * clock, and returns each topic's last position, read after the mark: every later position
+ * is in the stream. Drops the topics whose watch lapsed.
+ *
+ * KEYS[1]   the watched topics (`keys.watchedTopics`)
+ * KEYS[2..] the topics' position counters (`keys.topicPosition`)
+ * ARGV[1]   TTL (ms)
+ * ARGV[2..] the topics, in the order of KEYS[2..]
+ */
+export const WATCH_LUA = `
+local time = redis.call('TIME')
+local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
+local heads = {}
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'GT', nowMs + ttl, ARGV[i])
+  heads[i - 1] = redis.call('GET', KEYS[i]) or '0'
+end
+return heads
 `;
 
 /** The field of a topic stream's entry that holds the record (`streamEntry`). */
@@ -44,16 +122,52 @@ export const STREAM_FIELD = 'r';
 /** How long a job's positions key lives if the writer never stores the job (30 days). */
 export const POSITIONS_TTL_S = 30 * 24 * 3600;
 
-const COMMAND = 'streamanchorFanout';
+const FANOUT = 'streamanchorFanout';
+const WATCH = 'streamanchorWatch';
 
 type FanoutCommander = ChainableCommander & {
-  [COMMAND](numKeys: number, ...keysAndArgs: (string | number)[]): ChainableCommander;
+  [FANOUT](numKeys: number, ...keysAndArgs: (string | number)[]): ChainableCommander;
 };
+type ScriptClient = Redis & {
+  [FANOUT]?: unknown;
+  [WATCH]?: (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<string[]>;
+};
+
+/** The queue's connection, with the fan-out script defined on it. */
+async function scriptClient(queue: TypedQueue<'records'>): Promise<ScriptClient> {
+  const client = (await queue.client) as unknown as ScriptClient;
+  if (typeof client[FANOUT] !== 'function') client.defineCommand(FANOUT, { lua: FANOUT_LUA });
+  return client;
+}
+
+/**
+ * Watches `topics` for `ttlMs` (WATCH_LUA): their records go to their streams from now on.
+ * Resolves with each topic's last position, after which every record is in its stream.
+ */
+export async function watchTopics(
+  redis: Redis,
+  keys: Keys,
+  topics: readonly string[],
+  ttlMs: number,
+): Promise<number[]> {
+  if (topics.length === 0) return [];
+  const client = redis as ScriptClient;
+  if (typeof client[WATCH] !== 'function') client.defineCommand(WATCH, { lua: WATCH_LUA });
+  const heads = await client[WATCH]!(
+    1 + topics.length,
+    keys.watchedTopics,
+    ...topics.map((topic) => keys.topicPosition(topic)),
+    ttlMs,
+    ...topics,
+  );
+  return heads.map(Number);
+}
 
 /**
  * A record as subscribers get it, without its topic and position (the stream's key and the
  * entry's id give those): `{"recordId","subject","contentHash","acceptedAt","payload"}`, the
- * payload being the record's canonical JSON, embedded as is.
+ * payload being the record's canonical JSON, embedded as is. (FANOUT_LUA builds the same
+ * shape in Redis; history reads build it with this.)
  */
 export function streamEntry(record: AcceptedRecord): string {
   return `{"recordId":"${record.recordId}","subject":${JSON.stringify(record.subject)},"contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt},"payload":${record.payload}}`;
@@ -96,25 +210,20 @@ export async function addRecordBatch(
   const first = records[0];
   if (!first) return [];
   const jobId = jobIds.recordBatch(first.recordId);
-  const client = (await queue.client) as unknown as Redis & { [COMMAND]?: unknown };
-  if (typeof client[COMMAND] !== 'function') client.defineCommand(COMMAND, { lua: FANOUT_LUA });
-  const streams = new Map<string, number>();
-  const args: (string | number)[] = [options.streamMaxLen, POSITIONS_TTL_S];
+  const client = await scriptClient(queue);
+  const topics: string[] = [];
+  const indexOf = new Map<string, number>();
+  const topicOf: number[] = [];
   for (const record of records) {
-    let index = streams.get(record.topic);
+    let index = indexOf.get(record.topic);
     if (index === undefined) {
-      index = streams.size + 2;
-      streams.set(record.topic, index);
+      topics.push(record.topic);
+      index = topics.length;
+      indexOf.set(record.topic, index);
     }
-    args.push(index, streamEntry(record));
+    topicOf.push(index);
   }
   const multi = client.multi() as FanoutCommander;
-  multi[COMMAND](
-    1 + streams.size,
-    keys.positions(jobId),
-    ...[...streams.keys()].map((topic) => keys.topicStream(topic)),
-    ...args,
-  );
   const job = new Job(
     queue,
     'recordBatch',
@@ -122,14 +231,27 @@ export async function addRecordBatch(
     { ...options.jobOptions, jobId },
     jobId,
   );
-  // Queues the add script's call in the MULTI (what BullMQ's FlowProducer does).
+  // Queues the add script's call in the MULTI (what BullMQ's FlowProducer does), then the
+  // fan-out, which reads the job it added.
   void job.addJob(multi as unknown as Parameters<Job['addJob']>[0], {
     parentDependenciesKey: '',
   });
+  multi[FANOUT](
+    3 + 2 * topics.length,
+    keys.positions(jobId),
+    queue.toKey(jobId),
+    keys.watchedTopics,
+    ...topics.flatMap((topic) => [keys.topicPosition(topic), keys.topicStream(topic)]),
+    options.streamMaxLen,
+    POSITIONS_TTL_S,
+    records.length,
+    topics.length === 1 ? '' : topicOf.join(','),
+    ...topics,
+  );
   const results = await multi.exec();
   if (!results) throw new Error('the MULTI of a record batch was discarded');
   for (const [error] of results) if (error) throw error;
-  return parsePositions(String(results[0]![1]));
+  return parsePositions(String(results[1]![1]));
 }
 
 /** The positions `addRecordBatch` gave a job's records, or undefined (none, or expired). */

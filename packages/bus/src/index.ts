@@ -17,6 +17,8 @@ export {
   readJobPositions,
   STREAM_FIELD,
   streamEntry,
+  WATCH_LUA,
+  watchTopics,
 } from './fanout';
 export {
   createIndexerClient,

@@ -17,10 +17,17 @@ export function createKeys(prefix: string) {
     writerLock: (chainId: number, signer: string) =>
       `${prefix}:writer-lock:${chainId}:${signer.toLowerCase()}`,
     /**
-     * Stream: a topic's records in the order they were acked (fan-out to subscribers on every
-     * relay). Entry ids are `0-<position>`: the topic's position counter is the stream's own.
+     * Stream: a topic's records in the order they were acked, while relays have subscribers
+     * to it (`watchedTopics`). Entry ids are `0-<position>`.
      */
     topicStream: (topic: string) => `${prefix}:topic:${topic}`,
+    /** String (integer): a topic's last position given (1, 2, 3… in ack order). */
+    topicPosition: (topic: string) => `${prefix}:topic-position:${topic}`,
+    /**
+     * Sorted set: topic → until when (ms, Redis clock) some relay has subscribers to it and
+     * wants its records in its stream. Relays refresh their topics' scores.
+     */
+    watchedTopics: `${prefix}:watched-topics`,
     /**
      * String (expiring): the topic positions a `recordBatch` job's records were given, in
      * record order, comma-separated; written with the job, deleted by the writer once stored.

@@ -5,6 +5,7 @@ import {
   createRedisConnection,
   type Keys,
   type TypedQueue,
+  watchTopics,
 } from '@streamanchor/bus';
 import {
   type AcceptedRecord,
@@ -46,7 +47,9 @@ afterEach(async () => {
   redis.disconnect();
 });
 
-function hub(options: { history?: ReadHistory; streamReads?: number } = {}): SubscriptionHub {
+function hub(
+  options: { history?: ReadHistory; streamReads?: number; historyWaitMs?: number } = {},
+): SubscriptionHub {
   const reader = redis.duplicate();
   const own = redis.duplicate();
   connections.push(reader, own);
@@ -56,6 +59,7 @@ function hub(options: { history?: ReadHistory; streamReads?: number } = {}): Sub
     keys,
     logger,
     history: options.history,
+    historyWaitMs: options.historyWaitMs,
     readCount: options.streamReads ?? 500,
     blockMs: 200,
   });
@@ -193,6 +197,8 @@ describe('subscription hub', () => {
   });
 
   test('behavior: resuming after a position delivers what was missed, then live, without gaps or repeats', async () => {
+    // Another relay's subscribers had the topic watched meanwhile: the stream holds them.
+    await watchTopics(redis, keys, ['demo'], 60_000);
     await publish('demo', 0, 1200);
     const a = hub({ streamReads: 100 });
     const alice = new FakeSubscriber('alice');
@@ -245,6 +251,7 @@ describe('subscription hub', () => {
     }
     const history: ReadHistory = async (_topic, after, limit) =>
       stored.filter((r) => r.position > after).slice(0, limit);
+    await watchTopics(redis, keys, ['demo'], 60_000);
     await publish('demo', 0, 300);
     await redis.xtrim(keys.topicStream('demo'), 'MINID', '0-201');
     const a = hub({ history, streamReads: 64 });
@@ -260,16 +267,104 @@ describe('subscription hub', () => {
   });
 
   test('error: without history for a trimmed gap, the subscription ends with history_unavailable', async () => {
+    await watchTopics(redis, keys, ['demo'], 60_000);
     await publish('demo', 0, 100);
     await redis.xtrim(keys.topicStream('demo'), 'MINID', '0-51');
-    const a = hub({ history: async () => [] });
+    // History that stays empty (the records are neither in the stream nor stored) is waited
+    // for historyWaitMs, then the subscription ends.
+    const a = hub({ history: async () => [], historyWaitMs: 400 });
     const alice = new FakeSubscriber('alice');
     await a.subscribe(alice, [{ topic: 'demo', after: 20 }]);
     a.activate(alice, ['demo']);
+    const started = Date.now();
     await until(() => alice.ended.length === 1, 'the end');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
     expect(alice.ended).toEqual([{ topic: 'demo', reason: 'history_unavailable', after: 20 }]);
     expect(alice.of('demo')).toEqual([]);
     expect(a.topicsOf(alice)).toEqual([]);
+  });
+
+  test('behavior: records not stored yet are waited for, not skipped', async () => {
+    await publish('late', 0, 10);
+    let stored = 0;
+    const history: ReadHistory = async (_topic, after, limit) =>
+      Array.from({ length: Math.max(0, Math.min(limit, stored - after)) }, (_, i) => ({
+        position: after + 1 + i,
+        recordId: `0x${(after + 1 + i).toString(16).padStart(64, '0')}`,
+        subject: 'alice',
+        contentHash: `0x${'cd'.repeat(32)}`,
+        acceptedAt: 1_700_000_000_000,
+        payload: `{"stored":${after + 1 + i}}`,
+      }));
+    const a = hub({ history, historyWaitMs: 10_000 });
+    const alice = new FakeSubscriber('alice');
+    await a.subscribe(alice, [{ topic: 'late', after: 0 }]);
+    a.activate(alice, ['late']);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(alice.of('late')).toEqual([]);
+    stored = 10; // the writer caught up
+    await until(() => alice.of('late').length === 10, '10 from history');
+    expect(alice.ended).toEqual([]);
+    expect(positions(alice.of('late'))).toEqual(range(1, 10));
+  });
+
+  test('behavior: records published while no relay watched the topic come from history, then live from the stream', async () => {
+    await publish('quiet', 0, 40);
+    expect(await redis.exists(keys.topicStream('quiet'))).toBe(0);
+    const requests: [number, number][] = [];
+    const history: ReadHistory = async (_topic, after, limit) => {
+      requests.push([after, limit]);
+      return Array.from({ length: Math.max(0, Math.min(limit, 40 - after)) }, (_, i) => ({
+        position: after + 1 + i,
+        recordId: `0x${(after + 1 + i).toString(16).padStart(64, '0')}`,
+        subject: 'alice',
+        contentHash: `0x${'cd'.repeat(32)}`,
+        acceptedAt: 1_700_000_000_000,
+        payload: `{"stored":${after + 1 + i}}`,
+      }));
+    };
+    const a = hub({ history, streamReads: 16 });
+    const alice = new FakeSubscriber('alice');
+    expect(await a.subscribe(alice, [{ topic: 'quiet', after: 5 }])).toEqual([
+      { topic: 'quiet', after: 5, head: 40 },
+    ]);
+    a.activate(alice, ['quiet']);
+    await until(() => alice.of('quiet').length === 35, 'history: 35');
+    await publish('quiet', 40, 10);
+    await until(() => alice.of('quiet').length === 45, 'live: 10 more');
+    expect(positions(alice.of('quiet'))).toEqual(range(6, 50));
+    expect(alice.of('quiet')[34]!.payload).toEqual({ stored: 40 });
+    expect(alice.of('quiet')[35]!.payload).toEqual({ n: 40 });
+    expect(requests[0]).toEqual([5, 16]);
+  });
+
+  test('behavior: a gap in the stream (a watch that lapsed) is filled from history for subscribers in step', async () => {
+    const stored = new Map<number, HistoryRecord>();
+    const history: ReadHistory = async (_topic, after, limit) =>
+      [...stored.values()].filter((r) => r.position > after).slice(0, limit);
+    const a = hub({ history });
+    const alice = new FakeSubscriber('alice');
+    await a.subscribe(alice, [{ topic: 'demo' }]);
+    a.activate(alice, ['demo']);
+    await publish('demo', 0, 5);
+    await until(() => alice.of('demo').length === 5, '5 live');
+    // The watch lapses (as when Redis was away past its TTL): 5 records skip the stream.
+    await redis.zrem(keys.watchedTopics, 'demo');
+    await publish('demo', 5, 5);
+    for (let position = 6; position <= 10; position++)
+      stored.set(position, {
+        position,
+        recordId: `0x${position.toString(16).padStart(64, '0')}`,
+        subject: 'alice',
+        contentHash: `0x${'cd'.repeat(32)}`,
+        acceptedAt: 1_700_000_000_000,
+        payload: `{"stored":${position}}`,
+      });
+    await watchTopics(redis, keys, ['demo'], 60_000);
+    await publish('demo', 10, 5);
+    await until(() => alice.of('demo').length === 15, '15 in all');
+    expect(positions(alice.of('demo'))).toEqual(range(1, 15));
+    expect(alice.of('demo')[5]!.payload).toEqual({ stored: 6 });
   });
 
   test('behavior: unsubscribe and drop stop delivery and release the topic', async () => {

@@ -1,5 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { entryIdOf, type Keys, positionOfEntryId, STREAM_FIELD } from '@streamanchor/bus';
+import {
+  entryIdOf,
+  type Keys,
+  positionOfEntryId,
+  STREAM_FIELD,
+  watchTopics,
+} from '@streamanchor/bus';
 import {
   LIMITS,
   type SubscribedTopic,
@@ -49,8 +55,20 @@ export interface SubscriptionHubDeps {
   logger: Logger;
   /** Reads what a topic stream no longer holds; without it, such a subscription ends. */
   history?: ReadHistory;
+  /**
+   * How long a subscription waits for history to have the records it misses (queued, not
+   * yet stored by the writer) before it ends with `history_unavailable` (default 30,000 ms).
+   */
+  historyWaitMs?: number;
   /** Entries one XREAD or catch-up read takes per topic (default 500). */
   readCount?: number;
+  /**
+   * How long a watch of a topic lasts unless refreshed (default 60,000 ms): the relay asks
+   * for its subscribed topics' records in their streams (`watchTopics`), and refreshes every
+   * sixth of it. A watch that lapsed anyway (Redis away that long) leaves a gap in the
+   * stream, which subscribers get from history.
+   */
+  watchTtlMs?: number;
   /**
    * How long the reader blocks when nothing arrives (default 1,000 ms). A new topic is read
    * at once (CLIENT UNBLOCK), or at the latest after this.
@@ -102,6 +120,8 @@ interface Subscription {
   cursor: number;
   mode: Mode;
   active: boolean;
+  /** Since when history has had nothing for the records this subscription misses (ms). */
+  historyEmptySince?: number;
 }
 
 interface TopicState {
@@ -128,6 +148,8 @@ interface Message {
 
 /** How long a catch-up waits for a full channel to drain before looking again. */
 const DRAIN_POLL_MS = 10;
+/** How often a subscription looks again at history that had nothing for it. */
+const HISTORY_POLL_MS = 250;
 /** Pause of the reader after a Redis error, so that a dead Redis is not spun on. */
 const READER_RETRY_MS = 500;
 
@@ -144,6 +166,9 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
   const { redis, reader, keys, logger } = deps;
   const readCount = deps.readCount ?? 500;
   const blockMs = deps.blockMs ?? 1000;
+  const watchTtlMs = deps.watchTtlMs ?? 60_000;
+  const historyWaitMs = deps.historyWaitMs ?? 30_000;
+  let refresher: NodeJS.Timeout | undefined;
   const topics = new Map<string, TopicState>();
   /** Topic states being created (their head is being read). */
   const opening = new Map<string, Promise<TopicState>>();
@@ -218,6 +243,16 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
       items.push(itemOf(position, entry));
     }
     if (items.length === 0) return;
+    if (items[0]!.position > state.dispatched + 1) {
+      // Positions missing from the stream (a watch that lapsed): whoever is in step gets
+      // them from history first.
+      logger.warn(
+        { topic: state.topic, from: state.dispatched + 1, to: items[0]!.position - 1 },
+        'topic stream has a gap; subscribers catch up from history',
+      );
+      for (const subscription of state.subscriptions)
+        if (subscription.mode === 'live') startCatchUp(subscription);
+    }
     // Serialized once per message size limit (one, usually) for every subscriber in step.
     const byLimit = new Map<number, Message[]>();
     for (const subscription of state.subscriptions) {
@@ -314,8 +349,9 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
   /**
    * Delivers up to `limit` records after the cursor from history, before `until` (the
    * stream's first position). Positions history does not have while it has later ones were
-   * never stored (a record the writer refused): they are skipped. False when the
-   * subscription ended because history had nothing for it.
+   * never stored (a record the writer refused): they are skipped. When it has nothing at
+   * all, the records may not be stored yet: it looks again for historyWaitMs, then ends
+   * the subscription (`history_unavailable`; at once without history). False once ended.
    */
   async function fromHistory(
     subscription: Subscription,
@@ -345,6 +381,7 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
       );
     }
     if (items.length > 0) {
+      subscription.historyEmptySince = undefined;
       stats.historyRecords += items.length;
       sendWhileRoom(
         subscription,
@@ -355,6 +392,13 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
     if (until !== undefined && records.some((record) => record.position >= until)) {
       subscription.cursor = until - 1;
       return true;
+    }
+    // Not stored yet (the writer is behind), or history is unreachable: wait a while.
+    const now = Date.now();
+    subscription.historyEmptySince ??= now;
+    if (deps.history && now - subscription.historyEmptySince < historyWaitMs) {
+      await sleep(HISTORY_POLL_MS);
+      return subscription.active;
     }
     end(subscription, 'history_unavailable');
     return false;
@@ -386,21 +430,14 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
     if (mine?.size === 0) bySubscriber.delete(subscription.subscriber);
   }
 
-  async function headOf(topic: string): Promise<number> {
-    const last = (await redis.xrevrange(keys.topicStream(topic), '+', '-', 'COUNT', 1)) as [
-      string,
-      string[],
-    ][];
-    return last.length > 0 ? positionOfEntryId(last[0]![0]) : 0;
-  }
-
   async function stateOf(topic: string): Promise<TopicState> {
     const known = topics.get(topic);
     if (known) return known;
     let pending = opening.get(topic);
     if (!pending) {
       pending = (async () => {
-        const head = await headOf(topic);
+        // Watched first, then its head: every later position is in the stream.
+        const [head = 0] = await watchTopics(redis, keys, [topic], watchTtlMs);
         const state: TopicState = {
           topic,
           key: keys.topicStream(topic),
@@ -511,6 +548,13 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
         remove(subscription);
     },
     start() {
+      refresher = setInterval(() => {
+        if (topics.size === 0) return;
+        watchTopics(redis, keys, [...topics.keys()], watchTtlMs).catch((error: unknown) =>
+          logger.warn({ err: error }, 'could not refresh watched topics; retrying'),
+        );
+      }, watchTtlMs / 6);
+      refresher.unref();
       // A reconnected reader has another client id.
       reader.on('ready', () => {
         readerId = undefined;
@@ -519,6 +563,7 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
     },
     async close() {
       closed = true;
+      clearInterval(refresher);
       for (const subscriber of [...bySubscriber.keys()]) this.drop(subscriber);
       interruptReader();
       await loop;
