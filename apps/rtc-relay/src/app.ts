@@ -207,6 +207,7 @@ export function createApp(deps: AppDeps): App {
         catchUps: 0,
         historyRecords: 0,
         ended: 0,
+        batchNotices: 0,
       },
     };
   }

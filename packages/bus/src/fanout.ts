@@ -116,6 +116,65 @@ end
 return heads
 `;
 
+/**
+ * Announces anchoring changes to the subscribers of the topics relays watch (a topic nobody
+ * watches costs one ZSCORE).
+ *
+ * KEYS[1]   the watched topics (`keys.watchedTopics`)
+ * KEYS[2..] per announcement, its topic's anchoring stream (`keys.topicAnchoring`)
+ * ARGV[1]   approximate most entries a stream keeps
+ * ARGV[2..] per announcement, in the order of KEYS[2..]: its topic, then its entry
+ * Returns how many announcements were added.
+ */
+export const ANNOUNCE_LUA = `
+local time = redis.call('TIME')
+local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local added = 0
+for i = 2, #KEYS do
+  local untilMs = redis.call('ZSCORE', KEYS[1], ARGV[2 * i - 2])
+  if untilMs and tonumber(untilMs) > nowMs then
+    redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', 'a', ARGV[2 * i - 1])
+    added = added + 1
+  end
+end
+return added
+`;
+
+/** One topic's part of a batch's anchoring change: the entry is `{"anchor":…,"positions":…}`. */
+export interface AnchoringAnnouncement {
+  topic: string;
+  entry: string;
+}
+
+/** The field of a topic anchoring stream's entry. */
+export const ANCHORING_FIELD = 'a';
+
+const ANNOUNCE = 'streamanchorAnnounce';
+
+/**
+ * Adds each announcement to its topic's anchoring stream if some relay watches the topic
+ * (ANNOUNCE_LUA). Resolves with how many were added.
+ */
+export async function announceAnchoring(
+  redis: Redis,
+  keys: Keys,
+  announcements: readonly AnchoringAnnouncement[],
+  streamMaxLen = 1000,
+): Promise<number> {
+  if (announcements.length === 0) return 0;
+  const client = redis as Redis & {
+    [ANNOUNCE]?: (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<number>;
+  };
+  if (typeof client[ANNOUNCE] !== 'function') client.defineCommand(ANNOUNCE, { lua: ANNOUNCE_LUA });
+  return client[ANNOUNCE]!(
+    1 + announcements.length,
+    keys.watchedTopics,
+    ...announcements.map((a) => keys.topicAnchoring(a.topic)),
+    streamMaxLen,
+    ...announcements.flatMap((a) => [a.topic, a.entry]),
+  );
+}
+
 /** The field of a topic stream's entry that holds the record (`streamEntry`). */
 export const STREAM_FIELD = 'r';
 

@@ -7,7 +7,11 @@ export {
 export { assertRedisReachable, createRedisConnection, redactUrl } from './connection';
 export {
   type AddRecordBatchOptions,
+  ANCHORING_FIELD,
+  ANNOUNCE_LUA,
+  type AnchoringAnnouncement,
   addRecordBatch,
+  announceAnchoring,
   entryIdOf,
   FANOUT_LUA,
   forgetJobPositions,

@@ -21,6 +21,11 @@ export function createKeys(prefix: string) {
      * to it (`watchedTopics`). Entry ids are `0-<position>`.
      */
     topicStream: (topic: string) => `${prefix}:topic:${topic}`,
+    /**
+     * Stream: anchoring changes of batches holding a watched topic's records (entries
+     * `{anchor, positions}`), for its subscribers.
+     */
+    topicAnchoring: (topic: string) => `${prefix}:topic-anchoring:${topic}`,
     /** String (integer): a topic's last position given (1, 2, 3… in ack order). */
     topicPosition: (topic: string) => `${prefix}:topic-position:${topic}`,
     /**

@@ -5,6 +5,8 @@ import {
   NACK_CODES,
   parseClientMessage,
   parseServerMessage,
+  positionRangesOf,
+  rangesInclude,
   scanMessageStructure,
   serializeReceiptsMessages,
 } from './data-channel';
@@ -337,5 +339,32 @@ describe('parseServerMessage: protocol v2 messages', () => {
     expect(
       parseServerMessage(JSON.stringify({ ...hello, protocol: 'streamanchor.v3' })),
     ).toBeUndefined();
+  });
+});
+
+describe('position ranges', () => {
+  test('default: positions become ascending inclusive ranges', () => {
+    expect(positionRangesOf([7, 1, 2, 3, 9, 8, 3, 12])).toEqual([
+      [1, 3],
+      [7, 9],
+      [12, 12],
+    ]);
+    expect(positionRangesOf([])).toEqual([]);
+  });
+
+  test('behavior: rangesInclude finds a position in them', () => {
+    const ranges = positionRangesOf([1, 2, 3, 7, 8, 9, 12]);
+    expect([0, 1, 3, 4, 6, 7, 9, 10, 12, 13].map((p) => rangesInclude(ranges, p))).toEqual([
+      false,
+      true,
+      true,
+      false,
+      false,
+      true,
+      true,
+      false,
+      true,
+      false,
+    ]);
   });
 });

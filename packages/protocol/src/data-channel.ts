@@ -287,6 +287,57 @@ export const RecordsMessage = Type.Object(
 );
 export type RecordsMessage = Static<typeof RecordsMessage>;
 
+/** Inclusive ranges of a topic's positions, ascending and apart: `[[1, 40], [43, 43]]`. */
+export const PositionRanges = Type.Array(Type.Tuple([TopicPosition, TopicPosition]), {
+  minItems: 1,
+});
+export type PositionRanges = Static<typeof PositionRanges>;
+
+/** The ranges of `positions` (any order, repeats allowed). */
+export function positionRangesOf(positions: Iterable<number>): [number, number][] {
+  const sorted = [...new Set(positions)].sort((a, b) => a - b);
+  const ranges: [number, number][] = [];
+  for (const position of sorted) {
+    const last = ranges[ranges.length - 1];
+    if (last && position === last[1] + 1) last[1] = position;
+    else ranges.push([position, position]);
+  }
+  return ranges;
+}
+
+/** Whether `ranges` (ascending, as in a `batch` message) hold `position`. */
+export function rangesInclude(
+  ranges: readonly (readonly [number, number])[],
+  position: number,
+): boolean {
+  let low = 0;
+  let high = ranges.length - 1;
+  while (low <= high) {
+    const middle = (low + high) >> 1;
+    const [first, last] = ranges[middle]!;
+    if (position < first) high = middle - 1;
+    else if (position > last) low = middle + 1;
+    else return true;
+  }
+  return false;
+}
+
+/**
+ * Protocol v2, subscriptions: the anchoring of a batch holding records of a subscribed topic
+ * changed (included, final, reorged, included again), with the topic's positions it holds.
+ * The records' proofs: `GET /v1/records/<recordId>/receipt`, or the batch over HTTP.
+ */
+export const BatchMessage = Type.Object(
+  {
+    type: Type.Literal('batch'),
+    topic: Topic,
+    anchor: ReceiptAnchor,
+    positions: PositionRanges,
+  },
+  { additionalProperties: false },
+);
+export type BatchMessage = Static<typeof BatchMessage>;
+
 export const ServerMessage = Type.Union([
   HelloMessage,
   AckMessage,
@@ -298,6 +349,7 @@ export const ServerMessage = Type.Union([
   SubscribedMessage,
   UnsubscribedMessage,
   RecordsMessage,
+  BatchMessage,
 ]);
 export type ServerMessage = Static<typeof ServerMessage>;
 

@@ -734,7 +734,7 @@ export class Session implements Subscriber {
     );
   }
 
-  sendRecords(text: string): boolean {
+  deliver(text: string): boolean {
     return this.send(text);
   }
 

@@ -1,5 +1,6 @@
 import {
   addRecordBatch,
+  announceAnchoring,
   createKeys,
   createQueue,
   createRedisConnection,
@@ -9,6 +10,7 @@ import {
 } from '@streamanchor/bus';
 import {
   type AcceptedRecord,
+  type BatchMessage,
   type DeliveredRecord,
   parseServerMessage,
   type UnsubscribeReason,
@@ -98,6 +100,7 @@ class FakeSubscriber implements Subscriber {
   recordsMessageLimit = 16 * 1024;
   full = false;
   readonly records = new Map<string, DeliveredRecord[]>();
+  readonly batches: BatchMessage[] = [];
   readonly ended: { topic: string; reason: UnsubscribeReason; after: number }[] = [];
   constructor(id: string) {
     this.id = id;
@@ -105,8 +108,12 @@ class FakeSubscriber implements Subscriber {
   canTake(): boolean {
     return !this.full;
   }
-  sendRecords(text: string): boolean {
+  deliver(text: string): boolean {
     const message = parseServerMessage(text);
+    if (message?.type === 'batch') {
+      this.batches.push(message);
+      return true;
+    }
     if (message?.type !== 'records') throw new Error(`not a records message: ${text.slice(0, 80)}`);
     const list = this.records.get(message.topic) ?? [];
     list.push(...message.records);
@@ -166,8 +173,8 @@ describe('subscription hub', () => {
     const large = new FakeSubscriber('large');
     const sizes: Record<string, number[]> = { small: [], large: [] };
     for (const subscriber of [small, large]) {
-      const send = subscriber.sendRecords.bind(subscriber);
-      subscriber.sendRecords = (text) => {
+      const send = subscriber.deliver.bind(subscriber);
+      subscriber.deliver = (text) => {
         sizes[subscriber.id]!.push(Buffer.byteLength(text));
         return send(text);
       };
@@ -365,6 +372,64 @@ describe('subscription hub', () => {
     await until(() => alice.of('demo').length === 15, '15 in all');
     expect(positions(alice.of('demo'))).toEqual(range(1, 15));
     expect(alice.of('demo')[5]!.payload).toEqual({ stored: 6 });
+  });
+
+  test('behavior: anchoring changes of a watched topic reach its subscribers whose records they may hold', async () => {
+    const a = hub();
+    const early = new FakeSubscriber('early');
+    const late = new FakeSubscriber('late');
+    const pending = new FakeSubscriber('pending');
+    await a.subscribe(early, [{ topic: 'demo', after: 0 }]);
+    a.activate(early, ['demo']);
+    await publish('demo', 0, 30);
+    await until(() => early.of('demo').length === 30, '30 records');
+    expect(await a.subscribe(late, [{ topic: 'demo' }])).toEqual([
+      { topic: 'demo', after: 30, head: 30 },
+    ]);
+    a.activate(late, ['demo']);
+    await a.subscribe(pending, [{ topic: 'demo', after: 0 }]); // not activated
+    const anchor = {
+      status: 'included' as const,
+      confirmations: 1,
+      revision: 1,
+      batchId: `0x${'55'.repeat(32)}` as const,
+      merkleRoot: `0x${'66'.repeat(32)}` as const,
+      recordCount: 40,
+      chainId: 31337,
+      contract: `0x${'77'.repeat(20)}` as const,
+      txHash: `0x${'88'.repeat(32)}` as const,
+      blockNumber: 12,
+      blockHash: `0x${'99'.repeat(32)}` as const,
+      logIndex: 0,
+    };
+    const entry = JSON.stringify({
+      anchor,
+      positions: [
+        [1, 20],
+        [25, 30],
+      ],
+    });
+    expect(
+      await announceAnchoring(redis, keys, [
+        { topic: 'demo', entry },
+        { topic: 'unwatched', entry },
+      ]),
+    ).toBe(1);
+    await until(() => early.batches.length === 1, 'the batch notice');
+    expect(early.batches[0]).toEqual({
+      type: 'batch',
+      topic: 'demo',
+      anchor,
+      positions: [
+        [1, 20],
+        [25, 30],
+      ],
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(late.batches).toEqual([]);
+    expect(pending.batches).toEqual([]);
+    expect(await redis.exists(keys.topicAnchoring('unwatched'))).toBe(0);
+    expect(a.stats().batchNotices).toBe(1);
   });
 
   test('behavior: unsubscribe and drop stop delivery and release the topic', async () => {

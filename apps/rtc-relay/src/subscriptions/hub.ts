@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  ANCHORING_FIELD,
   entryIdOf,
   type Keys,
   positionOfEntryId,
@@ -8,6 +9,7 @@ import {
 } from '@streamanchor/bus';
 import {
   LIMITS,
+  type PositionRanges,
   type SubscribedTopic,
   type UnsubscribeReason,
   utf8Length,
@@ -22,8 +24,8 @@ export interface Subscriber {
   readonly recordsMessageLimit: number;
   /** Whether the channel takes another records message now (its buffer is below high water). */
   canTake(): boolean;
-  /** Sends one serialized `records` message; false when the session cannot take it (closed). */
-  sendRecords(text: string): boolean;
+  /** Sends one serialized `records` or `batch` message; false when the session cannot take it (closed). */
+  deliver(text: string): boolean;
   /** The relay ended a subscription on its own (`unsubscribed` with id null). */
   subscriptionEnded(topic: string, reason: UnsubscribeReason, after: number): void;
 }
@@ -87,6 +89,8 @@ export interface SubscriptionHubStats {
   historyRecords: number;
   /** Subscriptions the relay ended (`history_unavailable`). */
   ended: number;
+  /** `batch` messages sent (one per subscriber). */
+  batchNotices: number;
 }
 
 export interface SubscriptionHub {
@@ -118,6 +122,8 @@ interface Subscription {
   topic: string;
   /** The last position delivered (or the one delivery starts after). */
   cursor: number;
+  /** The position delivery started after (`subscribed`'s `after`). */
+  startedAfter: number;
   mode: Mode;
   active: boolean;
   /** Since when history has had nothing for the records this subscription misses (ms). */
@@ -129,6 +135,9 @@ interface TopicState {
   key: string;
   /** The newest position the reader has dispatched. */
   dispatched: number;
+  /** The topic's anchoring stream, and the id of the last entry the reader took from it. */
+  anchoringKey: string;
+  anchoringRead: string;
   subscriptions: Set<Subscription>;
 }
 
@@ -174,7 +183,8 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
   const opening = new Map<string, Promise<TopicState>>();
   const bySubscriber = new Map<Subscriber, Map<string, Subscription>>();
   const keyPrefix = keys.topicStream('');
-  const stats = { recordsDelivered: 0, catchUps: 0, historyRecords: 0, ended: 0 };
+  const stats = { recordsDelivered: 0, catchUps: 0, historyRecords: 0, ended: 0, batchNotices: 0 };
+  const anchoringPrefix = keys.topicAnchoring('');
   let closed = false;
   let readerId: number | undefined;
   let blocked = false;
@@ -225,7 +235,7 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
       // Callers pass messages that start after the cursor, or wholly at or before it.
       if (message.last <= subscription.cursor) continue;
       if (!subscription.subscriber.canTake()) return false;
-      if (!subscription.subscriber.sendRecords(message.text)) return false;
+      if (!subscription.subscriber.deliver(message.text)) return false;
       subscription.cursor = message.last;
       stats.recordsDelivered += message.count;
     }
@@ -275,6 +285,32 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
       if (!sendWhileRoom(subscription, mine)) startCatchUp(subscription);
     }
     state.dispatched = items[items.length - 1]!.position;
+  }
+
+  /**
+   * Sends one anchoring change to the topic's subscriptions (after their `subscribed`) whose
+   * records it may hold. Not held for a subscriber whose channel is full: the batch can be
+   * read over HTTP.
+   */
+  function dispatchAnchoring(state: TopicState, entries: readonly [string, string[]][]): void {
+    for (const [id, fields] of entries) {
+      state.anchoringRead = id;
+      const entry = fields[1];
+      if (fields[0] !== ANCHORING_FIELD || entry === undefined) continue;
+      let positions: PositionRanges;
+      try {
+        positions = (JSON.parse(entry) as { positions: PositionRanges }).positions;
+      } catch {
+        continue;
+      }
+      const newest = positions[positions.length - 1]?.[1] ?? 0;
+      const text = `{"type":"batch","topic":"${state.topic}",${entry.slice(1)}`;
+      for (const subscription of state.subscriptions) {
+        if (subscription.mode === 'pending' || newest <= subscription.startedAfter) continue;
+        if (!subscription.subscriber.canTake()) continue;
+        if (subscription.subscriber.deliver(text)) stats.batchNotices += 1;
+      }
+    }
   }
 
   function startCatchUp(subscription: Subscription): void {
@@ -438,10 +474,17 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
       pending = (async () => {
         // Watched first, then its head: every later position is in the stream.
         const [head = 0] = await watchTopics(redis, keys, [topic], watchTtlMs);
+        const anchoringKey = keys.topicAnchoring(topic);
+        const newest = (await redis.xrevrange(anchoringKey, '+', '-', 'COUNT', 1)) as [
+          string,
+          string[],
+        ][];
         const state: TopicState = {
           topic,
           key: keys.topicStream(topic),
           dispatched: head,
+          anchoringKey,
+          anchoringRead: newest[0]?.[0] ?? '0-0',
           subscriptions: new Set(),
         };
         topics.set(topic, state);
@@ -480,12 +523,19 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
           blockMs,
           'STREAMS',
           ...states.map((state) => state.key),
+          ...states.map((state) => state.anchoringKey),
           ...states.map((state) => entryIdOf(state.dispatched)),
+          ...states.map((state) => state.anchoringRead),
         )) as [string, [string, string[]][]][] | null;
         blocked = false;
         for (const [key, entries] of result ?? []) {
-          const state = topics.get(key.slice(keyPrefix.length));
-          if (state) dispatch(state, entries);
+          if (key.startsWith(anchoringPrefix)) {
+            const state = topics.get(key.slice(anchoringPrefix.length));
+            if (state) dispatchAnchoring(state, entries);
+          } else {
+            const state = topics.get(key.slice(keyPrefix.length));
+            if (state) dispatch(state, entries);
+          }
         }
       } catch (error) {
         blocked = false;
@@ -509,6 +559,7 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
           subscriber,
           topic: request.topic,
           cursor: after,
+          startedAfter: after,
           mode: 'pending',
           active: true,
         };
