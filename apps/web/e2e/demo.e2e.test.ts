@@ -4,18 +4,20 @@
  * relay; the writer stores and anchors them on anvil, the indexer sends receipts back, and
  * the page verifies every proof against the chain. Nothing is mocked.
  *
- * Two topologies: Postgres with every service in its own process (as in production), and
+ * Two topologies: Postgres with every service in its own process and two relays (as in
+ * production), where subscribers on one relay get what publishers send to the other; and
  * PGlite with the writer and indexer sharing one process (the default `pnpm dev`).
  */
 import { createHmac } from 'node:crypto';
-import { fetchReceipt } from '@streamanchor/client';
+import { fetchReceipt, verifyDeliveredRecord } from '@streamanchor/client';
 import { NACK_CODES, verifyReceiptProof } from '@streamanchor/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DemoRecord } from '../src/demo';
+import type { DemoRecord, ReceivedRecord } from '../src/demo';
 import {
   type AnchoredBatch,
   anchoredBatches,
   type DemoHarness,
+  type DemoPage,
   E2E_FINALITY_DEPTH,
   openDemo,
 } from './harness';
@@ -128,13 +130,32 @@ async function expectStoredAndAnchored(
   expect(new Set(chain.keys())).toEqual(batchIds);
 }
 
-describe('demo end to end on Postgres (every service in its own process)', () => {
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** The recordIds of `page`'s own published records, in its publish order. */
+async function publishedIds(page: DemoPage): Promise<string[]> {
+  return (await page.records()).map((record) => record.recordId as string);
+}
+
+/** Received records, in order, without gaps after `after`, each a record of its content hash. */
+function expectContiguous(received: ReceivedRecord[], after: number, count: number): void {
+  expect(received.map((record) => record.position)).toEqual(range(after + 1, after + count));
+  expect(new Set(received.map((record) => record.recordId)).size).toBe(count);
+  for (const record of received) {
+    expect(record.topic).toBe('demo');
+    expect(record.subject).toBe('demo');
+    expect(verifyDeliveredRecord(record), `content hash of position ${record.position}`).toBe(true);
+  }
+}
+
+describe('demo end to end on Postgres (every service in its own process, two relays)', () => {
   let demo: DemoHarness;
   let handle: DatabaseHandle;
   const starting = new AbortController();
 
   beforeAll(async () => {
-    demo = await openDemo({ database: 'postgres', signal: starting.signal });
+    demo = await openDemo({ database: 'postgres', signal: starting.signal, relays: 2 });
     handle = await demo.stack.openDatabase();
   });
 
@@ -199,6 +220,122 @@ describe('demo end to end on Postgres (every service in its own process)', () =>
     // The refused messages left no trace: the database holds exactly the acked records.
     await expectStoredAndAnchored(handle, records, chain);
     expect(demo.pageErrors).toEqual([]);
+  });
+
+  // Last in this block: these pages publish records of their own. Publishers are on one
+  // relay, subscribers on the other: every record crosses relays through Redis.
+  describe('subscriptions across two relays', () => {
+    let pages: DemoPage[] = [];
+    let publisherRelay: string;
+    let subscriberRelay: string;
+
+    it('default: records published on one relay reach every subscriber on the other once each, in one order, and are anchored', async () => {
+      expect(demo.stack.relayIds).toHaveLength(2);
+      [publisherRelay, subscriberRelay] = demo.stack.relayIds as [string, string];
+      pages = [await demo.openPage(), await demo.openPage()];
+      // Each page publishes through one relay and receives through the other.
+      const attempts = [];
+      for (const page of pages) {
+        attempts.push(await page.connectOn('publisher', publisherRelay));
+        attempts.push(await page.connectOn('subscriber', subscriberRelay));
+      }
+      console.log(`[e2e] sessions placed on their relays in ${attempts.join(', ')} attempts`);
+      const starts = [];
+      for (const page of pages) {
+        const result = await page.subscribe('demo');
+        if (!result.subscribed) throw new Error(`subscribe refused: ${result.code}`);
+        starts.push(result.startedAfter);
+      }
+      // Live from the topic's head (the main page's 520 records): the same one for both.
+      expect(starts[0]).toBeGreaterThanOrEqual(520);
+      expect(starts[1]).toBe(starts[0]);
+      const after = starts[0]!;
+
+      const tallies = await Promise.all(pages.map((page) => page.publish(100)));
+      expect(tallies).toEqual([
+        { acked: 100, nacked: 0, failed: 0 },
+        { acked: 100, nacked: 0, failed: 0 },
+      ]);
+      const [mine, theirs] = await Promise.all(pages.map(publishedIds));
+      const received = await Promise.all(pages.map((page) => page.waitForReceived(200)));
+      for (const list of received) expectContiguous(list, after, 200);
+      const order = received[0]!.map((record) => record.recordId);
+      // One order for every subscriber, holding each page's records in its publish order.
+      expect(received[1]!.map((record) => record.recordId)).toEqual(order);
+      expect(new Set(order)).toEqual(new Set([...mine!, ...theirs!]));
+      expect(order.filter((id) => mine!.includes(id))).toEqual(mine);
+      expect(order.filter((id) => theirs!.includes(id))).toEqual(theirs);
+      const first = received[0]!.find((record) => record.recordId === mine![0]);
+      expect(first?.payload).toMatchObject({ seq: 1, of: 100, text: 'demo record 1' });
+
+      // Anchored: each publisher's receipts verified and final.
+      await Promise.all(pages.map((page) => page.waitForVerdicts(100)));
+      await Promise.all(pages.map((page) => page.waitForFinal(100)));
+      for (const page of pages) {
+        expectVerifiedRecords(await page.records(), 100);
+        const latencies = await page.latencies();
+        expect(latencies).toHaveLength(100);
+        for (const latency of latencies) {
+          expect(latency, `latency of #${latency.seq}`).toMatchObject({
+            ack: expect.any(Number),
+            delivered: expect.any(Number),
+            anchored: expect.any(Number),
+            final: expect.any(Number),
+          });
+          expect(latency.anchored!).toBeGreaterThanOrEqual(latency.ack!);
+          expect(latency.final!).toBeGreaterThanOrEqual(latency.anchored!);
+        }
+        expect(page.pageErrors).toEqual([]);
+      }
+      // Nothing came twice, or late.
+      for (const page of pages) expect(await page.received()).toHaveLength(200);
+    });
+
+    it('behavior: a subscriber page closed and reopened with its last position misses nothing and gets nothing twice', async () => {
+      const [publisher, leaving] = pages as [DemoPage, DemoPage];
+      const before = await leaving.received();
+      const last = before.at(-1)!.position;
+      await leaving.page.close();
+
+      // Published while it is away.
+      expect(await publisher.publish(30)).toMatchObject({ acked: 30 });
+      const back = await demo.openPage();
+      pages[1] = back;
+      await back.connectOn('subscriber', subscriberRelay);
+      const result = await back.subscribe('demo', last);
+      expect(result).toMatchObject({ subscribed: true, startedAfter: last });
+      if (result.subscribed) expect(result.head).toBeGreaterThanOrEqual(last + 30);
+      // And once it is back.
+      expect(await publisher.publish(20)).toMatchObject({ acked: 20 });
+
+      const resumed = await back.waitForReceived(50);
+      expectContiguous(resumed, last, 50);
+      const stayed = (await publisher.waitForReceived(before.length + 50)).filter(
+        (record) => record.position > last,
+      );
+      expect(resumed.map((record) => record.recordId)).toEqual(
+        stayed.map((record) => record.recordId),
+      );
+      expect(resumed.map((record) => record.recordId)).toEqual(
+        (await publishedIds(publisher)).slice(-50),
+      );
+      expect(back.pageErrors).toEqual([]);
+    });
+
+    it('error: a topic the token does not grant for subscribing is refused with topic_not_allowed; the subscription goes on', async () => {
+      const [publisher, subscriber] = pages as [DemoPage, DemoPage];
+      expect(await subscriber.subscribe('not-granted')).toMatchObject({
+        subscribed: false,
+        topic: 'not-granted',
+        code: 'topic_not_allowed',
+      });
+      const had = (await subscriber.received()).length;
+      await publisher.publish(5);
+      const received = await subscriber.waitForReceived(had + 5);
+      expect(received.slice(had).map((record) => record.recordId)).toEqual(
+        (await publishedIds(publisher)).slice(-5),
+      );
+    });
   });
 });
 

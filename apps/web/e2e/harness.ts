@@ -19,7 +19,10 @@ import type {
   DemoRecord,
   InvalidKind,
   NackEntry,
+  ReceivedRecord,
+  RecordLatency,
   StreamAnchorDemoApi,
+  SubscribeResult,
 } from '../src/demo';
 
 declare global {
@@ -28,11 +31,9 @@ declare global {
   }
 }
 
-export interface DemoHarness {
-  stack: Stack;
+/** One demo page in the harness's Chromium, driven through window.streamAnchorDemo. */
+export interface DemoPage {
   page: Page;
-  /** Every line the stack and its services printed. */
-  output: string[];
   /** Uncaught errors in the page. */
   pageErrors: string[];
   publish(n: number, topic?: string): Promise<{ acked: number; nacked: number; failed: number }>;
@@ -45,6 +46,28 @@ export interface DemoHarness {
   waitForVerdicts(n: number, timeoutMs?: number): Promise<DemoCounts>;
   /** Waits until `n` records hold a final receipt (the stack's FINALITY_DEPTH is E2E_FINALITY_DEPTH). */
   waitForFinal(n: number, timeoutMs?: number): Promise<AnchoringCounts>;
+  /**
+   * Connects the page's publisher (or subscriber) session with the stack's token, again
+   * until the gateway put it on `relayId` (see `placeOn`). Resolves with the number of
+   * attempts.
+   */
+  connectOn(side: Side, relayId: string): Promise<number>;
+  subscribe(topic?: string, after?: number): Promise<SubscribeResult>;
+  /** Every record the page's subscriber received, in arrival order. */
+  received(): Promise<ReceivedRecord[]>;
+  /** Waits until the page's subscriber received at least `n` records; returns them all. */
+  waitForReceived(n: number, timeoutMs?: number): Promise<ReceivedRecord[]>;
+  latencies(): Promise<RecordLatency[]>;
+}
+
+export type Side = 'publisher' | 'subscriber';
+
+export interface DemoHarness extends DemoPage {
+  stack: Stack;
+  /** Every line the stack and its services printed. */
+  output: string[];
+  /** Another demo page, not connected (no token in its URL). */
+  openPage(): Promise<DemoPage>;
   close(): Promise<void>;
 }
 
@@ -70,13 +93,15 @@ async function freeUdpPort(): Promise<number> {
 export async function openDemo({
   database,
   signal,
+  relays = 1,
 }: {
   database: 'postgres' | 'pglite';
   /** Abort (e.g. from afterAll after a hook timeout) to stop a start-up still in progress. */
   signal?: AbortSignal;
+  /** rtc-relay processes (startStack's `relays`). */
+  relays?: number;
 }): Promise<DemoHarness> {
   const output: string[] = [];
-  const pageErrors: string[] = [];
   const dataDir = mkdtempSync(join(tmpdir(), `sa-e2e-${database}-`));
   const postgres: ThrowawayPostgres | undefined =
     database === 'postgres' ? await createThrowawayPostgres('e2e') : undefined;
@@ -102,11 +127,16 @@ export async function openDemo({
         ANVIL_BLOCK_TIME: '1',
         FINALITY_DEPTH: String(E2E_FINALITY_DEPTH),
         JWT_SECRET: undefined,
-        // Production-like with Postgres: every session muxed on one UDP port. On PGlite the
-        // relay's default (an ephemeral port per session) is exercised instead.
+        // Production-like with Postgres: every session of a relay muxed on one UDP port (the
+        // next relay on the next port). On PGlite the relay's default (an ephemeral port per
+        // session) is exercised instead.
         ICE_UDP_PORT: database === 'postgres' ? String(await freeUdpPort()) : undefined,
         LOG_LEVEL: 'warn',
+        // With several relays, the gateway's choice (the least loaded) follows each session
+        // at once: relays tell their load every 200 ms and the gateway reads it every time.
+        ...(relays > 1 ? { HEARTBEAT_MS: '200', RELAY_LIST_CACHE_MS: '0' } : {}),
       },
+      relays,
       output: (line) => {
         output.push(line);
         if (/^\[stack\]|WARN|ERROR|FATAL/.test(line)) console.log(line);
@@ -119,9 +149,31 @@ export async function openDemo({
     if (signal?.aborted) throw new Error('openDemo aborted');
     const browser = await launchChromium();
     cleanups.push(() => browser.close());
-    const page = await browser.context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(stack.demoUrl);
+    // Pages whose sessions only weigh on a relay (see placeOn), two sessions each.
+    const ballast: { page: DemoPage; used: Side[] }[] = [];
+    const addBallast = async () => {
+      let spare = ballast.find((entry) => entry.used.length < 2);
+      if (!spare) {
+        spare = { page: await newPage(`${stack.urls.api}/`), used: [] };
+        ballast.push(spare);
+      }
+      const side: Side = spare.used.length === 0 ? 'publisher' : 'subscriber';
+      spare.used.push(side);
+      await connectSide(spare.page.page, side, stack.token, output);
+    };
+    const newPage = async (url: string): Promise<DemoPage> => {
+      const page = await browser.context.newPage();
+      const pageErrors: string[] = [];
+      page.on('pageerror', (error) => pageErrors.push(error.message));
+      await page.goto(url);
+      await page.waitForFunction(() => window.streamAnchorDemo !== undefined, null, {
+        timeout: 30_000,
+        polling: 100,
+      });
+      return demoPage(page, pageErrors, stack, output, addBallast);
+    };
+    const main = await newPage(stack.demoUrl);
+    const { page } = main;
     await page.waitForFunction(
       () =>
         window.streamAnchorDemo &&
@@ -140,59 +192,173 @@ export async function openDemo({
     }
 
     return {
+      ...main,
       stack,
-      page,
       output,
-      pageErrors,
-      publish: (n, topic) =>
-        page.evaluate(([count, t]) => window.streamAnchorDemo.publish(count, t), [
-          n,
-          topic,
-        ] as const),
-      counts: () => page.evaluate(() => window.streamAnchorDemo.counts),
-      anchoring: () => page.evaluate(() => window.streamAnchorDemo.anchoring),
-      records: () => page.evaluate(() => window.streamAnchorDemo.records()),
-      nacks: () => page.evaluate(() => window.streamAnchorDemo.nacks()),
-      sendInvalid: (kind) => page.evaluate((k) => window.streamAnchorDemo.sendInvalid(k), kind),
-      async waitForVerdicts(n, timeoutMs = 180_000) {
-        try {
-          await page.waitForFunction(
-            (target) => {
-              const counts = window.streamAnchorDemo.counts;
-              return counts.verified + counts.failed >= target;
-            },
-            n,
-            { timeout: timeoutMs, polling: 250 },
-          );
-        } catch (error) {
-          const counts = await page.evaluate(() => window.streamAnchorDemo.counts);
-          throw new Error(
-            `waiting for ${n} verified receipts: ${(error as Error).message}\ncounts ${JSON.stringify(counts)}\n${output.slice(-40).join('\n')}`,
-          );
-        }
-        return page.evaluate(() => window.streamAnchorDemo.counts);
-      },
-      async waitForFinal(n, timeoutMs = 120_000) {
-        try {
-          await page.waitForFunction(
-            (target) => window.streamAnchorDemo.anchoring.final >= target,
-            n,
-            { timeout: timeoutMs, polling: 250 },
-          );
-        } catch (error) {
-          const anchoring = await page.evaluate(() => window.streamAnchorDemo.anchoring);
-          throw new Error(
-            `waiting for ${n} final receipts: ${(error as Error).message}\nanchoring ${JSON.stringify(anchoring)}\n${output.slice(-40).join('\n')}`,
-          );
-        }
-        return page.evaluate(() => window.streamAnchorDemo.anchoring);
-      },
+      openPage: () => newPage(`${stack.urls.api}/`),
       close,
     };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Puts a session on a given relay. The gateway has no way to ask for one: it gives a new
+ * session to the least loaded live relay (by the sessions each one last heartbeated), and
+ * the session's route in Redis says which (`stack.relayOf`). So connect and look; when it
+ * landed on another relay, that one was the less loaded: close it, weigh that relay down
+ * with a ballast session (which lands there for the same reason), and try again once the
+ * relays told their loads.
+ */
+async function placeOn(
+  stack: Stack,
+  relayId: string,
+  connect: () => Promise<string>,
+  close: () => Promise<void>,
+  addBallast: () => Promise<void>,
+): Promise<number> {
+  const seen: string[] = [];
+  for (let attempt = 1; attempt <= 12; attempt++) {
+    const sessionId = await connect();
+    let route: string | undefined;
+    // The relay writes the route before it answers; a moment's grace all the same.
+    for (let i = 0; i < 20 && route === undefined; i++) {
+      route = await stack.relayOf(sessionId);
+      if (route === undefined) await sleep(50);
+    }
+    if (route === relayId) return attempt;
+    seen.push(route ?? 'no route');
+    await close();
+    await sleep(300);
+    await addBallast();
+    await sleep(300);
+  }
+  throw new Error(`could not place a session on ${relayId}: landed on ${seen.join(', ')}`);
+}
+
+/** Connects the page's publisher or subscriber session; resolves with its session id. */
+async function connectSide(
+  page: Page,
+  side: Side,
+  token: string,
+  output: string[],
+): Promise<string> {
+  const state = await page.evaluate(
+    async ([s, t]) => {
+      const api = window.streamAnchorDemo;
+      if (s === 'publisher') {
+        await api.connect(t);
+        return { state: api.state, error: api.error, sessionId: api.hello?.sessionId };
+      }
+      await api.connectSubscriber(t);
+      const subscriber = api.subscriber;
+      return {
+        state: subscriber.state,
+        error: subscriber.error,
+        sessionId: subscriber.hello?.sessionId,
+      };
+    },
+    [side, token] as const,
+  );
+  if (state.state !== 'open' || !state.sessionId) {
+    throw new Error(
+      `the ${side} did not connect: ${state.state} ${state.error ?? ''}\n${output.slice(-30).join('\n')}`,
+    );
+  }
+  return state.sessionId;
+}
+
+function demoPage(
+  page: Page,
+  pageErrors: string[],
+  stack: Stack,
+  output: string[],
+  addBallast: () => Promise<void>,
+): DemoPage {
+  const connect = (side: Side) => connectSide(page, side, stack.token, output);
+  const close = (side: Side) =>
+    page.evaluate(
+      (s) =>
+        s === 'publisher'
+          ? window.streamAnchorDemo.close()
+          : window.streamAnchorDemo.closeSubscriber(),
+      side,
+    );
+  return {
+    page,
+    pageErrors,
+    publish: (n, topic) =>
+      page.evaluate(([count, t]) => window.streamAnchorDemo.publish(count, t), [n, topic] as const),
+    counts: () => page.evaluate(() => window.streamAnchorDemo.counts),
+    anchoring: () => page.evaluate(() => window.streamAnchorDemo.anchoring),
+    records: () => page.evaluate(() => window.streamAnchorDemo.records()),
+    nacks: () => page.evaluate(() => window.streamAnchorDemo.nacks()),
+    sendInvalid: (kind) => page.evaluate((k) => window.streamAnchorDemo.sendInvalid(k), kind),
+    async waitForVerdicts(n, timeoutMs = 180_000) {
+      try {
+        await page.waitForFunction(
+          (target) => {
+            const counts = window.streamAnchorDemo.counts;
+            return counts.verified + counts.failed >= target;
+          },
+          n,
+          { timeout: timeoutMs, polling: 250 },
+        );
+      } catch (error) {
+        const counts = await page.evaluate(() => window.streamAnchorDemo.counts);
+        throw new Error(
+          `waiting for ${n} verified receipts: ${(error as Error).message}\ncounts ${JSON.stringify(counts)}\n${output.slice(-40).join('\n')}`,
+        );
+      }
+      return page.evaluate(() => window.streamAnchorDemo.counts);
+    },
+    async waitForFinal(n, timeoutMs = 120_000) {
+      try {
+        await page.waitForFunction(
+          (target) => window.streamAnchorDemo.anchoring.final >= target,
+          n,
+          { timeout: timeoutMs, polling: 250 },
+        );
+      } catch (error) {
+        const anchoring = await page.evaluate(() => window.streamAnchorDemo.anchoring);
+        throw new Error(
+          `waiting for ${n} final receipts: ${(error as Error).message}\nanchoring ${JSON.stringify(anchoring)}\n${output.slice(-40).join('\n')}`,
+        );
+      }
+      return page.evaluate(() => window.streamAnchorDemo.anchoring);
+    },
+    connectOn: (side, relayId) =>
+      placeOn(
+        stack,
+        relayId,
+        () => connect(side),
+        () => close(side),
+        addBallast,
+      ),
+    subscribe: (topic, after) =>
+      page.evaluate(([t, a]) => window.streamAnchorDemo.subscribe(t, a), [topic, after] as const),
+    received: () => page.evaluate(() => window.streamAnchorDemo.received()),
+    async waitForReceived(n, timeoutMs = 60_000) {
+      try {
+        await page.waitForFunction(
+          (target) => window.streamAnchorDemo.subscriber.received >= target,
+          n,
+          { timeout: timeoutMs, polling: 100 },
+        );
+      } catch (error) {
+        const subscriber = await page.evaluate(() => window.streamAnchorDemo.subscriber);
+        throw new Error(
+          `waiting for ${n} received records: ${(error as Error).message}\nsubscriber ${JSON.stringify(subscriber)}\n${output.slice(-40).join('\n')}`,
+        );
+      }
+      return page.evaluate(() => window.streamAnchorDemo.received());
+    },
+    latencies: () => page.evaluate(() => window.streamAnchorDemo.latencies()),
+  };
 }
 
 const batchAnchored = parseAbiItem(

@@ -15,6 +15,16 @@ import type {
 } from '@streamanchor/protocol';
 import { type Client, createPublicClient, http } from 'viem';
 import { getBlockNumber } from 'viem/actions';
+import {
+  describe,
+  type ReceivedRecord,
+  type SubscribeResult,
+  Subscriber,
+  type SubscriberState,
+  type SubscriptionInfo,
+} from './subscriber';
+
+export type { ReceivedRecord, SubscribeResult, SubscriberState, SubscriptionInfo };
 
 /** 'idle' only before the first connect (no token yet). */
 export type DemoState = 'idle' | 'connecting' | 'open' | 'closed' | 'error';
@@ -62,9 +72,29 @@ export interface AnchoringStep {
   at: number;
 }
 
+/**
+ * Milliseconds from a record's publish() call to each step, as this page saw it (null: not
+ * yet): its ack; its delivery to this page's subscriber (matched by recordId); its first
+ * receipt (anchored: included, or final at once); its final receipt.
+ */
+export interface Latency {
+  ack: number | null;
+  delivered: number | null;
+  anchored: number | null;
+  final: number | null;
+}
+
+export interface RecordLatency extends Latency {
+  seq: number;
+  recordId: string;
+}
+
 export interface DemoRecord {
   /** 1-based position in this page's publish order. */
   seq: number;
+  /** Date.now() when publish() was called for it. */
+  publishedAt: number;
+  latency: Latency;
   /** The publish id sent on the data channel. */
   id: string;
   topic: string;
@@ -117,6 +147,18 @@ export interface NackEntry {
  * - `sendInvalid(kind)`: sends one invalid message ('topic-not-allowed' | 'payload-too-large'
  *   | 'malformed-json') and resolves with the relay's nack code; rejects if it was acked.
  * - `connect(token?)` / `close()`: open a session (default: the token field) / end it.
+ *
+ * The subscriber side, a second session of its own (it may be on another relay):
+ * - `subscriber`: a snapshot { state, error, hello, subscription: { topic, startedAfter, head,
+ *   position, ended } | null, received (count) }.
+ * - `connectSubscriber(token?)` / `closeSubscriber()`: open (default: the token field) / end it.
+ * - `subscribe(topic = 'demo', after?)`: subscribes (without `after`: live only); resolves with
+ *   { subscribed: true, topic, startedAfter, head }, or { subscribed: false, topic, code,
+ *   message } when the relay refused (e.g. `topic_not_allowed`). `unsubscribe()` stops it.
+ * - `received()`: every record the subscriber got, in arrival order (ReceivedRecord: topic,
+ *   position, recordId, subject, contentHash, acceptedAt, payload, receivedAt).
+ * - `latencies()`: per acked record of this page, milliseconds from publish to ack, to
+ *   delivery to this page's subscriber, to anchored (first receipt) and to final (RecordLatency).
  */
 export interface StreamAnchorDemoApi {
   readonly state: DemoState;
@@ -131,7 +173,23 @@ export interface StreamAnchorDemoApi {
   sendInvalid(kind: InvalidKind): Promise<NackCode>;
   connect(token?: string): Promise<void>;
   close(): Promise<void>;
+  readonly subscriber: {
+    state: SubscriberState;
+    error: string | null;
+    hello: HelloMessage | null;
+    subscription: SubscriptionInfo | null;
+    received: number;
+  };
+  connectSubscriber(token?: string): Promise<void>;
+  closeSubscriber(): Promise<void>;
+  subscribe(topic?: string, after?: number): Promise<SubscribeResult>;
+  unsubscribe(): Promise<void>;
+  received(): ReceivedRecord[];
+  latencies(): RecordLatency[];
 }
+
+/** How many deliveries wait for their record's ack at most (others' records never get one). */
+const MAX_EARLY_DELIVERIES = 10_000;
 
 type Listener = () => void;
 
@@ -153,11 +211,15 @@ export class Demo {
   head: number | null = null;
   readonly records: DemoRecord[] = [];
   readonly nackLog: NackEntry[] = [];
+  /** The subscriber session, side by side with the publisher's. */
+  readonly subscriber: Subscriber;
   #session: StreamAnchorSession | null = null;
   #verifier: ReturnType<typeof createReceiptVerifier> | null = null;
   readonly #byRecordId = new Map<string, DemoRecord>();
   /** Receipts that arrived before their ack was processed. */
   readonly #earlyReceipts = new Map<string, Receipt>();
+  /** When the subscriber got records whose ack was not processed yet (the relays race). */
+  readonly #earlyDeliveries = new Map<string, number>();
   readonly #listeners = new Set<Listener>();
   /** Records whose row must be redrawn. */
   readonly dirty = new Set<DemoRecord>();
@@ -168,6 +230,44 @@ export class Demo {
 
   constructor(baseUrl: string) {
     this.#baseUrl = baseUrl;
+    this.subscriber = new Subscriber(baseUrl, {
+      onRecord: (record) => this.#onDelivered(record),
+      changed: () => this.#changed(),
+    });
+  }
+
+  /** The seq of this page's record `recordId`, or null (another publisher's, or not acked yet). */
+  seqOf(recordId: string): number | null {
+    return this.#byRecordId.get(recordId)?.seq ?? null;
+  }
+
+  /**
+   * Connects the subscriber session and, when its token grants subscribing, subscribes to
+   * `topic` live (the page's default on open); otherwise closes it again.
+   */
+  async startSubscriber(token: string, topic: string): Promise<void> {
+    await this.subscriber.connect(token);
+    if (this.subscriber.state !== 'open') return;
+    if (!this.subscriber.canSubscribe) {
+      await this.subscriber.close();
+      this.subscriber.error = 'The token grants no subscription (its subscribe claim is empty)';
+      this.#changed();
+      return;
+    }
+    try {
+      await this.subscribeTo(topic);
+    } catch (error) {
+      // The session closed meanwhile, say: shown on the subscriber's side, not thrown.
+      this.subscriber.error = describe(error);
+      this.#changed();
+    }
+  }
+
+  /** Subscribes the subscriber session to `topic`; a refusal goes to the nack log too. */
+  async subscribeTo(topic: string, after?: number): Promise<SubscribeResult> {
+    const result = await this.subscriber.subscribe(topic, after);
+    if (!result.subscribed) this.#logNack(`subscribe ${topic}`, result.code, result.message);
+    return result;
   }
 
   get hello(): HelloMessage | null {
@@ -261,6 +361,8 @@ export class Demo {
       const id = `r${seq}`;
       const record: DemoRecord = {
         seq,
+        publishedAt: Date.now(),
+        latency: { ack: null, delivered: null, anchored: null, final: null },
         id,
         topic,
         state: 'sent',
@@ -377,7 +479,13 @@ export class Demo {
     record.contentHash = ack.contentHash;
     record.acceptedAt = ack.acceptedAt;
     this.counts.acked++;
+    record.latency.ack = Date.now() - record.publishedAt;
     this.#byRecordId.set(ack.recordId, record);
+    const deliveredAt = this.#earlyDeliveries.get(ack.recordId);
+    if (deliveredAt !== undefined) {
+      this.#earlyDeliveries.delete(ack.recordId);
+      record.latency.delivered = deliveredAt - record.publishedAt;
+    }
     this.#changed(record);
     const early = this.#earlyReceipts.get(ack.recordId);
     if (early) {
@@ -398,6 +506,9 @@ export class Demo {
     const previous = record.receipt;
     if (previous && previous.revision >= receipt.revision) return;
     if (!previous) this.counts.receipts++;
+    const since = Date.now() - record.publishedAt;
+    if (receipt.status !== 'reorged') record.latency.anchored ??= since;
+    if (receipt.status === 'final') record.latency.final ??= since;
     if (record.anchoring) this.anchoring[record.anchoring]--;
     this.anchoring[receipt.status]++;
     record.receipt = receipt;
@@ -427,6 +538,21 @@ export class Demo {
     }
     this.#changed(record);
     void this.#verify(record, receipt);
+  }
+
+  /** A record reached the subscriber: the delivery latency of this page's own records. */
+  #onDelivered(delivered: ReceivedRecord): void {
+    const record = this.#byRecordId.get(delivered.recordId);
+    if (record) {
+      record.latency.delivered ??= delivered.receivedAt - record.publishedAt;
+      this.dirty.add(record);
+      return;
+    }
+    this.#earlyDeliveries.set(delivered.recordId, delivered.receivedAt);
+    if (this.#earlyDeliveries.size > MAX_EARLY_DELIVERIES) {
+      const oldest = this.#earlyDeliveries.keys().next().value;
+      if (oldest !== undefined) this.#earlyDeliveries.delete(oldest);
+    }
   }
 
   async #verify(record: DemoRecord, receipt: Receipt): Promise<void> {
@@ -523,14 +649,33 @@ export class Demo {
         await demo.connect(value.trim());
       },
       close: () => demo.close(),
+      get subscriber() {
+        const side = demo.subscriber;
+        return {
+          state: side.state,
+          error: side.error,
+          hello: side.hello ? clone(side.hello) : null,
+          subscription: side.subscription ? clone(side.subscription) : null,
+          received: side.received.length,
+        };
+      },
+      connectSubscriber: async (token?: string) => {
+        const value =
+          token ?? (document.getElementById('token') as HTMLInputElement | null)?.value ?? '';
+        await demo.subscriber.connect(value.trim());
+      },
+      closeSubscriber: () => demo.subscriber.close(),
+      subscribe: (topic = 'demo', after?: number) => demo.subscribeTo(topic, after),
+      unsubscribe: () => demo.subscriber.unsubscribe(),
+      received: () => clone(demo.subscriber.received),
+      latencies: () =>
+        demo.records
+          .filter((record) => record.recordId !== null)
+          .map((record) => ({
+            seq: record.seq,
+            recordId: record.recordId as string,
+            ...record.latency,
+          })),
     });
   }
-}
-
-function describe(error: unknown): string {
-  if (error && typeof error === 'object' && 'shortMessage' in error) {
-    const { shortMessage, details } = error as { shortMessage: string; details?: string };
-    return details ? `${shortMessage} (${details})` : shortMessage;
-  }
-  return error instanceof Error ? error.message : String(error);
 }

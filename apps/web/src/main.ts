@@ -32,4 +32,6 @@ if (token) {
   // Keep the token out of the visible URL (and of screenshots and shared links).
   history.replaceState(null, '', window.location.pathname + window.location.search);
   void demo.connect(token);
+  // The subscriber side by side: its own session, subscribed to the demo topic live.
+  void demo.startSubscriber(token, 'demo');
 }

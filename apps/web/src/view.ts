@@ -1,4 +1,8 @@
-import type { Demo, DemoRecord, InvalidKind } from './demo';
+import type { Demo, DemoRecord, InvalidKind, ReceivedRecord } from './demo';
+import { chartRecords, drawLatencyChart, formatMs, median, SERIES } from './latency-chart';
+
+/** Rows kept in the received list (the newest; `received()` has them all). */
+const RECEIVED_ROWS = 100;
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const element = document.getElementById(id);
@@ -82,8 +86,23 @@ export function mountView(demo: Demo): void {
     final: $('count-final'),
     reorged: $('count-reorged'),
   };
+  const subStateEl = $<HTMLSpanElement>('sub-state');
+  const subErrorEl = $<HTMLParagraphElement>('sub-error');
+  const subInfoEl = $<HTMLDListElement>('sub-info');
+  const subTopicInput = $<HTMLInputElement>('sub-topic');
+  const subAfterInput = $<HTMLInputElement>('sub-after');
+  const subscribeButton = $<HTMLButtonElement>('subscribe');
+  const unsubscribeButton = $<HTMLButtonElement>('unsubscribe');
+  const subConnectButton = $<HTMLButtonElement>('sub-connect');
+  const subDisconnectButton = $<HTMLButtonElement>('sub-disconnect');
+  const receivedEl = $<HTMLOListElement>('received');
+  const receivedEmpty = $<HTMLParagraphElement>('received-empty');
+  const chart = $<HTMLCanvasElement>('latency-chart');
+  const legendEl = $<HTMLUListElement>('latency-legend');
   const rows = new Map<DemoRecord, HTMLTableRowElement>();
   let renderedNacks = 0;
+  let renderedReceived = 0;
+  let subActionError: string | null = null;
 
   $('connect-form').addEventListener('submit', (event) => {
     event.preventDefault();
@@ -110,6 +129,32 @@ export function mountView(demo: Demo): void {
         .catch((error: unknown) => showError(error));
     });
   }
+
+  const subTopic = () => subTopicInput.value.trim() || 'demo';
+  const subFailed = (error: unknown) => {
+    subActionError = error instanceof Error ? error.message : String(error);
+    render();
+  };
+  subConnectButton.addEventListener('click', () => {
+    subActionError = null;
+    void demo.startSubscriber(tokenInput.value.trim(), subTopic()).catch(subFailed);
+  });
+  subDisconnectButton.addEventListener('click', () => void demo.subscriber.close());
+  $('subscribe-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    subActionError = null;
+    const after = Number.parseInt(subAfterInput.value, 10);
+    void demo
+      .subscribeTo(subTopic(), Number.isFinite(after) && after >= 0 ? after : undefined)
+      .then((result) => {
+        if (!result.subscribed) subFailed(new Error(`${result.code}: ${result.message}`));
+      }, subFailed);
+  });
+  unsubscribeButton.addEventListener('click', () => {
+    subActionError = null;
+    void demo.subscriber.unsubscribe().catch(subFailed);
+  });
+  window.addEventListener('resize', () => drawLatencyChart(chart, chartRecords(demo.records)));
 
   function showError(error: unknown): void {
     errorEl.textContent = error instanceof Error ? error.message : String(error);
@@ -141,6 +186,76 @@ export function mountView(demo: Demo): void {
       )
       .join('');
     if (infoEl.innerHTML !== html) infoEl.innerHTML = html;
+  }
+
+  function renderSubscriber(): void {
+    const side = demo.subscriber;
+    subStateEl.textContent = side.state;
+    subStateEl.dataset.state = side.state;
+    subStateEl.className = `pill pill-${side.state}`;
+    const error = subActionError ?? side.error;
+    subErrorEl.hidden = error === null;
+    if (error !== null) subErrorEl.textContent = error;
+    const open = side.state === 'open';
+    const subscription = side.subscription;
+    subscribeButton.disabled = !open;
+    unsubscribeButton.disabled = !open || !subscription || subscription.ended !== null;
+    subConnectButton.disabled = side.state === 'connecting';
+    subDisconnectButton.disabled = !open;
+
+    const facts: [string, string][] = [];
+    const hello = side.hello;
+    if (hello && open) {
+      facts.push(
+        ['Session', hello.sessionId],
+        ['Subscribe grants', (hello.subscribe ?? []).join(', ') || 'none'],
+      );
+    }
+    if (subscription) {
+      const ended = subscription.ended ? ` · ended: ${subscription.ended.reason}` : '';
+      facts.push(
+        [
+          'Subscription',
+          `${subscription.topic} after ${subscription.startedAfter} (head ${subscription.head})${ended}`,
+        ],
+        ['Position', `${subscription.position} · ${side.received.length} received`],
+      );
+    }
+    const html = facts
+      .map(([k, v]) => `<div><dt>${k}</dt><dd>${escapeHtml(v)}</dd></div>`)
+      .join('');
+    if (subInfoEl.innerHTML !== html) subInfoEl.innerHTML = html;
+
+    const received = side.received;
+    for (const record of received.slice(
+      Math.max(renderedReceived, received.length - RECEIVED_ROWS),
+    )) {
+      receivedEl.prepend(receivedRow(record));
+    }
+    while (receivedEl.childElementCount > RECEIVED_ROWS) receivedEl.lastElementChild?.remove();
+    renderedReceived = received.length;
+    receivedEmpty.hidden = renderedReceived > 0;
+  }
+
+  function receivedRow(record: ReceivedRecord): HTMLLIElement {
+    const item = document.createElement('li');
+    const seq = demo.seqOf(record.recordId);
+    const from = seq === null ? record.subject : `this page #${seq}`;
+    const delivered = seq === null ? null : demo.records[seq - 1]?.latency.delivered;
+    item.title = `record ${record.recordId}\ncontent hash ${record.contentHash}\nfrom ${record.subject}`;
+    item.innerHTML = `<span class="position">#${record.position}</span><span>${escapeHtml(from)}</span><span class="payload">${escapeHtml(JSON.stringify(record.payload).slice(0, 120))}</span><span class="late">${delivered == null ? '' : `+${formatMs(delivered)}`}</span>`;
+    return item;
+  }
+
+  function renderChart(): void {
+    const shown = chartRecords(demo.records);
+    drawLatencyChart(chart, shown);
+    const html = SERIES.map((series) => {
+      const value = median(shown, series.key);
+      const text = value === null ? '—' : `median ${formatMs(value)}`;
+      return `<li><span class="swatch" style="background:${series.color}"></span>${series.label} <span class="median">${text}</span></li>`;
+    }).join('');
+    if (legendEl.innerHTML !== html) legendEl.innerHTML = html;
   }
 
   function renderRow(record: DemoRecord): void {
@@ -239,6 +354,8 @@ export function mountView(demo: Demo): void {
     nacksEmpty.hidden = renderedNacks > 0;
     for (const record of demo.dirty) renderRow(record);
     demo.dirty.clear();
+    renderSubscriber();
+    renderChart();
   }
 
   let scheduled = false;

@@ -50,6 +50,13 @@ export interface StartStackOptions {
   /** Aborting it during start-up stops what was started and rejects (Ctrl-C in `pnpm dev`). */
   signal?: AbortSignal;
   /**
+   * How many rtc-relay processes to run (default 1), sharing Redis as a deployment's relays
+   * do: services `rtc-relay`, `rtc-relay-2`, …, ids in `relayIds`. The gateway gives each new
+   * session to the least loaded live relay; `relayOf` says which one holds a session. With
+   * ICE_UDP_PORT set, relay i (from 0) muxes its sessions on port ICE_UDP_PORT + i.
+   */
+  relays?: number;
+  /**
    * The RPC_URL each chain service gets (fault tests: a JSON-RPC proxy in front of anvil, one
    * URL per service). Called once per service start, after anvil is up and the contract is
    * deployed. Default: anvil's own URL. The gateway's PUBLIC_RPC_URL stays anvil's.
@@ -78,7 +85,15 @@ export interface Stack {
   chainId: number;
   contractAddress: Address;
   deploymentBlock: number;
+  /** The first relay's id (service `rtc-relay`). */
   relayId: string;
+  /** Every relay's id, in service order (`rtc-relay`, `rtc-relay-2`, …). */
+  relayIds: readonly string[];
+  /**
+   * The relay holding a session (its route in Redis, written when the session opened), or
+   * undefined once the session is gone. The session id is the hello's `sessionId`.
+   */
+  relayOf(sessionId: string): Promise<string | undefined>;
   redis: { url: string; prefix: string; origin: RedisHandle['origin'] };
   database: { kind: 'postgres'; url: string } | { kind: 'pglite'; dir: string };
   /** The running service processes (restart() replaces an entry in place). */
@@ -234,7 +249,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
     if (stopped) return stopped;
     stopping = true;
     stopped = (async () => {
-      // Front to back: no new sessions, then the relay flushes what it accepted, then the
+      // Front to back: no new sessions, then the relays flush what they accepted, then the
       // chain services finish their batches.
       const order: string[] = [
         'signaling-gateway',
@@ -244,8 +259,9 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
         'chain-services',
       ];
       for (const name of order) {
-        const service = services.find((s) => s.name === name);
-        if (service) await service.stop(15_000);
+        // `rtc-relay` stands for every relay (`rtc-relay-2`, …): they stop together.
+        const tier = services.filter((s) => s.name.replace(/-\d+$/, '') === name);
+        await Promise.all(tier.map((service) => service.stop(15_000)));
       }
       await Promise.all(services.map((service) => service.stop(5_000)));
       for (const cleanup of cleanups.reverse()) {
@@ -332,7 +348,14 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
     }
 
     throwIfAborted(options.signal);
+    const relayCount = options.relays ?? 1;
+    if (!Number.isInteger(relayCount) || relayCount < 1) {
+      throw new StackError(`relays: ${relayCount} is not a whole number ≥ 1`, '');
+    }
     const relayId = `relay-stack-${randomBytes(3).toString('hex')}`;
+    const relayIds = Array.from({ length: relayCount }, (_, i) =>
+      i === 0 ? relayId : `${relayId}-${i + 1}`,
+    );
     const chainEnv = {
       RPC_URL: anvil.rpcUrl,
       CHAIN_ID: String(ANVIL_CHAIN_ID),
@@ -347,18 +370,19 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       DATABASE_URL: config.DATABASE_URL,
     };
     const specs: { name: string; script: string; env: Env }[] = [
-      {
-        name: 'rtc-relay',
+      ...relayIds.map((id, i) => ({
+        name: i === 0 ? 'rtc-relay' : `rtc-relay-${i + 1}`,
         script: paths.mainOf('rtc-relay'),
         env: {
           ...common,
-          RELAY_ID: relayId,
+          RELAY_ID: id,
           ICE_BIND_ADDRESS: host === '0.0.0.0' ? '0.0.0.0' : host,
+          // 0 (or unset) keeps the relay's default: an ephemeral port per session.
           ...(config.ICE_UDP_PORT === undefined
             ? {}
-            : { ICE_UDP_PORT: String(config.ICE_UDP_PORT) }),
+            : { ICE_UDP_PORT: String(config.ICE_UDP_PORT === 0 ? 0 : config.ICE_UDP_PORT + i) }),
         },
-      },
+      })),
       {
         name: 'signaling-gateway',
         script: paths.mainOf('signaling-gateway'),
@@ -440,8 +464,11 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
         keys: createKeys(config.REDIS_PREFIX),
       });
       await waitFor(
-        'rtc-relay (registered in Redis)',
-        async () => (await registry.live(10_000)).some((relay) => relay.relayId === relayId),
+        relayCount === 1 ? 'rtc-relay (registered in Redis)' : 'rtc-relays (registered in Redis)',
+        async () => {
+          const live = new Set((await registry.live(10_000)).map((relay) => relay.relayId));
+          return relayIds.every((id) => live.has(id));
+        },
         services,
         90_000,
         options.signal,
@@ -525,6 +552,20 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       contractAddress,
       deploymentBlock: Number(deployment.blockNumber),
       relayId,
+      relayIds,
+      async relayOf(sessionId) {
+        const connection = createRedisConnection(redis.url, 'stack-route');
+        connection.on('error', () => {});
+        try {
+          const registry = createRelayRegistry({
+            redis: connection,
+            keys: createKeys(config.REDIS_PREFIX),
+          });
+          return (await registry.getSession(sessionId))?.relayId;
+        } finally {
+          connection.disconnect();
+        }
+      },
       redis: { url: redis.url, prefix: config.REDIS_PREFIX, origin: redis.origin },
       database,
       services,

@@ -60,10 +60,35 @@ export class NackError extends StreamAnchorError {
   /** The publish id the nack refers to (null when the relay could not read one). */
   readonly id: string | null;
 
-  constructor(fields: { code: NackCode; message: string; id: string | null }) {
-    super(`Record refused: ${fields.code}`, { details: fields.message });
+  constructor(
+    fields: { code: NackCode; message: string; id: string | null },
+    shortMessage = `Record refused: ${fields.code}`,
+  ) {
+    super(shortMessage, { details: fields.message });
     this.code = fields.code;
     this.id = fields.id;
+  }
+}
+
+/**
+ * The relay refused a `subscribe` or `unsubscribe` (a NackError: `code` is the nack's, e.g.
+ * `topic_not_allowed`, `too_many_subscriptions`, `invalid_message`). Nothing of it was done.
+ */
+export class SubscriptionError extends NackError {
+  override name = 'SubscriptionError';
+  readonly topic: string;
+  readonly action: 'subscribe' | 'unsubscribe';
+
+  constructor(fields: {
+    code: NackCode;
+    message: string;
+    id: string | null;
+    topic: string;
+    action: 'subscribe' | 'unsubscribe';
+  }) {
+    super(fields, `${fields.action} "${fields.topic}" refused: ${fields.code}`);
+    this.topic = fields.topic;
+    this.action = fields.action;
   }
 }
 

@@ -1,6 +1,7 @@
 export {
   type AcksMessage,
   type AnchoringMessage,
+  type DeliveredRecord,
   type HelloMessage,
   type NackCode,
   NonCanonicalPayloadError,
@@ -9,6 +10,7 @@ export {
   type ReceiptRecord,
   type ReceiptsMessage,
   type ServerMessage,
+  type UnsubscribeReason,
 } from '@streamanchor/protocol';
 export { type ConnectOptions, connect } from './connect';
 export {
@@ -18,6 +20,7 @@ export {
   SessionClosedError,
   SessionRequestError,
   StreamAnchorError,
+  SubscriptionError,
   VerificationError,
 } from './errors';
 export {
@@ -44,6 +47,13 @@ export {
   type SessionResource,
   sessionsUrl,
 } from './signaling';
+export {
+  type SubscribedRecord,
+  type SubscribeOptions,
+  Subscription,
+  type SubscriptionEnd,
+  verifyDeliveredRecord,
+} from './subscription';
 export {
   createReceiptVerifier,
   type OnChainCheck,

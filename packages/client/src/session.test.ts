@@ -9,8 +9,15 @@ import {
   splitReceipt,
 } from '@streamanchor/protocol';
 import { describe, expect, it } from 'vitest';
-import { IntegrityError, NackError, SessionClosedError, StreamAnchorError } from './errors';
+import {
+  IntegrityError,
+  NackError,
+  SessionClosedError,
+  StreamAnchorError,
+  SubscriptionError,
+} from './errors';
 import { StreamAnchorSession } from './session';
+import { type SubscribedRecord, type Subscription, verifyDeliveredRecord } from './subscription';
 
 // Node has no RTCPeerConnection, and a node-datachannel peer would need a relay on the other
 // side. These tests drive the session logic (matching, integrity, backpressure, receipts,
@@ -576,5 +583,278 @@ describe('StreamAnchorSession', () => {
       // Also when the hello came before anyone waited.
       await expect(session.waitUntilReady(60_000)).rejects.toThrow(/another protocol version/);
     }
+  });
+});
+
+/** A record of a topic as the relay delivers it (§5.9), its content hash the payload's. */
+function delivered(position: number, payload: unknown = { n: position }) {
+  return {
+    position,
+    recordId: hex32(position.toString(16).slice(-1)),
+    subject: 'bob',
+    contentHash: contentHashOf(canonicalPayload(payload)),
+    acceptedAt: 1000 + position,
+    payload,
+  };
+}
+
+/** The last message sent, parsed (subscribe and unsubscribe go as messages of their own). */
+const lastSent = (channel: FakeChannel) => JSON.parse(channel.sent.at(-1)!);
+
+/** Subscribes to `topic` and answers as the relay would: `subscribed` with `after` and `head`. */
+async function subscribed(
+  session: StreamAnchorSession,
+  channel: FakeChannel,
+  topic: string,
+  fields: { after: number; head: number },
+): Promise<Subscription> {
+  const subscription = session.subscribe(topic, { after: fields.after });
+  await tick();
+  channel.receive({ type: 'subscribed', id: lastSent(channel).id, topics: [{ topic, ...fields }] });
+  return subscription;
+}
+
+const positions = (records: SubscribedRecord[]) => records.map((record) => record.position);
+
+describe('StreamAnchorSession subscriptions', () => {
+  it('default: subscribe sends one subscribe message and resolves on subscribed; records come in order, to listeners and the iterator', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const pending = session.subscribe('demo', { after: 41 });
+    await tick();
+    expect(channel.sent).toEqual([
+      '{"type":"subscribe","id":"s1","topics":[{"topic":"demo","after":41}]}',
+    ]);
+    channel.receive({
+      type: 'subscribed',
+      id: 's1',
+      topics: [{ topic: 'demo', after: 41, head: 43 }],
+    });
+    const subscription = await pending;
+    expect(subscription).toMatchObject({ topic: 'demo', startedAfter: 41, head: 43, position: 41 });
+    const heard: SubscribedRecord[] = [];
+    subscription.onRecord((record) => heard.push(record));
+    const iterator = subscription[Symbol.asyncIterator]();
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(42), delivered(43)] });
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(44)] });
+    expect(positions(heard)).toEqual([42, 43, 44]);
+    expect(heard[0]).toEqual({ topic: 'demo', ...delivered(42) });
+    expect(subscription.position).toBe(44);
+    const read = [];
+    for (let i = 0; i < 3; i++) read.push((await iterator.next()).value?.position);
+    expect(read).toEqual([42, 43, 44]);
+    // Without `after`: live only, the message says so by leaving it out.
+    const live = session.subscribe('chat');
+    await tick();
+    expect(lastSent(channel)).toEqual({ type: 'subscribe', id: 's2', topics: [{ topic: 'chat' }] });
+    channel.receive({
+      type: 'subscribed',
+      id: 's2',
+      topics: [{ topic: 'chat', after: 7, head: 7 }],
+    });
+    await expect(live).resolves.toMatchObject({ topic: 'chat', startedAfter: 7, position: 7 });
+  });
+
+  it('behavior: records go to their topic subscription; duplicates at or below the position are dropped', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const demo = await subscribed(session, channel, 'demo', { after: 0, head: 5 });
+    const chat = await subscribed(session, channel, 'chat', { after: 10, head: 10 });
+    const got: Record<string, number[]> = { demo: [], chat: [] };
+    demo.onRecord((record) => got[record.topic]!.push(record.position));
+    chat.onRecord((record) => got[record.topic]!.push(record.position));
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(1), delivered(2)] });
+    channel.receive({ type: 'records', topic: 'chat', records: [delivered(11)] });
+    // A resume's overlap and a repeat: dropped; only what is past the position counts.
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(2), delivered(3)] });
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(1)] });
+    channel.receive({ type: 'records', topic: 'chat', records: [delivered(9), delivered(12)] });
+    // A topic the session is not subscribed to: ignored.
+    channel.receive({ type: 'records', topic: 'other', records: [delivered(1)] });
+    expect(got).toEqual({ demo: [1, 2, 3], chat: [11, 12] });
+    expect([demo.position, chat.position]).toEqual([3, 12]);
+  });
+
+  it('behavior: records arriving right after subscribed, before anyone listens, are kept for the first consumers', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const pending = session.subscribe('demo', { after: 0 });
+    await tick();
+    // The answer and the first records in one go, before subscribe()'s caller resumes.
+    channel.receive({
+      type: 'subscribed',
+      id: 's1',
+      topics: [{ topic: 'demo', after: 0, head: 2 }],
+    });
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(1), delivered(2)] });
+    const subscription = await pending;
+    await tick();
+    const heard: number[] = [];
+    const off = subscription.onRecord((record) => {
+      heard.push(record.position);
+      if (record.position === 3) off();
+    });
+    // Handed over in a microtask (records meanwhile join the queue): the order holds.
+    expect(heard).toEqual([]);
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(3), delivered(4)] });
+    expect(heard).toEqual([]);
+    await tick();
+    expect(heard).toEqual([1, 2, 3]);
+    expect(subscription.position).toBe(4);
+  });
+
+  it('behavior: unsubscribe waits for unsubscribed; ended resolves with requested and the position; the iterator ends', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const subscription = await subscribed(session, channel, 'demo', { after: 0, head: 0 });
+    const iterator = subscription[Symbol.asyncIterator]();
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(1), delivered(2)] });
+    let done = false;
+    const unsubscribing = subscription.unsubscribe().then(() => {
+      done = true;
+    });
+    await tick();
+    expect(lastSent(channel)).toEqual({ type: 'unsubscribe', id: 'u2', topics: ['demo'] });
+    // Records sent before the answer still count.
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(3)] });
+    expect(done).toBe(false);
+    channel.receive({ type: 'unsubscribed', id: 'u2', topics: ['demo'], reason: 'requested' });
+    await unsubscribing;
+    await expect(subscription.ended).resolves.toEqual({ reason: 'requested', after: 3 });
+    expect(subscription.isEnded).toBe(true);
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(4)] });
+    const read = [];
+    for (let r = await iterator.next(); !r.done; r = await iterator.next()) read.push(r.value);
+    expect(positions(read)).toEqual([1, 2, 3]);
+    // Already ended: nothing is sent.
+    const sent = channel.sent.length;
+    await subscription.unsubscribe();
+    expect(channel.sent).toHaveLength(sent);
+  });
+
+  it('behavior: the relay ends a subscription on its own (id null) without taking a pending answer', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const subscription = await subscribed(session, channel, 'demo', { after: 5, head: 9 });
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(6)] });
+    const published = session.publish('demo', 1);
+    await tick();
+    channel.receive({
+      type: 'unsubscribed',
+      id: null,
+      topics: ['demo'],
+      reason: 'history_unavailable',
+      after: 6,
+    });
+    await expect(subscription.ended).resolves.toEqual({ reason: 'history_unavailable', after: 6 });
+    channel.receive(ackFor(channel.sent.at(-1)!, 'b'));
+    await expect(published).resolves.toMatchObject({ recordId: hex32('b') });
+    // Nobody listened: the record waited for the first consumer, which gets it, then the end.
+    const read: SubscribedRecord[] = [];
+    for await (const record of subscription) read.push(record);
+    expect(positions(read)).toEqual([6]);
+  });
+
+  it('behavior: subscribing again to a topic replaces its subscription, which ends as requested', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const first = await subscribed(session, channel, 'demo', { after: 0, head: 3 });
+    first.onRecord(() => undefined);
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(1)] });
+    const second = await subscribed(session, channel, 'demo', { after: 0, head: 3 });
+    await expect(first.ended).resolves.toEqual({ reason: 'requested', after: 1 });
+    const heard: number[] = [];
+    second.onRecord((record) => heard.push(record.position));
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(1), delivered(2)] });
+    expect(heard).toEqual([1, 2]);
+    expect(first.position).toBe(1);
+  });
+
+  it('behavior: answers stay matched in send order across publishes and subscribes', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const first = session.publish('demo', 1);
+    const subscription = session.subscribe('demo');
+    const second = session.publish('demo', 2);
+    await tick();
+    // The subscribe goes alone, between the two publishes.
+    expect(channel.sent.map((text) => JSON.parse(text).type)).toEqual([
+      'publish',
+      'subscribe',
+      'publish',
+    ]);
+    channel.receive(ackFor(channel.sent[0]!, 'a'));
+    channel.receive({
+      type: 'subscribed',
+      id: 's1',
+      topics: [{ topic: 'demo', after: 1, head: 1 }],
+    });
+    channel.receive(ackFor(channel.sent[2]!, 'b'));
+    await expect(first).resolves.toMatchObject({ recordId: hex32('a') });
+    await expect(subscription).resolves.toMatchObject({ topic: 'demo', startedAfter: 1 });
+    await expect(second).resolves.toMatchObject({ recordId: hex32('b') });
+  });
+
+  it('error: a refused subscribe or unsubscribe rejects with SubscriptionError carrying the nack code', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    for (const code of ['topic_not_allowed', 'too_many_subscriptions', 'invalid_message']) {
+      const pending = session.subscribe('admin');
+      await tick();
+      const { id } = lastSent(channel);
+      channel.receive({ type: 'nack', id, code, message: `refused: ${code}` });
+      const error = await pending.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(SubscriptionError);
+      expect(error).toBeInstanceOf(NackError);
+      expect(error).toMatchObject({
+        code,
+        id,
+        topic: 'admin',
+        action: 'subscribe',
+        details: `refused: ${code}`,
+        shortMessage: `subscribe "admin" refused: ${code}`,
+      });
+    }
+    const subscription = await subscribed(session, channel, 'demo', { after: 0, head: 0 });
+    const unsubscribing = subscription.unsubscribe();
+    await tick();
+    channel.receive({
+      type: 'nack',
+      id: lastSent(channel).id,
+      code: 'rate_limited',
+      message: 'slow down',
+      retryAfterMs: 10,
+    });
+    await expect(unsubscribing).rejects.toMatchObject({
+      name: 'SubscriptionError',
+      code: 'rate_limited',
+      action: 'unsubscribe',
+    });
+    expect(subscription.isEnded).toBe(false);
+  });
+
+  it('error: closing the session rejects ended with SessionClosedError; the iterator yields what it holds, then throws', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const subscription = await subscribed(session, channel, 'demo', { after: 0, head: 0 });
+    const iterator = subscription[Symbol.asyncIterator]();
+    channel.receive({ type: 'records', topic: 'demo', records: [delivered(1)] });
+    const pendingSubscribe = session.subscribe('chat');
+    await tick();
+    await session.close();
+    await expect(subscription.ended).rejects.toBeInstanceOf(SessionClosedError);
+    await expect(pendingSubscribe).rejects.toBeInstanceOf(SessionClosedError);
+    await expect(iterator.next()).resolves.toMatchObject({ value: { position: 1 }, done: false });
+    await expect(iterator.next()).rejects.toBeInstanceOf(SessionClosedError);
+    // Nothing left to stop.
+    await expect(subscription.unsubscribe()).resolves.toBeUndefined();
+    await expect(session.subscribe('demo')).rejects.toBeInstanceOf(SessionClosedError);
+  });
+
+  it('behavior: verifyDeliveredRecord checks the content hash against the canonical payload', () => {
+    const record = delivered(1, { b: [1, 'x'], a: 'é' });
+    expect(verifyDeliveredRecord(record)).toBe(true);
+    expect(verifyDeliveredRecord({ ...record, payload: { a: 'é', b: [1, 'y'] } })).toBe(false);
+    expect(verifyDeliveredRecord({ ...record, payload: '\ud800' })).toBe(false);
   });
 });

@@ -12,6 +12,8 @@ import {
   type Receipt,
   receiptOf,
   type ServerMessage,
+  type SubscribedTopic,
+  type UnsubscribedMessage,
   utf8Length,
 } from '@streamanchor/protocol';
 import {
@@ -20,10 +22,12 @@ import {
   NackError,
   SessionClosedError,
   StreamAnchorError,
+  SubscriptionError,
 } from './errors';
 import type { IceServer } from './link-header';
 import { DEFAULT_MAX_TRACKED_RECORDS, ReceiptBook } from './receipt-book';
 import { deleteSessionResource, type FetchLike, type SessionResource } from './signaling';
+import { type SubscribeOptions, Subscription } from './subscription';
 
 /** `connecting` until the relay's hello, `open` while records can be published, then `closed`. */
 export type SessionState = 'connecting' | 'open' | 'closed';
@@ -50,9 +54,18 @@ export interface PublishOptions {
  */
 export type RawResult = AckMessage | NackMessage;
 
+/**
+ * What answers a sent message, in the order they were sent (docs/protocol.md §5.4): an ack
+ * or nack, or for `subscribe` the subscriptions its `subscribed` started.
+ */
+type Answer =
+  | RawResult
+  | { type: 'subscribed'; subscriptions: Subscription[] }
+  | UnsubscribedMessage;
+
 interface Pending {
   id: string | null;
-  resolve(message: RawResult): void;
+  resolve(answer: Answer): void;
   reject(error: Error): void;
 }
 
@@ -97,7 +110,8 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
   readonly #fetch: FetchLike;
   readonly #highWaterMark: number;
   #nextId = 0;
-  /** Sent messages awaiting their ack/nack, in send order (the relay answers in arrival order). */
+  #nextControlId = 0;
+  /** Sent messages awaiting their answer, in send order (the relay answers in arrival order). */
   readonly #inFlight: Pending[] = [];
   /** Publish ids reserved by queued or in-flight publishes. */
   readonly #reservedIds = new Set<string>();
@@ -106,6 +120,8 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
   #flushing = false;
   /** The current receipt of every record acked in this session (bounded; see ReceiptBook). */
   readonly #receiptBook: ReceiptBook;
+  /** The live subscription of each topic, as the relay holds them (§5.9). */
+  readonly #subscriptions = new Map<string, Subscription>();
   readonly #receiptListeners = new Set<(receipt: Receipt) => void>();
   readonly #stateListeners = new Set<(state: SessionState) => void>();
   readonly #messageListeners = new Set<(message: ServerMessage) => void>();
@@ -189,13 +205,14 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
     // The payload goes out in its canonical form, so the relay hashes exactly these bytes.
     const text = `{"type":"publish","id":${JSON.stringify(id)},"topic":${JSON.stringify(topic)},"payload":${canonical}}`;
     this.#reservedIds.add(id);
-    let answer: RawResult;
+    let answer: Answer;
     try {
       answer = await this.#send(id, text);
     } finally {
       this.#reservedIds.delete(id);
     }
     if (answer.type === 'nack') throw new NackError(answer);
+    if (answer.type !== 'ack') throw unexpectedAnswer(answer);
     if (answer.contentHash !== expectedHash) {
       throw new IntegrityError(
         'The relay acked a different content hash than this client computed',
@@ -219,8 +236,33 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
    * `publish` for real records. Under v2 a line feed in `text` separates publishes
    * (docs/protocol.md §5.2.1): give one publish, without a line feed, so that one answer comes.
    */
-  sendRaw(text: string): Promise<RawResult> {
-    return this.#send(null, text, true);
+  async sendRaw(text: string): Promise<RawResult> {
+    const answer = await this.#send(null, text, true);
+    if (answer.type !== 'ack' && answer.type !== 'nack') throw unexpectedAnswer(answer);
+    return answer;
+  }
+
+  /**
+   * Subscribes to one topic (protocol v2, a token granting it in `subscribe`): resolves once
+   * the relay answered `subscribed`, with the Subscription its records come to (in position
+   * order: those after `options.after`, or without it from the next record acked). Subscribing to a topic
+   * the session already has starts it over: the previous Subscription ends (`requested`).
+   * Rejects with SubscriptionError (`code`: `topic_not_allowed`, `too_many_subscriptions`,
+   * `invalid_message` — also under v1 —, …) when the relay refuses, SessionClosedError when
+   * the session ends first.
+   */
+  async subscribe(topic: string, options: SubscribeOptions = {}): Promise<Subscription> {
+    const request = options.after === undefined ? { topic } : { topic, after: options.after };
+    const answer = await this.#sendControl('s', (id) => ({
+      type: 'subscribe',
+      id,
+      topics: [request],
+    }));
+    if (answer.type === 'nack') {
+      throw new SubscriptionError({ ...nackFields(answer), topic, action: 'subscribe' });
+    }
+    if (answer.type !== 'subscribed') throw unexpectedAnswer(answer);
+    return answer.subscriptions[0]!;
   }
 
   /**
@@ -390,6 +432,8 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
       const error = new SessionClosedError(`Session closed: ${reason}`);
       for (const pending of this.#inFlight.splice(0)) pending.reject(error);
       this.#receiptBook.close(error);
+      for (const subscription of this.#subscriptions.values()) subscription.finish({ error });
+      this.#subscriptions.clear();
       this.#ready?.reject(new ConnectError(`Session closed before it opened: ${reason}`));
       this.#ready = undefined;
     }
@@ -411,13 +455,53 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
    * `maxMessageBytes` allows: one data-channel message instead of one per record.
    * `alone`: the text goes out as a message of its own, as it is (sendRaw).
    */
-  #send(id: string | null, text: string, alone = false): Promise<RawResult> {
-    return new Promise<RawResult>((resolve, reject) => {
+  #send(id: string | null, text: string, alone = false): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
       this.#outbox.push({ pending: { id, resolve, reject }, text, alone });
       if (this.#flushing) return;
       this.#flushing = true;
       queueMicrotask(() => void this.#flush());
     });
+  }
+
+  /**
+   * Sends a `subscribe` or `unsubscribe` as a message of its own, under an id of its own
+   * (reserved like a pending publish's, so that answers match), and resolves with its answer.
+   */
+  async #sendControl(kind: string, message: (id: string) => object): Promise<Answer> {
+    let id: string;
+    do id = `${kind}${++this.#nextControlId}`;
+    while (this.#reservedIds.has(id));
+    this.#reservedIds.add(id);
+    try {
+      return await this.#send(id, JSON.stringify(message(id)), true);
+    } finally {
+      this.#reservedIds.delete(id);
+    }
+  }
+
+  /** Subscription.unsubscribe(): resolves once the relay confirmed, or the session closed. */
+  async #unsubscribe(subscription: Subscription): Promise<void> {
+    const { topic } = subscription;
+    let answer: Answer;
+    try {
+      answer = await this.#sendControl('u', (id) => ({ type: 'unsubscribe', id, topics: [topic] }));
+    } catch (error) {
+      // A closed session has no subscriptions left: what was asked is done.
+      if (error instanceof SessionClosedError) return;
+      throw error;
+    }
+    if (answer.type === 'nack') {
+      throw new SubscriptionError({ ...nackFields(answer), topic, action: 'unsubscribe' });
+    }
+  }
+
+  /** A `subscribed` topic: its Subscription replaces the topic's previous one (§5.9). */
+  #startSubscription(fields: SubscribedTopic): Subscription {
+    this.#subscriptions.get(fields.topic)?.finish({ reason: 'requested' });
+    const subscription = new Subscription(fields, (s) => this.#unsubscribe(s));
+    this.#subscriptions.set(fields.topic, subscription);
+    return subscription;
   }
 
   /** Sends the outbox, waiting for `bufferedamountlow` whenever the channel is past its high-water mark. */
@@ -540,6 +624,25 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
         // the records of it the book holds (none held, e.g. forgotten: nothing to do).
         for (const receipt of this.#receiptBook.applyAnchor(message.anchor)) this.#deliver(receipt);
         return;
+      case 'subscribed': {
+        // Started here, not when subscribe() resumes: the topic's records may come in the
+        // very next message.
+        const subscriptions = message.topics.map((topic) => this.#startSubscription(topic));
+        this.#takePending(message.id)?.resolve({ type: 'subscribed', subscriptions });
+        return;
+      }
+      case 'records':
+        this.#subscriptions.get(message.topic)?.deliver(message.records);
+        return;
+      case 'unsubscribed':
+        for (const topic of message.topics) {
+          const subscription = this.#subscriptions.get(topic);
+          this.#subscriptions.delete(topic);
+          subscription?.finish({ reason: message.reason, after: message.after });
+        }
+        // With id null the relay ended a subscription on its own: it answers no message.
+        if (message.id !== null) this.#takePending(message.id)?.resolve(message);
+        return;
     }
   }
 
@@ -586,4 +689,19 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
     this.#ready?.reject(this.#openFailure);
     this.#ready = undefined;
   }
+}
+
+function nackFields(nack: NackMessage): {
+  code: NackMessage['code'];
+  message: string;
+  id: string | null;
+} {
+  return { code: nack.code, message: nack.message, id: nack.id };
+}
+
+/** An answer of another kind than the message called for: answers no longer match (a relay bug). */
+function unexpectedAnswer(answer: Answer): StreamAnchorError {
+  return new StreamAnchorError('The relay answered with an unexpected message', {
+    details: `got ${answer.type}`,
+  });
 }
