@@ -48,6 +48,7 @@ export {
   sessionsUrl,
 } from './signaling';
 export {
+  type SubscribedBatch,
   type SubscribedRecord,
   type SubscribeOptions,
   Subscription,

@@ -675,6 +675,35 @@ describe('StreamAnchorSession subscriptions', () => {
     expect([demo.position, chat.position]).toEqual([3, 12]);
   });
 
+  it('behavior: batch notices go to their topic subscription’s onBatch listeners', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const demo = await subscribed(session, channel, 'demo', { after: 0, head: 0 });
+    const batches: unknown[] = [];
+    const stop = demo.onBatch((batch) => batches.push(batch));
+    const anchor = {
+      status: 'final',
+      confirmations: 12,
+      revision: 2,
+      batchId: `0x${'55'.repeat(32)}`,
+      merkleRoot: `0x${'66'.repeat(32)}`,
+      recordCount: 3,
+      chainId: 31337,
+      contract: `0x${'77'.repeat(20)}`,
+      txHash: `0x${'88'.repeat(32)}`,
+      blockNumber: 12,
+      blockHash: `0x${'99'.repeat(32)}`,
+      logIndex: 0,
+    };
+    const message = { type: 'batch', topic: 'demo', anchor, positions: [[1, 3]] };
+    channel.receive(message);
+    channel.receive({ ...message, topic: 'other' });
+    expect(batches).toEqual([message]);
+    stop();
+    channel.receive(message);
+    expect(batches).toHaveLength(1);
+  });
+
   it('behavior: records arriving right after subscribed, before anyone listens, are kept for the first consumers', async () => {
     const { session, channel, ready } = openSession();
     await ready;

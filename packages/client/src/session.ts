@@ -634,6 +634,9 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
       case 'records':
         this.#subscriptions.get(message.topic)?.deliver(message.records);
         return;
+      case 'batch':
+        this.#subscriptions.get(message.topic)?.deliverBatch(message);
+        return;
       case 'unsubscribed':
         for (const topic of message.topics) {
           const subscription = this.#subscriptions.get(topic);

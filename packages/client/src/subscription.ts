@@ -2,6 +2,8 @@ import {
   canonicalPayload,
   contentHashOf,
   type DeliveredRecord,
+  type PositionRanges,
+  type ReceiptAnchor,
   type UnsubscribeReason,
 } from '@streamanchor/protocol';
 
@@ -21,6 +23,14 @@ export interface SubscribedRecord {
 }
 
 /** How a subscription ended without error. */
+/** A change of a batch's anchoring, for the positions of the subscribed topic it holds. */
+export interface SubscribedBatch {
+  topic: string;
+  anchor: ReceiptAnchor;
+  /** Inclusive ranges `[first, last]` of the topic's positions the batch holds, ascending. */
+  positions: PositionRanges;
+}
+
 export interface SubscriptionEnd {
   /** `requested`: unsubscribed (or replaced by a new subscribe to its topic); else the relay's reason. */
   reason: UnsubscribeReason;
@@ -80,6 +90,7 @@ export class Subscription implements AsyncIterable<SubscribedRecord> {
   #outcome: Outcome | undefined;
   #settle!: { resolve(end: SubscriptionEnd): void; reject(error: Error): void };
   readonly #listeners = new Set<(record: SubscribedRecord) => void>();
+  readonly #batchListeners = new Set<(batch: SubscribedBatch) => void>();
   readonly #endListeners = new Set<() => void>();
   /** Records that came before the first consumer (undefined once handed over). */
   #backlog: SubscribedRecord[] | undefined = [];
@@ -183,6 +194,30 @@ export class Subscription implements AsyncIterable<SubscribedRecord> {
   unsubscribe(): Promise<void> {
     if (this.#outcome) return Promise.resolve();
     return this.#unsubscribe(this);
+  }
+
+  /**
+   * Calls `listener` with each change of the anchoring of a batch holding this topic's
+   * records (`batch` messages, docs/protocol.md §5.9): its anchor and the positions it
+   * holds. Returns a function that removes it. Not replayed: only changes after it is added.
+   */
+  onBatch(listener: (batch: SubscribedBatch) => void): () => void {
+    this.#batchListeners.add(listener);
+    return () => this.#batchListeners.delete(listener);
+  }
+
+  /** @internal A `batch` message of this topic. */
+  deliverBatch(batch: SubscribedBatch): void {
+    if (this.#outcome) return;
+    for (const listener of [...this.#batchListeners]) {
+      try {
+        listener(batch);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
   }
 
   /** @internal The session's records of this topic, in order. */
