@@ -56,7 +56,8 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
     // which the clients polling for their receipts ask about.
     contentCacheRecords: Math.min(config.receiptCacheRecords, LOOKUP_CACHE_RECORDS),
   });
-  // Answers the gateway's receipt lookups (GET /v1/records/<id>/receipt) while the app runs.
+  // Answers the gateway's and the relays' lookups (receipts, a session's records of a batch,
+  // history) while the app runs.
   let lookup: ReturnType<typeof createLookupWorker> | undefined;
 
   async function syncOnce(): Promise<SyncOnceResult> {
@@ -128,7 +129,7 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
       );
       syncLoop.start();
       outboxLoop.start();
-      lookup = createLookupWorker({ bus: { connection: redis, keys }, ledger, logger });
+      lookup = createLookupWorker({ bus: { connection: redis, keys }, ledger, db, logger });
     },
     async stop() {
       await Promise.all([syncLoop.stop(), outboxLoop.stop()]);

@@ -23,6 +23,7 @@ import {
 import type { Config } from './config';
 import { createIngestWorker } from './ingest';
 import { writerLedger } from './ledger';
+import { createPayloadPruner } from './pruner';
 
 export interface AppDeps {
   config: Config;
@@ -41,8 +42,8 @@ export interface AppDeps {
    * at a chosen point as a crash would. Production leaves it out and runs the real ones.
    */
   wrapEffects?: (real: AnchorEffects) => AnchorEffects;
-  /** Poll intervals: batcher (default 100 ms), submitter (default 500 ms). */
-  intervals?: { batcherMs?: number; anchorMs?: number };
+  /** Poll intervals: batcher (default 100 ms), submitter (default 500 ms), payload pruner (default 60 s). */
+  intervals?: { batcherMs?: number; anchorMs?: number; pruneMs?: number };
 }
 
 /** Counters of the running app (exposed for tests and a future metrics endpoint). */
@@ -88,6 +89,7 @@ export function createApp(deps: AppDeps): App {
   let worker: TypedWorker<'records'> | undefined;
   let auditWorker: TypedWorker<'audit'> | undefined;
   let auditAnchorer: Loop | undefined;
+  let pruner: Loop | undefined;
   let batcher: Batcher | undefined;
   let submitter: Submitter | undefined;
   let started = false;
@@ -183,9 +185,25 @@ export function createApp(deps: AppDeps): App {
           batcher?.wake();
         },
       });
+      // Payload retention: off (keep forever) when PAYLOAD_RETENTION_DAYS is unset or 0.
+      const retentionDays = config.PAYLOAD_RETENTION_DAYS ?? 0;
+      pruner =
+        retentionDays > 0
+          ? createPayloadPruner({
+              db,
+              logger,
+              chainId: config.CHAIN_ID,
+              contract,
+              retentionDays,
+              ...(deps.intervals?.pruneMs === undefined
+                ? {}
+                : { intervalMs: deps.intervals.pruneMs }),
+            })
+          : undefined;
       submitter.start();
       batcher.start();
       auditAnchorer.start();
+      pruner?.start();
       await Promise.all([worker.waitUntilReady(), auditWorker.waitUntilReady()]);
       logger.info(
         {
@@ -195,6 +213,7 @@ export function createApp(deps: AppDeps): App {
           batchMaxRecords: config.BATCH_MAX_RECORDS,
           batchMaxAgeMs: config.BATCH_MAX_AGE_MS,
           auditAnchorIntervalMs: config.AUDIT_ANCHOR_INTERVAL_MS,
+          payloadRetentionDays: config.PAYLOAD_RETENTION_DAYS ?? 0,
         },
         'chain-writer started',
       );
@@ -204,6 +223,7 @@ export function createApp(deps: AppDeps): App {
       started = false;
       await Promise.all([worker?.close(), auditWorker?.close()]);
       await auditAnchorer?.stop();
+      await pruner?.stop();
       await batcher?.stop();
       await submitter?.stop();
       await lock

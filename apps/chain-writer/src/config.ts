@@ -44,6 +44,14 @@ export const ConfigSchema = Type.Object({
     default: 60_000,
     description: 'how often the audit log head is anchored on chain, when it moved (ms)',
   }),
+  // Optional rather than a default of 0: unset and 0 both keep payloads forever.
+  PAYLOAD_RETENTION_DAYS: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description:
+        'days a record payload is kept, counted from when its batch was built, once the batch is final; then it is set to NULL (leaf fields, roots and proofs stay; history serves payload null). Unset or 0 = keep forever',
+    }),
+  ),
   ...DatabaseEnv,
   ...LogEnv,
   ...RedisEnv,

@@ -19,6 +19,7 @@ import { createAuthenticator } from './auth';
 import type { Config } from './config';
 import { installCors } from './cors';
 import { clientErrorHandler, frameworkErrors, installProblemHandling, requireHost } from './errors';
+import { historyRoutes } from './history';
 import { buildInfo, infoRoutes } from './info';
 import { recordsRoutes } from './records';
 import { createRelayClient, sessionsRoutes } from './sessions';
@@ -106,8 +107,8 @@ function buildFastify(config: Config, logger: Logger) {
 }
 
 /**
- * The public HTTP API: signaling (WHIP-style sessions), receipt lookups, info, health and
- * the demo page.
+ * The public HTTP API: signaling (WHIP-style sessions), receipt lookups, history (a topic's
+ * records, one record, a batch's leaves), info, health and the demo page.
  */
 export function createApp({ config, logger, redis, keys }: AppDeps): App {
   const fastify = buildFastify(config, logger);
@@ -168,6 +169,17 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
     audit,
   });
   fastify.register(recordsRoutes, { authenticate, indexer, logger });
+  fastify.register(historyRoutes, {
+    authenticate,
+    indexer,
+    logger,
+    limits: {
+      perIp: config.HISTORY_RATE_PER_IP,
+      perSubject: config.HISTORY_RATE_PER_SUBJECT,
+      windowMs: config.HISTORY_RATE_WINDOW_MS,
+    },
+    audit,
+  });
   fastify.register(infoRoutes, { info: buildInfo(config), redis });
   if (config.WEB_DIST_DIR) fastify.register(webRoutes, { root: config.WEB_DIST_DIR });
 

@@ -40,7 +40,8 @@ export const ConfigSchema = Type.Object({
   LOOKUP_TIMEOUT_MS: Type.Integer({
     minimum: 1,
     default: 3000,
-    description: 'how long the gateway waits for the chain-indexer to answer a receipt lookup (ms)',
+    description:
+      'how long the gateway waits for the chain-indexer to answer a lookup: a receipt, history (ms)',
   }),
   RELAY_STALE_AFTER_MS: Type.Integer({
     minimum: 1,
@@ -82,6 +83,22 @@ export const ConfigSchema = Type.Object({
     minimum: 1,
     default: 60000,
     description: 'window of the session rate limits, shared by every gateway through Redis (ms)',
+  }),
+  HISTORY_RATE_PER_IP: Type.Integer({
+    minimum: 1,
+    default: 2400,
+    description:
+      'history reads (GET /v1/topics/…/records, /v1/records/…, /v1/batches/…) allowed per client address per HISTORY_RATE_WINDOW_MS',
+  }),
+  HISTORY_RATE_PER_SUBJECT: Type.Integer({
+    minimum: 1,
+    default: 1200,
+    description: 'history reads allowed per token subject per HISTORY_RATE_WINDOW_MS',
+  }),
+  HISTORY_RATE_WINDOW_MS: Type.Integer({
+    minimum: 1,
+    default: 60000,
+    description: 'window of the history rate limits, shared by every gateway through Redis (ms)',
   }),
   MAX_SESSIONS_PER_SUBJECT: Type.Integer({
     minimum: 1,

@@ -25,6 +25,7 @@ export {
   watchTopics,
 } from './fanout';
 export {
+  type BatchPage,
   createIndexerClient,
   type IndexerClient,
   type IndexerClientOptions,

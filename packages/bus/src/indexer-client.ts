@@ -3,9 +3,12 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import {
   BaseError,
+  BatchByIdResult,
   type Hex,
   LookupReceiptResult,
+  RecordByIdResult,
   SessionRecordsResult,
+  TopicRecordsResult,
 } from '@streamanchor/protocol';
 import type { QueueEvents } from 'bullmq';
 import { type JobName, jobIds } from './queues';
@@ -40,11 +43,33 @@ export interface IndexerClient {
   lookupReceipt(recordId: Hex): Promise<LookupReceiptResult>;
   /** One session's records of one batch, with their proofs, in leaf order. */
   sessionRecords(batchId: Hex, sessionId: string): Promise<SessionRecordsResult>;
+  /**
+   * A topic's stored records after position `after` (0: from the first), in position order,
+   * at most `limit` (1–1000; fewer once their payloads reach 1 MiB), and the topic's head.
+   */
+  topicRecords(topic: string, after: number, limit: number): Promise<TopicRecordsResult>;
+  /** One stored record (GET /v1/records/…), or `{ record: null }`. */
+  recordById(recordId: Hex): Promise<RecordByIdResult>;
+  /**
+   * A batch's anchoring and a page of its leaves with proofs (GET /v1/batches/…): from leaf
+   * `from`, at most `limit`, with the payloads of `payloadTopics` only (absent: all).
+   */
+  batchById(batchId: Hex, page?: BatchPage): Promise<BatchByIdResult>;
   close(): Promise<void>;
+}
+
+/** Which leaves of a batch to read, and whose payloads (see BatchByIdRequest). */
+export interface BatchPage {
+  from?: number;
+  limit?: number;
+  payloadTopics?: readonly string[];
 }
 
 const lookupReceiptCheck = TypeCompiler.Compile(LookupReceiptResult);
 const sessionRecordsCheck = TypeCompiler.Compile(SessionRecordsResult);
+const topicRecordsCheck = TypeCompiler.Compile(TopicRecordsResult);
+const recordByIdCheck = TypeCompiler.Compile(RecordByIdResult);
+const batchByIdCheck = TypeCompiler.Compile(BatchByIdResult);
 
 /**
  * Request/reply to the chain-indexer over the `indexerLookup` queue, for the services with no
@@ -125,6 +150,35 @@ export function createIndexerClient({
         { batchId, sessionId },
         jobIds.sessionRecords(batchId, sessionId, nonce()),
         sessionRecordsCheck,
+      );
+    },
+    topicRecords(topic, after, limit) {
+      return request(
+        'topicRecords',
+        { topic, after, limit },
+        jobIds.topicRecords(topic, nonce()),
+        topicRecordsCheck,
+      );
+    },
+    recordById(recordId) {
+      return request(
+        'recordById',
+        { recordId },
+        jobIds.recordById(recordId, nonce()),
+        recordByIdCheck,
+      );
+    },
+    batchById(batchId, { from, limit, payloadTopics } = {}) {
+      return request(
+        'batchById',
+        {
+          batchId,
+          ...(from === undefined ? {} : { from }),
+          ...(limit === undefined ? {} : { limit }),
+          ...(payloadTopics === undefined ? {} : { payloadTopics: [...payloadTopics] }),
+        },
+        jobIds.batchById(batchId, nonce()),
+        batchByIdCheck,
       );
     },
     async close(): Promise<void> {

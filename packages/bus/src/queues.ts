@@ -1,5 +1,7 @@
 import type {
   AuditEventsJob,
+  BatchByIdRequest,
+  BatchByIdResult,
   CreateSessionRequest,
   CreateSessionResult,
   DeleteSessionRequest,
@@ -9,8 +11,12 @@ import type {
   ReceiptBatchJob,
   ReceiptNoticeJob,
   RecordBatchJob,
+  RecordByIdRequest,
+  RecordByIdResult,
   SessionRecordsRequest,
   SessionRecordsResult,
+  TopicRecordsRequest,
+  TopicRecordsResult,
 } from '@streamanchor/protocol';
 
 /**
@@ -27,7 +33,8 @@ export const QUEUES = {
   receipts: { name: (relayId: string) => `receipts.${relayId}` },
   /**
    * gateway and relays → chain-indexer, request/reply: read-only lookups (a record's current
-   * receipt; a session's records of a batch).
+   * receipt; a session's records of a batch; history: a topic's records, one record, one
+   * batch's leaves).
    */
   indexerLookup: { name: () => 'indexer-lookup' },
   /** gateway and relays → chain-writer: audit events, many per job (`createAuditPublisher`). */
@@ -53,6 +60,12 @@ export interface QueueJobs {
     lookupReceipt: { data: LookupReceiptRequest; result: LookupReceiptResult };
     /** relay → indexer: a session's records of a batch, for a notice that carried only their number. */
     sessionRecords: { data: SessionRecordsRequest; result: SessionRecordsResult };
+    /** gateway and relays → indexer: a topic's stored records after a position, and its head. */
+    topicRecords: { data: TopicRecordsRequest; result: TopicRecordsResult };
+    /** gateway → indexer: one stored record. */
+    recordById: { data: RecordByIdRequest; result: RecordByIdResult };
+    /** gateway → indexer: a batch's anchoring and a page of its leaves with proofs. */
+    batchById: { data: BatchByIdRequest; result: BatchByIdResult };
   };
   audit: {
     auditEvents: { data: AuditEventsJob; result: { appended: number; deadLettered?: number } };
@@ -89,6 +102,9 @@ export const jobIds = {
   lookupReceipt: (recordId: string, nonce: string) => `lookup-${recordId}-${nonce}`,
   sessionRecords: (batchId: string, sessionId: string, nonce: string) =>
     `session-records-${batchId}-${sessionId}-${nonce}`,
+  topicRecords: (topic: string, nonce: string) => `topic-records-${topic}-${nonce}`,
+  recordById: (recordId: string, nonce: string) => `record-${recordId}-${nonce}`,
+  batchById: (batchId: string, nonce: string) => `batch-${batchId}-${nonce}`,
   /** A group of audit events is identified by its first event id (event ids are unique). */
   auditEvents: (firstEventId: string) => `audit-${firstEventId}`,
 } as const;

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { DatabaseHandle } from './database';
-import { topicHead, topicRecordsAfter } from './history';
+import { batchLeafDetails, recordById, topicHead, topicRecordsAfter } from './history';
 import type { NewRecordRow } from './schema';
 import { createTestDatabase, TEST_DATABASE_KINDS } from './testing';
 
@@ -148,6 +148,77 @@ describe.each(TEST_DATABASE_KINDS)('topic history on %s', (kind) => {
       return { positions: read.map((r) => r.position), head, scans: rows[0]?.scans };
     });
     expect(scans).toEqual({ positions: [12, 14, 16], head: 50, scans: 2 });
+  });
+
+  test('behavior: recordById gives one record with its position (null when none) and batch', async () => {
+    await handle.db
+      .insertInto('records')
+      .values([row(1, 'a', 7), row(2, 'b', null)])
+      .execute();
+    expect(await recordById(handle.db, hex(1))).toEqual({
+      position: 7,
+      recordId: hex(1),
+      topic: 'a',
+      subject: 'sub-1',
+      contentHash: hex(1001),
+      acceptedAt: 1_700_000_000_001,
+      payload: '{"n":1}',
+      batchId: null,
+    });
+    expect(await recordById(handle.db, hex(2))).toMatchObject({ position: null, topic: 'b' });
+    expect(await recordById(handle.db, hex(3))).toBeUndefined();
+  });
+
+  test('behavior: batchLeafDetails pages a batch in leaf order, with the payloads of the topics asked for', async () => {
+    await handle.db
+      .insertInto('records')
+      .values([row(1, 'a', 1), row(2, 'b', 1), row(3, 'a', 2), row(4, 'c', null), row(5, 'a', 3)])
+      .execute();
+    await handle.db
+      .insertInto('batches')
+      .values({
+        batch_id: hex(900),
+        status: 'built',
+        merkle_root: hex(901),
+        record_count: 5,
+        chain_id: 31337,
+        contract: `0x${'ab'.repeat(20)}`,
+      })
+      .execute();
+    // Leaf order differs from ingest order.
+    for (const [n, leafIndex] of [
+      [1, 4],
+      [2, 0],
+      [3, 2],
+      [4, 1],
+      [5, 3],
+    ] as const) {
+      await handle.db
+        .updateTable('records')
+        .set({ batch_id: hex(900), leaf_index: leafIndex, leaf_hash: hex(950 + n) })
+        .where('record_id', '=', hex(n))
+        .execute();
+    }
+    const page = (from: number, limit: number, payloadTopics?: string[]) =>
+      batchLeafDetails(handle.db, { batchId: hex(900), from, limit, payloadTopics });
+
+    expect(await page(0, 2)).toEqual([
+      { leafIndex: 0, recordId: hex(2), topic: 'b', position: 1, payload: '{"n":2}' },
+      { leafIndex: 1, recordId: hex(4), topic: 'c', position: null, payload: '{"n":4}' },
+    ]);
+    expect((await page(2, 10)).map((d) => d.leafIndex)).toEqual([2, 3, 4]);
+    expect((await page(5, 10)).map((d) => d.leafIndex)).toEqual([]);
+    expect((await page(0, 5, ['a'])).map((d) => [d.topic, d.payload])).toEqual([
+      ['b', null],
+      ['c', null],
+      ['a', '{"n":3}'],
+      ['a', '{"n":5}'],
+      ['a', '{"n":1}'],
+    ]);
+    expect((await page(0, 5, ['a', 'c'])).filter((d) => d.payload !== null)).toHaveLength(4);
+    expect((await page(0, 5, ['*'])).every((d) => d.payload !== null)).toBe(true);
+    expect((await page(0, 5, [])).every((d) => d.payload === null)).toBe(true);
+    expect(await batchLeafDetails(handle.db, { batchId: hex(999), from: 0, limit: 5 })).toEqual([]);
   });
 
   test('error: a negative or fractional position, or a limit below 1, is refused', async () => {

@@ -10,8 +10,8 @@ export interface TopicRecord {
   subject: string;
   contentHash: string;
   acceptedAt: number;
-  /** The record's canonical JSON text. */
-  payload: string;
+  /** The record's canonical JSON text; null once pruned (payload retention). */
+  payload: string | null;
   /** The batch it was anchored in; null while it waits for one. */
   batchId: string | null;
 }
@@ -79,4 +79,100 @@ export async function topicHead(db: Kysely<Database>, topic: string): Promise<nu
     .where('topic', '=', topic)
     .executeTakeFirst();
   return Number(row?.head ?? 0);
+}
+
+/** One stored record, with its position (null when it has none: see migration 0007). */
+export interface StoredRecordRow extends Omit<TopicRecord, 'position'> {
+  position: number | null;
+}
+
+/** The stored record `recordId`, or undefined when none is. */
+export async function recordById(
+  db: Kysely<Database>,
+  recordId: string,
+): Promise<StoredRecordRow | undefined> {
+  const row = await db
+    .selectFrom('records')
+    .select([
+      'position',
+      'record_id',
+      'topic',
+      'subject',
+      'content_hash',
+      'accepted_at',
+      'payload',
+      'batch_id',
+    ])
+    .where('record_id', '=', recordId)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    position: row.position == null ? null : Number(row.position),
+    recordId: row.record_id,
+    topic: row.topic,
+    subject: row.subject,
+    contentHash: row.content_hash,
+    acceptedAt: Number(row.accepted_at),
+    payload: row.payload,
+    batchId: row.batch_id,
+  };
+}
+
+/** What a batch's leaf page adds to the leaves (which the ledger reads): position, payload. */
+export interface BatchLeafDetails {
+  leafIndex: number;
+  recordId: string;
+  topic: string;
+  position: number | null;
+  payload: string | null;
+}
+
+/**
+ * The position and payload of the records of batch `batchId` at leaf indexes `from` to
+ * `from + limit − 1`, in leaf order (one range scan of `records_batch`). Only the records of
+ * `payloadTopics` (names, or `*`; absent: all) carry their payload; the others have null.
+ */
+export async function batchLeafDetails(
+  db: Kysely<Database>,
+  {
+    batchId,
+    from,
+    limit,
+    payloadTopics,
+  }: { batchId: string; from: number; limit: number; payloadTopics?: readonly string[] },
+): Promise<BatchLeafDetails[]> {
+  const all = payloadTopics === undefined || payloadTopics.includes('*');
+  const granted = all ? [] : [...payloadTopics];
+  const rows = await db
+    .selectFrom('records')
+    .select((eb) => [
+      'leaf_index',
+      'record_id',
+      'topic',
+      'position',
+      // Payloads not asked for are not read (nor detoasted).
+      all
+        ? eb.ref('payload').as('payload')
+        : granted.length > 0
+          ? eb
+              .case()
+              .when('topic', 'in', granted)
+              .then(eb.ref('payload'))
+              .else(sql<null>`null`)
+              .end()
+              .as('payload')
+          : sql<string | null>`null::text`.as('payload'),
+    ])
+    .where('batch_id', '=', batchId)
+    .where('leaf_index', '>=', from)
+    .where('leaf_index', '<', from + limit)
+    .orderBy('leaf_index')
+    .execute();
+  return rows.map((row) => ({
+    leafIndex: row.leaf_index ?? -1,
+    recordId: row.record_id,
+    topic: row.topic,
+    position: row.position == null ? null : Number(row.position),
+    payload: row.payload ?? null,
+  }));
 }

@@ -21,6 +21,10 @@ export {
   openServiceDatabase,
 } from './database';
 export {
+  type BatchLeafDetails,
+  batchLeafDetails,
+  recordById,
+  type StoredRecordRow,
   type TopicRecord,
   type TopicRecordsQuery,
   topicHead,
@@ -31,6 +35,7 @@ export {
   type BatchContent,
   type BatchContentRow,
   type BatchLedger,
+  type BatchLookup,
   BatchRootMismatchError,
   confirmationsAt,
   createBatchLedger,
@@ -45,4 +50,9 @@ export {
   readBatchContent,
   type SignedTx,
 } from './ledger';
+export {
+  type PrunePayloadsOptions,
+  type PrunePayloadsResult,
+  pruneRecordPayloads,
+} from './retention';
 export type * from './schema';

@@ -256,6 +256,60 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
     expect(await ledger.sessionRecordsOf(hex(9), SESSION_A)).toEqual([]);
   });
 
+  test('behavior: lookupBatch says unknown, pending (built, sent, reorged), then anchored with a page of leaves and proofs', async () => {
+    const page = { from: 0, limit: 10 };
+    expect(await ledger.lookupBatch(hex(9), page)).toEqual({ state: 'unknown' });
+    const id = await builtBatch(1, [SESSION_B, SESSION_A]);
+    expect(await ledger.lookupBatch(id, page)).toEqual({ state: 'pending', status: 'built' });
+    await ledger.recordSigned(id, signed);
+    expect(await ledger.lookupBatch(id, page)).toEqual({ state: 'pending', status: 'sent' });
+    await ledger.markIncluded([anchoring(id, 10, 0xa0)], 11n);
+    const tree = trees.get(id)!;
+    const anchor = {
+      status: 'included',
+      confirmations: 2,
+      revision: 1,
+      batchId: id,
+      merkleRoot: tree.root,
+      recordCount: 2,
+      chainId: scope.chainId,
+      contract: scope.contract,
+      txHash: hex(60),
+      blockNumber: 10,
+      blockHash: hex(0xa0),
+      logIndex: 0,
+    };
+    await handle.db
+      .insertInto('indexer_cursors')
+      .values({ chain_id: scope.chainId, contract: scope.contract, block_number: 11 })
+      .execute();
+    expect(await ledger.lookupBatch(id, page)).toEqual({
+      state: 'anchored',
+      anchor,
+      records: [0, 1].map((i) => ({
+        recordId: hex(102 + i),
+        topic: 'demo',
+        subject: 'alice',
+        contentHash: hex(7),
+        acceptedAt: 1_700_000_000_000 + i,
+        leafHash: tree.leafHashes[i],
+        leafIndex: i,
+        proof: proofOf(id, i),
+      })),
+      leafCount: 2,
+    });
+    const second = await ledger.lookupBatch(id, { from: 1, limit: 1 });
+    expect(second).toMatchObject({ leafCount: 2 });
+    expect(
+      (second as { records: { leafIndex: number }[] }).records.map((r) => r.leafIndex),
+    ).toEqual([1]);
+    expect(await ledger.lookupBatch(id, { from: 2, limit: 1 })).toMatchObject({ records: [] });
+
+    // A reorg puts it back to sent: pending again.
+    await ledger.revertAbove(9n);
+    expect(await ledger.lookupBatch(id, page)).toEqual({ state: 'pending', status: 'sent' });
+  });
+
   test('error: a batch whose stored records do not rebuild its root gives no receipts', async () => {
     const id = await builtBatch(1);
     await ledger.markIncluded([anchoring(id, 10, 0xa0)], 10n);
@@ -273,6 +327,9 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
     await expect(ledger.lookupRecord(hex(103))).rejects.toMatchObject({
       name: 'BatchRootMismatchError',
       shortMessage: 'stored records do not rebuild the batch root',
+    });
+    await expect(ledger.lookupBatch(id, { from: 0, limit: 10 })).rejects.toMatchObject({
+      name: 'BatchRootMismatchError',
     });
   });
 

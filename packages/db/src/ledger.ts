@@ -75,6 +75,13 @@ export interface BatchLedger {
    * only their number.
    */
   sessionRecordsOf(batchId: string, sessionId: string): Promise<ReceiptRecord[]>;
+  /**
+   * Where a batch stands: unknown, pending (built or sent, not in a canonical block), or
+   * anchored with its current anchoring and the records at leaf indexes `from` to
+   * `from + limit − 1` with their proofs, in leaf order (from the tree rebuilt over all its
+   * records and checked against the anchored root: BatchRootMismatchError otherwise).
+   */
+  lookupBatch(batchId: string, page: { from: number; limit: number }): Promise<BatchLookup>;
 }
 
 export interface LedgerScope {
@@ -137,6 +144,19 @@ export type RecordLookup =
   | { state: 'pending'; subject: string }
   | { state: 'anchored'; subject: string; receipt: Receipt };
 
+export type BatchLookup =
+  | { state: 'unknown' }
+  /** Built or sent, not in a canonical block yet (never anchored, or reorged out). */
+  | { state: 'pending'; status: 'built' | 'sent' }
+  | {
+      state: 'anchored';
+      anchor: ReceiptAnchor;
+      /** The page's records, in leaf order. */
+      records: ReceiptRecord[];
+      /** How many records the batch has stored (its leaves; recordCount unless rows are gone). */
+      leafCount: number;
+    };
+
 export function confirmationsAt(head: bigint, blockNumber: bigint): number {
   return head < blockNumber ? 0 : Number(head - blockNumber + 1n);
 }
@@ -168,6 +188,17 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
       }
     }
     return content;
+  }
+
+  /** The newest block the indexer has read for a chain and contract, if it has read any. */
+  async function indexedHead(onChain: number, at: string): Promise<bigint | undefined> {
+    const cursor = await db
+      .selectFrom('indexer_cursors')
+      .select('block_number')
+      .where('chain_id', '=', onChain)
+      .where('contract', '=', at)
+      .executeTakeFirst();
+    return cursor ? BigInt(cursor.block_number) : undefined;
   }
 
   return {
@@ -403,6 +434,51 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
       return rows.filter((row) => row.session_id === sessionId).map(receiptRecordOf);
     },
 
+    async lookupBatch(batchId, { from, limit }) {
+      const batch = await db
+        .selectFrom('batches')
+        .select([
+          'status',
+          'revision',
+          'merkle_root',
+          'record_count',
+          'chain_id',
+          'contract',
+          'tx_hash',
+          'block_number',
+          'block_hash',
+          'log_index',
+        ])
+        .where('batch_id', '=', batchId)
+        .executeTakeFirst();
+      if (!batch) return { state: 'unknown' };
+      if (batch.status === 'built' || batch.status === 'sent' || batch.block_number == null) {
+        return { state: 'pending', status: batch.status === 'built' ? 'built' : 'sent' };
+      }
+      const blockNumber = BigInt(batch.block_number);
+      const head = (await indexedHead(batch.chain_id, batch.contract)) ?? blockNumber;
+      const { rows } = await batchContent(batchId);
+      return {
+        state: 'anchored',
+        anchor: {
+          status: batch.status,
+          confirmations: confirmationsAt(head, blockNumber),
+          revision: batch.revision,
+          batchId: batchId as Hex,
+          merkleRoot: batch.merkle_root as Hex,
+          recordCount: batch.record_count,
+          chainId: batch.chain_id,
+          contract: batch.contract as Hex,
+          txHash: (batch.tx_hash ?? '') as Hex,
+          blockNumber: Number(blockNumber),
+          blockHash: (batch.block_hash ?? '') as Hex,
+          logIndex: batch.log_index ?? 0,
+        },
+        records: rows.slice(from, from + limit).map(receiptRecordOf),
+        leafCount: rows.length,
+      };
+    },
+
     async lookupRecord(recordId) {
       const row = await db
         .selectFrom('records')
@@ -436,14 +512,8 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
         row.block_number == null
       )
         return { state: 'pending', subject: row.subject };
-      const cursor = await db
-        .selectFrom('indexer_cursors')
-        .select('block_number')
-        .where('chain_id', '=', chainId)
-        .where('contract', '=', contract)
-        .executeTakeFirst();
       const blockNumber = BigInt(row.block_number);
-      const head = cursor ? BigInt(cursor.block_number) : blockNumber;
+      const head = (await indexedHead(chainId, contract)) ?? blockNumber;
       const { rows } = await batchContent(row.batch_id);
       const proof = rows[row.leaf_index ?? -1]?.proof ?? [];
       return {

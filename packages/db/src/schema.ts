@@ -13,8 +13,11 @@ export interface RecordsTable {
   subject: string;
   content_hash: string;
   accepted_at: Int8;
-  /** RFC 8785 canonical JSON text; content_hash = keccak256(utf8(payload)). */
-  payload: string;
+  /**
+   * RFC 8785 canonical JSON text; content_hash = keccak256(utf8(payload)). NULL once pruned
+   * (payload retention, `pruneRecordPayloads`): only pruning sets it to NULL.
+   */
+  payload: ColumnType<string | null, string, null>;
   relay_id: string;
   session_id: string;
   batch_id: string | null;
@@ -156,6 +159,17 @@ export interface AuditAnchorsTable {
   created_at: Generated<Timestamp>;
 }
 
+/**
+ * How far payload pruning went, per chain and contract: every batch with `seq` up to
+ * `batch_seq` is final and had its records' payloads pruned. Written only by `pruneRecordPayloads`.
+ */
+export interface PayloadPruneCursorsTable {
+  chain_id: number;
+  contract: string;
+  batch_seq: Int8;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface Database {
   records: RecordsTable;
   batches: BatchesTable;
@@ -166,6 +180,7 @@ export interface Database {
   dead_letters: DeadLettersTable;
   audit_log: AuditLogTable;
   audit_anchors: AuditAnchorsTable;
+  payload_prune_cursors: PayloadPruneCursorsTable;
 }
 
 export type RecordRow = Selectable<RecordsTable>;

@@ -1,6 +1,9 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { ANY_TOPIC, PROTOCOL_VERSION, PROTOCOL_VERSIONS } from './constants';
+import { ANY_TOPIC, PROTOCOL_VERSION, PROTOCOL_VERSIONS, TOPIC_PATTERN } from './constants';
+import { TopicPosition } from './data-channel';
+import { BatchLeaf, StoredRecord, TopicHistoryRecord } from './history';
 import { Address, Subject, Topic } from './primitives';
+import { ReceiptAnchor } from './receipt';
 import { LEAF_ENCODING } from './record';
 
 /** Problem type URIs are `urn:streamanchor:problem:<code>`; `code` repeats the last part. */
@@ -15,9 +18,12 @@ export const PROBLEMS = {
   invalid_sdp: { status: 400, title: 'The body is not a usable SDP offer with a data channel.' },
   unauthorized: { status: 401, title: 'A valid bearer token is required.' },
   forbidden: { status: 403, title: 'The token does not allow this.' },
+  topic_not_allowed: { status: 403, title: 'The token does not grant subscribing to this topic.' },
   session_not_found: { status: 404, title: 'No such session.' },
   record_not_found: { status: 404, title: 'No such record.' },
   receipt_pending: { status: 404, title: 'The record is not anchored yet.' },
+  batch_not_found: { status: 404, title: 'No such batch.' },
+  batch_pending: { status: 404, title: 'The batch is not anchored yet.' },
   not_found: { status: 404, title: 'No such resource.' },
   method_not_allowed: { status: 405, title: 'The method is not allowed on this resource.' },
   request_timeout: { status: 408, title: 'The request was not received in time.' },
@@ -106,6 +112,17 @@ export function topicAllowed(grants: readonly string[], topic: string): boolean 
   return grants.includes(ANY_TOPIC) || grants.includes(topic);
 }
 
+const CLIENT_TOPIC = new RegExp(TOPIC_PATTERN);
+
+/**
+ * Whether the token may read `topic`'s records and payloads (its `subscribe` grants it). Only
+ * client topics can be granted: `*` does not grant reserved ones such as the audit log's
+ * `_audit`, whose payloads are not for subscribers.
+ */
+export function subscribeAllowed(claims: Pick<TokenClaims, 'subscribe'>, topic: string): boolean {
+  return CLIENT_TOPIC.test(topic) && topicAllowed(claims.subscribe ?? [], topic);
+}
+
 /** GET /v1/info: what a client needs to verify receipts against the chain. */
 export const InfoResponse = Type.Object({
   /** The newest data-channel protocol the relays speak. */
@@ -120,3 +137,36 @@ export const InfoResponse = Type.Object({
   leafEncoding: Type.Array(Type.String(), { default: [...LEAF_ENCODING] }),
 });
 export type InfoResponse = Static<typeof InfoResponse>;
+
+/** GET /v1/topics/<topic>/records: a page of a topic's stored records, in position order. */
+export const TopicRecordsResponse = Type.Object(
+  {
+    topic: Topic,
+    records: Type.Array(TopicHistoryRecord),
+    /** The `after` of the next page; null when this page reached the topic's head. */
+    next: Type.Union([TopicPosition, Type.Null()]),
+    /** The topic's highest stored position (0: none), read after the page. */
+    head: TopicPosition,
+  },
+  { additionalProperties: false },
+);
+export type TopicRecordsResponse = Static<typeof TopicRecordsResponse>;
+
+/** GET /v1/records/<recordId>: one stored record of a topic the token subscribes to. */
+export const RecordResponse = StoredRecord;
+export type RecordResponse = StoredRecord;
+
+/**
+ * GET /v1/batches/<batchId>: an anchored batch's current anchoring (a receipt's anchor half,
+ * §9) and a page of all its leaves in leaf order, with proofs.
+ */
+export const BatchResponse = Type.Object(
+  {
+    anchor: ReceiptAnchor,
+    leaves: Type.Array(BatchLeaf),
+    /** The `from` of the next page; null when this page holds the batch's last leaf. */
+    next: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type BatchResponse = Static<typeof BatchResponse>;

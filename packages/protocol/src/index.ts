@@ -2,6 +2,7 @@ export * from './abi';
 export * from './constants';
 export * from './data-channel';
 export * from './errors';
+export * from './history';
 export * from './http';
 export * from './keccak';
 export * from './merkle';

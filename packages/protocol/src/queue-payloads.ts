@@ -1,4 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { TopicPosition } from './data-channel';
+import {
+  BatchLeaf,
+  HISTORY_LIMITS,
+  StoredRecord,
+  TopicHistoryRecord,
+  UnanchoredBatchStatus,
+} from './history';
 import { Bytes32, EpochMillis, SessionId, Subject, Topic } from './primitives';
 import { Receipt, ReceiptAnchor, ReceiptRecord } from './receipt';
 
@@ -184,3 +192,85 @@ export const LookupReceiptResult = Type.Union([
   Type.Object({ state: Type.Literal('anchored'), subject: Subject, receipt: Receipt }),
 ]);
 export type LookupReceiptResult = Static<typeof LookupReceiptResult>;
+
+/** A page size of a history lookup: 1 to HISTORY_LIMITS.maxPageRecords. */
+const PageLimit = Type.Integer({ minimum: 1, maximum: HISTORY_LIMITS.maxPageRecords });
+
+/**
+ * gateway and relays → chain-indexer, request/reply: a topic's stored records after position
+ * `after` (0: from its first), in position order, at most `limit` (GET /v1/topics/…/records; a
+ * relay catching a subscriber up from Postgres).
+ */
+export const TopicRecordsRequest = Type.Object(
+  { topic: Topic, after: TopicPosition, limit: PageLimit },
+  { additionalProperties: false },
+);
+export type TopicRecordsRequest = Static<typeof TopicRecordsRequest>;
+
+/**
+ * The indexer's answer to TopicRecordsRequest: the records (fewer than `limit` when the topic
+ * has no more, or when their payloads reached HISTORY_LIMITS.maxPagePayloadBytes) and `head`,
+ * the topic's highest stored position (0: none), read after them.
+ */
+export const TopicRecordsResult = Type.Object(
+  { records: Type.Array(TopicHistoryRecord), head: TopicPosition },
+  { additionalProperties: false },
+);
+export type TopicRecordsResult = Static<typeof TopicRecordsResult>;
+
+/** gateway → chain-indexer, request/reply: one stored record (GET /v1/records/<recordId>). */
+export const RecordByIdRequest = Type.Object(
+  { recordId: Bytes32 },
+  { additionalProperties: false },
+);
+export type RecordByIdRequest = Static<typeof RecordByIdRequest>;
+
+/** The indexer's answer to RecordByIdRequest: the record, or null when none is stored. */
+export const RecordByIdResult = Type.Object(
+  { record: Type.Union([StoredRecord, Type.Null()]) },
+  { additionalProperties: false },
+);
+export type RecordByIdResult = Static<typeof RecordByIdResult>;
+
+/**
+ * gateway → chain-indexer, request/reply: one batch's anchoring and a page of its leaves in
+ * leaf order, from leaf `from` (default 0), at most `limit` (default
+ * HISTORY_LIMITS.defaultPageRecords) (GET /v1/batches/<batchId>). `payloadTopics`: the topics
+ * whose payloads the page carries (names, or `*` for all); absent: all. Other leaves come with
+ * `payload: null`.
+ */
+export const BatchByIdRequest = Type.Object(
+  {
+    batchId: Bytes32,
+    from: Type.Optional(Type.Integer({ minimum: 0 })),
+    limit: Type.Optional(PageLimit),
+    payloadTopics: Type.Optional(Type.Array(Type.String(), { maxItems: 256 })),
+  },
+  { additionalProperties: false },
+);
+export type BatchByIdRequest = Static<typeof BatchByIdRequest>;
+
+/**
+ * The indexer's answer to BatchByIdRequest: `unknown` (no such batch stored), `pending` (its
+ * tree is built or its transaction sent, but it is not in a canonical block) or `anchored`:
+ * its current anchoring (status `included` or `final`), a page of its leaves, each with its
+ * proof rebuilt from all the batch's stored records and checked against the anchored root, and
+ * `next`, the leaf index the next page starts at (null after the last leaf).
+ */
+export const BatchByIdResult = Type.Union([
+  Type.Object({ state: Type.Literal('unknown') }, { additionalProperties: false }),
+  Type.Object(
+    { state: Type.Literal('pending'), status: UnanchoredBatchStatus },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      state: Type.Literal('anchored'),
+      anchor: ReceiptAnchor,
+      leaves: Type.Array(BatchLeaf),
+      next: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+    },
+    { additionalProperties: false },
+  ),
+]);
+export type BatchByIdResult = Static<typeof BatchByIdResult>;

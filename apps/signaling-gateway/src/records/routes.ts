@@ -1,17 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { IndexerClient } from '@streamanchor/bus';
-import { RemoteError, RequestTimeoutError } from '@streamanchor/bus';
 import { Bytes32, Receipt, type TokenClaims } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { FastifyRequest } from 'fastify';
 import type { Authenticate } from '../auth';
 import { ProblemError, problemResponses } from '../errors';
+import { INDEXER_RETRY_AFTER_SECONDS, indexerProblem } from '../indexer-problem';
 
 /** Seconds a client should wait before asking again for a receipt that is still pending. */
 export const RECEIPT_PENDING_RETRY_AFTER_SECONDS = 5;
-/** Seconds a client should wait before retrying after the indexer did not answer. */
-export const INDEXER_RETRY_AFTER_SECONDS = 2;
+export { INDEXER_RETRY_AFTER_SECONDS };
 
 export interface RecordsOptions {
   authenticate: Authenticate;
@@ -61,7 +60,7 @@ export const recordsRoutes: FastifyPluginAsyncTypebox<RecordsOptions> = async (a
       try {
         lookup = await indexer.lookupReceipt(recordId);
       } catch (error) {
-        throw indexerProblem(error, { recordId, logger });
+        throw indexerProblem(error, logger, { recordId });
       }
 
       // Someone else's record looks exactly like a missing one.
@@ -79,26 +78,3 @@ export const recordsRoutes: FastifyPluginAsyncTypebox<RecordsOptions> = async (a
     },
   );
 };
-
-/** Maps a failed lookup to the problem the client sees. */
-function indexerProblem(
-  error: unknown,
-  { recordId, logger }: { recordId: string; logger: Logger },
-): ProblemError {
-  if (error instanceof RequestTimeoutError) {
-    logger.warn(
-      { recordId, timeoutMs: error.timeoutMs },
-      'indexer did not answer a lookup in time',
-    );
-    return new ProblemError(
-      'indexer_unavailable',
-      'The chain indexer did not answer in time; retry shortly',
-      { headers: { 'Retry-After': String(INDEXER_RETRY_AFTER_SECONDS) }, cause: error },
-    );
-  }
-  logger.error(
-    { err: error, recordId, code: error instanceof RemoteError ? error.code : undefined },
-    'receipt lookup failed',
-  );
-  return new ProblemError('internal_error', undefined, { cause: error });
-}

@@ -20,13 +20,12 @@ import type { FastifyRequest } from 'fastify';
 import type { Authenticate } from '../auth';
 import { BoundedCache } from '../bounded-cache';
 import { ProblemError, problemResponses } from '../errors';
+import { createRequestLimit, RATE_LIMIT_CACHE_ENTRIES } from '../rate-limit';
 import { createLiveRelays } from './live-relays';
 import type { RelayClient } from './relay-client';
 import { InvalidOfferError, sessionEtag, validateOffer } from './sdp';
 
 export const SDP_CONTENT_TYPE = 'application/sdp';
-/** Rate-limit keys remembered as over their limit (per gateway process; the oldest goes first). */
-export const RATE_LIMIT_CACHE_ENTRIES = 10_000;
 /** Seconds a client should wait before retrying after a 503. */
 export const RETRY_AFTER_SECONDS = 2;
 
@@ -102,51 +101,26 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
   const ipKey = (request: FastifyRequest) => `ip:${request.ip}`;
   const subjectKey = (request: FastifyRequest) =>
     `sub:${Buffer.from(claimsOf(request).sub).toString('base64url')}`;
-  const perIp = app.createRateLimit({
-    max: limits.perIp,
-    timeWindow: limits.windowMs,
-    keyGenerator: ipKey,
-  });
-  const perSubject = app.createRateLimit({
-    max: limits.perSubject,
-    timeWindow: limits.windowMs,
-    keyGenerator: subjectKey,
-  });
-  // Keys Redis said are over their limit, until their window ends (ms since the epoch). This
-  // can only refuse what Redis already refused within the same window: an entry is made only
-  // from Redis's own "exceeded" answer and ends when that counter's TTL does, and within a
-  // window a counter past its max stays past it (no bans, no backoff). Every gateway still
-  // asks Redis (the shared counter) the first time; it only skips the round trip after that.
+  // Both limits remember their refusals in one cache (their keys differ): see createRequestLimit.
   const exceeded = new BoundedCache<true>(RATE_LIMIT_CACHE_ENTRIES);
-  const limitBy =
-    (
-      limiter: typeof perIp,
-      keyOf: (request: FastifyRequest) => string,
-      what: string,
-      max: number,
-    ) =>
-    async (request: FastifyRequest) => {
-      const key = keyOf(request);
-      const now = Date.now();
-      let until = exceeded.get(key, now)?.until;
-      if (until === undefined) {
-        const result = await limiter(request);
-        if (result.isAllowed || !result.isExceeded) return;
-        if (result.ttl > 0) {
-          until = now + result.ttl;
-          exceeded.set(key, true, now, until);
-        }
-      }
-      auditRateLimited(request, `sessions per ${what}`);
-      const retryAfter = Math.max(1, Math.ceil(((until ?? now) - now) / 1000));
-      throw new ProblemError(
-        'rate_limited',
-        `At most ${max} new sessions per ${what} every ${limits.windowMs / 1000} s; retry in ${retryAfter} s`,
-        { headers: { 'Retry-After': String(retryAfter) } },
-      );
-    };
-  const limitPerIp = limitBy(perIp, ipKey, 'client address', limits.perIp);
-  const limitPerSubject = limitBy(perSubject, subjectKey, 'subject', limits.perSubject);
+  const limitPerIp = createRequestLimit(app, {
+    max: limits.perIp,
+    windowMs: limits.windowMs,
+    keyOf: ipKey,
+    counted: 'new sessions',
+    per: 'client address',
+    onLimited: (request) => auditRateLimited(request, 'sessions per client address'),
+    exceeded,
+  });
+  const limitPerSubject = createRequestLimit(app, {
+    max: limits.perSubject,
+    windowMs: limits.windowMs,
+    keyOf: subjectKey,
+    counted: 'new sessions',
+    per: 'subject',
+    onLimited: (request) => auditRateLimited(request, 'sessions per subject'),
+    exceeded,
+  });
 
   // Only SDP bodies here: any other Content-Type is refused (415) before its body is read,
   // and an SDP body is read as a string up to LIMITS.maxSdpBytes (413 beyond).
