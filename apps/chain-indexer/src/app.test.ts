@@ -5,6 +5,7 @@ import {
   createRedisConnection,
   createWorker,
   type Keys,
+  watchTopics,
 } from '@streamanchor/bus';
 import { deployStreamAnchor, streamAnchorAbi } from '@streamanchor/contracts';
 import { createBatchLedger, type DatabaseHandle } from '@streamanchor/db';
@@ -282,6 +283,45 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
         expect(verifyReceiptProof(receipt)).toBe(true);
         expect(receipt.status).toBe('final');
       }
+  });
+
+  it('behavior: subscribers of a watched topic are told each anchoring change of its batches, with their positions', async () => {
+    const watched = await seedBatch(database.db, {
+      contract,
+      sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 5 }],
+    });
+    // A relay with subscribers to the topic watches it (as the subscription hub does).
+    await watchTopics(redis, keys, ['test.topic'], 60_000);
+    await anchorOnChain(chain, contract, watched);
+    const app = makeApp();
+    expect((await app.syncToHead()).caughtUp).toBe(true);
+    await mine(chain.publicClient, 5);
+    await app.syncToHead();
+    const entries = await redis.xrange(keys.topicAnchoring('test.topic'), '-', '+');
+    const announced = entries.map(([, fields]) => JSON.parse(fields[1]!));
+    expect(announced.map((a) => [a.anchor.batchId, a.anchor.status, a.anchor.revision])).toEqual([
+      [watched.batchId, 'included', 1],
+      [watched.batchId, 'final', 2],
+    ]);
+    expect(announced[1]).toEqual({
+      anchor: expect.objectContaining({
+        merkleRoot: watched.merkleRoot,
+        recordCount: 5,
+        chainId: 31337,
+      }),
+      positions: [[1, 5]],
+    });
+
+    // A topic nobody watches costs no stream.
+    await redis.del(keys.watchedTopics);
+    const quiet = await seedBatch(database.db, {
+      contract,
+      sessions: [{ relayId: 'relay-a', sessionId: randomSessionId(), records: 2 }],
+    });
+    await anchorOnChain(chain, contract, quiet);
+    await mine(chain.publicClient, 1);
+    await app.syncToHead();
+    expect(await redis.xlen(keys.topicAnchoring('test.topic'))).toBe(2);
   });
 
   it('behavior: the cursor persists across a restart (no duplicate events or receipt jobs)', async () => {

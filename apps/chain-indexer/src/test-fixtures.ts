@@ -148,6 +148,8 @@ export async function seedBatch(
         batch_id: batchId,
         leaf_index: index,
         leaf_hash: tree.leafHash(leafValue(record)),
+        // The topic's positions, as the relay's fan-out gives them (one topic here).
+        position: index + 1,
       })),
     )
     .execute();

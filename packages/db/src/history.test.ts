@@ -1,7 +1,13 @@
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { DatabaseHandle } from './database';
-import { batchLeafDetails, recordById, topicHead, topicRecordsAfter } from './history';
+import {
+  batchLeafDetails,
+  batchTopicPositions,
+  recordById,
+  topicHead,
+  topicRecordsAfter,
+} from './history';
 import type { NewRecordRow } from './schema';
 import { createTestDatabase, TEST_DATABASE_KINDS } from './testing';
 
@@ -148,6 +154,38 @@ describe.each(TEST_DATABASE_KINDS)('topic history on %s', (kind) => {
       return { positions: read.map((r) => r.position), head, scans: rows[0]?.scans };
     });
     expect(scans).toEqual({ positions: [12, 14, 16], head: 50, scans: 2 });
+  });
+
+  test('behavior: batchTopicPositions gives a batch’s positions per topic, ascending, without the unpositioned', async () => {
+    await handle.db
+      .insertInto('batches')
+      .values({
+        batch_id: hex(99),
+        status: 'built',
+        merkle_root: hex(98),
+        record_count: 5,
+        chain_id: 31337,
+        contract: `0x${'77'.repeat(20)}`,
+      })
+      .execute();
+    const rows = [
+      row(1, 'a', 9),
+      row(2, 'b', 4),
+      row(3, 'a', 7),
+      row(4, 'a', null),
+      row(5, 'c', 1),
+    ];
+    await handle.db
+      .insertInto('records')
+      .values(rows.map((r, i) => ({ ...r, batch_id: i < 4 ? hex(99) : null, leaf_index: i })))
+      .execute();
+    expect(await batchTopicPositions(handle.db, hex(99))).toEqual(
+      new Map([
+        ['a', [7, 9]],
+        ['b', [4]],
+      ]),
+    );
+    expect(await batchTopicPositions(handle.db, hex(100))).toEqual(new Map());
   });
 
   test('behavior: recordById gives one record with its position (null when none) and batch', async () => {

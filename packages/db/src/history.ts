@@ -81,6 +81,34 @@ export async function topicHead(db: Kysely<Database>, topic: string): Promise<nu
   return Number(row?.head ?? 0);
 }
 
+/**
+ * The positions of a batch's records, per topic, ascending (records without a position
+ * left out): what a `batch` notice to a topic's subscribers names.
+ */
+export async function batchTopicPositions(
+  db: Kysely<Database>,
+  batchId: string,
+): Promise<Map<string, number[]>> {
+  const rows = await db
+    .selectFrom('records')
+    .select(['topic', 'position'])
+    .where('batch_id', '=', batchId)
+    .where('position', 'is not', null)
+    .orderBy('topic')
+    .orderBy('position')
+    .execute();
+  const byTopic = new Map<string, number[]>();
+  for (const row of rows) {
+    let list = byTopic.get(row.topic);
+    if (!list) {
+      list = [];
+      byTopic.set(row.topic, list);
+    }
+    list.push(Number(row.position));
+  }
+  return byTopic;
+}
+
 /** One stored record, with its position (null when it has none: see migration 0007). */
 export interface StoredRecordRow extends Omit<TopicRecord, 'position'> {
   position: number | null;

@@ -23,6 +23,7 @@ export {
 export {
   type BatchLeafDetails,
   batchLeafDetails,
+  batchTopicPositions,
   recordById,
   type StoredRecordRow,
   type TopicRecord,

@@ -1,7 +1,15 @@
-import { type BusDeps, createQueue, jobIds, type TypedQueue } from '@streamanchor/bus';
+import {
+  type AnchoringAnnouncement,
+  announceAnchoring,
+  type BusDeps,
+  createQueue,
+  jobIds,
+  type TypedQueue,
+} from '@streamanchor/bus';
 import {
   type BatchLedger,
   BatchRootMismatchError,
+  batchTopicPositions,
   createBatchLedger,
   type Database,
   type NoticeContent,
@@ -9,6 +17,8 @@ import {
 import {
   AUDIT_TOPIC,
   createReceiptProofVerifier,
+  positionRangesOf,
+  type ReceiptAnchor,
   type ReceiptNoticeJob,
   type ReceiptProofVerifier,
   type ReceiptRecord,
@@ -36,6 +46,8 @@ export interface FlushResult {
   jobs: number;
   /** Receipts that failed the proof check (verifyReceiptProof's verdict) and were not sent. */
   invalid: number;
+  /** Anchoring changes announced to the subscribers of watched topics (one per topic). */
+  announced: number;
 }
 
 export interface ReceiptOutbox {
@@ -149,7 +161,13 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
   async function jobsOf(
     notice: Notice,
     verify: ReceiptProofVerifier,
-  ): Promise<{ byRelay: Map<string, ReceiptJob[]>; receipts: number; invalid: number }> {
+  ): Promise<{
+    byRelay: Map<string, ReceiptJob[]>;
+    receipts: number;
+    invalid: number;
+    anchor?: ReceiptAnchor;
+    topics?: Set<string>;
+  }> {
     let content: NoticeContent;
     try {
       content = await ledger.noticeOf(notice);
@@ -170,6 +188,7 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     const lean = notice.revision > FIRST_REVISION;
     // relay → session → its records of the batch, in leaf order (or, lean, their number).
     const byRelay = new Map<string, Map<string, ReceiptRecord[] | number>>();
+    const topics = new Set<string>();
     let invalid = 0;
     const verifiedRecord = (record: ReceiptRecord): boolean => {
       if (verified.get(record.proof) === anchor.merkleRoot) return true;
@@ -183,6 +202,7 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     for (const { relayId, sessionId, record } of content.records) {
       // The writer's audit-log heads belong to no session: nobody to deliver them to.
       if (record.topic === AUDIT_TOPIC) continue;
+      topics.add(record.topic);
       // A later notice sends no record: nothing of it to check.
       if (!lean && !verifiedRecord(record)) {
         invalid += 1;
@@ -235,7 +255,40 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
       },
       'receipts to enqueue',
     );
-    return { byRelay: jobs, receipts, invalid };
+    return { byRelay: jobs, receipts, invalid, anchor, topics };
+  }
+
+  /**
+   * The `batch` notices (docs/protocol.md §5.9) of these anchoring changes for the topics
+   * some relay watches (has subscribers to): per batch and topic, the anchor and the topic's
+   * positions the batch holds. Topics nobody watches cost nothing but the watched set's read.
+   */
+  async function announcementsOf(
+    changes: readonly { batchId: string; anchor: ReceiptAnchor; topics: ReadonlySet<string> }[],
+  ): Promise<AnchoringAnnouncement[]> {
+    if (changes.length === 0) return [];
+    // Lenient by a minute for the clocks' skew: the announce script checks by Redis's clock.
+    const watched = new Set(
+      await bus.connection.zrangebyscore(bus.keys.watchedTopics, Date.now() - 60_000, '+inf'),
+    );
+    const announcements: AnchoringAnnouncement[] = [];
+    const positionsOf = new Map<string, Promise<Map<string, number[]>>>();
+    for (const { batchId, anchor, topics } of changes) {
+      if (![...topics].some((topic) => watched.has(topic))) continue;
+      let positions = positionsOf.get(batchId);
+      if (!positions) {
+        positions = batchTopicPositions(db, batchId);
+        positionsOf.set(batchId, positions);
+      }
+      for (const [topic, list] of await positions) {
+        if (!watched.has(topic) || list.length === 0) continue;
+        announcements.push({
+          topic,
+          entry: JSON.stringify({ anchor, positions: positionRangesOf(list) }),
+        });
+      }
+    }
+    return announcements;
   }
 
   /**
@@ -248,12 +301,15 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
     verify: ReceiptProofVerifier,
   ): Promise<Omit<FlushResult, 'notices'>> {
     const byRelay = new Map<string, ReceiptJob[]>();
+    const changes: { batchId: string; anchor: ReceiptAnchor; topics: Set<string> }[] = [];
     let receipts = 0;
     let invalid = 0;
     for (const notice of notices) {
       const made = await jobsOf(notice, verify);
       receipts += made.receipts;
       invalid += made.invalid;
+      if (made.anchor && made.topics && made.topics.size > 0)
+        changes.push({ batchId: notice.batch_id, anchor: made.anchor, topics: made.topics });
       for (const [relayId, list] of made.byRelay) {
         const all = byRelay.get(relayId) ?? [];
         all.push(...list);
@@ -265,13 +321,20 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
       await queueFor(relayId).addBulk(list);
       jobs += list.length;
     }
+    // Before the notices are stamped sent: a crash in between announces them again (a
+    // subscriber may get a `batch` twice; the anchor's revision tells).
+    const announced = await announceAnchoring(
+      bus.connection,
+      bus.keys,
+      await announcementsOf(changes),
+    );
     await ledger.markNoticesSent(notices.map((notice) => notice.id));
-    return { jobs, receipts, invalid };
+    return { jobs, receipts, invalid, announced };
   }
 
   return {
     async flush() {
-      const total: FlushResult = { notices: 0, receipts: 0, jobs: 0, invalid: 0 };
+      const total: FlushResult = { notices: 0, receipts: 0, jobs: 0, invalid: 0, announced: 0 };
       const verify = await loadVerifier();
       for (;;) {
         const notices = await ledger.unsentNotices(NOTICES_PER_QUERY);
@@ -281,6 +344,7 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
           total.receipts += sent.receipts;
           total.jobs += sent.jobs;
           total.invalid += sent.invalid;
+          total.announced += sent.announced;
         }
         if (notices.length < NOTICES_PER_QUERY) return total;
       }
