@@ -107,6 +107,8 @@ export function createApp(deps: AppDeps): App {
     audit = createAuditPublisher(bus, {
       onError: (error) => logger.warn({ err: error }, 'could not queue audit events; will retry'),
     });
+    indexer = createIndexerClient({ bus, timeoutMs: config.lookupTimeoutMs, logger });
+    const lookups = indexer;
     // The subscription reader blocks on XREAD: a connection of its own.
     readerConnection = redis.duplicate({ maxRetriesPerRequest: null });
     subscriptions = createSubscriptionHub({
@@ -114,6 +116,9 @@ export function createApp(deps: AppDeps): App {
       reader: readerConnection,
       keys,
       logger: logger.child({ subsystem: 'subscriptions' }),
+      // What a topic's stream does not hold comes from Postgres, through the chain-indexer.
+      history: async (topic, after, limit) =>
+        (await lookups.topicRecords(topic, after, limit)).records,
     });
     subscriptions.start();
     manager = new SessionManager({
@@ -126,7 +131,6 @@ export function createApp(deps: AppDeps): App {
       audit,
       subscriptions,
     });
-    indexer = createIndexerClient({ bus, timeoutMs: config.lookupTimeoutMs, logger });
     receiptsWorker = createReceiptsWorker({ bus, relayId, manager, indexer, counters, logger });
     controlWorker = createControlWorker({ bus, relayId, manager, logger });
     await Promise.all([receiptsWorker.waitUntilReady(), controlWorker.waitUntilReady()]);

@@ -269,8 +269,10 @@ export const DeliveredRecord = Type.Object(
     subject: Subject,
     contentHash: Bytes32,
     acceptedAt: EpochMillis,
-    /** The record's canonical payload (§6), as a JSON value. */
+    /** The record's canonical payload (§6), as a JSON value; null when pruned. */
     payload: Type.Unknown(),
+    /** Present (true) when the payload was pruned (payload retention): `payload` is null. */
+    pruned: Type.Optional(Type.Literal(true)),
   },
   { additionalProperties: false },
 );

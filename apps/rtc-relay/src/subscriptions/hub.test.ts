@@ -341,8 +341,33 @@ describe('subscription hub', () => {
     await until(() => alice.of('quiet').length === 45, 'live: 10 more');
     expect(positions(alice.of('quiet'))).toEqual(range(6, 50));
     expect(alice.of('quiet')[34]!.payload).toEqual({ stored: 40 });
+    expect(alice.of('quiet')[34]!.pruned).toBeUndefined();
     expect(alice.of('quiet')[35]!.payload).toEqual({ n: 40 });
     expect(requests[0]).toEqual([5, 16]);
+  });
+
+  test('behavior: a pruned payload from history comes as payload null, pruned true', async () => {
+    await publish('old', 0, 2);
+    const history: ReadHistory = async (_topic, after) =>
+      [1, 2]
+        .filter((position) => position > after)
+        .map((position) => ({
+          position,
+          recordId: `0x${position.toString(16).padStart(64, '0')}`,
+          subject: 'alice',
+          contentHash: `0x${'cd'.repeat(32)}`,
+          acceptedAt: 1_700_000_000_000,
+          payload: position === 1 ? null : 'null',
+        }));
+    const a = hub({ history });
+    const alice = new FakeSubscriber('alice');
+    await a.subscribe(alice, [{ topic: 'old', after: 0 }]);
+    a.activate(alice, ['old']);
+    await until(() => alice.of('old').length === 2, '2 records');
+    expect(alice.of('old').map((r) => [r.payload, r.pruned])).toEqual([
+      [null, true],
+      [null, undefined],
+    ]);
   });
 
   test('behavior: a gap in the stream (a watch that lapsed) is filled from history for subscribers in step', async () => {

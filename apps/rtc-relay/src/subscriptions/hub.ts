@@ -37,8 +37,8 @@ export interface HistoryRecord {
   subject: string;
   contentHash: string;
   acceptedAt: number;
-  /** The canonical payload (JSON text). */
-  payload: string;
+  /** The canonical payload (JSON text), or null when it was pruned (payload retention). */
+  payload: string | null;
 }
 
 /** Reads a topic's stored records after a position, in position order (at most `limit`). */
@@ -412,7 +412,7 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
       items.push(
         itemOf(
           record.position,
-          `{"recordId":"${record.recordId}","subject":${JSON.stringify(record.subject)},"contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt},"payload":${record.payload}}`,
+          `{"recordId":"${record.recordId}","subject":${JSON.stringify(record.subject)},"contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt},${record.payload === null ? '"payload":null,"pruned":true' : `"payload":${record.payload}`}}`,
         ),
       );
     }
