@@ -5,6 +5,7 @@ import {
   createRedisConnection,
   type Keys,
   type TypedQueue,
+  watchTopics,
 } from '@streamanchor/bus';
 import type { AcceptedRecord } from '@streamanchor/protocol';
 import { createLogger } from '@streamanchor/service-kit';
@@ -149,6 +150,8 @@ describe('record pipeline', () => {
   test('behavior: an add whose reply was lost is retried with the same job id: acked, one job', async () => {
     // Stand-in for a network fault: Redis performs the first add, then the reply is lost
     // (the call throws). A real socket cut at that instant cannot be arranged reliably here.
+    // A relay has subscribers to the topic: its records go to its stream too.
+    await watchTopics(redis, keys, ['demo'], 60_000);
     const realAdd = add;
     let calls = 0;
     add = async (records) => {
@@ -170,7 +173,8 @@ describe('record pipeline', () => {
     expect(calls).toBe(2);
     expect(outcomes.map((o) => o.ok)).toEqual([true, true, true]);
     expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 1 });
-    // Fanned out once: subscribers do not get the records twice.
+    // Given positions and fanned out once: subscribers do not get the records twice.
+    expect(await redis.get(keys.topicPosition('demo'))).toBe('3');
     expect(await redis.xlen(keys.topicStream('demo'))).toBe(3);
   });
 
