@@ -8,10 +8,12 @@
  *   {"cmd":"answer","sdp","maxMessageSize"?}     maxMessageSize rewrites the answer's a=max-message-size
  *                                                (plays a client that ignores the relay's limit)
  *   {"cmd":"send","text"}                        → {"event":"sendError","message"} if the send throws
- *   {"cmd":"publish","count","payloadBytes","topic","idPrefix","listAcks"?,"ratePerSecond"?}
+ *   {"cmd":"publish","count","payloadBytes","topic","idPrefix","listAcks"?,"ratePerSecond"?,"stampSentAt"?}
  *                                                sends `count` publishes as fast as the channel takes them
  *                                                (or paced at ratePerSecond); their replies are counted, not
- *                                                printed, and
+ *                                                printed (stampSentAt: each payload also carries `sentAt`,
+ *                                                performance.timeOrigin + performance.now() at its send, in
+ *                                                ms, for a subscriber's publish → delivered latency), and
  *                                                {"event":"published","acks","nacks","codes","retryAfterMs","elapsedMs","acked":[…],"latencyMs","cpuMs"}
  *                                                (retryAfterMs: the largest hint of its rate_limited nacks, or null;
  *                                                latencyMs: {p50,p99,max} from each send to its answer;
@@ -39,6 +41,7 @@ type Command =
       idPrefix: string;
       listAcks?: boolean;
       ratePerSecond?: number;
+      stampSentAt?: boolean;
     }
   | { cmd: 'close' };
 
@@ -150,6 +153,7 @@ async function publish(command: Extract<Command, { cmd: 'publish' }>): Promise<v
   const { sentAt, startedAt } = run;
   const filler = 'x'.repeat(Math.max(0, command.payloadBytes - 20));
   const rate = command.ratePerSecond ?? 0;
+  const stamp = command.stampSentAt === true;
   channel.setBufferedAmountLowThreshold(256 * 1024);
   for (let i = 0; i < command.count; i++) {
     if (rate > 0) {
@@ -162,8 +166,10 @@ async function publish(command: Extract<Command, { cmd: 'publish' }>): Promise<v
     while (channel.bufferedAmount() > 1024 * 1024) {
       await new Promise<void>((resolve) => waiters.push(resolve));
     }
-    const payload = { n: i, fill: filler };
     sentAt[i] = performance.now();
+    const payload = stamp
+      ? { n: i, sentAt: performance.timeOrigin + sentAt[i]!, fill: filler }
+      : { n: i, fill: filler };
     channel.sendMessage(
       JSON.stringify({
         type: 'publish',

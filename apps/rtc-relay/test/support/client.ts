@@ -52,8 +52,13 @@ export class ClientProcess {
     });
   }
 
-  static async spawn(): Promise<ClientProcess> {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'client-process.ts')], {
+  /**
+   * Starts test/support/client-process.ts, or `options.script` (an absolute path: another
+   * script speaking JSON lines the same way, printing `{"event":"ready"}` once it reads).
+   */
+  static async spawn(options: { script?: string } = {}): Promise<ClientProcess> {
+    const script = options.script ?? join(here, 'client-process.ts');
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
       cwd: packageDir,
       stdio: ['pipe', 'pipe', 'inherit'],
     });
@@ -134,6 +139,8 @@ export class ClientProcess {
     listAcks?: boolean;
     /** Paced at this many publishes per second (default: as fast as the channel takes them). */
     ratePerSecond?: number;
+    /** Each payload also carries `sentAt`: performance.timeOrigin + performance.now() at its send (ms). */
+    stampSentAt?: boolean;
     timeoutMs?: number;
   }): Promise<PublishSummary> {
     const { timeoutMs = 60_000, ...rest } = options;
