@@ -1,0 +1,284 @@
+/**
+ * `streamanchor follow`: a topic from a position on, whatever happens: its stored records over
+ * HTTP history (docs/protocol.md §3.8, page by page), then the live subscription (§5.9) from
+ * the last one, and again from the last record printed whenever the relay ends the
+ * subscription (`history_unavailable`) or the session drops. `subscribe` is the bare live
+ * subscription.
+ */
+import { setMaxListeners } from 'node:events';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import {
+  problemFromResponse,
+  SessionClosedError,
+  type StreamAnchorSession,
+  type Subscription,
+  type SubscriptionEnd,
+  SubscriptionError,
+} from '@streamanchor/client';
+import { TOPIC_PATTERN, TopicRecordsResponse } from '@streamanchor/protocol';
+import { CommandError, integer, parseCommandArgs, required, UsageError } from '../args';
+import type { Command, Io } from '../command';
+import { deliveredLine, historyLine, printRecord, type RecordLine } from '../records';
+import { connectSession, describeError, isPermanent } from '../session';
+import { sleep } from '../sleep';
+import { releaseWebRtc } from '../webrtc';
+
+export const FOLLOW_USAGE = `usage: streamanchor follow --url <gateway> --token <token> --topic <topic> [--after <position>] [--count <n>] [--no-live]
+
+Prints the topic's records after --after (default 0: from its first record) and goes on
+with each new one, resuming on its own: first the stored records, read over HTTP
+(GET /v1/topics/<topic>/records), then a live subscription from the last of them, as
+\`streamanchor subscribe\` prints it. When the relay ends the subscription
+(history_unavailable) or the session drops, it reads history again from the last record
+printed and subscribes again (a dropped session after 1, 2, 4 … 15 s).
+Lines: {"type":"record",…} as \`subscribe\` prints them (a record read from history also
+carries "batchId", null until batched); {"type":"subscribed",…} each time it goes live;
+{"type":"batch",…} for anchoring changes while live.
+  --count    exits after this many records
+  --no-live  exits once caught up with the stored records (no WebRTC session)
+Runs until Ctrl-C (exit 0). Exit code 1 when the gateway refuses (e.g. 403
+topic_not_allowed: the token must grant subscribing to the topic) or a record's payload
+does not hash to its contentHash, 2 on bad usage.
+Environment: STREAMANCHOR_URL and STREAMANCHOR_TOKEN stand in for --url and --token.`;
+
+/** Records asked for per history page (the gateway's most). */
+const PAGE_RECORDS = 1000;
+/** Longest wait before trying a dropped session or an unavailable history again. */
+const MAX_BACKOFF_MS = 15_000;
+
+const TOPIC_NAME = new RegExp(TOPIC_PATTERN);
+const pageChecker = TypeCompiler.Compile(TopicRecordsResponse);
+
+/** Where the follower stands: the last position printed, how many, and content mismatches. */
+interface Progress {
+  last: number;
+  printed: number;
+  mismatches: number;
+}
+
+type LiveOutcome = 'done' | 'stopped' | { resume: string; backoff: boolean };
+
+export const follow: Command = {
+  usage: FOLLOW_USAGE,
+  async run(argv, io) {
+    const { values } = parseCommandArgs(argv, {
+      url: { type: 'string' },
+      token: { type: 'string' },
+      topic: { type: 'string' },
+      after: { type: 'string' },
+      count: { type: 'string' },
+      'no-live': { type: 'boolean' },
+    });
+    if (values.help) {
+      io.out(FOLLOW_USAGE);
+      return 0;
+    }
+    const url = required(values.url, '--url', { name: 'STREAMANCHOR_URL', values: io.env });
+    const token = required(values.token, '--token', { name: 'STREAMANCHOR_TOKEN', values: io.env });
+    const topic = required(values.topic, '--topic');
+    if (!TOPIC_NAME.test(topic)) {
+      throw new UsageError(`--topic "${topic}" is not a topic name (${TOPIC_PATTERN})`);
+    }
+    const count = integer(values.count, '--count', 1);
+
+    const stop = new AbortController();
+    setMaxListeners(0, stop.signal);
+    let stopLive: () => void = () => {};
+    io.onInterrupt(() => {
+      stop.abort();
+      stopLive();
+    });
+
+    const progress: Progress = {
+      last: integer(values.after, '--after', 0) ?? 0,
+      printed: 0,
+      mismatches: 0,
+    };
+    const done = () => count !== undefined && progress.printed >= count;
+    const print = (record: { line: RecordLine; contentMatches: boolean | null }) => {
+      if (!printRecord(io, record)) progress.mismatches += 1;
+      progress.last = record.line.position;
+      progress.printed += 1;
+    };
+
+    let usedWebRtc = false;
+    let backoffMs = 0;
+    try {
+      for (;;) {
+        await readHistory({ url, token, topic, io, progress, print, done, signal: stop.signal });
+        if (stop.signal.aborted || done() || values['no-live']) break;
+        usedWebRtc = true;
+        const outcome = await goLive({
+          url,
+          token,
+          topic,
+          io,
+          progress,
+          print,
+          done,
+          signal: stop.signal,
+          onStop: (handler) => {
+            stopLive = handler;
+          },
+        });
+        stopLive = () => {};
+        if (outcome === 'done' || outcome === 'stopped' || stop.signal.aborted) break;
+        backoffMs = outcome.backoff ? Math.min(MAX_BACKOFF_MS, backoffMs * 2 || 1000) : 0;
+        io.warn(
+          `${outcome.resume}; resuming after position ${progress.last}${backoffMs ? ` in ${backoffMs / 1000} s` : ''}`,
+        );
+        await sleep(backoffMs, stop.signal);
+      }
+    } finally {
+      if (usedWebRtc) releaseWebRtc();
+    }
+    return progress.mismatches > 0 ? 1 : 0;
+  },
+};
+
+interface Context {
+  url: string;
+  token: string;
+  topic: string;
+  io: Io;
+  progress: Progress;
+  print(record: { line: RecordLine; contentMatches: boolean | null }): void;
+  done(): boolean;
+  signal: AbortSignal;
+}
+
+/** Prints the stored records after `progress.last`, page by page, until caught up (or done). */
+async function readHistory(context: Context): Promise<void> {
+  const { topic, progress, signal } = context;
+  let after = progress.last;
+  for (;;) {
+    const page = await fetchPage(context, after);
+    if (page === undefined) return; // interrupted
+    for (const record of page.records) {
+      if (record.position <= progress.last) continue;
+      context.print(historyLine(topic, record));
+      if (context.done() || signal.aborted) return;
+    }
+    if (page.next === null || page.next <= after) return;
+    after = page.next;
+  }
+}
+
+/**
+ * GET one history page (after `after`). Waits and asks again on 429, 503 and network
+ * failures (Retry-After, else a growing pause); a CommandError for any other refusal;
+ * undefined when interrupted.
+ */
+async function fetchPage(
+  { url, token, topic, io, signal }: Context,
+  after: number,
+): Promise<TopicRecordsResponse | undefined> {
+  const pageUrl = `${url.replace(/\/+$/, '')}/v1/topics/${encodeURIComponent(topic)}/records?after=${after}&limit=${PAGE_RECORDS}`;
+  let backoffMs = 0;
+  for (;;) {
+    let response: Response;
+    try {
+      response = await fetch(pageUrl, {
+        headers: {
+          Authorization: `Bearer ${token}`,
+          Accept: 'application/json, application/problem+json',
+        },
+        signal,
+      });
+    } catch (error) {
+      if (signal.aborted) return undefined;
+      backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2 || 1000);
+      io.warn(
+        `history: could not reach ${url} (${describeError(error)}); again in ${backoffMs / 1000} s`,
+      );
+      await sleep(backoffMs, signal);
+      continue;
+    }
+    if (response.status === 200) {
+      const body: unknown = await response.json().catch(() => undefined);
+      if (!pageChecker.Check(body)) {
+        const first = pageChecker.Errors(body).First();
+        throw new CommandError(
+          `the gateway answered ${pageUrl} with something that is not a history page`,
+          first ? `${first.path || '(root)'}: ${first.message}` : undefined,
+        );
+      }
+      return body;
+    }
+    const retryAfterS = Number(response.headers.get('retry-after'));
+    const problem = await problemFromResponse(response);
+    if (isPermanent(problem)) {
+      throw new CommandError(`could not read the history of ${topic}: ${describeError(problem)}`);
+    }
+    backoffMs =
+      Number.isFinite(retryAfterS) && retryAfterS > 0
+        ? retryAfterS * 1000
+        : Math.min(MAX_BACKOFF_MS, backoffMs * 2 || 1000);
+    io.warn(`history: ${describeError(problem)}; again in ${backoffMs / 1000} s`);
+    await sleep(backoffMs, signal);
+    if (signal.aborted) return undefined;
+  }
+}
+
+/** One live subscription from `progress.last`: prints records and batch lines until it ends. */
+async function goLive(
+  context: Context & { onStop(handler: () => void): void },
+): Promise<LiveOutcome> {
+  const { url, token, topic, io, progress, signal } = context;
+  let session: StreamAnchorSession;
+  try {
+    session = await connectSession(url, token);
+  } catch (error) {
+    if (isPermanent(error)) {
+      throw new CommandError(`could not open a session at ${url}: ${describeError(error)}`);
+    }
+    return { resume: `could not open a session (${describeError(error)})`, backoff: true };
+  }
+  try {
+    let subscription: Subscription;
+    try {
+      subscription = await session.subscribe(topic, { after: progress.last });
+    } catch (error) {
+      if (error instanceof SubscriptionError && error.code !== 'rate_limited') {
+        throw new CommandError(`could not subscribe to ${topic}: ${describeError(error)}`);
+      }
+      return { resume: `could not subscribe (${describeError(error)})`, backoff: true };
+    }
+    context.onStop(() => void subscription.unsubscribe().catch(() => undefined));
+    if (signal.aborted) void subscription.unsubscribe().catch(() => undefined);
+    io.json({
+      type: 'subscribed',
+      topic,
+      after: subscription.startedAfter,
+      head: subscription.head,
+    });
+    subscription.onBatch(({ anchor, positions }) =>
+      io.json({ type: 'batch', topic, positions, anchor }),
+    );
+    try {
+      for await (const record of subscription) {
+        context.print(deliveredLine(record));
+        if (context.done()) {
+          await subscription.unsubscribe().catch(() => undefined);
+          return 'done';
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof SessionClosedError)) throw error;
+    }
+    if (signal.aborted) return 'stopped';
+    let end: SubscriptionEnd | undefined;
+    try {
+      end = await subscription.ended;
+    } catch {
+      // The session closed.
+    }
+    if (end) {
+      io.json({ type: 'unsubscribed', topic, reason: end.reason, after: end.after });
+      return { resume: `the relay ended the subscription (${end.reason})`, backoff: false };
+    }
+    return { resume: `the session closed (${session.closeReason})`, backoff: true };
+  } finally {
+    await session.close().catch(() => undefined);
+  }
+}

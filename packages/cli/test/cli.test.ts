@@ -1,0 +1,780 @@
+/**
+ * The `streamanchor` bin, run as child processes (node-datachannel in each, as users run
+ * it) against one whole local stack: anvil, Redis under its own prefix, PGlite, every
+ * service a process (startStack, as `pnpm dev` and the e2e tests start it). Nothing is
+ * mocked: tokens the CLI mints open sessions at the real gateway, receipts come from the
+ * real indexer and are verified against anvil.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { canonicalPayload, contentHashOf, type Receipt } from '@streamanchor/protocol';
+import { verifyToken } from '@streamanchor/signaling-gateway';
+import { type Stack, startStack } from '@streamanchor/stack';
+import { TEST_REDIS_URL, testRedisPrefix } from '@streamanchor/testing';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const PACKAGE_DIR = join(import.meta.dirname, '..');
+const BIN = join(PACKAGE_DIR, 'bin', 'streamanchor.js');
+const REPO_ROOT = join(PACKAGE_DIR, '..', '..');
+/** Finality depth of the stack's indexer here: 3 blocks (1 block/s), so `--final` takes seconds. */
+const FINALITY_DEPTH = 3;
+const SECRET = 'a-test-secret-of-at-least-32-characters!';
+/** The relay's publish quota per session here (records/s, and its burst). */
+const SESSION_RATE = 200;
+const SESSION_BURST = 100;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout's lines, parsed as JSON (throws when they are not). */
+  readonly lines: Record<string, unknown>[];
+}
+
+/** The environment of every CLI run: none of the variables it reads, unless a test sets them. */
+function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of [
+    'JWT_SECRET',
+    'JWT_AUDIENCE',
+    'JWT_ISSUER',
+    'STREAMANCHOR_URL',
+    'STREAMANCHOR_TOKEN',
+  ]) {
+    delete env[key];
+  }
+  for (const [key, value] of Object.entries(extra)) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  return env;
+}
+
+function parseLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** Runs `streamanchor …args` (bin/streamanchor.js) to its end; `input` is its stdin. */
+function cli(
+  args: string[],
+  {
+    input,
+    env,
+    bin = BIN,
+  }: { input?: string; env?: Record<string, string | undefined>; bin?: string } = {},
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin === BIN ? process.execPath : bin, bin === BIN ? [BIN, ...args] : args, {
+      env: cliEnv(env),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({
+        code,
+        stdout,
+        stderr,
+        get lines() {
+          try {
+            return parseLines(stdout);
+          } catch (error) {
+            throw new Error(`stdout is not JSON lines (${(error as Error).message}):\n${stdout}`);
+          }
+        },
+      });
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** A CLI process left running; `lines` grows as it prints. */
+function startCli(args: string[], env: Record<string, string | undefined> = {}) {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: cliEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  let buffered = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const complete = buffered.split('\n');
+    buffered = complete.pop() ?? '';
+    lines.push(...parseLines(complete.join('\n')));
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return {
+    lines,
+    exited,
+    stderr: () => stderr,
+    kill: (signal: NodeJS.Signals = 'SIGKILL') => child.kill(signal),
+    async waitFor(predicate: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      while (!predicate()) {
+        if (child.exitCode !== null || Date.now() > deadline) {
+          throw new Error(
+            `${what}: not seen (exit ${child.exitCode})\nstdout ${JSON.stringify(lines)}\nstderr ${stderr}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+  };
+}
+
+const hashOf = (payload: unknown) => contentHashOf(canonicalPayload(payload));
+
+describe('streamanchor (no stack)', () => {
+  it('default: token mints an HS256 token whose claims are the flags, and the gateway accepts it', async () => {
+    const run = await cli(
+      ['token', '--sub', 'alice', '--topics', 'demo,telemetry', '--subscribe', '*', '--ttl', '600'],
+      { env: { JWT_SECRET: SECRET } },
+    );
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const token = run.stdout.trim();
+    expect(run.stdout).toBe(`${token}\n`);
+    expect(decodeProtectedHeader(token)).toEqual({ alg: 'HS256', typ: 'JWT' });
+    const claims = decodeJwt(token);
+    expect(claims).toEqual({
+      sub: 'alice',
+      topics: ['demo', 'telemetry'],
+      subscribe: ['*'],
+      iat: expect.any(Number),
+      exp: expect.any(Number),
+    });
+    expect(claims.exp! - claims.iat!).toBe(600);
+    expect(Math.abs(claims.iat! - Date.now() / 1000)).toBeLessThan(60);
+    await expect(verifyToken(token, new TextEncoder().encode(SECRET))).resolves.toMatchObject({
+      sub: 'alice',
+      topics: ['demo', 'telemetry'],
+      subscribe: ['*'],
+    });
+  });
+
+  it('behavior: token puts JWT_AUDIENCE and JWT_ISSUER into aud and iss; no --subscribe, no subscribe claim', async () => {
+    const run = await cli(['token', '--sub', 'bob', '--topics', 'demo'], {
+      env: { JWT_SECRET: SECRET, JWT_AUDIENCE: 'streamanchor', JWT_ISSUER: 'ops' },
+    });
+    expect(run.code).toBe(0);
+    const claims = decodeJwt(run.stdout.trim());
+    expect(claims).toMatchObject({ sub: 'bob', topics: ['demo'], aud: 'streamanchor', iss: 'ops' });
+    expect(claims).not.toHaveProperty('subscribe');
+    expect(claims.exp! - claims.iat!).toBe(3600);
+  });
+
+  it('error: token without JWT_SECRET exits 1 and says so', async () => {
+    const run = await cli(['token', '--sub', 'alice', '--topics', 'demo']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('streamanchor token: JWT_SECRET is not set');
+  });
+
+  it('error: token with a short JWT_SECRET, a bad topic, or no topic exits 1 or 2 naming the problem', async () => {
+    const [short, badTopic, noTopic, badTtl] = await Promise.all([
+      cli(['token', '--sub', 'a', '--topics', 'demo'], { env: { JWT_SECRET: 'short' } }),
+      cli(['token', '--sub', 'a', '--topics', 'Demo!'], { env: { JWT_SECRET: SECRET } }),
+      cli(['token', '--sub', 'a'], { env: { JWT_SECRET: SECRET } }),
+      cli(['token', '--sub', 'a', '--topics', 'demo', '--ttl', '0'], {
+        env: { JWT_SECRET: SECRET },
+      }),
+    ]);
+    expect(short.code).toBe(1);
+    expect(short.stderr).toContain('JWT_SECRET: Expected string length greater or equal to 32');
+    expect(badTopic.code).toBe(2);
+    expect(badTopic.stderr).toContain('invalid topic "Demo!"');
+    expect(noTopic.code).toBe(2);
+    expect(noTopic.stderr).toContain('--topics or --subscribe (or both) is required');
+    expect(noTopic.stderr).toContain('usage: streamanchor token');
+    expect(badTtl.code).toBe(2);
+    expect(badTtl.stderr).toContain('--ttl must be a whole number ≥ 1, not "0"');
+    for (const run of [short, badTopic, noTopic, badTtl]) expect(run.stdout).toBe('');
+  });
+
+  it('error: an unknown command, no command, or a missing flag exits 2 with the usage', async () => {
+    const [unknown, none, noUrl, noRpc] = await Promise.all([
+      cli(['frobnicate']),
+      cli([]),
+      cli(['publish', '--token', 't', '--topic', 'demo', '1']),
+      cli(['verify', 'receipt.json']),
+    ]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('streamanchor: unknown command "frobnicate"');
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('usage: streamanchor <command>');
+    expect(noUrl.code).toBe(2);
+    expect(noUrl.stderr).toContain(
+      'streamanchor publish: --url is required (or set STREAMANCHOR_URL)',
+    );
+    expect(noRpc.code).toBe(2);
+    expect(noRpc.stderr).toContain('streamanchor verify: --rpc is required');
+  });
+
+  it("behavior: the workspace links the bin: the repository root's node_modules/.bin/streamanchor runs it", async () => {
+    const run = await cli(['--help'], {
+      bin: join(REPO_ROOT, 'node_modules', '.bin', 'streamanchor'),
+    });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('usage: streamanchor <command>');
+    for (const command of ['token', 'publish', 'subscribe', 'verify', 'follow']) {
+      expect(run.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    }
+  });
+});
+
+describe('streamanchor against the local stack', () => {
+  let stack: Stack;
+  let dataDir: string;
+  /** A token the CLI minted with the stack's secret: publishes to and subscribes to the test topics. */
+  let token: string;
+  const output: string[] = [];
+  const starting = new AbortController();
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'sa-cli-'));
+    stack = await startStack({
+      env: {
+        ...process.env,
+        REDIS_URL: TEST_REDIS_URL,
+        REDIS_PREFIX: testRedisPrefix('cli'),
+        DATA_DIR: dataDir,
+        DATABASE_URL: undefined,
+        HOST: '127.0.0.1',
+        PORT: '0',
+        ANVIL_PORT: '0',
+        ANVIL_BLOCK_TIME: '1',
+        FINALITY_DEPTH: String(FINALITY_DEPTH),
+        // A small publish quota per session, so that one test can run past it.
+        PUBLISH_RATE_PER_SESSION: String(SESSION_RATE),
+        PUBLISH_BURST_PER_SESSION: String(SESSION_BURST),
+        JWT_SECRET: undefined,
+        LOG_LEVEL: 'warn',
+      },
+      output: (line) => {
+        output.push(line);
+        if (/WARN|ERROR|FATAL/.test(line)) console.log(line);
+      },
+      clearRedisOnStop: true,
+      signal: starting.signal,
+    });
+    // A service dying mid-file fails every later test with "could not reach": say why.
+    void stack.failed.then(({ service, code, signal }) =>
+      console.log(
+        `the stack stopped: ${service} exited (${signal ?? `exit ${code}`})\n${output.slice(-30).join('\n')}`,
+      ),
+    );
+    const minted = await cli(
+      [
+        'token',
+        '--sub',
+        'cli-test',
+        '--topics',
+        'args,stdin,receipts,final,live,bulk,follow,resume',
+        '--subscribe',
+        'live,follow,resume',
+      ],
+      { env: { JWT_SECRET: stack.jwtSecret } },
+    );
+    expect(minted.code, minted.stderr).toBe(0);
+    token = minted.stdout.trim();
+  });
+
+  afterAll(async () => {
+    starting.abort();
+    await stack?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const connection = () => ['--url', stack.urls.api, '--token', token];
+
+  it('default: publish from arguments prints one ack a record, in order; JSON arguments as JSON, others as strings', async () => {
+    const run = await cli([
+      'publish',
+      ...connection(),
+      '--topic',
+      'args',
+      '{"temp":21.5}',
+      'hello world',
+      '42',
+      '"quoted"',
+    ]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const payloads = [{ temp: 21.5 }, 'hello world', 42, 'quoted'];
+    expect(run.lines).toEqual(
+      payloads.map((payload, index) => ({
+        type: 'ack',
+        id: String(index + 1),
+        topic: 'args',
+        recordId: expect.stringMatching(/^0x[0-9a-f]{64}$/),
+        contentHash: hashOf(payload),
+        acceptedAt: expect.any(Number),
+      })),
+    );
+    expect(new Set(run.lines.map((line) => line.recordId)).size).toBe(4);
+  });
+
+  it('behavior: publish with no arguments publishes each non-blank line of stdin', async () => {
+    const run = await cli(['publish', '--topic', 'stdin'], {
+      input: '{"n":1}\n\nplain text\r\n[1,2,3]\n   \n',
+      // The connection from the environment this time.
+      env: { STREAMANCHOR_URL: stack.urls.api, STREAMANCHOR_TOKEN: token },
+    });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(
+      run.lines.map(({ type, id, topic, contentHash }) => ({ type, id, topic, contentHash })),
+    ).toEqual([
+      { type: 'ack', id: '1', topic: 'stdin', contentHash: hashOf({ n: 1 }) },
+      { type: 'ack', id: '2', topic: 'stdin', contentHash: hashOf('plain text') },
+      { type: 'ack', id: '3', topic: 'stdin', contentHash: hashOf([1, 2, 3]) },
+    ]);
+  });
+
+  it("behavior: publish past the relay's session quota slows to its pace and retries: every record acked, in order", async () => {
+    const count = 4 * SESSION_BURST;
+    const run = await cli(['publish', ...connection(), '--topic', 'bulk'], {
+      input: `${Array.from({ length: count }, (_, i) => i + 1).join('\n')}\n`,
+    });
+    // The relay closes a session after 200 refusals in a second: pacing kept it open.
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.lines.map((line) => [line.type, line.id, line.contentHash])).toEqual(
+      Array.from({ length: count }, (_, i) => ['ack', String(i + 1), hashOf(i + 1)]),
+    );
+  });
+
+  it('error: publish to a topic the token does not grant prints the nack and exits 1', async () => {
+    const run = await cli(['publish', ...connection(), '--topic', 'elsewhere', '1', '2']);
+    expect(run.code).toBe(1);
+    expect(run.lines).toEqual([
+      { type: 'nack', id: '1', code: 'topic_not_allowed', message: expect.any(String) },
+      { type: 'nack', id: '2', code: 'topic_not_allowed', message: expect.any(String) },
+    ]);
+    expect(run.stderr).toContain('streamanchor publish: record 1 refused: topic_not_allowed');
+    expect(run.stderr).toContain('streamanchor publish: record 2 refused: topic_not_allowed');
+  });
+
+  it('error: publish with a token the gateway refuses exits 1 with the problem (401 unauthorized)', async () => {
+    const forged = await cli(['token', '--sub', 'cli-test', '--topics', 'args'], {
+      env: { JWT_SECRET: 'another-secret-of-at-least-32-characters' },
+    });
+    const run = await cli([
+      'publish',
+      '--url',
+      stack.urls.api,
+      '--token',
+      forged.stdout.trim(),
+      '--topic',
+      'args',
+      '1',
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(
+      `streamanchor publish: could not open a session at ${stack.urls.api}: 401 unauthorized`,
+    );
+  });
+
+  it("behavior: publish --receipts prints each record's receipt; verify accepts them against anvil and refuses tampered ones", async () => {
+    const published = await cli([
+      'publish',
+      ...connection(),
+      '--topic',
+      'receipts',
+      '--receipts',
+      '--timeout',
+      '60',
+      'a',
+      'b',
+      'c',
+    ]);
+    expect(published.stderr).toBe('');
+    expect(published.code).toBe(0);
+    const acks = published.lines.filter((line) => line.type === 'ack');
+    const receiptLines = published.lines.filter((line) => line.type === 'receipt');
+    expect(acks).toHaveLength(3);
+    // Every ack comes before any receipt; then one receipt per record.
+    expect(published.lines.slice(0, 3)).toEqual(acks);
+    expect(receiptLines.map((line) => line.id).sort()).toEqual(['1', '2', '3']);
+    for (const line of receiptLines) {
+      const receipt = line.receipt as Receipt;
+      const ack = acks.find((a) => a.id === line.id)!;
+      expect(receipt).toMatchObject({
+        status: 'included',
+        recordId: ack.recordId,
+        contentHash: ack.contentHash,
+        acceptedAt: ack.acceptedAt,
+        topic: 'receipts',
+        subject: 'cli-test',
+        chainId: stack.chainId,
+        contract: stack.contractAddress.toLowerCase(),
+      });
+    }
+
+    const dir = mkdtempSync(join(tmpdir(), 'sa-cli-receipts-'));
+    try {
+      // The publisher's whole output (acks are skipped), and one bare receipt.
+      const all = join(dir, 'published.jsonl');
+      writeFileSync(all, published.stdout);
+      const first = receiptLines[0]!.receipt as Receipt;
+      const single = join(dir, 'receipt.json');
+      writeFileSync(single, JSON.stringify(first, null, 2));
+      const verified = await cli([
+        'verify',
+        '--rpc',
+        stack.urls.rpc,
+        '--contract',
+        stack.contractAddress,
+        '--chain-id',
+        String(stack.chainId),
+        all,
+        single,
+      ]);
+      expect(verified.code, verified.stderr).toBe(0);
+      expect(verified.lines).toHaveLength(4);
+      for (const verdict of verified.lines) {
+        expect(verdict).toMatchObject({
+          verdict: 'valid',
+          status: 'included',
+          confirmations: expect.any(Number),
+        });
+        expect(verdict).not.toHaveProperty('problems');
+      }
+      expect(verified.lines.map((line) => line.source)).toEqual([
+        `${all}:4`,
+        `${all}:5`,
+        `${all}:6`,
+        single,
+      ]);
+      expect(verified.stderr).toBe('streamanchor verify: 4 of 4 receipts valid\n');
+
+      // Tampered: another subject (the leaf no longer matches, nor does the proof).
+      const tampered = join(dir, 'tampered.json');
+      writeFileSync(tampered, JSON.stringify({ ...first, subject: 'mallory' }));
+      // Forged consistently: a leaf and a one-leaf "tree" of its own, never anchored.
+      const forged = join(dir, 'forged.json');
+      writeFileSync(
+        forged,
+        JSON.stringify({ ...first, merkleRoot: first.leafHash, proof: [], recordCount: 1 }),
+      );
+      const refused = await cli(['verify', '--rpc', stack.urls.rpc, tampered, forged, single]);
+      expect(refused.code).toBe(1);
+      expect(refused.lines.map((line) => line.verdict)).toEqual(['invalid', 'invalid', 'valid']);
+      expect(refused.lines[0]).toMatchObject({
+        source: tampered,
+        recordId: first.recordId,
+        problems: expect.arrayContaining([
+          'leaf hash does not match the receipt fields',
+          'Merkle proof does not lead to merkleRoot',
+        ]),
+      });
+      expect(refused.lines[1]!.problems).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^on-chain root 0x[0-9a-f]{64} differs/)]),
+      );
+      expect(refused.stderr).toBe('streamanchor verify: 1 of 3 receipts valid\n');
+
+      // The right receipt, but not from the contract the verifier trusts.
+      const otherContract = await cli([
+        'verify',
+        '--rpc',
+        stack.urls.rpc,
+        '--contract',
+        '0x000000000000000000000000000000000000dead',
+        single,
+      ]);
+      expect(otherContract.code).toBe(1);
+      expect(otherContract.lines[0]!.problems).toEqual([
+        `contract ${first.contract} is not 0x000000000000000000000000000000000000dead`,
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('behavior: publish --final waits for final receipts, which verify accepts with --finality-depth', async () => {
+    const published = await cli([
+      'publish',
+      ...connection(),
+      '--topic',
+      'final',
+      '--final',
+      '--timeout',
+      '90',
+      '{"final":true}',
+    ]);
+    expect(published.stderr).toBe('');
+    expect(published.code).toBe(0);
+    expect(published.lines.map((line) => line.type)).toEqual(['ack', 'receipt']);
+    const receipt = published.lines[1]!.receipt as Receipt;
+    expect(receipt.status).toBe('final');
+    expect(receipt.confirmations).toBeGreaterThanOrEqual(FINALITY_DEPTH);
+    const verified = await cli(
+      ['verify', '--rpc', stack.urls.rpc, '--finality-depth', String(FINALITY_DEPTH), '-'],
+      { input: published.stdout },
+    );
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(verified.lines).toEqual([
+      expect.objectContaining({ verdict: 'valid', source: 'stdin:2', status: 'final' }),
+    ]);
+  });
+
+  it('error: verify refuses a file that is not JSON, and one with no receipt', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sa-cli-verify-'));
+    try {
+      const garbage = join(dir, 'garbage.txt');
+      writeFileSync(garbage, '{"receipt":\nnot json\n');
+      const acksOnly = join(dir, 'acks.jsonl');
+      writeFileSync(acksOnly, '{"type":"ack","id":"1"}\n');
+      const [notJson, none] = await Promise.all([
+        cli(['verify', '--rpc', stack.urls.rpc, garbage]),
+        cli(['verify', '--rpc', stack.urls.rpc, acksOnly]),
+      ]);
+      expect(notJson.code).toBe(1);
+      expect(notJson.stderr).toContain(`streamanchor verify: ${garbage}: line 1 is not JSON`);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toContain(`streamanchor verify: ${acksOnly} holds no receipt`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('behavior: subscribe in one process while publish runs in another: the subscriber prints every record, in order, then their anchoring', async () => {
+    const count = 40;
+    const subscriber = startCli(['subscribe', ...connection(), '--topic', 'live']);
+    try {
+      await subscriber.waitFor(
+        () => subscriber.lines.some((line) => line.type === 'subscribed'),
+        'the subscribed line',
+      );
+      expect(subscriber.lines[0]).toEqual({ type: 'subscribed', topic: 'live', after: 0, head: 0 });
+      const payloads = Array.from({ length: count }, (_, i) => ({ seq: i + 1 }));
+      const published = await cli(['publish', ...connection(), '--topic', 'live', '--receipts'], {
+        input: `${payloads.map((payload) => JSON.stringify(payload)).join('\n')}\n`,
+      });
+      expect(published.code, published.stderr).toBe(0);
+      const acks = published.lines.filter((line) => line.type === 'ack');
+      expect(acks).toHaveLength(count);
+
+      const records = () => subscriber.lines.filter((line) => line.type === 'record');
+      const batches = () =>
+        subscriber.lines.filter((line) => line.type === 'batch') as unknown as {
+          positions: [number, number][];
+          anchor: { status: string; batchId: string; contract: string };
+        }[];
+      /** The batch each position's record is in, from the batch lines with status included. */
+      const batchOf = () => {
+        const found = new Map<number, string>();
+        for (const { positions, anchor } of batches()) {
+          if (anchor.status !== 'included') continue;
+          for (const [first, last] of positions) {
+            for (let position = first; position <= last; position += 1) {
+              found.set(position, anchor.batchId);
+            }
+          }
+        }
+        return found;
+      };
+      await subscriber.waitFor(
+        () => records().length >= count && batchOf().size >= count,
+        `${count} records and the anchoring of each`,
+      );
+      expect(records()).toEqual(
+        acks.map((ack, index) => ({
+          type: 'record',
+          topic: 'live',
+          position: index + 1,
+          recordId: ack.recordId,
+          subject: 'cli-test',
+          contentHash: ack.contentHash,
+          acceptedAt: ack.acceptedAt,
+          payload: payloads[index],
+        })),
+      );
+      // Each record's batch, as the subscriber learnt it, is the one its publisher's receipt names.
+      const receipts = new Map<string, Receipt>(
+        published.lines
+          .filter((line) => line.type === 'receipt')
+          .map((line) => [(line.receipt as Receipt).recordId, line.receipt as Receipt]),
+      );
+      const anchoredIn = batchOf();
+      for (const [index, ack] of acks.entries()) {
+        expect(anchoredIn.get(index + 1)).toBe(receipts.get(ack.recordId as string)?.batchId);
+      }
+      for (const { anchor } of batches()) {
+        expect(anchor.contract).toBe(stack.contractAddress.toLowerCase());
+      }
+
+      // Ctrl-C (here SIGTERM) unsubscribes and ends it cleanly.
+      subscriber.kill('SIGTERM');
+      expect(await subscriber.exited).toBe(0);
+      expect(subscriber.stderr()).toBe('');
+
+      // Resuming from a position: the records after it, the same ones.
+      const resumed = await cli([
+        'subscribe',
+        ...connection(),
+        '--topic',
+        'live',
+        '--after',
+        '35',
+        '--count',
+        '5',
+      ]);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(resumed.lines[0]).toEqual({ type: 'subscribed', topic: 'live', after: 35, head: 40 });
+      expect(resumed.lines.filter((line) => line.type === 'record')).toEqual(records().slice(35));
+    } finally {
+      subscriber.kill();
+    }
+  });
+
+  it('behavior: follow prints the stored records after a position, then goes live from the last one', async () => {
+    const stored = await cli([
+      'publish',
+      ...connection(),
+      '--topic',
+      'follow',
+      '--receipts',
+      '--timeout',
+      '60',
+      ...['r1', 'r2', 'r3', 'r4', 'r5', 'r6'],
+    ]);
+    expect(stored.code, stored.stderr).toBe(0);
+    const storedAcks = stored.lines.filter((line) => line.type === 'ack');
+    const batchIds = new Map<string, string>(
+      stored.lines
+        .filter((line) => line.type === 'receipt')
+        .map((line) => [(line.receipt as Receipt).recordId, (line.receipt as Receipt).batchId]),
+    );
+    const follower = startCli([
+      'follow',
+      ...connection(),
+      '--topic',
+      'follow',
+      '--after',
+      '2',
+      '--count',
+      '7',
+    ]);
+    try {
+      await follower.waitFor(
+        () => follower.lines.some((line) => line.type === 'subscribed'),
+        'the follower going live',
+      );
+      // From history: the records after position 2, each with its batch; then live after 6.
+      expect(follower.lines.slice(0, 5)).toEqual([
+        ...storedAcks.slice(2).map((ack, index) => ({
+          type: 'record',
+          topic: 'follow',
+          position: index + 3,
+          recordId: ack.recordId,
+          subject: 'cli-test',
+          contentHash: ack.contentHash,
+          acceptedAt: ack.acceptedAt,
+          payload: `r${index + 3}`,
+          batchId: batchIds.get(ack.recordId as string),
+        })),
+        { type: 'subscribed', topic: 'follow', after: 6, head: 6 },
+      ]);
+      const live = await cli(['publish', ...connection(), '--topic', 'follow', 'r7', 'r8', 'r9']);
+      expect(live.code, live.stderr).toBe(0);
+      expect(await follower.exited).toBe(0);
+      const records = follower.lines.filter((line) => line.type === 'record');
+      expect(records.map((line) => line.position)).toEqual([3, 4, 5, 6, 7, 8, 9]);
+      expect(records.slice(4)).toEqual(
+        live.lines.map((ack, index) => ({
+          type: 'record',
+          topic: 'follow',
+          position: index + 7,
+          recordId: ack.recordId,
+          subject: 'cli-test',
+          contentHash: ack.contentHash,
+          acceptedAt: ack.acceptedAt,
+          payload: `r${index + 7}`,
+        })),
+      );
+      expect(follower.stderr()).toBe('');
+
+      // --no-live: the stored records only (no session), then exit.
+      const history = await cli(['follow', ...connection(), '--topic', 'follow', '--no-live']);
+      expect(history.code, history.stderr).toBe(0);
+      expect(history.lines.every((line) => line.type === 'record')).toBe(true);
+      // r7–r9 may not be stored yet; the first six are.
+      expect(history.lines.slice(0, 6).map((line) => [line.position, line.payload])).toEqual(
+        [1, 2, 3, 4, 5, 6].map((position) => [position, `r${position}`]),
+      );
+    } finally {
+      follower.kill();
+    }
+  });
+
+  it('behavior: follow resumes on its own when the relay restarts: every record once, in order', async () => {
+    const follower = startCli(['follow', ...connection(), '--topic', 'resume']);
+    const records = () => follower.lines.filter((line) => line.type === 'record');
+    const wentLive = () => follower.lines.filter((line) => line.type === 'subscribed');
+    try {
+      await follower.waitFor(() => wentLive().length === 1, 'the follower going live');
+      const before = await cli(['publish', ...connection(), '--topic', 'resume', 'a', 'b', 'c']);
+      expect(before.code, before.stderr).toBe(0);
+      await follower.waitFor(() => records().length === 3, 'the first three records');
+
+      // A graceful restart closes the relay's sessions; the follower goes live again after 3.
+      await stack.restart('rtc-relay');
+      await follower.waitFor(() => wentLive().length === 2, 'the follower live again', 90_000);
+      expect(wentLive()[1]).toMatchObject({ type: 'subscribed', topic: 'resume', after: 3 });
+      expect(follower.stderr()).toContain('resuming after position 3');
+
+      const after = await cli(['publish', ...connection(), '--topic', 'resume', 'd', 'e', 'f']);
+      expect(after.code, after.stderr).toBe(0);
+      await follower.waitFor(() => records().length === 6, 'the next three records');
+      expect(records().map((line) => [line.position, line.payload])).toEqual([
+        [1, 'a'],
+        [2, 'b'],
+        [3, 'c'],
+        [4, 'd'],
+        [5, 'e'],
+        [6, 'f'],
+      ]);
+      follower.kill('SIGTERM');
+      expect(await follower.exited).toBe(0);
+    } finally {
+      follower.kill();
+    }
+  });
+
+  it('error: follow of a topic the token may not subscribe to exits 1 with 403 topic_not_allowed', async () => {
+    const run = await cli(['follow', ...connection(), '--topic', 'args', '--no-live']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(
+      'streamanchor follow: could not read the history of args: 403 topic_not_allowed',
+    );
+  });
+
+  it('error: subscribe to a topic the token does not grant for subscribing exits 1 with topic_not_allowed', async () => {
+    const run = await cli(['subscribe', ...connection(), '--topic', 'args']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(
+      'streamanchor subscribe: could not subscribe to args: topic_not_allowed',
+    );
+  });
+});
