@@ -67,6 +67,6 @@ export const BENCHES: readonly BenchSpec[] = [
       'subscription fan-out (publish → subscriber p50/p99 on one relay and across two, most subscribers at 100 records/s with p99 ≤ 100 ms) against a bare node-datachannel forwarder',
     script: 'apps/rtc-relay/bench/fanout.ts',
     full: [],
-    quick: ['--quick'],
+    quick: ['--quick', '--rounds', '1'],
   },
 ];
