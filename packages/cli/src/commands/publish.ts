@@ -300,8 +300,8 @@ async function* nonBlank(lines: AsyncIterable<string>): AsyncIterable<string> {
 
 /**
  * Spaces publishes once the relay refused one `rate_limited`: from then on one send every
- * `interval` ms, the refusal's `retryAfterMs` (the time the quota's bucket takes for one
- * record, at most 1 / its rate), a quarter longer for each refusal of a send that was spaced
+ * `interval` ms, twice the refusal's `retryAfterMs` (the time the quota's bucket takes for
+ * one record, at most 1 / its rate), twice longer for each refusal of a send that was spaced
  * by the current interval. Before the first refusal nothing waits. Keeps a bulk publish
  * (`seq 1 100000 | streamanchor publish`) under the quota instead of drawing a refusal per
  * record, which the relay answers by closing the session.
@@ -328,7 +328,10 @@ class Pacer {
     const hint = Math.max(1, retryAfterMs ?? 10);
     this.#next = Math.max(this.#next, Date.now() + hint);
     if (generation !== this.#generation) return;
-    this.#interval = Math.min(1000, Math.max(hint, this.#interval * 1.25));
+    // Twice the bucket's refill time, doubling while refusals go on: the relay closes a
+    // session past 200 refusals a second, so the pace must fall below the quota at once, not
+    // creep toward it (a loaded machine's timers fire late and in bursts).
+    this.#interval = Math.min(1000, Math.max(2 * hint, this.#interval * 2));
     this.#generation += 1;
   }
 }
