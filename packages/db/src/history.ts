@@ -2,6 +2,18 @@ import { type Kysely, sql } from 'kysely';
 import type { Database } from './schema';
 
 /** A stored record as a topic's history gives it (subscribers catching up). */
+/** The columns of a stored record that history reads give. */
+const STORED_RECORD_COLUMNS = [
+  'position',
+  'record_id',
+  'topic',
+  'subject',
+  'content_hash',
+  'accepted_at',
+  'payload',
+  'batch_id',
+] as const;
+
 export interface TopicRecord {
   /** Its position in the topic (1, 2, 3… in ack order). */
   position: number;
@@ -42,16 +54,7 @@ export async function topicRecordsAfter(
   }
   const rows = await db
     .selectFrom('records')
-    .select([
-      'position',
-      'record_id',
-      'topic',
-      'subject',
-      'content_hash',
-      'accepted_at',
-      'payload',
-      'batch_id',
-    ])
+    .select(STORED_RECORD_COLUMNS)
     .where('topic', '=', topic)
     .where('position', '>', after)
     .orderBy('position')
@@ -121,16 +124,7 @@ export async function recordById(
 ): Promise<StoredRecordRow | undefined> {
   const row = await db
     .selectFrom('records')
-    .select([
-      'position',
-      'record_id',
-      'topic',
-      'subject',
-      'content_hash',
-      'accepted_at',
-      'payload',
-      'batch_id',
-    ])
+    .select(STORED_RECORD_COLUMNS)
     .where('record_id', '=', recordId)
     .executeTakeFirst();
   if (!row) return undefined;
