@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { TOPIC_PATTERN } from '@streamanchor/protocol';
 
 /** Bad command-line use: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {
@@ -47,6 +48,25 @@ export function required(
     throw new UsageError(`${flag} is required${env ? ` (or set ${env.name})` : ''}`);
   }
   return found;
+}
+
+const TOPIC_NAME = new RegExp(TOPIC_PATTERN);
+
+/**
+ * The gateway, token and topic of a command that reads a topic (`subscribe`, `follow`):
+ * `--url` / `STREAMANCHOR_URL`, `--token` / `STREAMANCHOR_TOKEN`, and `--topic`, checked.
+ */
+export function topicTarget(
+  values: { url?: string; token?: string; topic?: string },
+  env: NodeJS.ProcessEnv,
+): { url: string; token: string; topic: string } {
+  const url = required(values.url, '--url', { name: 'STREAMANCHOR_URL', values: env });
+  const token = required(values.token, '--token', { name: 'STREAMANCHOR_TOKEN', values: env });
+  const topic = required(values.topic, '--topic');
+  if (!TOPIC_NAME.test(topic)) {
+    throw new UsageError(`--topic "${topic}" is not a topic name (${TOPIC_PATTERN})`);
+  }
+  return { url, token, topic };
 }
 
 /** A whole number ≥ `min` given as `flag`; undefined when absent. */

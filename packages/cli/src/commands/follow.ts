@@ -15,8 +15,8 @@ import {
   type SubscriptionEnd,
   SubscriptionError,
 } from '@streamanchor/client';
-import { TOPIC_PATTERN, TopicRecordsResponse } from '@streamanchor/protocol';
-import { CommandError, integer, parseCommandArgs, required, UsageError } from '../args';
+import { TopicRecordsResponse } from '@streamanchor/protocol';
+import { CommandError, integer, parseCommandArgs, topicTarget } from '../args';
 import type { Command, Io } from '../command';
 import { deliveredLine, historyLine, printRecord, type RecordLine } from '../records';
 import { connectSession, describeError, isPermanent } from '../session';
@@ -46,7 +46,6 @@ const PAGE_RECORDS = 1000;
 /** Longest wait before trying a dropped session or an unavailable history again. */
 const MAX_BACKOFF_MS = 15_000;
 
-const TOPIC_NAME = new RegExp(TOPIC_PATTERN);
 const pageChecker = TypeCompiler.Compile(TopicRecordsResponse);
 
 /** Where the follower stands: the last position printed, how many, and content mismatches. */
@@ -73,12 +72,7 @@ export const follow: Command = {
       io.out(FOLLOW_USAGE);
       return 0;
     }
-    const url = required(values.url, '--url', { name: 'STREAMANCHOR_URL', values: io.env });
-    const token = required(values.token, '--token', { name: 'STREAMANCHOR_TOKEN', values: io.env });
-    const topic = required(values.topic, '--topic');
-    if (!TOPIC_NAME.test(topic)) {
-      throw new UsageError(`--topic "${topic}" is not a topic name (${TOPIC_PATTERN})`);
-    }
+    const { url, token, topic } = topicTarget(values, io.env);
     const count = integer(values.count, '--count', 1);
 
     const stop = new AbortController();

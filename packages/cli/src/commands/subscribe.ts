@@ -4,8 +4,7 @@
  * `session.subscribe`, `Subscription.onBatch`; docs/protocol.md §5.9).
  */
 import type { Subscription, SubscriptionEnd } from '@streamanchor/client';
-import { TOPIC_PATTERN } from '@streamanchor/protocol';
-import { integer, parseCommandArgs, required, UsageError } from '../args';
+import { integer, parseCommandArgs, topicTarget } from '../args';
 import type { Command } from '../command';
 import { deliveredLine, printRecord } from '../records';
 import { describeError, openSession } from '../session';
@@ -31,8 +30,6 @@ exits 1: resume with --after <after>.
 The token must grant subscribing to the topic (streamanchor token --subscribe).
 Environment: STREAMANCHOR_URL and STREAMANCHOR_TOKEN stand in for --url and --token.`;
 
-const TOPIC_NAME = new RegExp(TOPIC_PATTERN);
-
 export const subscribe: Command = {
   usage: SUBSCRIBE_USAGE,
   async run(argv, io) {
@@ -47,12 +44,7 @@ export const subscribe: Command = {
       io.out(SUBSCRIBE_USAGE);
       return 0;
     }
-    const url = required(values.url, '--url', { name: 'STREAMANCHOR_URL', values: io.env });
-    const token = required(values.token, '--token', { name: 'STREAMANCHOR_TOKEN', values: io.env });
-    const topic = required(values.topic, '--topic');
-    if (!TOPIC_NAME.test(topic)) {
-      throw new UsageError(`--topic "${topic}" is not a topic name (${TOPIC_PATTERN})`);
-    }
+    const { url, token, topic } = topicTarget(values, io.env);
     const after = integer(values.after, '--after', 0);
     const count = integer(values.count, '--count', 1);
 
