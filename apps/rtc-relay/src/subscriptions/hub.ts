@@ -267,6 +267,11 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
     const byLimit = new Map<number, Message[]>();
     for (const subscription of state.subscriptions) {
       if (subscription.mode !== 'live') continue;
+      if (subscription.cursor < state.dispatched) {
+        // Not in step (it would skip what lies between): it reads those first.
+        startCatchUp(subscription);
+        continue;
+      }
       const limit = subscription.subscriber.recordsMessageLimit;
       let messages = byLimit.get(limit);
       if (!messages) {
@@ -322,10 +327,12 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
         { err: error, sessionId: subscription.subscriber.id, topic: subscription.topic },
         'subscription catch-up failed; retrying',
       );
-      if (subscription.active) {
+      // Still 'catchup' meanwhile, so that the reader does not send it records past a gap.
+      setTimeout(() => {
+        if (!subscription.active) return;
         subscription.mode = 'live';
-        setTimeout(() => startCatchUp(subscription), READER_RETRY_MS).unref();
-      }
+        startCatchUp(subscription);
+      }, READER_RETRY_MS).unref();
     });
   }
 
