@@ -222,14 +222,27 @@ export async function watchTopics(
   return heads.map(Number);
 }
 
+/** The fields of a record a topic stream's entry carries. */
+export interface StreamEntryFields {
+  recordId: string;
+  subject: string;
+  contentHash: string;
+  acceptedAt: number;
+  /** The canonical payload (JSON text); null when it was pruned (payload retention). */
+  payload: string | null;
+}
+
 /**
  * A record as subscribers get it, without its topic and position (the stream's key and the
  * entry's id give those): `{"recordId","subject","contentHash","acceptedAt","payload"}`, the
- * payload being the record's canonical JSON, embedded as is. (FANOUT_LUA builds the same
- * shape in Redis; history reads build it with this.)
+ * payload being the record's canonical JSON, embedded as is (a pruned one: `"payload":null,
+ * "pruned":true`). FANOUT_LUA builds the same shape in Redis; the relay builds records read
+ * from history with this.
  */
-export function streamEntry(record: AcceptedRecord): string {
-  return `{"recordId":"${record.recordId}","subject":${JSON.stringify(record.subject)},"contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt},"payload":${record.payload}}`;
+export function streamEntry(record: StreamEntryFields): string {
+  const payload =
+    record.payload === null ? '"payload":null,"pruned":true' : `"payload":${record.payload}`;
+  return `{"recordId":"${record.recordId}","subject":${JSON.stringify(record.subject)},"contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt},${payload}}`;
 }
 
 /** The position of a topic stream's entry id (`0-<position>`). */

@@ -20,6 +20,7 @@ export {
   positionOfEntryId,
   readJobPositions,
   STREAM_FIELD,
+  type StreamEntryFields,
   streamEntry,
   WATCH_LUA,
   watchTopics,

@@ -5,6 +5,8 @@ import {
   type Keys,
   positionOfEntryId,
   STREAM_FIELD,
+  type StreamEntryFields,
+  streamEntry,
   watchTopics,
 } from '@streamanchor/bus';
 import {
@@ -31,14 +33,8 @@ export interface Subscriber {
 }
 
 /** A record older than a topic stream holds, read from Postgres (`records.position`). */
-export interface HistoryRecord {
+export interface HistoryRecord extends StreamEntryFields {
   position: number;
-  recordId: string;
-  subject: string;
-  contentHash: string;
-  acceptedAt: number;
-  /** The canonical payload (JSON text), or null when it was pruned (payload retention). */
-  payload: string | null;
 }
 
 /** Reads a topic's stored records after a position, in position order (at most `limit`). */
@@ -416,12 +412,7 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
     for (const record of records) {
       if (record.position <= after) continue;
       if (until !== undefined && record.position >= until) break;
-      items.push(
-        itemOf(
-          record.position,
-          `{"recordId":"${record.recordId}","subject":${JSON.stringify(record.subject)},"contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt},${record.payload === null ? '"payload":null,"pruned":true' : `"payload":${record.payload}`}}`,
-        ),
-      );
+      items.push(itemOf(record.position, streamEntry(record)));
     }
     if (items.length > 0) {
       subscription.historyEmptySince = undefined;
