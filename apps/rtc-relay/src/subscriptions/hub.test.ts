@@ -136,6 +136,22 @@ async function until(check: () => boolean, what: string, timeoutMs = 10_000): Pr
   }
 }
 
+/** A record as history (Postgres) gives it: its payload says it came from there. */
+function storedRecord(
+  position: number,
+  payload: string | null = `{"stored":${position}}`,
+  acceptedAt = 1_700_000_000_000,
+): HistoryRecord {
+  return {
+    position,
+    recordId: `0x${position.toString(16).padStart(64, '0')}`,
+    subject: 'alice',
+    contentHash: `0x${'cd'.repeat(32)}`,
+    acceptedAt,
+    payload,
+  };
+}
+
 const positions = (records: readonly DeliveredRecord[]) => records.map((r) => r.position);
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -247,14 +263,7 @@ describe('subscription hub', () => {
     // test (packages/db); this one checks how the hub stitches it to the stream.
     const stored: HistoryRecord[] = [];
     for (let position = 1; position <= 300; position++) {
-      stored.push({
-        position,
-        recordId: `0x${position.toString(16).padStart(64, '0')}`,
-        subject: 'alice',
-        contentHash: `0x${'cd'.repeat(32)}`,
-        acceptedAt: 1_700_000_000_000 + position,
-        payload: `{"stored":${position}}`,
-      });
+      stored.push(storedRecord(position, undefined, 1_700_000_000_000 + position));
     }
     const history: ReadHistory = async (_topic, after, limit) =>
       stored.filter((r) => r.position > after).slice(0, limit);
@@ -295,14 +304,9 @@ describe('subscription hub', () => {
     await publish('late', 0, 10);
     let stored = 0;
     const history: ReadHistory = async (_topic, after, limit) =>
-      Array.from({ length: Math.max(0, Math.min(limit, stored - after)) }, (_, i) => ({
-        position: after + 1 + i,
-        recordId: `0x${(after + 1 + i).toString(16).padStart(64, '0')}`,
-        subject: 'alice',
-        contentHash: `0x${'cd'.repeat(32)}`,
-        acceptedAt: 1_700_000_000_000,
-        payload: `{"stored":${after + 1 + i}}`,
-      }));
+      Array.from({ length: Math.max(0, Math.min(limit, stored - after)) }, (_, i) =>
+        storedRecord(after + 1 + i),
+      );
     const a = hub({ history, historyWaitMs: 10_000 });
     const alice = new FakeSubscriber('alice');
     await a.subscribe(alice, [{ topic: 'late', after: 0 }]);
@@ -321,14 +325,9 @@ describe('subscription hub', () => {
     const requests: [number, number][] = [];
     const history: ReadHistory = async (_topic, after, limit) => {
       requests.push([after, limit]);
-      return Array.from({ length: Math.max(0, Math.min(limit, 40 - after)) }, (_, i) => ({
-        position: after + 1 + i,
-        recordId: `0x${(after + 1 + i).toString(16).padStart(64, '0')}`,
-        subject: 'alice',
-        contentHash: `0x${'cd'.repeat(32)}`,
-        acceptedAt: 1_700_000_000_000,
-        payload: `{"stored":${after + 1 + i}}`,
-      }));
+      return Array.from({ length: Math.max(0, Math.min(limit, 40 - after)) }, (_, i) =>
+        storedRecord(after + 1 + i),
+      );
     };
     const a = hub({ history, streamReads: 16 });
     const alice = new FakeSubscriber('alice');
@@ -351,14 +350,7 @@ describe('subscription hub', () => {
     const history: ReadHistory = async (_topic, after) =>
       [1, 2]
         .filter((position) => position > after)
-        .map((position) => ({
-          position,
-          recordId: `0x${position.toString(16).padStart(64, '0')}`,
-          subject: 'alice',
-          contentHash: `0x${'cd'.repeat(32)}`,
-          acceptedAt: 1_700_000_000_000,
-          payload: position === 1 ? null : 'null',
-        }));
+        .map((position) => storedRecord(position, position === 1 ? null : 'null'));
     const a = hub({ history });
     const alice = new FakeSubscriber('alice');
     await a.subscribe(alice, [{ topic: 'old', after: 0 }]);
@@ -383,15 +375,7 @@ describe('subscription hub', () => {
     // The watch lapses (as when Redis was away past its TTL): 5 records skip the stream.
     await redis.zrem(keys.watchedTopics, 'demo');
     await publish('demo', 5, 5);
-    for (let position = 6; position <= 10; position++)
-      stored.set(position, {
-        position,
-        recordId: `0x${position.toString(16).padStart(64, '0')}`,
-        subject: 'alice',
-        contentHash: `0x${'cd'.repeat(32)}`,
-        acceptedAt: 1_700_000_000_000,
-        payload: `{"stored":${position}}`,
-      });
+    for (let position = 6; position <= 10; position++) stored.set(position, storedRecord(position));
     await watchTopics(redis, keys, ['demo'], 60_000);
     await publish('demo', 10, 5);
     await until(() => alice.of('demo').length === 15, '15 in all');
