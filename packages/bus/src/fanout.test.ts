@@ -5,6 +5,7 @@ import { afterEach, beforeEach, expect, test } from 'vitest';
 import { createRedisConnection } from './connection';
 import {
   addRecordBatch,
+  compareEntryIds,
   entryIdOf,
   forgetJobPositions,
   positionOfEntryId,
@@ -116,6 +117,13 @@ test('behavior: positions continue across groups (and relays) on the topic count
     await other.close();
   }
   expect(entryIdOf(3)).toBe('0-3');
+});
+
+test('behavior: compareEntryIds orders stream ids as Redis does (milliseconds, then sequence)', () => {
+  expect(compareEntryIds('0-0', '0-0')).toBe(0);
+  expect(compareEntryIds('9-5', '10-0')).toBeLessThan(0);
+  expect(compareEntryIds('1700000000000-2', '1700000000000-10')).toBeLessThan(0);
+  expect(compareEntryIds('1700000000001-0', '1700000000000-99')).toBeGreaterThan(0);
 });
 
 test('behavior: a retried add neither fans out again nor adds a second job', async () => {

@@ -255,6 +255,16 @@ export function entryIdOf(position: number): string {
   return `0-${position}`;
 }
 
+/**
+ * Orders two stream entry ids (`<ms>-<seq>`, as Redis does): negative when `a` comes first,
+ * 0 when equal, positive after.
+ */
+export function compareEntryIds(a: string, b: string): number {
+  const [aMs = '0', aSeq = '0'] = a.split('-');
+  const [bMs = '0', bSeq = '0'] = b.split('-');
+  return Number(aMs) - Number(bMs) || Number(aSeq) - Number(bSeq);
+}
+
 /** Parses a positions key's value (`FANOUT_LUA`'s result). */
 export function parsePositions(text: string): number[] {
   return text.length === 0 ? [] : text.split(',').map(Number);

@@ -12,6 +12,7 @@ export {
   type AnchoringAnnouncement,
   addRecordBatch,
   announceAnchoring,
+  compareEntryIds,
   entryIdOf,
   FANOUT_LUA,
   forgetJobPositions,

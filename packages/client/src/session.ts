@@ -252,7 +252,11 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
    * the session ends first.
    */
   async subscribe(topic: string, options: SubscribeOptions = {}): Promise<Subscription> {
-    const request = options.after === undefined ? { topic } : { topic, after: options.after };
+    const request = {
+      topic,
+      ...(options.after === undefined ? {} : { after: options.after }),
+      ...(options.anchoringAfter === undefined ? {} : { anchoringAfter: options.anchoringAfter }),
+    };
     const answer = await this.#sendControl('s', (id) => ({
       type: 'subscribe',
       id,

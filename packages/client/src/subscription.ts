@@ -44,6 +44,13 @@ export interface SubscribeOptions {
    * only records acked from now on.
    */
   after?: number;
+  /**
+   * Also replay the anchoring changes the relay still keeps (docs/protocol.md §5.9) of
+   * batches holding positions after this one (at most `after`; default `after`): a client
+   * resuming with records whose batches were not final yet passes the lowest such position
+   * minus 1 and learns what happened to them while it was away.
+   */
+  anchoringAfter?: number;
 }
 
 /**
@@ -199,7 +206,8 @@ export class Subscription implements AsyncIterable<SubscribedRecord> {
   /**
    * Calls `listener` with each change of the anchoring of a batch holding this topic's
    * records (`batch` messages, docs/protocol.md §5.9): its anchor and the positions it
-   * holds. Returns a function that removes it. Not replayed: only changes after it is added.
+   * holds. Returns a function that removes it. Only changes after it is added; add it right
+   * after `subscribe()` resolves to get the changes the relay replays (`anchoringAfter`).
    */
   onBatch(listener: (batch: SubscribedBatch) => void): () => void {
     this.#batchListeners.add(listener);

@@ -29,7 +29,9 @@ export const TopicPosition = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE
 /**
  * Protocol v2: receive the records of some topics as they are acked, on any relay (§5.9).
  * `after`: deliver from the record after that position (resume); without it, from the next
- * record acked.
+ * record acked. `anchoringAfter`: replay the anchoring changes the relay still keeps of
+ * batches holding positions after it (default: `after`), e.g. the lowest position a resuming
+ * client holds whose batch is not final yet.
  */
 export const SubscribeMessage = Type.Object(
   {
@@ -37,7 +39,11 @@ export const SubscribeMessage = Type.Object(
     id: ClientMessageId,
     topics: Type.Array(
       Type.Object(
-        { topic: Topic, after: Type.Optional(TopicPosition) },
+        {
+          topic: Topic,
+          after: Type.Optional(TopicPosition),
+          anchoringAfter: Type.Optional(TopicPosition),
+        },
         { additionalProperties: false },
       ),
       { minItems: 1, maxItems: LIMITS.maxSubscriptions },

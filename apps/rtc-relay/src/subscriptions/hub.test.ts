@@ -152,6 +152,39 @@ function storedRecord(
   };
 }
 
+/** A batch's anchor as the indexer announces it; `id` (two hex digits) names the batch. */
+function anchorOf(id: string, status: 'included' | 'final', blockNumber = 12) {
+  return {
+    status,
+    confirmations: status === 'final' ? 12 : 1,
+    revision: 1,
+    batchId: `0x${id.repeat(32)}` as const,
+    merkleRoot: `0x${'66'.repeat(32)}` as const,
+    recordCount: 40,
+    chainId: 31337,
+    contract: `0x${'77'.repeat(20)}` as const,
+    txHash: `0x${'88'.repeat(32)}` as const,
+    blockNumber,
+    blockHash: `0x${'99'.repeat(32)}` as const,
+    logIndex: 0,
+  };
+}
+
+/** Announces one anchoring change of the batch `id` holding `ranges` of `topic`. */
+async function announce(
+  topic: string,
+  id: string,
+  status: 'included' | 'final',
+  ranges: [number, number][],
+): Promise<void> {
+  const entry = JSON.stringify({ anchor: anchorOf(id, status), positions: ranges });
+  expect(await announceAnchoring(redis, keys, [{ topic, entry }])).toBe(1);
+}
+
+/** Each batch notice as `<batch id digits>:<status>`, in the order received. */
+const notices = (subscriber: FakeSubscriber) =>
+  subscriber.batches.map((b) => `${b.anchor.batchId.slice(2, 4)}:${b.anchor.status}`);
+
 const positions = (records: readonly DeliveredRecord[]) => records.map((r) => r.position);
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -397,20 +430,7 @@ describe('subscription hub', () => {
     ]);
     a.activate(late, ['demo']);
     await a.subscribe(pending, [{ topic: 'demo', after: 0 }]); // not activated
-    const anchor = {
-      status: 'included' as const,
-      confirmations: 1,
-      revision: 1,
-      batchId: `0x${'55'.repeat(32)}` as const,
-      merkleRoot: `0x${'66'.repeat(32)}` as const,
-      recordCount: 40,
-      chainId: 31337,
-      contract: `0x${'77'.repeat(20)}` as const,
-      txHash: `0x${'88'.repeat(32)}` as const,
-      blockNumber: 12,
-      blockHash: `0x${'99'.repeat(32)}` as const,
-      logIndex: 0,
-    };
+    const anchor = anchorOf('55', 'included');
     const entry = JSON.stringify({
       anchor,
       positions: [
@@ -439,6 +459,67 @@ describe('subscription hub', () => {
     expect(pending.batches).toEqual([]);
     expect(await redis.exists(keys.topicAnchoring('unwatched'))).toBe(0);
     expect(a.stats().batchNotices).toBe(1);
+  });
+
+  test('behavior: a subscriber resuming from a past position gets the kept anchoring changes of its records after them, then live ones', async () => {
+    const a = hub();
+    const watcher = new FakeSubscriber('watcher'); // keeps the topic watched meanwhile
+    await a.subscribe(watcher, [{ topic: 'demo' }]);
+    a.activate(watcher, ['demo']);
+    await publish('demo', 0, 30);
+    await until(() => watcher.of('demo').length === 30, '30 records');
+    await announce('demo', '11', 'included', [[1, 10]]);
+    await announce('demo', '22', 'included', [[11, 30]]);
+    await announce('demo', '11', 'final', [[1, 10]]);
+    await until(() => watcher.batches.length === 3, 'three notices');
+
+    const resumed = new FakeSubscriber('resumed');
+    await a.subscribe(resumed, [{ topic: 'demo', after: 5 }]);
+    let firstNoticeAfter = -1;
+    const deliver = resumed.deliver.bind(resumed);
+    resumed.deliver = (text) => {
+      if (firstNoticeAfter < 0 && text.startsWith('{"type":"batch"'))
+        firstNoticeAfter = resumed.of('demo').length;
+      return deliver(text);
+    };
+    a.activate(resumed, ['demo']);
+    await until(() => resumed.batches.length === 3, 'the replayed notices');
+    // Records first, then the changes in the order they happened: the last one stands.
+    expect(positions(resumed.of('demo'))).toEqual(range(6, 30));
+    expect(firstNoticeAfter).toBe(25);
+    expect(notices(resumed)).toEqual(['11:included', '22:included', '11:final']);
+    await announce('demo', '22', 'final', [[11, 30]]);
+    await until(() => resumed.batches.length === 4, 'the live notice');
+    expect(notices(resumed)[3]).toBe('22:final');
+
+    // Resuming at the head with anchoringAfter: changes of records it already holds.
+    const caughtUp = new FakeSubscriber('caught-up');
+    await a.subscribe(caughtUp, [{ topic: 'demo', after: 30, anchoringAfter: 10 }]);
+    a.activate(caughtUp, ['demo']);
+    await until(() => caughtUp.batches.length === 2, 'the notices of batch 22');
+    expect(notices(caughtUp)).toEqual(['22:included', '22:final']);
+    expect(caughtUp.of('demo')).toEqual([]);
+  });
+
+  test('behavior: an anchoring change that met a full channel comes once it drained, after the records', async () => {
+    const a = hub();
+    const slow = new FakeSubscriber('slow');
+    await a.subscribe(slow, [{ topic: 'demo' }]);
+    a.activate(slow, ['demo']);
+    await publish('demo', 0, 10);
+    await until(() => slow.of('demo').length === 10, '10 records');
+    slow.full = true;
+    await announce('demo', '33', 'included', [[1, 10]]);
+    await publish('demo', 10, 10);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(slow.batches).toEqual([]);
+    slow.full = false;
+    await until(() => slow.of('demo').length === 20, '20 records');
+    await until(() => slow.batches.length === 1, 'the held notice');
+    expect(notices(slow)).toEqual(['33:included']);
+    await announce('demo', '44', 'included', [[11, 20]]);
+    await until(() => slow.batches.length === 2, 'the next notice, live');
+    expect(notices(slow)).toEqual(['33:included', '44:included']);
   });
 
   test('behavior: unsubscribe and drop stop delivery and release the topic', async () => {

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ANCHORING_FIELD,
+  compareEntryIds,
   entryIdOf,
   type Keys,
   positionOfEntryId,
@@ -97,7 +98,7 @@ export interface SubscriptionHub {
    */
   subscribe(
     subscriber: Subscriber,
-    requests: readonly { topic: string; after?: number | undefined }[],
+    requests: readonly SubscriptionRequest[],
   ): Promise<SubscribedTopic[]>;
   /** Starts delivery of subscriptions registered by `subscribe`. */
   activate(subscriber: Subscriber, topics: readonly string[]): void;
@@ -111,6 +112,15 @@ export interface SubscriptionHub {
   stats(): SubscriptionHubStats;
 }
 
+/** One topic of a `subscribe` (§5.9). */
+export interface SubscriptionRequest {
+  topic: string;
+  /** Deliver the records after this position (default: the topic's newest). */
+  after?: number | undefined;
+  /** Replay the kept anchoring changes of batches holding positions after this (default: `after`). */
+  anchoringAfter?: number | undefined;
+}
+
 type Mode = 'pending' | 'live' | 'catchup';
 
 interface Subscription {
@@ -118,8 +128,15 @@ interface Subscription {
   topic: string;
   /** The last position delivered (or the one delivery starts after). */
   cursor: number;
-  /** The position delivery started after (`subscribed`'s `after`). */
-  startedAfter: number;
+  /** Anchoring changes of batches holding no position after this one are not sent. */
+  anchoringAfter: number;
+  /**
+   * The id of the topic's anchoring stream entry up to which this subscription has been sent
+   * (or did not need) every change. Behind the reader's (`TopicState.anchoringRead`), it gets
+   * the rest from the stream before it is live: so a change comes after the records it names,
+   * and one that met a full channel comes once the channel drained.
+   */
+  noticesThrough: string;
   mode: Mode;
   active: boolean;
   /** Since when history has had nothing for the records this subscription misses (ms). */
@@ -288,30 +305,87 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
     state.dispatched = items[items.length - 1]!.position;
   }
 
+  /** A `batch` message of an anchoring stream entry, and the newest position it names. */
+  function noticeOf(
+    topic: string,
+    fields: readonly string[],
+  ): { text: string; newest: number } | undefined {
+    const entry = fields[1];
+    if (fields[0] !== ANCHORING_FIELD || entry === undefined) return undefined;
+    let positions: PositionRanges;
+    try {
+      positions = (JSON.parse(entry) as { positions: PositionRanges }).positions;
+    } catch {
+      return undefined;
+    }
+    const newest = positions[positions.length - 1]?.[1] ?? 0;
+    return { text: `{"type":"batch","topic":"${topic}",${entry.slice(1)}`, newest };
+  }
+
   /**
-   * Sends one anchoring change to the topic's subscriptions (after their `subscribed`) whose
-   * records it may hold. Not held for a subscriber whose channel is full: the batch can be
-   * read over HTTP.
+   * Sends one anchoring stream entry to a subscription if it concerns it. False when its
+   * channel is full: the subscription stays at the entry before and gets it later.
+   */
+  function sendNotice(
+    subscription: Subscription,
+    id: string,
+    notice: { text: string; newest: number } | undefined,
+  ): boolean {
+    if (notice && notice.newest > subscription.anchoringAfter) {
+      if (!subscription.subscriber.canTake()) return false;
+      if (subscription.subscriber.deliver(notice.text)) stats.batchNotices += 1;
+    }
+    subscription.noticesThrough = id;
+    return true;
+  }
+
+  /**
+   * Sends anchoring changes to the topic's live subscriptions whose records they may hold.
+   * One whose channel is full drops out of step: it gets the change once it drained.
    */
   function dispatchAnchoring(state: TopicState, entries: readonly [string, string[]][]): void {
     for (const [id, fields] of entries) {
       state.anchoringRead = id;
-      const entry = fields[1];
-      if (fields[0] !== ANCHORING_FIELD || entry === undefined) continue;
-      let positions: PositionRanges;
-      try {
-        positions = (JSON.parse(entry) as { positions: PositionRanges }).positions;
-      } catch {
-        continue;
-      }
-      const newest = positions[positions.length - 1]?.[1] ?? 0;
-      const text = `{"type":"batch","topic":"${state.topic}",${entry.slice(1)}`;
+      const notice = noticeOf(state.topic, fields);
       for (const subscription of state.subscriptions) {
-        if (subscription.mode === 'pending' || newest <= subscription.startedAfter) continue;
-        if (!subscription.subscriber.canTake()) continue;
-        if (subscription.subscriber.deliver(text)) stats.batchNotices += 1;
+        if (subscription.mode !== 'live') continue;
+        if (!sendNotice(subscription, id, notice)) startCatchUp(subscription);
       }
     }
+  }
+
+  /**
+   * Sends the anchoring changes a subscription is behind on, from the topic's anchoring
+   * stream, up to what the reader dispatched. True once it is up to date; false when its
+   * channel filled up meanwhile. Changes the stream was trimmed of are not sent (read the
+   * record's batch over HTTP, §3.9–3.10).
+   */
+  async function replayAnchoring(subscription: Subscription, state: TopicState): Promise<boolean> {
+    while (
+      subscription.active &&
+      compareEntryIds(subscription.noticesThrough, state.anchoringRead) < 0
+    ) {
+      const through = state.anchoringRead;
+      const entries = (await redis.xrange(
+        state.anchoringKey,
+        `(${subscription.noticesThrough}`,
+        through,
+        'COUNT',
+        readCount,
+      )) as [string, string[]][];
+      for (const [id, fields] of entries)
+        if (!sendNotice(subscription, id, noticeOf(state.topic, fields))) return false;
+      if (entries.length < readCount) subscription.noticesThrough = through;
+    }
+    return true;
+  }
+
+  /** Whether the subscription has every record and anchoring change the reader dispatched. */
+  function inStep(subscription: Subscription, state: TopicState): boolean {
+    return (
+      subscription.cursor >= state.dispatched &&
+      compareEntryIds(subscription.noticesThrough, state.anchoringRead) >= 0
+    );
   }
 
   function startCatchUp(subscription: Subscription): void {
@@ -378,6 +452,8 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
       )
         continue;
       if (entries.length < readCount && subscription.cursor >= state.dispatched) {
+        if (!(await replayAnchoring(subscription, state))) continue;
+        if (!inStep(subscription, state)) continue;
         // In step: the reader delivers what comes after the cursor from now on.
         subscription.mode = 'live';
         return;
@@ -553,11 +629,14 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
         const previous = mine?.get(request.topic);
         if (previous) remove(previous);
         const after = request.after ?? state.dispatched;
+        const anchoringAfter = Math.min(request.anchoringAfter ?? after, after);
         const subscription: Subscription = {
           subscriber,
           topic: request.topic,
           cursor: after,
-          startedAfter: after,
+          anchoringAfter,
+          // Changes of batches it may hold from before it subscribed come from the stream.
+          noticesThrough: anchoringAfter < state.dispatched ? '0-0' : state.anchoringRead,
           mode: 'pending',
           active: true,
         };
@@ -578,7 +657,7 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
         const subscription = mine?.get(topic);
         if (subscription?.mode !== 'pending') continue;
         const state = topics.get(topic);
-        if (state && subscription.cursor >= state.dispatched) subscription.mode = 'live';
+        if (state && inStep(subscription, state)) subscription.mode = 'live';
         else startCatchUp(subscription);
       }
     },
