@@ -53,7 +53,7 @@ export function required(
 const TOPIC_NAME = new RegExp(TOPIC_PATTERN);
 
 /**
- * The gateway, token and topic of a command that reads a topic (`subscribe`, `follow`):
+ * The gateway, token and topic of a command that reads a topic (`subscribe`):
  * `--url` / `STREAMANCHOR_URL`, `--token` / `STREAMANCHOR_TOKEN`, and `--topic`, checked.
  */
 export function topicTarget(

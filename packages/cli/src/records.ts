@@ -1,5 +1,5 @@
 /**
- * The `record` line `subscribe` and `follow` print, from a record delivered on the data
+ * The `record` line `subscribe` prints, from a record delivered on the data
  * channel (docs/protocol.md §5.9) or read from history (§3.8), and its content check.
  */
 import { type SubscribedRecord, verifyDeliveredRecord } from '@streamanchor/client';

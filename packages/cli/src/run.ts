@@ -1,8 +1,8 @@
 /**
  * The command table and `run`, which dispatches one command line. Each command is loaded
  * only when it runs, so `token` and `verify` do not load WebRTC. Exit codes: 0 done (also
- * `subscribe` and `follow` ended by Ctrl-C), 1 a record refused / a receipt invalid / another
- * failure, 2 bad usage, 130 `publish` interrupted.
+ * `subscribe` and `follow` ended by Ctrl-C), 1 a record refused / a receipt invalid / a problem
+ * `follow` reported / another failure, 2 bad usage, 130 `publish` interrupted.
  */
 import { CommandError, UsageError } from './args';
 import type { Command, Io } from './command';
@@ -17,7 +17,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/publish')).publish,
   },
   subscribe: {
-    summary: "print a topic's records as they are acked, from a position on",
+    summary: "a topic's records: stored ones after a position, then live; resumes on its own",
     load: async () => (await import('./commands/subscribe')).subscribe,
   },
   verify: {
@@ -25,7 +25,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/verify')).verify,
   },
   follow: {
-    summary: "a topic's stored records, then its live ones; resumes on its own",
+    summary: 'follow the chain: verify every anchored batch the gateway serves (no session)',
     load: async () => (await import('./commands/follow')).follow,
   },
 };

@@ -7,6 +7,8 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canonicalPayload, contentHashOf, type Receipt } from '@streamanchor/protocol';
@@ -227,6 +229,33 @@ describe('streamanchor (no stack)', () => {
     expect(noRpc.stderr).toContain('streamanchor verify: --rpc is required');
   });
 
+  it('error: follow without --rpc, with a bad --contract, or with both --until-block and --count exits 2 with its usage', async () => {
+    const gateway = ['--url', 'http://127.0.0.1:1', '--token', 't'];
+    const [noRpc, badContract, both] = await Promise.all([
+      cli(['follow', ...gateway]),
+      cli(['follow', '--rpc', 'http://127.0.0.1:1', ...gateway, '--contract', '0x12']),
+      cli([
+        'follow',
+        '--rpc',
+        'http://127.0.0.1:1',
+        ...gateway,
+        '--until-block',
+        '5',
+        '--count',
+        '1',
+      ]),
+    ]);
+    for (const run of [noRpc, badContract, both]) {
+      expect(run.code).toBe(2);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toContain('usage: streamanchor follow --rpc <url>');
+      expect(run.stderr).toContain('give it unless you trust the gateway');
+    }
+    expect(noRpc.stderr).toContain('streamanchor follow: --rpc is required');
+    expect(badContract.stderr).toContain('--contract "0x12" is not an address');
+    expect(both.stderr).toContain('give --until-block or --count, not both');
+  });
+
   it("behavior: the workspace links the bin: the repository root's node_modules/.bin/streamanchor runs it", async () => {
     const run = await cli(['--help'], {
       bin: join(REPO_ROOT, 'node_modules', '.bin', 'streamanchor'),
@@ -286,9 +315,9 @@ describe('streamanchor against the local stack', () => {
         '--sub',
         'cli-test',
         '--topics',
-        'args,stdin,receipts,final,live,bulk,follow,resume',
+        'args,stdin,receipts,final,live,bulk,follow,resume,chain',
         '--subscribe',
-        'live,follow,resume',
+        'live,follow,resume,chain',
       ],
       { env: { JWT_SECRET: stack.jwtSecret } },
     );
@@ -639,14 +668,19 @@ describe('streamanchor against the local stack', () => {
         '5',
       ]);
       expect(resumed.code, resumed.stderr).toBe(0);
-      expect(resumed.lines[0]).toEqual({ type: 'subscribed', topic: 'live', after: 35, head: 40 });
-      expect(resumed.lines.filter((line) => line.type === 'record')).toEqual(records().slice(35));
+      // The five are stored: read over HTTP history, each with its batch; no live part needed.
+      expect(resumed.lines.map(({ batchId: _batchId, ...line }) => line)).toEqual(
+        records().slice(35),
+      );
+      expect(resumed.lines.map((line) => line.batchId)).toEqual(
+        [36, 37, 38, 39, 40].map((position) => anchoredIn.get(position)),
+      );
     } finally {
       subscriber.kill();
     }
   });
 
-  it('behavior: follow prints the stored records after a position, then goes live from the last one', async () => {
+  it('behavior: subscribe --after prints the stored records after a position, then goes live from the last one', async () => {
     const stored = await cli([
       'publish',
       ...connection(),
@@ -665,7 +699,7 @@ describe('streamanchor against the local stack', () => {
         .map((line) => [(line.receipt as Receipt).recordId, (line.receipt as Receipt).batchId]),
     );
     const follower = startCli([
-      'follow',
+      'subscribe',
       ...connection(),
       '--topic',
       'follow',
@@ -714,7 +748,7 @@ describe('streamanchor against the local stack', () => {
       expect(follower.stderr()).toBe('');
 
       // --no-live: the stored records only (no session), then exit.
-      const history = await cli(['follow', ...connection(), '--topic', 'follow', '--no-live']);
+      const history = await cli(['subscribe', ...connection(), '--topic', 'follow', '--no-live']);
       expect(history.code, history.stderr).toBe(0);
       expect(history.lines.every((line) => line.type === 'record')).toBe(true);
       // r7–r9 may not be stored yet; the first six are.
@@ -726,8 +760,8 @@ describe('streamanchor against the local stack', () => {
     }
   });
 
-  it('behavior: follow resumes on its own when the relay restarts: every record once, in order', async () => {
-    const follower = startCli(['follow', ...connection(), '--topic', 'resume']);
+  it('behavior: subscribe resumes on its own when the relay restarts: every record once, in order', async () => {
+    const follower = startCli(['subscribe', ...connection(), '--topic', 'resume']);
     const records = () => follower.lines.filter((line) => line.type === 'record');
     const wentLive = () => follower.lines.filter((line) => line.type === 'subscribed');
     try {
@@ -760,12 +794,12 @@ describe('streamanchor against the local stack', () => {
     }
   });
 
-  it('error: follow of a topic the token may not subscribe to exits 1 with 403 topic_not_allowed', async () => {
-    const run = await cli(['follow', ...connection(), '--topic', 'args', '--no-live']);
+  it('error: subscribe --no-live of a topic the token may not subscribe to exits 1 with 403 topic_not_allowed', async () => {
+    const run = await cli(['subscribe', ...connection(), '--topic', 'args', '--no-live']);
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toContain(
-      'streamanchor follow: could not read the history of args: 403 topic_not_allowed',
+      'streamanchor subscribe: could not read the history of args: 403 topic_not_allowed',
     );
   });
 
@@ -776,5 +810,245 @@ describe('streamanchor against the local stack', () => {
     expect(run.stderr).toContain(
       'streamanchor subscribe: could not subscribe to args: topic_not_allowed',
     );
+  });
+
+  /** The records the chain follower tests look for: published once, with their receipts. */
+  let chainRecords: Promise<{ acks: Record<string, unknown>[]; receipts: Receipt[] }> | undefined;
+  const publishChainRecords = () => {
+    chainRecords ??= (async () => {
+      const run = await cli([
+        'publish',
+        ...connection(),
+        '--topic',
+        'chain',
+        '--receipts',
+        '--timeout',
+        '60',
+        ...['c1', 'c2', 'c3', 'c4', 'c5', 'c6'],
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      return {
+        acks: run.lines.filter((line) => line.type === 'ack'),
+        receipts: run.lines
+          .filter((line) => line.type === 'receipt')
+          .map((line) => line.receipt as Receipt),
+      };
+    })();
+    return chainRecords;
+  };
+
+  /** `follow` from the deployment block through the last block holding the chain records. */
+  const followArgs = (url: string, receipts: Receipt[], ...extra: string[]) => [
+    'follow',
+    '--rpc',
+    stack.urls.rpc,
+    '--url',
+    url,
+    '--token',
+    token,
+    '--contract',
+    stack.contractAddress,
+    '--from-block',
+    String(stack.deploymentBlock),
+    '--confirmations',
+    '1',
+    '--until-block',
+    String(Math.max(...receipts.map((receipt) => receipt.blockNumber))),
+    ...extra,
+  ];
+
+  /**
+   * A malicious operator, mocked: an HTTP proxy in front of the real gateway that rewrites the
+   * JSON bodies of its 200 answers with `tamper` (path and query, body) before serving them.
+   */
+  async function hostileGateway(tamper: (url: URL, body: Record<string, unknown>) => void) {
+    const server = createServer((request, response) => {
+      const target = new URL(`${stack.urls.api.replace(/\/+$/, '')}${request.url}`);
+      void (async () => {
+        const answer = await fetch(target, {
+          headers: {
+            accept: request.headers.accept ?? '*/*',
+            ...(request.headers.authorization && { authorization: request.headers.authorization }),
+          },
+        });
+        let text = await answer.text();
+        if (answer.status === 200 && /json/.test(answer.headers.get('content-type') ?? '')) {
+          const body = JSON.parse(text) as Record<string, unknown>;
+          tamper(target, body);
+          text = JSON.stringify(body);
+        }
+        const headers: Record<string, string> = {};
+        for (const name of ['content-type', 'retry-after']) {
+          const value = answer.headers.get(name);
+          if (value) headers[name] = value;
+        }
+        response.writeHead(answer.status, headers).end(text);
+      })().catch((error: unknown) => response.writeHead(502).end(String(error)));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: () => {
+        server.closeAllConnections();
+        return new Promise((resolve) => server.close(resolve));
+      },
+    };
+  }
+
+  type Leaf = { leafIndex: number; topic: string; payload: string | null; subject: string };
+  const problemsOf = (run: Run) => run.lines.filter((line) => line.type === 'problem');
+
+  it('default: follow from the deployment block verifies every anchored batch and lists every record', async () => {
+    const { acks, receipts } = await publishChainRecords();
+    const run = await cli(followArgs(stack.urls.api, receipts));
+    expect(run.code, run.stderr).toBe(0);
+    expect(problemsOf(run)).toEqual([]);
+    const batches = run.lines.filter((line) => line.type === 'batch');
+    expect(batches.length).toBeGreaterThan(0);
+    for (const batch of batches) {
+      expect(batch).toMatchObject({
+        verified: true,
+        batchId: expect.stringMatching(/^0x[0-9a-f]{64}$/),
+        blockNumber: expect.any(Number),
+      });
+    }
+    // Every leaf of every batch is listed, and the chain records among them, with their payloads.
+    const records = run.lines.filter((line) => line.type === 'record');
+    expect(records).toHaveLength(
+      batches.reduce((sum, batch) => sum + Number(batch.recordCount), 0),
+    );
+    const byId = new Map(records.map((line) => [line.recordId, line]));
+    for (const [index, ack] of acks.entries()) {
+      const receipt = receipts.find((r) => r.recordId === ack.recordId)!;
+      expect(byId.get(ack.recordId)).toMatchObject({
+        type: 'record',
+        batchId: receipt.batchId,
+        leafIndex: receipt.leafIndex,
+        topic: 'chain',
+        subject: 'cli-test',
+        contentHash: ack.contentHash,
+        acceptedAt: ack.acceptedAt,
+        position: index + 1,
+        payload: `c${index + 1}`,
+      });
+    }
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^streamanchor follow: ${batches.length} of ${batches.length} batch(es)? verified \\(${records.length} records?\\), 0 problems\\n$`,
+      ),
+    );
+  });
+
+  it('error: follow against a gateway that serves another payload than the anchored one reports content_mismatch, exit 1', async () => {
+    const { receipts } = await publishChainRecords();
+    let tampered: string | undefined;
+    const gateway = await hostileGateway((url, body) => {
+      if (!url.pathname.startsWith('/v1/batches/')) return;
+      const leaf = (body.leaves as (Leaf & { recordId: string })[]).find(
+        (l) =>
+          l.topic === 'chain' &&
+          l.payload !== null &&
+          (tampered === undefined || l.recordId === tampered),
+      );
+      if (!leaf) return;
+      tampered = leaf.recordId;
+      leaf.payload = '"not what was anchored"';
+    });
+    try {
+      const run = await cli(followArgs(gateway.url, receipts));
+      expect(run.code).toBe(1);
+      expect(problemsOf(run)).toEqual([
+        expect.objectContaining({ kind: 'content_mismatch', recordId: tampered }),
+      ]);
+      expect(run.stderr).toContain(`streamanchor follow: content_mismatch`);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('error: follow against a gateway that drops a leaf or changes a leaf field reports leaf_count / root_mismatch, exit 1', async () => {
+    const { receipts } = await publishChainRecords();
+    const chainBatches = new Set(receipts.map((receipt) => receipt.batchId));
+    const holdsChain = (url: URL) =>
+      chainBatches.has(url.pathname.split('/').at(-1) as `0x${string}`);
+    const [dropping, changing] = await Promise.all([
+      hostileGateway((url, body) => {
+        if (url.pathname.startsWith('/v1/batches/') && holdsChain(url) && body.next === null) {
+          (body.leaves as Leaf[]).pop();
+        }
+      }),
+      hostileGateway((url, body) => {
+        if (!url.pathname.startsWith('/v1/batches/') || !holdsChain(url)) return;
+        const leaf = (body.leaves as Leaf[]).find((l) => l.topic === 'chain');
+        if (leaf) leaf.subject = 'mallory';
+      }),
+    ]);
+    try {
+      const [dropped, changed] = await Promise.all([
+        cli(followArgs(dropping.url, receipts)),
+        cli(followArgs(changing.url, receipts)),
+      ]);
+      expect(dropped.code).toBe(1);
+      const droppedKinds = new Set(problemsOf(dropped).map((problem) => problem.kind));
+      expect([...droppedKinds].sort()).toEqual(['leaf_count', 'root_mismatch']);
+      expect(changed.code).toBe(1);
+      const changedKinds = new Set(problemsOf(changed).map((problem) => problem.kind));
+      expect([...changedKinds].sort()).toEqual(['bad_leaf_hash', 'root_mismatch']);
+      for (const problem of [...problemsOf(dropped), ...problemsOf(changed)]) {
+        expect(chainBatches.has(problem.batchId as `0x${string}`)).toBe(true);
+      }
+      const unverified = (run: Run) =>
+        run.lines
+          .filter((line) => line.type === 'batch' && !line.verified)
+          .map((line) => line.batchId);
+      expect(new Set(unverified(dropped))).toEqual(chainBatches);
+      expect(new Set(unverified(changed))).toEqual(chainBatches);
+    } finally {
+      await Promise.all([dropping.close(), changing.close()]);
+    }
+  });
+
+  it('error: follow --topic reports a record the history serves that no anchored batch holds: served_not_anchored, exit 1', async () => {
+    const { receipts } = await publishChainRecords();
+    const forged = {
+      position: 7,
+      recordId: `0x${'5a'.repeat(32)}`,
+      subject: 'cli-test',
+      contentHash: hashOf('forged'),
+      acceptedAt: Date.now(),
+      payload: '"forged"',
+      batchId: null,
+    };
+    const gateway = await hostileGateway((url, body) => {
+      // The chain topic's history, with one more record after the six published.
+      if (url.pathname !== '/v1/topics/chain/records') return;
+      if (Number(url.searchParams.get('after') ?? 0) >= forged.position) return;
+      (body.records as unknown[]).push(forged);
+      body.head = forged.position;
+      body.next = null;
+    });
+    try {
+      const run = await cli(
+        followArgs(
+          gateway.url,
+          receipts,
+          '--topic',
+          'chain',
+          '--grace',
+          '1',
+          '--poll',
+          '0.2',
+          '--no-records',
+        ),
+      );
+      expect(run.code).toBe(1);
+      expect(problemsOf(run)).toEqual([
+        expect.objectContaining({ kind: 'served_not_anchored', recordId: forged.recordId }),
+      ]);
+      // The six real records are in anchored batches: nothing else is reported.
+      expect(run.lines.some((line) => line.type === 'record')).toBe(false);
+    } finally {
+      await gateway.close();
+    }
   });
 });

@@ -106,3 +106,11 @@ export class SessionClosedError extends StreamAnchorError {
 export class VerificationError extends StreamAnchorError {
   override name = 'VerificationError';
 }
+
+/**
+ * A chain follower cannot go on: the gateway refused it (401, 403, a topic's history), the
+ * chain could not be read, or it was stopped. What it found wrong is reported as events.
+ */
+export class ChainFollowerError extends StreamAnchorError {
+  override name = 'ChainFollowerError';
+}

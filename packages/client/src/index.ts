@@ -12,8 +12,32 @@ export {
   type ServerMessage,
   type UnsubscribeReason,
 } from '@streamanchor/protocol';
+export {
+  type AnchoredBatchLog,
+  AnchoredRecordLedger,
+  type BatchEvent,
+  type BatchPages,
+  type BatchVerification,
+  type ChainFollower,
+  type ChainFollowerEvent,
+  type ChainFollowerOptions,
+  createChainFollower,
+  type FollowedLeaf,
+  fetchBatchPages,
+  fetchTopicPage,
+  type GatewayReader,
+  leavesAnchored,
+  type ProblemEvent,
+  type ProblemKind,
+  type ProgressEvent,
+  readBatchAnchoredLogs,
+  type ServedRecord,
+  type VerifyBatchOptions,
+  verifyBatch,
+} from './chain-follower';
 export { type ConnectOptions, connect } from './connect';
 export {
+  ChainFollowerError,
   ConnectError,
   IntegrityError,
   NackError,

@@ -1,4 +1,5 @@
-import { type Static, Type } from '@sinclair/typebox';
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { type TypeCheck, TypeCompiler } from '@sinclair/typebox/compiler';
 import { ANY_TOPIC, PROTOCOL_VERSION, PROTOCOL_VERSIONS, TOPIC_PATTERN } from './constants';
 import { TopicPosition } from './data-channel';
 import { BatchLeaf, StoredRecord, TopicHistoryRecord } from './history';
@@ -170,3 +171,23 @@ export const BatchResponse = Type.Object(
   { additionalProperties: false },
 );
 export type BatchResponse = Static<typeof BatchResponse>;
+
+/**
+ * A checker of one response schema, compiled on first use: `undefined` when `value` matches,
+ * else its first mismatch (`path: message`). For clients that read an operator's answers
+ * without trusting them (a chain follower, docs/protocol.md §10.1).
+ */
+function lazyProblem<T extends TSchema>(schema: T): (value: unknown) => string | undefined {
+  let check: TypeCheck<T> | undefined;
+  return (value) => {
+    check ??= TypeCompiler.Compile(schema);
+    if (check.Check(value)) return undefined;
+    const first = check.Errors(value).First();
+    return first ? `${first.path || '(root)'}: ${first.message}` : 'does not match the schema';
+  };
+}
+
+/** Why `value` is not a BatchResponse (its first mismatch); undefined when it is one. */
+export const batchResponseProblem = lazyProblem(BatchResponse);
+/** Why `value` is not a TopicRecordsResponse (its first mismatch); undefined when it is one. */
+export const topicRecordsResponseProblem = lazyProblem(TopicRecordsResponse);

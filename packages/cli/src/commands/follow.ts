@@ -1,278 +1,213 @@
 /**
- * `streamanchor follow`: a topic from a position on, whatever happens: its stored records over
- * HTTP history (docs/protocol.md §3.8, page by page), then the live subscription (§5.9) from
- * the last one, and again from the last record printed whenever the relay ends the
- * subscription (`history_unavailable`) or the session drops. `subscribe` is the bare live
- * subscription.
+ * `streamanchor follow`: the chain-first follower (docs/protocol.md §10.1), with no session:
+ * BatchAnchored logs from any RPC, each batch's leaves and proofs over HTTP, each verified
+ * against the on-chain root, and the records a topic's history serves checked to be in an
+ * anchored batch (the SDK's `createChainFollower`, packages/client/src/chain-follower/).
+ * `subscribe` is the topic subscriber.
  */
 import { setMaxListeners } from 'node:events';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import {
-  problemFromResponse,
-  SessionClosedError,
-  type StreamAnchorSession,
-  type Subscription,
-  type SubscriptionEnd,
-  SubscriptionError,
+  type BatchEvent,
+  ChainFollowerError,
+  createChainFollower,
+  type ProblemEvent,
 } from '@streamanchor/client';
-import { TopicRecordsResponse } from '@streamanchor/protocol';
-import { CommandError, integer, parseCommandArgs, topicTarget } from '../args';
+import { type InfoResponse, TOPIC_PATTERN } from '@streamanchor/protocol';
+import { CommandError, integer, parseCommandArgs, required, seconds, UsageError } from '../args';
 import type { Command, Io } from '../command';
-import { deliveredLine, historyLine, printRecord, type RecordLine } from '../records';
-import { connectSession, describeError, isPermanent } from '../session';
-import { sleep } from '../sleep';
-import { releaseWebRtc } from '../webrtc';
+import { describeError } from '../session';
 
-export const FOLLOW_USAGE = `usage: streamanchor follow --url <gateway> --token <token> --topic <topic> [--after <position>] [--count <n>] [--no-live]
+export const FOLLOW_USAGE = `usage: streamanchor follow --rpc <url> --url <gateway> --token <token> [--contract <address>] [--from-block <n>] [--confirmations <n>] [--topic <topic> …] [--grace <s>] [--poll <s>] [--until-block <n> | --count <n>] [--no-records]
 
-Prints the topic's records after --after (default 0: from its first record) and goes on
-with each new one, resuming on its own: first the stored records, read over HTTP
-(GET /v1/topics/<topic>/records), then a live subscription from the last of them, as
-\`streamanchor subscribe\` prints it. When the relay ends the subscription
-(history_unavailable) or the session drops, it reads history again from the last record
-printed and subscribes again (a dropped session after 1, 2, 4 … 15 s).
-Lines: {"type":"record",…} as \`subscribe\` prints them (a record read from history also
-carries "batchId", null until batched); {"type":"subscribed",…} each time it goes live;
-{"type":"batch",…} for anchoring changes while live.
-  --count    exits after this many records
-  --no-live  exits once caught up with the stored records (no WebRTC session)
-Runs until Ctrl-C (exit 0). Exit code 1 when the gateway refuses (e.g. 403
-topic_not_allowed: the token must grant subscribing to the topic) or a record's payload
-does not hash to its contentHash, 2 on bad usage.
+Follows the trusted feed without a session and without trusting the gateway
+(docs/protocol.md §10.1): reads the contract's BatchAnchored(batchId, merkleRoot,
+recordCount) logs over --rpc, fetches each batch's leaves and proofs from the gateway
+(GET /v1/batches/<id>), checks that they are exactly the batch (leaf count, leaf indexes,
+the Merkle root rebuilt from all of them), each leaf hash and proof, and that each payload
+served hashes to its contentHash. With --topic, it also reads the topic's history
+(GET /v1/topics/<topic>/records) and reports every record served that is in no anchored
+batch (with the same topic, subject, contentHash and acceptedAt) within --grace.
+  --rpc            a JSON-RPC endpoint you trust
+  --contract       the StreamAnchor contract you trust; without it the one GET /v1/info
+                   names is used, so give it unless you trust the gateway
+  --from-block     the first block to read (default: the deployment block /v1/info names)
+  --confirmations  a batch is read once its block has this many confirmations, its own
+                   counted (default 12)
+  --topic          a topic whose served records must be anchored (repeat for more; the
+                   token must grant subscribing to it)
+  --grace          seconds a served record may be in no anchored batch (default 300)
+  --poll           seconds between two looks at the chain head (default 4)
+  --until-block    exits once the logs through this block are checked (and every served
+                   record found or past its grace)
+  --count          exits after this many batches
+  --no-records     prints no record lines
+Prints JSON lines: per batch {"type":"batch","batchId","merkleRoot","recordCount",
+"blockNumber","blockHash","txHash","logIndex","verified"}, then per leaf
+{"type":"record","batchId","leafIndex","recordId","topic","subject","contentHash",
+"acceptedAt","position","payload"} (payload null when not served to the token or pruned),
+and per problem {"type":"problem","kind","batchId","recordId","blockNumber","detail"}, kind
+one of root_mismatch, leaf_count, leaf_gap, bad_leaf_hash, bad_proof, content_mismatch,
+anchor_mismatch, malformed_response, batch_not_served, served_not_anchored,
+duplicate_record. Runs until Ctrl-C (or --until-block, --count). Exit code 1 when any
+problem was reported (or the chain or the gateway could not be read), 2 on bad usage.
 Environment: STREAMANCHOR_URL and STREAMANCHOR_TOKEN stand in for --url and --token.`;
 
-/** Records asked for per history page (the gateway's most). */
-const PAGE_RECORDS = 1000;
-/** Longest wait before trying a dropped session or an unavailable history again. */
-const MAX_BACKOFF_MS = 15_000;
-
-const pageChecker = TypeCompiler.Compile(TopicRecordsResponse);
-
-/** Where the follower stands: the last position printed, how many, and content mismatches. */
-interface Progress {
-  last: number;
-  printed: number;
-  mismatches: number;
-}
-
-type LiveOutcome = 'done' | 'stopped' | { resume: string; backoff: boolean };
+const TOPIC_NAME = new RegExp(TOPIC_PATTERN);
 
 export const follow: Command = {
   usage: FOLLOW_USAGE,
   async run(argv, io) {
     const { values } = parseCommandArgs(argv, {
+      rpc: { type: 'string' },
       url: { type: 'string' },
       token: { type: 'string' },
-      topic: { type: 'string' },
-      after: { type: 'string' },
+      contract: { type: 'string' },
+      'from-block': { type: 'string' },
+      confirmations: { type: 'string' },
+      topic: { type: 'string', multiple: true },
+      grace: { type: 'string' },
+      poll: { type: 'string' },
+      'until-block': { type: 'string' },
       count: { type: 'string' },
-      'no-live': { type: 'boolean' },
+      'no-records': { type: 'boolean' },
     });
     if (values.help) {
       io.out(FOLLOW_USAGE);
       return 0;
     }
-    const { url, token, topic } = topicTarget(values, io.env);
+    const rpcUrl = required(values.rpc, '--rpc');
+    try {
+      new URL(rpcUrl);
+    } catch {
+      throw new UsageError(`--rpc "${rpcUrl}" is not a URL`);
+    }
+    const url = required(values.url, '--url', { name: 'STREAMANCHOR_URL', values: io.env });
+    const token = required(values.token, '--token', { name: 'STREAMANCHOR_TOKEN', values: io.env });
+    if (values.contract !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.contract)) {
+      throw new UsageError(
+        `--contract "${values.contract}" is not an address (0x + 40 hex digits)`,
+      );
+    }
+    const topics = values.topic ?? [];
+    for (const topic of topics) {
+      if (!TOPIC_NAME.test(topic)) {
+        throw new UsageError(`--topic "${topic}" is not a topic name (${TOPIC_PATTERN})`);
+      }
+    }
+    let fromBlock = integer(values['from-block'], '--from-block', 0);
+    const confirmations = integer(values.confirmations, '--confirmations', 1) ?? 12;
+    const graceMs = seconds(values.grace, '--grace') ?? 300_000;
+    const pollMs = seconds(values.poll, '--poll') ?? 4000;
+    const untilBlock = integer(values['until-block'], '--until-block', 0);
     const count = integer(values.count, '--count', 1);
+    if (untilBlock !== undefined && count !== undefined) {
+      throw new UsageError('give --until-block or --count, not both');
+    }
+
+    let contract = values.contract;
+    if (contract === undefined || fromBlock === undefined) {
+      const info = await readInfo(url);
+      if (contract === undefined) {
+        contract = info.contract;
+        io.warn(
+          `following the contract the gateway names, ${contract} (give --contract to follow the one you trust)`,
+        );
+      }
+      fromBlock ??= info.deploymentBlock;
+    }
 
     const stop = new AbortController();
     setMaxListeners(0, stop.signal);
-    let stopLive: () => void = () => {};
-    io.onInterrupt(() => {
-      stop.abort();
-      stopLive();
+    io.onInterrupt(() => stop.abort());
+    const follower = createChainFollower({
+      rpcUrl,
+      contract,
+      gatewayUrl: url,
+      token,
+      fromBlock,
+      confirmations,
+      pollMs,
+      graceMs,
+      topics,
+      ...(untilBlock === undefined ? {} : { untilBlock }),
+      signal: stop.signal,
+      onRetry: (detail, waitMs) => io.warn(`${detail}; again in ${waitMs / 1000} s`),
     });
 
-    const progress: Progress = {
-      last: integer(values.after, '--after', 0) ?? 0,
-      printed: 0,
-      mismatches: 0,
-    };
-    const done = () => count !== undefined && progress.printed >= count;
-    const print = (record: { line: RecordLine; contentMatches: boolean | null }) => {
-      if (!printRecord(io, record)) progress.mismatches += 1;
-      progress.last = record.line.position;
-      progress.printed += 1;
-    };
-
-    let usedWebRtc = false;
-    let backoffMs = 0;
+    let batches = 0;
+    let verified = 0;
+    let records = 0;
+    let problems = 0;
     try {
-      for (;;) {
-        await readHistory({ url, token, topic, io, progress, print, done, signal: stop.signal });
-        if (stop.signal.aborted || done() || values['no-live']) break;
-        usedWebRtc = true;
-        const outcome = await goLive({
-          url,
-          token,
-          topic,
-          io,
-          progress,
-          print,
-          done,
-          signal: stop.signal,
-          onStop: (handler) => {
-            stopLive = handler;
-          },
-        });
-        stopLive = () => {};
-        if (outcome === 'done' || outcome === 'stopped' || stop.signal.aborted) break;
-        backoffMs = outcome.backoff ? Math.min(MAX_BACKOFF_MS, backoffMs * 2 || 1000) : 0;
-        io.warn(
-          `${outcome.resume}; resuming after position ${progress.last}${backoffMs ? ` in ${backoffMs / 1000} s` : ''}`,
-        );
-        await sleep(backoffMs, stop.signal);
-      }
-    } finally {
-      if (usedWebRtc) releaseWebRtc();
-    }
-    return progress.mismatches > 0 ? 1 : 0;
-  },
-};
-
-interface Context {
-  url: string;
-  token: string;
-  topic: string;
-  io: Io;
-  progress: Progress;
-  print(record: { line: RecordLine; contentMatches: boolean | null }): void;
-  done(): boolean;
-  signal: AbortSignal;
-}
-
-/** Prints the stored records after `progress.last`, page by page, until caught up (or done). */
-async function readHistory(context: Context): Promise<void> {
-  const { topic, progress, signal } = context;
-  let after = progress.last;
-  for (;;) {
-    const page = await fetchPage(context, after);
-    if (page === undefined) return; // interrupted
-    for (const record of page.records) {
-      if (record.position <= progress.last) continue;
-      context.print(historyLine(topic, record));
-      if (context.done() || signal.aborted) return;
-    }
-    if (page.next === null || page.next <= after) return;
-    after = page.next;
-  }
-}
-
-/**
- * GET one history page (after `after`). Waits and asks again on 429, 503 and network
- * failures (Retry-After, else a growing pause); a CommandError for any other refusal;
- * undefined when interrupted.
- */
-async function fetchPage(
-  { url, token, topic, io, signal }: Context,
-  after: number,
-): Promise<TopicRecordsResponse | undefined> {
-  const pageUrl = `${url.replace(/\/+$/, '')}/v1/topics/${encodeURIComponent(topic)}/records?after=${after}&limit=${PAGE_RECORDS}`;
-  let backoffMs = 0;
-  for (;;) {
-    let response: Response;
-    try {
-      response = await fetch(pageUrl, {
-        headers: {
-          Authorization: `Bearer ${token}`,
-          Accept: 'application/json, application/problem+json',
-        },
-        signal,
-      });
-    } catch (error) {
-      if (signal.aborted) return undefined;
-      backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2 || 1000);
-      io.warn(
-        `history: could not reach ${url} (${describeError(error)}); again in ${backoffMs / 1000} s`,
-      );
-      await sleep(backoffMs, signal);
-      continue;
-    }
-    if (response.status === 200) {
-      const body: unknown = await response.json().catch(() => undefined);
-      if (!pageChecker.Check(body)) {
-        const first = pageChecker.Errors(body).First();
-        throw new CommandError(
-          `the gateway answered ${pageUrl} with something that is not a history page`,
-          first ? `${first.path || '(root)'}: ${first.message}` : undefined,
-        );
-      }
-      return body;
-    }
-    const retryAfterS = Number(response.headers.get('retry-after'));
-    const problem = await problemFromResponse(response);
-    if (isPermanent(problem)) {
-      throw new CommandError(`could not read the history of ${topic}: ${describeError(problem)}`);
-    }
-    backoffMs =
-      Number.isFinite(retryAfterS) && retryAfterS > 0
-        ? retryAfterS * 1000
-        : Math.min(MAX_BACKOFF_MS, backoffMs * 2 || 1000);
-    io.warn(`history: ${describeError(problem)}; again in ${backoffMs / 1000} s`);
-    await sleep(backoffMs, signal);
-    if (signal.aborted) return undefined;
-  }
-}
-
-/** One live subscription from `progress.last`: prints records and batch lines until it ends. */
-async function goLive(
-  context: Context & { onStop(handler: () => void): void },
-): Promise<LiveOutcome> {
-  const { url, token, topic, io, progress, signal } = context;
-  let session: StreamAnchorSession;
-  try {
-    session = await connectSession(url, token);
-  } catch (error) {
-    if (isPermanent(error)) {
-      throw new CommandError(`could not open a session at ${url}: ${describeError(error)}`);
-    }
-    return { resume: `could not open a session (${describeError(error)})`, backoff: true };
-  }
-  try {
-    let subscription: Subscription;
-    try {
-      subscription = await session.subscribe(topic, { after: progress.last });
-    } catch (error) {
-      if (error instanceof SubscriptionError && error.code !== 'rate_limited') {
-        throw new CommandError(`could not subscribe to ${topic}: ${describeError(error)}`);
-      }
-      return { resume: `could not subscribe (${describeError(error)})`, backoff: true };
-    }
-    context.onStop(() => void subscription.unsubscribe().catch(() => undefined));
-    if (signal.aborted) void subscription.unsubscribe().catch(() => undefined);
-    io.json({
-      type: 'subscribed',
-      topic,
-      after: subscription.startedAfter,
-      head: subscription.head,
-    });
-    subscription.onBatch(({ anchor, positions }) =>
-      io.json({ type: 'batch', topic, positions, anchor }),
-    );
-    try {
-      for await (const record of subscription) {
-        context.print(deliveredLine(record));
-        if (context.done()) {
-          await subscription.unsubscribe().catch(() => undefined);
-          return 'done';
+      for await (const event of follower) {
+        if (event.type === 'batch') {
+          printBatch(io, event, !values['no-records']);
+          batches += 1;
+          records += event.leaves.length;
+          if (event.verified) verified += 1;
+          if (count !== undefined && batches >= count) break;
+        } else if (event.type === 'problem') {
+          printProblem(io, event);
+          problems += 1;
         }
       }
     } catch (error) {
-      if (!(error instanceof SessionClosedError)) throw error;
+      if (error instanceof ChainFollowerError) {
+        throw new CommandError(describeError(error));
+      }
+      throw error;
     }
-    if (signal.aborted) return 'stopped';
-    let end: SubscriptionEnd | undefined;
-    try {
-      end = await subscription.ended;
-    } catch {
-      // The session closed.
-    }
-    if (end) {
-      io.json({ type: 'unsubscribed', topic, reason: end.reason, after: end.after });
-      return { resume: `the relay ended the subscription (${end.reason})`, backoff: false };
-    }
-    return { resume: `the session closed (${session.closeReason})`, backoff: true };
-  } finally {
-    await session.close().catch(() => undefined);
+    const pending = follower.pending;
+    io.warn(
+      `${verified} of ${batches} batch${batches === 1 ? '' : 'es'} verified (${records} record${records === 1 ? '' : 's'}), ${problems} problem${problems === 1 ? '' : 's'}${pending > 0 ? `; ${pending} served record${pending === 1 ? '' : 's'} not checked yet` : ''}`,
+    );
+    return problems > 0 ? 1 : 0;
+  },
+};
+
+function printBatch(io: Io, batch: BatchEvent, withRecords: boolean): void {
+  const { leaves, type, ...anchor } = batch;
+  io.json({ type, ...anchor });
+  if (!withRecords) return;
+  for (const leaf of leaves) {
+    const { payload, contentMatches, leafHash: _leafHash, ...fields } = leaf;
+    io.json({
+      type: 'record',
+      batchId: batch.batchId,
+      ...fields,
+      // The canonical payload text as its JSON value; as served when it does not hash right.
+      payload: payload !== null && contentMatches ? JSON.parse(payload) : payload,
+    });
   }
+}
+
+function printProblem(io: Io, problem: ProblemEvent): void {
+  io.json(problem);
+  io.warn(
+    `${problem.kind}${problem.batchId ? ` (batch ${problem.batchId})` : ''}${problem.recordId ? ` (record ${problem.recordId})` : ''}: ${problem.detail}`,
+  );
+}
+
+/** GET /v1/info: the contract and deployment block the gateway names. */
+async function readInfo(url: string): Promise<Pick<InfoResponse, 'contract' | 'deploymentBlock'>> {
+  const infoUrl = `${url.replace(/\/+$/, '')}/v1/info`;
+  let body: unknown;
+  try {
+    const response = await fetch(infoUrl, { headers: { Accept: 'application/json' } });
+    if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+    body = await response.json();
+  } catch (error) {
+    throw new CommandError(
+      `could not read ${infoUrl} (${describeError(error)}): give --contract and --from-block`,
+    );
+  }
+  const { contract, deploymentBlock } = (body ?? {}) as Partial<InfoResponse>;
+  if (
+    typeof contract !== 'string' ||
+    !/^0x[0-9a-fA-F]{40}$/.test(contract) ||
+    !Number.isSafeInteger(deploymentBlock)
+  ) {
+    throw new CommandError(`${infoUrl} names no contract and deployment block`);
+  }
+  return { contract, deploymentBlock: deploymentBlock! };
 }
