@@ -143,6 +143,29 @@ function startCli(args: string[], env: Record<string, string | undefined> = {}) 
 
 const hashOf = (payload: unknown) => contentHashOf(canonicalPayload(payload));
 
+/** A `batch` line of subscribe. */
+interface BatchLine {
+  positions: [number, number][];
+  anchor: { status: string; batchId: string; revision: number; contract: string };
+}
+
+const batchLines = (lines: readonly Record<string, unknown>[]) =>
+  lines.filter((line) => line.type === 'batch') as unknown as BatchLine[];
+
+/** The batch each position's record is in, from the batch lines with status included. */
+function includedBatchOf(lines: readonly Record<string, unknown>[]): Map<number, string> {
+  const found = new Map<number, string>();
+  for (const { positions, anchor } of batchLines(lines)) {
+    if (anchor.status !== 'included') continue;
+    for (const [first, last] of positions) {
+      for (let position = first; position <= last; position += 1) {
+        found.set(position, anchor.batchId);
+      }
+    }
+  }
+  return found;
+}
+
 describe('streamanchor (no stack)', () => {
   it('default: token mints an HS256 token whose claims are the flags, and the gateway accepts it', async () => {
     const run = await cli(
@@ -603,24 +626,8 @@ describe('streamanchor against the local stack', () => {
       expect(acks).toHaveLength(count);
 
       const records = () => subscriber.lines.filter((line) => line.type === 'record');
-      const batches = () =>
-        subscriber.lines.filter((line) => line.type === 'batch') as unknown as {
-          positions: [number, number][];
-          anchor: { status: string; batchId: string; contract: string };
-        }[];
-      /** The batch each position's record is in, from the batch lines with status included. */
-      const batchOf = () => {
-        const found = new Map<number, string>();
-        for (const { positions, anchor } of batches()) {
-          if (anchor.status !== 'included') continue;
-          for (const [first, last] of positions) {
-            for (let position = first; position <= last; position += 1) {
-              found.set(position, anchor.batchId);
-            }
-          }
-        }
-        return found;
-      };
+      const batches = () => batchLines(subscriber.lines);
+      const batchOf = () => includedBatchOf(subscriber.lines);
       await subscriber.waitFor(
         () => records().length >= count && batchOf().size >= count,
         `${count} records and the anchoring of each`,
@@ -787,6 +794,17 @@ describe('streamanchor against the local stack', () => {
         [5, 'e'],
         [6, 'f'],
       ]);
+      // The anchoring of every record, those from before the restart too (replayed on resume
+      // when it happened while the relay was away), each change printed once.
+      await follower.waitFor(
+        () => includedBatchOf(follower.lines).size === 6,
+        'an included batch line for every record',
+        60_000,
+      );
+      const changes = batchLines(follower.lines).map(
+        ({ anchor }) => `${anchor.batchId}:${anchor.revision}:${anchor.status}`,
+      );
+      expect(new Set(changes).size).toBe(changes.length);
       follower.kill('SIGTERM');
       expect(await follower.exited).toBe(0);
     } finally {

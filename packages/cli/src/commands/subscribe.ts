@@ -19,6 +19,7 @@ import {
 import { TopicRecordsResponse } from '@streamanchor/protocol';
 import { CommandError, integer, parseCommandArgs, topicTarget } from '../args';
 import type { Command, Io } from '../command';
+import { OpenPositions } from '../open-positions';
 import { deliveredLine, historyLine, printRecord, type RecordLine } from '../records';
 import { connectSession, describeError, isPermanent } from '../session';
 import { sleep } from '../sleep';
@@ -29,9 +30,8 @@ export const SUBSCRIBE_USAGE = `usage: streamanchor subscribe --url <gateway> --
 Prints, as JSON lines, the topic's records in position order:
   {"type":"record","topic","position","recordId","subject","contentHash","acceptedAt","payload"}
 {"type":"subscribed","topic","after","head"} each time it goes live, and each change of the
-anchoring of a batch holding the topic's records while live (included, final, reorged,
-included again), with the inclusive ranges of positions it holds (a batch line may name
-positions whose records have not come yet):
+anchoring of a batch holding the records it printed (included, final, reorged, included
+again), after those records, with the inclusive ranges of positions the batch holds:
   {"type":"batch","topic","positions":[[first,last],…],"anchor":{"status","batchId","merkleRoot","blockNumber",…}}
   --after    the records after this position (0: from the topic's first record): first the
              stored ones, read over HTTP (GET /v1/topics/<topic>/records; these lines also
@@ -42,7 +42,9 @@ positions whose records have not come yet):
              or reads from position 0)
 It resumes on its own: when the relay ends the subscription (it prints
 {"type":"unsubscribed","reason","after"}) or the session drops, it reads history again from
-the last record printed and subscribes again (a dropped session after 1, 2, 4 … 15 s).
+the last record printed and subscribes again (a dropped session after 1, 2, 4 … 15 s),
+asking the relay for the anchoring changes it kept of the batches of records printed but not
+yet final (each batch line is printed once).
 Each record's contentHash is checked against its payload (a mismatch is reported on stderr
 and makes the exit code 1); a pruned payload (payload retention) is null, with
 "pruned":true. Runs until Ctrl-C (exit 0). Exit code 1 when the gateway refuses (e.g. 403
@@ -53,6 +55,8 @@ Environment: STREAMANCHOR_URL and STREAMANCHOR_TOKEN stand in for --url and --to
 
 /** Records asked for per history page (the gateway's most). */
 const PAGE_RECORDS = 1000;
+/** Batch lines remembered against reprinting replayed ones (then forgotten at once). */
+const MAX_REMEMBERED_BATCHES = 10_000;
 /** Longest wait before trying a dropped session or an unavailable history again. */
 const MAX_BACKOFF_MS = 15_000;
 
@@ -66,6 +70,10 @@ interface Progress {
   last: number | undefined;
   printed: number;
   mismatches: number;
+  /** Printed positions whose batch was not seen final: a resume asks their anchoring again. */
+  open: OpenPositions;
+  /** Batch lines printed (`batchId:revision:status`), so a replayed change is not printed twice. */
+  printedBatches: Set<string>;
 }
 
 type LiveOutcome = 'done' | 'stopped' | { resume: string; backoff: boolean };
@@ -101,11 +109,14 @@ export const subscribe: Command = {
       last: integer(values.after, '--after', 0) ?? (values['no-live'] ? 0 : undefined),
       printed: 0,
       mismatches: 0,
+      open: new OpenPositions(),
+      printedBatches: new Set(),
     };
     const done = () => count !== undefined && progress.printed >= count;
     const print = (record: { line: RecordLine; contentMatches: boolean | null }) => {
       if (!printRecord(io, record)) progress.mismatches += 1;
       progress.last = record.line.position;
+      progress.open.add(record.line.position);
       progress.printed += 1;
     };
 
@@ -249,7 +260,9 @@ async function goLive(
     try {
       subscription = await session.subscribe(
         topic,
-        progress.last === undefined ? {} : { after: progress.last },
+        progress.last === undefined
+          ? {}
+          : { after: progress.last, anchoringAfter: progress.open.anchoringAfter(progress.last) },
       );
     } catch (error) {
       if (error instanceof SubscriptionError && error.code !== 'rate_limited') {
@@ -266,9 +279,14 @@ async function goLive(
       after: subscription.startedAfter,
       head: subscription.head,
     });
-    subscription.onBatch(({ anchor, positions }) =>
-      io.json({ type: 'batch', topic, positions, anchor }),
-    );
+    subscription.onBatch(({ anchor, positions }) => {
+      const key = `${anchor.batchId}:${anchor.revision}:${anchor.status}`;
+      if (progress.printedBatches.has(key)) return; // replayed on resume: printed already
+      if (progress.printedBatches.size >= MAX_REMEMBERED_BATCHES) progress.printedBatches.clear();
+      progress.printedBatches.add(key);
+      if (anchor.status === 'final') progress.open.settle(positions);
+      io.json({ type: 'batch', topic, positions, anchor });
+    });
     try {
       for await (const record of subscription) {
         context.print(deliveredLine(record));
