@@ -20,6 +20,7 @@ import type { Config } from './config';
 import { installCors } from './cors';
 import { clientErrorHandler, frameworkErrors, installProblemHandling, requireHost } from './errors';
 import { historyRoutes } from './history';
+import { createIceServerProvider, type IceServerProvider } from './ice';
 import { buildInfo, infoRoutes } from './info';
 import { recordsRoutes } from './records';
 import { createRelayClient, sessionsRoutes } from './sessions';
@@ -35,10 +36,14 @@ export interface AppDeps {
    */
   redis: Redis;
   keys: Keys;
+  /** Where the ICE servers handed to clients come from; default: built from config (ICE_PROVIDER). */
+  iceServers?: IceServerProvider;
 }
 
 export interface App {
   fastify: ReturnType<typeof buildFastify>;
+  /** The ICE server provider (its credentialsIssued counts the TURN credentials handed out). */
+  iceServers: IceServerProvider;
   /** Listens on HOST:PORT; resolves with the actual base URL (useful with PORT=0). */
   start(): Promise<{ url: string }>;
   /** Stops accepting requests, lets in-flight ones finish, closes the relay and indexer queues. */
@@ -110,7 +115,7 @@ function buildFastify(config: Config, logger: Logger) {
  * The public HTTP API: signaling (WHIP-style sessions), receipt lookups, history (a topic's
  * records, one record, a batch's leaves), info, health and the demo page.
  */
-export function createApp({ config, logger, redis, keys }: AppDeps): App {
+export function createApp({ config, logger, redis, keys, ...deps }: AppDeps): App {
   const fastify = buildFastify(config, logger);
   installProblemHandling(fastify, { logger });
   installCors(fastify, config.CORS_ORIGINS);
@@ -145,6 +150,7 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
       onError: (error) => logger.warn({ err: error }, 'could not queue audit events; will retry'),
     },
   );
+  const iceServers = deps.iceServers ?? createIceServerProvider(config, { logger });
   const indexer = createIndexerClient({
     bus: { connection: redis, keys },
     timeoutMs: config.LOOKUP_TIMEOUT_MS,
@@ -167,6 +173,7 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
       maxSessionsPerSubject: config.MAX_SESSIONS_PER_SUBJECT,
     },
     audit,
+    iceServers,
   });
   fastify.register(recordsRoutes, { authenticate, indexer, logger });
   fastify.register(historyRoutes, {
@@ -186,6 +193,7 @@ export function createApp({ config, logger, redis, keys }: AppDeps): App {
   let stopping: Promise<void> | undefined;
   return {
     fastify,
+    iceServers,
     async start() {
       const url = await fastify.listen({ host: config.HOST, port: config.PORT });
       return { url };

@@ -93,4 +93,51 @@ describe('config', () => {
     );
     expect(error.problems.map((p) => p.variable).sort()).toEqual(['CORS_ORIGINS', 'WEB_DIST_DIR']);
   });
+
+  it('behavior: ICE settings are parsed (lists, provider, TTL)', () => {
+    const none = loadConfig(testEnv());
+    expect(none).toMatchObject({
+      ICE_PROVIDER: 'none',
+      ICE_STUN_URLS: [],
+      TURN_URLS: [],
+      TURN_TTL_SECONDS: 86400,
+      CLOUDFLARE_TURN_API_URL: 'https://rtc.live.cloudflare.com/v1',
+      ICE_PROVIDER_TIMEOUT_MS: 2000,
+    });
+    const coturn = loadConfig(
+      testEnv({
+        ICE_PROVIDER: 'coturn',
+        ICE_STUN_URLS: 'stun:a.example:3478, stuns:b.example',
+        TURN_URLS: 'turn:t.example:3478?transport=udp,turns:t.example:5349',
+        TURN_SECRET: 's'.repeat(16),
+        TURN_TTL_SECONDS: '600',
+      }),
+    );
+    expect(coturn.ICE_STUN_URLS).toEqual(['stun:a.example:3478', 'stuns:b.example']);
+    expect(coturn.TURN_URLS).toEqual(['turn:t.example:3478?transport=udp', 'turns:t.example:5349']);
+    expect(coturn.TURN_TTL_SECONDS).toBe(600);
+  });
+
+  it('error: ICE_PROVIDER names what it needs, and URIs of the wrong kind are named', () => {
+    const variables = (env: Record<string, string>) =>
+      configError(testEnv(env))
+        .problems.map((p) => p.variable)
+        .sort();
+    expect(variables({ ICE_PROVIDER: 'coturn' })).toEqual(['TURN_SECRET', 'TURN_URLS']);
+    expect(variables({ ICE_PROVIDER: 'cloudflare' })).toEqual([
+      'CLOUDFLARE_TURN_API_TOKEN',
+      'CLOUDFLARE_TURN_KEY_ID',
+    ]);
+    expect(variables({ ICE_PROVIDER: 'static' })).toEqual(['ICE_STUN_URLS']);
+    expect(variables({ ICE_PROVIDER: 'twilio' })).toEqual(['ICE_PROVIDER']);
+    expect(variables({ TURN_SECRET: 'short', TURN_TTL_SECONDS: '200000' })).toEqual([
+      'TURN_SECRET',
+      'TURN_TTL_SECONDS',
+    ]);
+    expect(
+      variables({ ICE_STUN_URLS: 'stun:ok.example,turn:t.example', TURN_URLS: 'turn:bad host' }),
+    ).toEqual(['ICE_STUN_URLS', 'TURN_URLS']);
+    const turnInStatic = configError(testEnv({ ICE_STUN_URLS: 'turn:t.example' }));
+    expect(turnInStatic.message).toMatch(/TURN credentials are per session/);
+  });
 });

@@ -13,8 +13,15 @@ import {
   RedisEnv,
   SessionRouteEnv,
 } from '@streamanchor/service-kit';
+import { ICE_URI } from './ice/link';
+import { CLOUDFLARE_MAX_TTL_S, CLOUDFLARE_TURN_API_URL } from './ice/providers';
 
 export const SERVICE_NAME = 'signaling-gateway';
+
+/** Values of ICE_PROVIDER. */
+export const ICE_PROVIDERS = ['none', 'static', 'coturn', 'cloudflare'] as const;
+/** Shortest accepted TURN_SECRET, in characters. */
+export const MIN_TURN_SECRET_LENGTH = 16;
 
 /** Smallest accepted JWT_SECRET, in characters (the one rule, shared with the local stack). */
 export { MIN_JWT_SECRET_LENGTH };
@@ -146,15 +153,77 @@ export const ConfigSchema = Type.Object({
       description: 'comma-separated origins allowed by CORS, or * for any; unset disables CORS',
     }),
   ),
+  ICE_PROVIDER: Type.Union(
+    ICE_PROVIDERS.map((provider) => Type.Literal(provider)),
+    {
+      default: 'none',
+      description:
+        'where the ICE servers handed to clients come from: none, static (ICE_STUN_URLS), coturn (TURN REST credentials from TURN_SECRET), cloudflare (Cloudflare TURN API)',
+    },
+  ),
+  ICE_STUN_URLS: Type.Optional(
+    Type.String({
+      description:
+        "comma-separated stun:/stuns: URIs handed to every client (the static list; also listed by coturn and cloudflare's fallback)",
+    }),
+  ),
+  TURN_URLS: Type.Optional(
+    Type.String({
+      description:
+        'comma-separated turn:/turns: URIs of the coturn server(s) (ICE_PROVIDER=coturn)',
+    }),
+  ),
+  TURN_SECRET: Type.Optional(
+    Type.String({
+      minLength: MIN_TURN_SECRET_LENGTH,
+      description: `coturn's static-auth-secret (use-auth-secret), at least ${MIN_TURN_SECRET_LENGTH} characters (ICE_PROVIDER=coturn)`,
+    }),
+  ),
+  TURN_TTL_SECONDS: Type.Integer({
+    minimum: 60,
+    maximum: CLOUDFLARE_MAX_TTL_S,
+    default: 86400,
+    description:
+      "lifetime of a session's TURN credentials (s); never beyond the token's exp (coturn and cloudflare)",
+  }),
+  CLOUDFLARE_TURN_KEY_ID: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'Cloudflare TURN key id (ICE_PROVIDER=cloudflare)',
+    }),
+  ),
+  CLOUDFLARE_TURN_API_TOKEN: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        "Cloudflare TURN key's API token, sent as a bearer token (ICE_PROVIDER=cloudflare)",
+    }),
+  ),
+  CLOUDFLARE_TURN_API_URL: Type.String({
+    ...HTTP_URL_RULE,
+    default: CLOUDFLARE_TURN_API_URL,
+    description:
+      "root of Cloudflare's TURN API (…/turn/keys/<id>/credentials/generate-ice-servers is appended)",
+  }),
+  ICE_PROVIDER_TIMEOUT_MS: Type.Integer({
+    minimum: 1,
+    default: 2000,
+    description:
+      "how long the gateway waits for Cloudflare's TURN API before handing out ICE_STUN_URLS instead (ms)",
+  }),
   ...LogEnv,
   ...RedisEnv,
 });
 
 type RawConfig = Static<typeof ConfigSchema>;
 
-export interface Config extends Omit<RawConfig, 'CORS_ORIGINS'> {
+export interface Config extends Omit<RawConfig, 'CORS_ORIGINS' | 'ICE_STUN_URLS' | 'TURN_URLS'> {
   /** Parsed CORS_ORIGINS: empty when CORS is off; ['*'] allows any origin. */
   CORS_ORIGINS: string[];
+  /** Parsed ICE_STUN_URLS (empty when unset). */
+  ICE_STUN_URLS: string[];
+  /** Parsed TURN_URLS (empty when unset). */
+  TURN_URLS: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -164,10 +233,7 @@ export function loadConfig(env: Env): Config {
   const raw = parseEnv(SERVICE_NAME, ConfigSchema, env);
   const problems: { variable: string; message: string }[] = [];
 
-  const origins = (raw.CORS_ORIGINS ?? '')
-    .split(',')
-    .map((origin) => origin.trim())
-    .filter((origin) => origin.length > 0);
+  const origins = commaList(raw.CORS_ORIGINS);
   for (const origin of origins) {
     if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
       problems.push({
@@ -194,8 +260,12 @@ export function loadConfig(env: Env): Config {
     });
   }
 
+  const stunUrls = commaList(raw.ICE_STUN_URLS);
+  const turnUrls = commaList(raw.TURN_URLS);
+  problems.push(...iceProblems(raw, stunUrls, turnUrls));
+
   if (problems.length > 0) throw new ConfigError(SERVICE_NAME, problems);
-  return { ...raw, CORS_ORIGINS: origins };
+  return { ...raw, CORS_ORIGINS: origins, ICE_STUN_URLS: stunUrls, TURN_URLS: turnUrls };
 }
 
 /** The few variables `pnpm token` needs (it mints tokens with the gateway's secret). */
@@ -208,6 +278,63 @@ export type TokenCliConfig = Static<typeof TokenCliConfigSchema>;
 
 export function loadTokenCliConfig(env: Env): TokenCliConfig {
   return parseEnv(`${SERVICE_NAME} token`, TokenCliConfigSchema, env);
+}
+
+function commaList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
+/** What ICE_PROVIDER needs, and URIs of the right schemes. */
+function iceProblems(
+  raw: RawConfig,
+  stunUrls: string[],
+  turnUrls: string[],
+): { variable: string; message: string }[] {
+  const problems: { variable: string; message: string }[] = [];
+  for (const url of stunUrls) {
+    if (/^turns?:/i.test(url)) {
+      problems.push({
+        variable: 'ICE_STUN_URLS',
+        message: `"${url}" is a TURN URI: TURN credentials are per session, so use ICE_PROVIDER=coturn (TURN_URLS) or cloudflare`,
+      });
+    } else if (!ICE_URI.test(url)) {
+      problems.push({
+        variable: 'ICE_STUN_URLS',
+        message: `"${url}" is not a stun: or stuns: URI like stun:stun.example.net:3478`,
+      });
+    }
+  }
+  for (const url of turnUrls) {
+    if (!ICE_URI.test(url) || !/^turns?:/i.test(url)) {
+      problems.push({
+        variable: 'TURN_URLS',
+        message: `"${url}" is not a turn: or turns: URI like turn:turn.example.net:3478?transport=udp`,
+      });
+    }
+  }
+  const require = (variable: string, present: boolean) => {
+    if (!present)
+      problems.push({ variable, message: `required with ICE_PROVIDER=${raw.ICE_PROVIDER}` });
+  };
+  switch (raw.ICE_PROVIDER) {
+    case 'static':
+      require('ICE_STUN_URLS', stunUrls.length > 0);
+      break;
+    case 'coturn':
+      require('TURN_URLS', turnUrls.length > 0);
+      require('TURN_SECRET', raw.TURN_SECRET !== undefined);
+      break;
+    case 'cloudflare':
+      require('CLOUDFLARE_TURN_KEY_ID', raw.CLOUDFLARE_TURN_KEY_ID !== undefined);
+      require('CLOUDFLARE_TURN_API_TOKEN', raw.CLOUDFLARE_TURN_API_TOKEN !== undefined);
+      break;
+    case 'none':
+      break;
+  }
+  return problems;
 }
 
 function isDirectory(path: string): boolean {

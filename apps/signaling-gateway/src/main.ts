@@ -40,7 +40,12 @@ exitOnSignals(shutdown, logger);
 try {
   const { url } = await app.start();
   logger.info(
-    { url, webDistDir: config.WEB_DIST_DIR ?? null, corsOrigins: config.CORS_ORIGINS },
+    {
+      url,
+      webDistDir: config.WEB_DIST_DIR ?? null,
+      corsOrigins: config.CORS_ORIGINS,
+      iceProvider: config.ICE_PROVIDER,
+    },
     'signaling gateway listening',
   );
 } catch (error) {

@@ -4,6 +4,7 @@
  * process holds one peer connection (two node-datachannel peers in one process stall under
  * load; see apps/rtc-relay/test/support/client-process.ts).
  */
+import { nodeDataChannelIceServers } from '@streamanchor/client';
 import nodeDataChannel, { type LogLevel } from 'node-datachannel';
 import { RTCPeerConnection } from 'node-datachannel/polyfill';
 
@@ -23,7 +24,12 @@ export function createPeerConnection(config: RTCConfiguration): globalThis.RTCPe
   }
   // The polyfill implements the DOM interface; only its declared `ondatachannel` event type
   // (its own RTCDataChannelEvent class) keeps TypeScript from seeing it.
-  return new RTCPeerConnection(config) as unknown as globalThis.RTCPeerConnection;
+  // TURN credentials (the gateway's Link headers) go to libdatachannel inside a URL.
+  const iceServers = nodeDataChannelIceServers(config.iceServers);
+  return new RTCPeerConnection({
+    ...config,
+    iceServers,
+  }) as unknown as globalThis.RTCPeerConnection;
 }
 
 /** Stops node-datachannel's threads (call once, after every peer connection is closed). */

@@ -2,22 +2,35 @@ import { DATA_CHANNEL_LABEL, PROTOCOL_VERSION } from '@streamanchor/protocol';
 import { ConnectError } from './errors';
 import type { IceServer } from './link-header';
 import { StreamAnchorSession } from './session';
-import { defaultFetch, type FetchLike, postOffer } from './signaling';
+import { defaultFetch, type FetchLike, fetchIceServers, postOffer } from './signaling';
 
 export interface ConnectOptions {
   /** Origin (and optional path prefix) of the signaling gateway, e.g. `https://anchor.example.com`. */
   baseUrl: string;
   /** Bearer token (HS256 JWT) granting a subject and topics. */
   token: string;
-  /** ICE servers for this connection (STUN/TURN). Default: none (host candidates only). */
+  /**
+   * ICE servers for this connection (STUN/TURN), besides the gateway's. Default: none (the
+   * gateway's only; none at all means host candidates only).
+   */
   iceServers?: IceServer[];
+  /**
+   * Ask the gateway for its ICE servers (`OPTIONS /v1/sessions` with the token, their TURN
+   * credentials minted for this session) before building the offer, and add them after
+   * `iceServers`. Default true. A failed request only means no servers from it: the POST
+   * reports what is wrong with the gateway or the token.
+   */
+  fetchIceServers?: boolean;
   /** A fetch to use instead of `globalThis.fetch`. */
   fetch?: FetchLike;
   /** How long to wait for ICE gathering before sending the candidates gathered so far. Default 5000. */
   iceGatheringTimeoutMs?: number;
   /** How long to wait, after the answer, for the channel to open and the relay's hello. Default 10000. */
   openTimeoutMs?: number;
-  /** Makes the peer connection; defaults to `new RTCPeerConnection(config)` (for polyfills and tests). */
+  /**
+   * Makes the peer connection; defaults to `new RTCPeerConnection(config)` (for polyfills and
+   * tests). With node-datachannel's polyfill, wrap its iceServers in nodeDataChannelIceServers.
+   */
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection;
   /** Publishing waits while more than this many bytes are queued on the channel. Default 1 MiB. */
   bufferHighWaterMark?: number;
@@ -31,9 +44,10 @@ export interface ConnectOptions {
 }
 
 /**
- * Opens a session: creates the peer connection and the `records` data channel, gathers
- * ICE candidates (no trickle), POSTs the offer to `${baseUrl}/v1/sessions`, applies the
- * answer and waits for the relay's hello.
+ * Opens a session: asks the gateway for ICE servers (OPTIONS with the token), creates the
+ * peer connection with them and the `records` data channel, gathers ICE candidates (no
+ * trickle), POSTs the offer to `${baseUrl}/v1/sessions`, applies the answer and waits for
+ * the relay's hello.
  *
  * Rejects with SessionRequestError when the gateway refuses the offer (problem+json
  * fields on it), ConnectError when the gateway cannot be reached or the channel does
@@ -41,7 +55,15 @@ export interface ConnectOptions {
  */
 export async function connect(options: ConnectOptions): Promise<StreamAnchorSession> {
   const fetch = options.fetch ?? defaultFetch;
-  const config: RTCConfiguration = { iceServers: options.iceServers ?? [] };
+  const announced =
+    options.fetchIceServers === false
+      ? []
+      : await fetchIceServers({ baseUrl: options.baseUrl, token: options.token, fetch }).catch(
+          (): IceServer[] => [],
+        );
+  const config: RTCConfiguration = {
+    iceServers: [...(options.iceServers ?? []), ...announced],
+  };
   const createPeerConnection =
     options.createPeerConnection ??
     ((configuration: RTCConfiguration) => {

@@ -53,6 +53,7 @@ export {
   parseIceServerLinks,
   parseLinkHeader,
 } from './link-header';
+export { nodeDataChannelIceServers } from './node-datachannel';
 export { parseProblem, problemFromResponse } from './problem';
 export {
   type Ack,
@@ -65,6 +66,7 @@ export {
 export {
   deleteSessionResource,
   type FetchLike,
+  fetchIceServers,
   fetchReceipt,
   postOffer,
   receiptUrl,

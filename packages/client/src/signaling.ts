@@ -91,6 +91,38 @@ export async function postOffer(options: {
   };
 }
 
+/**
+ * Asks the gateway for ICE servers before an offer is built (docs/protocol.md §3.1.1):
+ * `OPTIONS ${baseUrl}/v1/sessions` with the bearer token. Resolves with the servers of its
+ * `Link: <…>; rel="ice-server"` headers: STUN, and TURN with credentials minted for this
+ * request; none from a gateway that announces none. Rejects like postOffer.
+ */
+export async function fetchIceServers(options: {
+  baseUrl: string;
+  token: string;
+  fetch?: FetchLike;
+  signal?: AbortSignal;
+}): Promise<IceServer[]> {
+  const url = sessionsUrl(options.baseUrl);
+  const doFetch = options.fetch ?? defaultFetch;
+  let response: Response;
+  try {
+    response = await doFetch(url, {
+      method: 'OPTIONS',
+      headers: { Authorization: `Bearer ${options.token}` },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (error) {
+    throw new ConnectError('Could not reach the signaling gateway', {
+      details: `OPTIONS ${url}: ${(error as Error).message}`,
+      cause: error,
+    });
+  }
+  if (!response.ok) throw await problemFromResponse(response);
+  await response.body?.cancel().catch(() => undefined);
+  return parseIceServerLinks(response.headers.get('link'));
+}
+
 /** DELETEs a session resource. A 404 (already gone) counts as success. */
 export async function deleteSessionResource(options: {
   url: string;

@@ -17,9 +17,10 @@ import {
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { FastifyRequest } from 'fastify';
-import type { Authenticate } from '../auth';
+import { type Authenticate, CLOCK_TOLERANCE_SECONDS } from '../auth';
 import { BoundedCache } from '../bounded-cache';
 import { ProblemError, problemResponses } from '../errors';
+import { createNoIceServers, type IceServerProvider, iceServerLinks } from '../ice';
 import { createRequestLimit, RATE_LIMIT_CACHE_ENTRIES } from '../rate-limit';
 import { createLiveRelays } from './live-relays';
 import type { RelayClient } from './relay-client';
@@ -42,6 +43,11 @@ export interface SessionsOptions {
   limits: SessionLimits;
   /** Where session_opened, token_refused and rate_limited audit events go (none: not audited). */
   audit?: Pick<AuditPublisher, 'record'>;
+  /**
+   * The ICE servers announced in `Link` headers (RFC 9725 §4.6) on a 201 and on an
+   * authenticated OPTIONS. Default: none.
+   */
+  iceServers?: IceServerProvider;
 }
 
 export interface SessionLimits {
@@ -60,6 +66,7 @@ export interface SessionLimits {
  */
 export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async (app, options) => {
   const { authenticate, registry, relays, logger } = options;
+  const iceServers = options.iceServers ?? createNoIceServers();
   const liveRelays = createLiveRelays({
     registry,
     staleAfterMs: options.relayStaleAfterMs,
@@ -112,6 +119,17 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
     onLimited: (request) => auditRateLimited(request, 'sessions per client address'),
     exceeded,
   });
+  // An authenticated OPTIONS mints TURN credentials (a Cloudflare API call with that provider):
+  // counted per address like new sessions, on a counter of its own.
+  const limitIceServersPerIp = createRequestLimit(app, {
+    max: limits.perIp,
+    windowMs: limits.windowMs,
+    keyOf: (request) => `ice-${ipKey(request)}`,
+    counted: 'ICE server requests',
+    per: 'client address',
+    onLimited: (request) => auditRateLimited(request, 'ICE server requests per client address'),
+    exceeded,
+  });
   const limitPerSubject = createRequestLimit(app, {
     max: limits.perSubject,
     windowMs: limits.windowMs,
@@ -135,18 +153,55 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
     reply.header('Cache-Control', 'no-store');
   });
 
+  /**
+   * The `Link` header values for one session of `claims`' subject: fresh credentials that
+   * expire by the time the relay ends the session (the token's exp plus the tolerance) at
+   * the latest. Never rejects: without ICE servers a session can still connect directly.
+   */
+  const iceLinks = async (request: FastifyRequest, claims: TokenClaims): Promise<string[]> => {
+    try {
+      const servers = await iceServers.iceServers({
+        subject: claims.sub,
+        notAfter: (claims.exp + CLOCK_TOLERANCE_SECONDS) * 1000,
+      });
+      return iceServerLinks(servers, (url, reason) =>
+        request.log.warn({ url, reason }, 'ICE server left out of the Link headers'),
+      );
+    } catch (error) {
+      logger.warn({ err: error, provider: iceServers.kind }, 'no ICE servers for this session');
+      return [];
+    }
+  };
+
   app.options(
     '/v1/sessions',
     {
+      // ICE servers (with TURN credentials) only for a bearer of a valid token (RFC 9725 §4.6:
+      // the OPTIONS answer MAY carry them). A CORS preflight never carries Authorization, and
+      // one that did is still answered without them. A token, when sent, must be valid (401).
+      onRequest: async (request) => {
+        if (request.headers.authorization === undefined || isCorsPreflight(request)) return;
+        // Nothing is minted without a provider: no request to count.
+        if (iceServers.kind !== 'none') await limitIceServersPerIp(request);
+        await requireToken(request);
+      },
       schema: {
-        summary: 'What POST /v1/sessions accepts',
+        summary: 'What POST /v1/sessions accepts, and ICE servers for a bearer of a token',
         response: {
-          204: Type.Null({ description: 'Allow and Accept-Post headers' }),
+          204: Type.Null({
+            description:
+              'Allow and Accept-Post headers; with Authorization, Link headers (rel="ice-server") too',
+          }),
           ...problemResponses,
         },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
+      const claims = claimsByRequest.get(request);
+      if (claims) {
+        const links = await iceLinks(request, claims);
+        if (links.length > 0) reply.header('Link', links);
+      }
       return reply
         .code(204)
         .header('Accept-Post', SDP_CONTENT_TYPE)
@@ -248,6 +303,8 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
       }
 
       const deadline = Date.now() + options.signalingTimeoutMs;
+      // Minted while the relay answers (iceLinks never rejects).
+      const links = iceLinks(request, claims);
       let answerSdp: string;
       try {
         const result = await relays.createSession(
@@ -305,6 +362,8 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
       reply.code(201).header('Location', `/v1/sessions/${sessionId}`).type(SDP_CONTENT_TYPE);
       const etag = sessionEtag(answerSdp);
       if (etag) reply.header('ETag', etag);
+      const linkValues = await links;
+      if (linkValues.length > 0) reply.header('Link', linkValues);
       return reply.send(answerSdp);
     },
   );
@@ -356,6 +415,10 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
     },
   );
 };
+
+function isCorsPreflight(request: FastifyRequest): boolean {
+  return request.headers['access-control-request-method'] !== undefined;
+}
 
 function isSdpContentType(header: string | undefined): boolean {
   if (!header) return false;
