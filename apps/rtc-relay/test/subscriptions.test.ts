@@ -259,3 +259,161 @@ describe('subscriptions', () => {
     expect(subscribed).toHaveLength(1);
   });
 });
+
+/** The answers (subscribed, unsubscribed, nack) the client got, in arrival order. */
+function answers(client: ClientProcess): ServerMessage[] {
+  return client
+    .messages()
+    .filter((m) => m.type === 'subscribed' || m.type === 'unsubscribed' || m.type === 'nack');
+}
+
+/** What the relay answers each message of a hostile cycle (MAX_SUBSCRIPTIONS 2). */
+type Expected = { id: string; type: 'subscribed' | 'unsubscribed' } | { id: string; code: string };
+
+/**
+ * One cycle of the subscribe flood: subscribe to the two topics it may have, then a third
+ * (`too_many_subscriptions`), one not granted (`topic_not_allowed`), a malformed subscribe
+ * (`invalid_message`: `after` below 0), and unsubscribe from both.
+ */
+function hostileCycle(i: number): { messages: string[]; expected: Expected[] } {
+  const cycle: [Record<string, unknown>, Expected][] = [
+    [
+      { type: 'subscribe', id: `a${i}`, topics: [{ topic: 'demo' }, { topic: 'chat' }] },
+      { id: `a${i}`, type: 'subscribed' },
+    ],
+    [
+      { type: 'subscribe', id: `b${i}`, topics: [{ topic: 'x' }] },
+      { id: `b${i}`, code: 'too_many_subscriptions' },
+    ],
+    [
+      { type: 'subscribe', id: `c${i}`, topics: [{ topic: 'admin' }] },
+      { id: `c${i}`, code: 'topic_not_allowed' },
+    ],
+    [
+      { type: 'subscribe', id: `d${i}`, topics: [{ topic: 'demo', after: -1 }] },
+      { id: `d${i}`, code: 'invalid_message' },
+    ],
+    [
+      { type: 'unsubscribe', id: `e${i}`, topics: ['demo', 'chat'] },
+      { id: `e${i}`, type: 'unsubscribed' },
+    ],
+  ];
+  return {
+    messages: cycle.map(([message]) => JSON.stringify(message)),
+    expected: cycle.map(([, expected]) => expected),
+  };
+}
+
+/** An answer reduced to what `Expected` says of it. */
+const gist = (m: ServerMessage) =>
+  m.type === 'nack' ? { id: m.id, code: m.code } : { id: 'id' in m ? m.id : null, type: m.type };
+
+describe('subscriptions under a hostile session', () => {
+  test('error: a session flooding subscribe and unsubscribe gets too_many_subscriptions, topic_not_allowed, invalid_message, then rate_limited and is closed; an honest subscriber on the relay gets every record once, in order', async () => {
+    const [relay] = await startRelays(1, { MAX_SUBSCRIPTIONS: '2' });
+    const [publisher, honest, hostile, greedy] = await Promise.all([
+      client(),
+      client(),
+      client(),
+      client(),
+    ]);
+    await relay!.connect(publisher, { subject: 'pub' }, V2);
+    await relay!.connect(honest, { subject: 'honest', topics: [], subscribeTopics: ['demo'] }, V2);
+    const grants = { topics: [], subscribeTopics: ['demo', 'chat', 'x'] };
+    await relay!.connect(hostile, { subject: 'hostile', ...grants }, V2);
+    await relay!.connect(greedy, { subject: 'greedy', ...grants }, V2);
+    await subscribe(honest, 's1', [{ topic: 'demo', after: 0 }]);
+    const publishing = publisher.publishMany({
+      count: 300,
+      payloadBytes: 60,
+      topic: 'demo',
+      idPrefix: 'p',
+      listAcks: true,
+      ratePerSecond: 300,
+    });
+
+    // 1. Within the refusal limit (200 refused messages a second): 20 cycles, 60 refusals,
+    // sent at once; each message gets its own answer, in order.
+    const first = Array.from({ length: 20 }, (_, i) => hostileCycle(i));
+    for (const cycle of first) for (const message of cycle.messages) hostile.send(message);
+    const expected = first.flatMap((cycle) => cycle.expected);
+    await expect.poll(() => answers(hostile).length, { timeout: 20_000 }).toBe(expected.length);
+    // Soft: the rest still runs when this fails (the honest subscriber's part above all).
+    expect.soft(answers(hostile).map(gist)).toEqual(expected);
+    // Its last message unsubscribed it from everything: it holds no subscription and gets
+    // no records after that answer (§5.9), while the publisher goes on.
+    const unsubscribedAt = hostile.messages().findIndex((m) => 'id' in m && m.id === 'e19');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect.soft(relay!.app.stats().subscriptions).toMatchObject({ topics: 1, subscriptions: 1 });
+    expect
+      .soft(
+        hostile
+          .messages()
+          .slice(unsubscribedAt)
+          .filter((m) => m.type === 'records'),
+      )
+      .toEqual([]);
+
+    // 2. Past it: the same cycles as fast as the channel takes them. The answers go on in
+    // order until the 201st refusal within a second, then one last rate_limited nack with
+    // id null, and the session is closed (what it sends later is not read).
+    const flood = Array.from({ length: 100 }, (_, i) => hostileCycle(20 + i));
+    for (const cycle of flood) for (const message of cycle.messages) hostile.send(message);
+    const closing = (await hostile.message(
+      (m) => m.type === 'nack' && m.id === null,
+      20_000,
+    )) as NackMessage;
+    expect(closing).toMatchObject({ type: 'nack', id: null, code: 'rate_limited' });
+    expect(closing.retryAfterMs).toBeGreaterThan(0);
+    expect(closing.message).toContain('more than 200 messages refused within a second');
+    await hostile.waitFor((e) => e.event === 'closed', 10_000);
+    const flooded = answers(hostile).slice(expected.length, -1).map(gist);
+    const floodExpected = flood.flatMap((cycle) => cycle.expected);
+    expect.soft(flooded).toEqual(floodExpected.slice(0, flooded.length));
+    // It was closed by a refusal, before the end of the flood.
+    expect(flooded.at(-1)).toHaveProperty('code');
+    expect(flooded.length).toBeLessThan(floodExpected.length);
+
+    // 3. Only subscribe and unsubscribe, all valid, 2,000 at once: each takes a token of the
+    // publish quota (burst 1,000, 500/s), so past it they are nacked rate_limited (each with
+    // its own id and a retryAfterMs), and those refusals close the session too.
+    for (let i = 0; i < 2000; i++) {
+      greedy.send(
+        JSON.stringify(
+          i % 2 === 0
+            ? { type: 'subscribe', id: `g${i}`, topics: [{ topic: 'demo' }] }
+            : { type: 'unsubscribe', id: `g${i}`, topics: ['demo'] },
+        ),
+      );
+    }
+    await greedy.message((m) => m.type === 'nack' && m.id === null, 20_000);
+    const greedyAnswers = answers(greedy);
+    // Message i's answer: what it asked for, or rate_limited once the bucket is empty (a
+    // token refilled meanwhile serves one again); the burst at least was served.
+    const byMessage = greedyAnswers
+      .slice(0, -1)
+      .map((m, i) =>
+        m.type === 'nack' && m.code === 'rate_limited' && m.id === `g${i}` && m.retryAfterMs! > 0
+          ? 'rate_limited'
+          : JSON.stringify(gist(m)) ===
+              JSON.stringify({ id: `g${i}`, type: i % 2 === 0 ? 'subscribed' : 'unsubscribed' })
+            ? 'served'
+            : `unexpected: ${JSON.stringify(m)}`,
+      );
+    expect(byMessage.slice(0, 1000)).toEqual(Array(1000).fill('served'));
+    expect(byMessage.filter((a) => a !== 'served' && a !== 'rate_limited')).toEqual([]);
+    expect(byMessage.filter((a) => a === 'rate_limited').length).toBeGreaterThanOrEqual(201);
+    expect(byMessage.length).toBeLessThan(2000);
+    expect(greedyAnswers.at(-1)).toMatchObject({ type: 'nack', id: null, code: 'rate_limited' });
+
+    // The honest subscriber got every record, once, in ack order; the publisher every ack.
+    const summary = await publishing;
+    expect(summary).toMatchObject({ acks: 300, nacks: 0 });
+    const records = await receivedCount(honest, 300);
+    expect(records.map((r) => r.position)).toEqual(range(1, 300));
+    expect(records.map((r) => r.recordId)).toEqual(summary.acked!.map((ack) => ack.recordId));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(received(honest).length).toBe(300);
+    expect(honest.messages().filter((m) => m.type === 'unsubscribed')).toEqual([]);
+  });
+});

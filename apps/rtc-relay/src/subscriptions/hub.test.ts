@@ -522,6 +522,24 @@ describe('subscription hub', () => {
     expect(notices(slow)).toEqual(['33:included', '44:included']);
   });
 
+  test('behavior: a subscribe counts at once, and an unsubscribe right behind it (before it was answered) sticks', async () => {
+    const a = hub();
+    const alice = new FakeSubscriber('alice');
+    const subscribing = a.subscribe(alice, [{ topic: 'demo' }, { topic: 'other' }]);
+    // The session checks its limit against topicsOf before the answer: both count already.
+    expect(a.topicsOf(alice).sort()).toEqual(['demo', 'other']);
+    a.unsubscribe(alice, ['demo', 'other']);
+    expect(a.topicsOf(alice)).toEqual([]);
+    expect(await subscribing).toEqual([
+      { topic: 'demo', after: 0, head: 0 },
+      { topic: 'other', after: 0, head: 0 },
+    ]);
+    expect(a.stats()).toMatchObject({ topics: 0, subscriptions: 0 });
+    await publish('demo', 0, 3);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(alice.of('demo')).toEqual([]);
+  });
+
   test('behavior: unsubscribe and drop stop delivery and release the topic', async () => {
     const a = hub();
     const alice = new FakeSubscriber('alice');

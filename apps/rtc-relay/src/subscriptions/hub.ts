@@ -622,31 +622,50 @@ export function createSubscriptionHub(deps: SubscriptionHubDeps): SubscriptionHu
 
   return {
     async subscribe(subscriber, requests) {
-      const answers: SubscribedTopic[] = [];
-      for (const request of requests) {
-        const state = await stateOf(request.topic);
-        let mine = bySubscriber.get(subscriber);
-        const previous = mine?.get(request.topic);
+      // Registered before the first await, so that the session's limit (topicsOf) and an
+      // unsubscribe right behind this subscribe see them; placed once their topic is open.
+      const placed = requests.map((request) => {
+        const previous = bySubscriber.get(subscriber)?.get(request.topic);
         if (previous) remove(previous);
-        const after = request.after ?? state.dispatched;
-        const anchoringAfter = Math.min(request.anchoringAfter ?? after, after);
         const subscription: Subscription = {
           subscriber,
           topic: request.topic,
-          cursor: after,
-          anchoringAfter,
-          // Changes of batches it may hold from before it subscribed come from the stream.
-          noticesThrough: anchoringAfter < state.dispatched ? '0-0' : state.anchoringRead,
+          cursor: 0,
+          anchoringAfter: 0,
+          noticesThrough: '0-0',
           mode: 'pending',
           active: true,
         };
-        // The state may have been dropped meanwhile (its last subscriber left): register again.
-        topics.set(request.topic, state);
-        state.subscriptions.add(subscription);
-        mine = bySubscriber.get(subscriber) ?? new Map();
+        const mine = bySubscriber.get(subscriber) ?? new Map<string, Subscription>();
         mine.set(request.topic, subscription);
         bySubscriber.set(subscriber, mine);
-        answers.push({ topic: request.topic, after, head: state.dispatched });
+        return { request, subscription };
+      });
+      const answers: SubscribedTopic[] = [];
+      try {
+        for (const { request, subscription } of placed) {
+          const state = await stateOf(request.topic);
+          const after = request.after ?? state.dispatched;
+          answers.push({ topic: request.topic, after, head: state.dispatched });
+          if (!subscription.active) {
+            // Unsubscribed (or its session dropped) meanwhile: nothing to deliver, and the
+            // topic is not read for it.
+            if (state.subscriptions.size === 0 && topics.get(request.topic) === state)
+              topics.delete(request.topic);
+            continue;
+          }
+          subscription.cursor = after;
+          subscription.anchoringAfter = Math.min(request.anchoringAfter ?? after, after);
+          // Changes of batches it may hold from before it subscribed come from the stream.
+          subscription.noticesThrough =
+            subscription.anchoringAfter < state.dispatched ? '0-0' : state.anchoringRead;
+          // The state may have been dropped meanwhile (its last subscriber left): register again.
+          topics.set(request.topic, state);
+          state.subscriptions.add(subscription);
+        }
+      } catch (error) {
+        for (const { subscription } of placed) remove(subscription);
+        throw error;
       }
       interruptReader();
       return answers;

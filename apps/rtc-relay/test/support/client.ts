@@ -109,6 +109,11 @@ export class ClientProcess {
     return event.data as ServerMessage;
   }
 
+  /** Every event so far (messages, open, closed, state…), in order, taken or not. */
+  history(): readonly ClientEvent[] {
+    return this.events;
+  }
+
   /** Every server message received so far, in order. */
   messages(): ServerMessage[] {
     return this.events.filter((e) => e.event === 'message').map((e) => e.data as ServerMessage);
