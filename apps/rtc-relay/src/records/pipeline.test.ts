@@ -246,6 +246,7 @@ describe('record pipeline', () => {
       flushMs: 0,
       flushMax: 2,
       bufferMax: 100,
+      addsInFlight: 2,
       logger,
     });
     const order: number[] = [];
@@ -265,14 +266,13 @@ describe('record pipeline', () => {
     expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 3 });
   });
 
-  test('behavior: with addsInFlight 1 the next group waits for the add in flight, then takes everything', async () => {
+  test('behavior: by default the next group waits for the add in flight, then takes everything', async () => {
     const adds = holdFirstAdd();
     const pipeline = createRecordPipeline({
       queueGroup,
       flushMs: 0,
       flushMax: 100,
       bufferMax: 100,
-      addsInFlight: 1,
       logger,
     });
     pipeline.submit(record(0), () => {});
@@ -284,5 +284,42 @@ describe('record pipeline', () => {
     await pipeline.drain();
     const jobs = await queue.getJobs(['waiting']);
     expect(jobs.map((job) => job.data.records.length).sort()).toEqual([1, 4]);
+  });
+
+  test('behavior: by default a group whose add failed is retried before the next group is queued: positions follow ack order', async () => {
+    await watchTopics(redis, keys, ['demo'], 60_000);
+    const realAdd = add;
+    let failures = 1;
+    add = async (records) => {
+      if (failures > 0) {
+        failures -= 1;
+        throw new Error('LOADING Redis is loading the dataset in memory');
+      }
+      return realAdd(records);
+    };
+    const pipeline = createRecordPipeline({
+      queueGroup,
+      flushMs: 0,
+      flushMax: 2,
+      bufferMax: 100,
+      logger,
+    });
+    const acked: number[] = [];
+    for (let i = 0; i < 6; i++) pipeline.submit(record(i), (o) => o.ok && acked.push(i));
+    await pipeline.drain();
+    expect(acked).toEqual([0, 1, 2, 3, 4, 5]);
+    // Positions in the topic's stream, in the order of the records' acks.
+    const entries = (await redis.xrange(keys.topicStream('demo'), '-', '+')) as [
+      string,
+      string[],
+    ][];
+    expect(entries.map(([id, fields]) => [id, JSON.parse(fields[1]!).payload])).toEqual([
+      ['0-1', 0],
+      ['0-2', 1],
+      ['0-3', 2],
+      ['0-4', 3],
+      ['0-5', 4],
+      ['0-6', 5],
+    ]);
   });
 });
