@@ -27,6 +27,10 @@ export interface FaultStackOptions {
   finalityDepth: number;
   /** Extra environment for the services. */
   env?: Record<string, string | undefined>;
+  /** rtc-relay processes (default 1): services `rtc-relay`, `rtc-relay-2`, … (startStack). */
+  relays?: number;
+  /** The Redis the services use (default the test Redis, TEST_REDIS_URL). */
+  redisUrl?: string;
 }
 
 export interface FaultStack {
@@ -87,7 +91,7 @@ export async function startFaultStack(options: FaultStackOptions): Promise<Fault
     const stack = await startStack({
       env: {
         ...process.env,
-        REDIS_URL: TEST_REDIS_URL,
+        REDIS_URL: options.redisUrl ?? TEST_REDIS_URL,
         REDIS_PREFIX: testRedisPrefix(`faults-${options.label}`),
         DATA_DIR: dataDir,
         DATABASE_URL: postgres.url,
@@ -104,6 +108,7 @@ export async function startFaultStack(options: FaultStackOptions): Promise<Fault
         ...options.env,
       },
       output: log,
+      relays: options.relays,
       clearRedisOnStop: true,
       rpcUrlFor: async (service, chain) => {
         proxyPromise ??= startRpcProxy({

@@ -36,6 +36,19 @@ export interface FaultPlan {
     downMs: number;
     rounds: number;
   };
+  /** Subscribers (docs/protocol.md §5.9) under kill -9 of their relay, and of Redis. */
+  subscribers: {
+    finalityDepth: number;
+    publishers: number;
+    /** Records per second each publisher sends. */
+    rate: number;
+    subscribers: number;
+    /** Acks (of each publisher) to wait for before each kill, and after each restart. */
+    acksBetween: number;
+    /** How long the killed relay, or Redis, stays down. */
+    downMs: number;
+    rounds: number;
+  };
 }
 
 export const PLANS: Record<'short' | 'long', FaultPlan> = {
@@ -65,6 +78,15 @@ export const PLANS: Record<'short' | 'long', FaultPlan> = {
       downMs: 2000,
       rounds: 1,
     },
+    subscribers: {
+      finalityDepth: 5,
+      publishers: 2,
+      rate: 20,
+      subscribers: 3,
+      acksBetween: 20,
+      downMs: 1000,
+      rounds: 1,
+    },
   },
   long: {
     mode: 'long',
@@ -88,6 +110,15 @@ export const PLANS: Record<'short' | 'long', FaultPlan> = {
     kills: {
       finalityDepth: 12,
       order: ['chain-writer', 'chain-indexer', 'rtc-relay'],
+      acksBetween: 200,
+      downMs: 4000,
+      rounds: 3,
+    },
+    subscribers: {
+      finalityDepth: 12,
+      publishers: 2,
+      rate: 40,
+      subscribers: 6,
       acksBetween: 200,
       downMs: 4000,
       rounds: 3,

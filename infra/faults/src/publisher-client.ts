@@ -13,18 +13,29 @@ export interface PublisherTotals {
   sessions: number;
 }
 
+/** What an ack told the publisher: the leaf fields the relay gave the record (§5.3). */
+export interface AckedRecord {
+  /** The publish's id (`<name>-<counter>`). */
+  id: string;
+  recordId: string;
+  contentHash: string;
+  acceptedAt: number;
+}
+
 /**
  * Drives src/publisher.ts in a child process. Its acks are the ground truth of the fault
  * suite: every `recordId` acked here must end up stored once and anchored once.
  */
 export class Publisher {
-  /** recordId → publish id, for every ack received. */
-  readonly acked = new Map<string, string>();
+  /** recordId → its ack, for every ack received, in ack order. */
+  readonly acked = new Map<string, AckedRecord>();
   readonly nacks: { id: string; code: string }[] = [];
   /** Receipts delivered over the data channel: recordId → statuses in arrival order. */
   readonly receipts = new Map<string, string[]>();
   readonly disconnects: { reason: string; unanswered: number }[] = [];
   sessions = 0;
+  /** The id of each session it opened, in order (Stack.relayOf tells the relay). */
+  readonly sessionIds: string[] = [];
   errors: string[] = [];
   private totals: PublisherTotals | undefined;
   private waiters: (() => void)[] = [];
@@ -80,7 +91,12 @@ export class Publisher {
     }
     switch (event.event) {
       case 'ack':
-        this.acked.set(String(event.recordId).toLowerCase(), String(event.id));
+        this.acked.set(String(event.recordId).toLowerCase(), {
+          id: String(event.id),
+          recordId: String(event.recordId).toLowerCase(),
+          contentHash: String(event.contentHash),
+          acceptedAt: Number(event.acceptedAt),
+        });
         break;
       case 'nack':
         this.nacks.push({ id: String(event.id), code: String(event.code) });
@@ -94,6 +110,7 @@ export class Publisher {
       }
       case 'session':
         this.sessions += 1;
+        this.sessionIds.push(String(event.sessionId));
         this.log(`[${this.name}] session ${String(event.sessionId)} open`);
         break;
       case 'disconnected':

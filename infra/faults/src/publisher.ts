@@ -13,7 +13,8 @@
  * stdin, one JSON command a line: {"cmd":"stop"} stops publishing; once every publish got
  * its answer (or was left unanswered) it prints {"event":"done",…} and exits when stdin closes.
  *
- * stdout events: ready, session {sessionId, relay}, ack {id, recordId}, nack {id, code},
+ * stdout events: ready, session {sessionId, relay}, ack {id, recordId, contentHash, acceptedAt},
+ * nack {id, code},
  * receipt {recordId, status}, disconnected {reason, unanswered}, retry {status, message},
  * error {message}, done {sent, acked, nacked, unanswered, sessions}.
  *
@@ -119,7 +120,13 @@ function onMessage(current: Session, message: string | Buffer | ArrayBuffer): vo
 function onAck(current: Session, ack: Record<string, unknown>): void {
   if (!current.pending.delete(String(ack.id))) return;
   totals.acked += 1;
-  emit({ event: 'ack', id: ack.id, recordId: ack.recordId });
+  emit({
+    event: 'ack',
+    id: ack.id,
+    recordId: ack.recordId,
+    contentHash: ack.contentHash,
+    acceptedAt: ack.acceptedAt,
+  });
   maybeDone();
 }
 

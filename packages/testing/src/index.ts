@@ -34,7 +34,13 @@ export {
   type ThrowawayPostgres,
 } from './database';
 export { getFreePort } from './ports';
-export { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from './redis';
+export {
+  deleteRedisPrefix,
+  type PrivateRedis,
+  startPrivateRedis,
+  TEST_REDIS_URL,
+  testRedisPrefix,
+} from './redis';
 export {
   type RandomReorgOptions,
   type ReorgRecord,
