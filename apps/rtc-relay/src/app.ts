@@ -24,6 +24,7 @@ import {
 } from './records';
 import { createHeartbeat, type Heartbeat } from './registry';
 import { createControlWorker, createCounters, SessionManager } from './sessions';
+import { createPublicAddress } from './sessions/public-address';
 import {
   createSubscriptionHub,
   type SubscriptionHub,
@@ -53,6 +54,15 @@ export interface App {
   readonly relayId: string;
   start(): Promise<void>;
   /**
+   * Drains before a stop (docs/protocol.md §5.4.1): takes no new sessions, marks the relay
+   * draining in the registry (the gateway places none on it), tells every session
+   * `relay_draining` once its owed replies went out, and waits for the sessions to leave, up
+   * to DRAIN_TIMEOUT_MS or until `signal` aborts. Resolves with whether every session left.
+   * Control requests (DELETEs), receipts and subscriptions keep being served meanwhile; call
+   * stop() after it.
+   */
+  drain(options?: { signal?: AbortSignal }): Promise<boolean>;
+  /**
    * Stops taking sessions, answers publishes still arriving with `shutting_down`, queues
    * and acks what was accepted, closes every session, the workers and the queue, and
    * leaves the registry. Does not call node-datachannel's process-wide cleanup().
@@ -81,8 +91,11 @@ export function createApp(deps: AppDeps): App {
   let audit: AuditPublisher | undefined;
   let subscriptions: SubscriptionHub | undefined;
   let readerConnection: Redis | undefined;
+  let draining: Promise<boolean> | undefined;
+  const publicAddress = createPublicAddress(config.ice.publicAddress, { logger });
 
   async function start(): Promise<void> {
+    await publicAddress.start();
     // Records are acked only once queued, so their queue must fail fast when Redis is
     // away (the client gets `unavailable` and retries) instead of waiting in ioredis'
     // offline queue.
@@ -130,6 +143,7 @@ export function createApp(deps: AppDeps): App {
       counters,
       audit,
       subscriptions,
+      publicAddress: publicAddress.current,
     });
     receiptsWorker = createReceiptsWorker({ bus, relayId, manager, indexer, counters, logger });
     controlWorker = createControlWorker({ bus, relayId, manager, logger });
@@ -149,14 +163,38 @@ export function createApp(deps: AppDeps): App {
       {
         iceUdpPort: config.ice.udpPort || 'ephemeral',
         iceBindAddress: config.ice.bindAddress,
-        icePublicAddress: config.ice.publicAddress,
+        icePublicAddress: publicAddress.current(),
         maxSessions: config.maxSessions,
       },
       'relay started',
     );
   }
 
+  async function drainOnce(signal: AbortSignal | undefined): Promise<boolean> {
+    // Not started (or stopping already): nothing to drain.
+    if (!manager || !heartbeat || stopping) return true;
+    const startedAt = Date.now();
+    const held = manager.size;
+    manager.stopAccepting();
+    try {
+      await heartbeat.drain();
+    } catch (error) {
+      logger.warn({ err: error }, 'could not mark the relay draining in the registry');
+    }
+    manager.drainAll(
+      `reconnect through the gateway; this session ends within ${config.drainTimeoutMs} ms`,
+    );
+    logger.info({ sessions: held, drainTimeoutMs: config.drainTimeoutMs }, 'relay draining');
+    const empty = await manager.whenEmpty(config.drainTimeoutMs, signal);
+    logger.info(
+      { left: manager.size, drainedMs: Date.now() - startedAt, cutShort: signal?.aborted ?? false },
+      empty ? 'relay drained' : 'drain over with sessions still open; ending them',
+    );
+    return empty;
+  }
+
   async function stopOnce(): Promise<void> {
+    publicAddress.stop();
     const step = async (name: string, fn: () => Promise<void> | void) => {
       try {
         await fn();
@@ -219,6 +257,10 @@ export function createApp(deps: AppDeps): App {
   return {
     relayId,
     start,
+    drain(options = {}) {
+      draining ??= drainOnce(options.signal);
+      return draining;
+    },
     stop() {
       stopping ??= stopOnce();
       return stopping;

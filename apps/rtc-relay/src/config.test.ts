@@ -1,7 +1,7 @@
 import { LIMITS } from '@streamanchor/protocol';
 import { ConfigError } from '@streamanchor/service-kit';
 import { describe, expect, test } from 'vitest';
-import { loadConfig } from './config';
+import { DEFAULT_ICE_UDP_PORT, loadConfig } from './config';
 import { rtcConfigFor } from './sessions';
 
 describe('loadConfig', () => {
@@ -11,7 +11,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       redisUrl: 'redis://127.0.0.1:6379',
       redisPrefix: 'sa',
-      ice: { udpPort: 0, bindAddress: '127.0.0.1', publicAddress: undefined, servers: [] },
+      ice: { udpPort: 10_000, bindAddress: '127.0.0.1', publicAddress: undefined, servers: [] },
       maxMessageBytes: LIMITS.maxMessageBytes,
       maxPayloadBytes: LIMITS.maxPayloadBytes,
       recordFlushMs: 0,
@@ -31,14 +31,52 @@ describe('loadConfig', () => {
       },
       recordBufferMax: 20_000,
       recordBufferMaxPerSession: 2000,
+      drainTimeoutMs: 20_000,
+      closeGraceMs: 5000,
     });
     expect(config.relayId).toMatch(/^relay-[A-Za-z0-9_.-]+-[0-9a-f]{4}$/);
-    // Ephemeral ports: no mux.
+    // Every session muxed on the one default port.
+    expect(DEFAULT_ICE_UDP_PORT).toBe(10_000);
+    expect(rtcConfigFor(config)).toEqual({
+      iceServers: [],
+      bindAddress: '127.0.0.1',
+      maxMessageSize: LIMITS.maxMessageBytes + 1,
+      enableIceUdpMux: true,
+      portRangeBegin: 10_000,
+      portRangeEnd: 10_000,
+    });
+  });
+
+  test('behavior: ICE_UDP_PORT=0 gives each session an ephemeral port of its own (no mux)', () => {
+    const config = loadConfig({ ICE_UDP_PORT: '0' });
+    expect(config.ice.udpPort).toBe(0);
     expect(rtcConfigFor(config)).toEqual({
       iceServers: [],
       bindAddress: '127.0.0.1',
       maxMessageSize: LIMITS.maxMessageBytes + 1,
     });
+  });
+
+  test.each([['203.0.113.7'], ['2001:db8::7'], ['relay-1.example.net'], ['localhost']])(
+    'behavior: ICE_PUBLIC_ADDRESS takes an IP address or a hostname (%s)',
+    (address) => {
+      expect(loadConfig({ ICE_PUBLIC_ADDRESS: address }).ice.publicAddress).toBe(address);
+    },
+  );
+
+  test.each([
+    ['203.0.113.7:40000'],
+    ['http://relay.example.net'],
+    ['relay .example.net'],
+    ['-relay.example.net'],
+  ])('error: ICE_PUBLIC_ADDRESS %j (a port, a URL, not a name) is refused', (address) => {
+    expect(() => loadConfig({ ICE_PUBLIC_ADDRESS: address })).toThrow(/ICE_PUBLIC_ADDRESS/);
+  });
+
+  test('behavior: DRAIN_TIMEOUT_MS sets the drain; 0 is allowed, negative is not', () => {
+    expect(loadConfig({ DRAIN_TIMEOUT_MS: '1500' }).drainTimeoutMs).toBe(1500);
+    expect(loadConfig({ DRAIN_TIMEOUT_MS: '0' }).drainTimeoutMs).toBe(0);
+    expect(() => loadConfig({ DRAIN_TIMEOUT_MS: '-1' })).toThrow(/DRAIN_TIMEOUT_MS/);
   });
 
   test('behavior: ICE_UDP_PORT muxes every session on that one port', () => {

@@ -11,6 +11,13 @@ import {
   SessionRouteEnv,
 } from '@streamanchor/service-kit';
 
+/** The one UDP port a relay muxes every session on unless ICE_UDP_PORT says otherwise. */
+export const DEFAULT_ICE_UDP_PORT = 10_000;
+
+/** An IPv4 or IPv6 address, or a DNS hostname. */
+const PUBLIC_ADDRESS_PATTERN =
+  '^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*|(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)$';
+
 const Int = (options: {
   default: number;
   minimum: number;
@@ -31,9 +38,8 @@ export const ConfigSchema = Type.Object({
   ),
   ICE_UDP_PORT: Int({
     ...PORT_RULE,
-    default: 0,
-    description:
-      '0 = one ephemeral UDP port per session; N = every session muxed on UDP port N (publish it)',
+    default: DEFAULT_ICE_UDP_PORT,
+    description: `N (default ${DEFAULT_ICE_UDP_PORT}) = every session muxed on UDP port N (publish it; one port per relay on a host); 0 = one ephemeral UDP port per session`,
   }),
   ICE_BIND_ADDRESS: Type.String({
     default: '127.0.0.1',
@@ -42,9 +48,9 @@ export const ConfigSchema = Type.Object({
   }),
   ICE_PUBLIC_ADDRESS: Type.Optional(
     Type.String({
-      pattern: '^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9A-Fa-f:]+)$',
+      pattern: PUBLIC_ADDRESS_PATTERN,
       description:
-        'IP address clients reach the relay at (added as a host candidate to every answer)',
+        'IP address or hostname clients reach the relay at, behind 1:1 NAT (a VM public IP, a published container port): every answer also gets a host candidate at it, on the same port (a hostname is resolved at start and every minute)',
     }),
   ),
   ICE_SERVERS: Type.String({
@@ -201,6 +207,12 @@ export const ConfigSchema = Type.Object({
     description:
       'how long the relay waits for the chain-indexer to answer a request for a session records of a batch, when a receipt notice carried only their number (ms)',
   }),
+  DRAIN_TIMEOUT_MS: Int({
+    default: 20_000,
+    minimum: 0,
+    description:
+      'on SIGTERM: longest the relay drains (no new sessions; each session told relay_draining and left to reconnect elsewhere) before it ends the sessions still open (a second signal ends the drain at once); keep DRAIN_TIMEOUT_MS + CLOSE_GRACE_MS under the orchestrator kill timeout',
+  }),
   CLOSE_GRACE_MS: Int({
     default: 5000,
     minimum: 0,
@@ -252,6 +264,8 @@ export interface Config {
   connectTimeoutMs: number;
   disconnectTimeoutMs: number;
   maxBufferedBytes: number;
+  /** On SIGTERM: longest the relay drains before it ends the sessions still open (ms). */
+  drainTimeoutMs: number;
   closeGraceMs: number;
 }
 
@@ -307,6 +321,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     connectTimeoutMs: e.CONNECT_TIMEOUT_MS,
     disconnectTimeoutMs: e.DISCONNECT_TIMEOUT_MS,
     maxBufferedBytes: e.MAX_BUFFERED_BYTES,
+    drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
     closeGraceMs: e.CLOSE_GRACE_MS,
   };
 }

@@ -31,8 +31,15 @@ shutdown.add(() => {
 try {
   await assertRedisReachable(redis, config.redisUrl);
   const app = createApp({ config, logger, redis, keys: createKeys(config.redisPrefix) });
-  shutdown.add(() => app.stop());
-  exitOnSignals(shutdown, logger);
+  // SIGTERM drains first (docs/protocol.md §5.4.1: no new sessions, each session told
+  // relay_draining, up to DRAIN_TIMEOUT_MS for them to leave), then stops. A second signal
+  // ends the drain at once (owed acks still go out), a third exits on the spot.
+  const cutDrain = new AbortController();
+  shutdown.add(async () => {
+    await app.drain({ signal: cutDrain.signal });
+    await app.stop();
+  });
+  exitOnSignals(shutdown, logger, { onSecondSignal: () => cutDrain.abort() });
   await app.start();
 } catch (error) {
   logger.fatal({ err: error }, 'relay failed to start');

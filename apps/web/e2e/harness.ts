@@ -128,7 +128,7 @@ export async function openDemo({
         FINALITY_DEPTH: String(E2E_FINALITY_DEPTH),
         JWT_SECRET: undefined,
         // Production-like with Postgres: every session of a relay muxed on one UDP port (the
-        // next relay on the next port). On PGlite the relay's default (an ephemeral port per
+        // next relay on the next port). On PGlite the stack's default (an ephemeral port per
         // session) is exercised instead.
         ICE_UDP_PORT: database === 'postgres' ? String(await freeUdpPort()) : undefined,
         LOG_LEVEL: 'warn',

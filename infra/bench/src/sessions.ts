@@ -22,6 +22,11 @@
  * gathered before); sessions/s = sessions whose `hello` arrived within the measured window
  * (after a warm-up) / window. Also reported: POST → 201 (p50).
  *
+ * Trickle ICE (docs/protocol.md §3.1.2): at each concurrency, ours again with the offer POSTed
+ * as soon as it exists and the candidates PATCHed once gathered (with a=end-of-candidates),
+ * against ours without, timed from the peer connection's creation to hello (gathering
+ * included, which is what trickle takes off the critical path).
+ *
  *   npx tsx infra/bench/src/sessions.ts [--quick] [--rounds N] [--ms WINDOW_MS]
  *     [--concurrency 10,50] [--cpu-prof DIR] [--log]
  *   (or: pnpm bench --only sessions)
@@ -78,6 +83,8 @@ interface RunCommand {
   tokens: string[];
   warmupMs: number;
   windowMs: number;
+  /** POST the offer at once and PATCH the candidates (docs/protocol.md §3.1.2). */
+  trickle?: boolean;
 }
 
 interface RunResult {
@@ -90,6 +97,8 @@ interface RunResult {
   setups: number[];
   /** POST sent → 201 read, ms, of the counted sessions. */
   posts: number[];
+  /** Peer connection created → hello received (gathering included), ms, of the counted sessions. */
+  connects: number[];
   failures: string[];
 }
 
@@ -97,7 +106,9 @@ interface RunResult {
 async function oneSession(
   api: string,
   token: string,
-): Promise<{ post: number; setup: number; helloAt: number }> {
+  trickle = false,
+): Promise<{ post: number; setup: number; connect: number; helloAt: number }> {
+  const created = now();
   const pc: PeerConnection = new nodeDataChannel.PeerConnection('bench-client', {
     iceServers: [],
     bindAddress: '127.0.0.1',
@@ -105,7 +116,9 @@ async function oneSession(
   let dc: DataChannel | undefined;
   try {
     // Callbacks before the channel: node-datachannel drops events fired before registration.
-    const offer = new Promise<string>((done, fail) => {
+    const candidates: string[] = [];
+    pc.onLocalCandidate((candidate) => candidates.push(candidate.replace(/^a=/, '')));
+    const gathered = new Promise<string>((done, fail) => {
       const timer = setTimeout(() => fail(new Error('offer: gathering took over 5 s')), 5000);
       pc.onGatheringStateChange((state) => {
         if (state !== 'complete') return;
@@ -113,6 +126,10 @@ async function oneSession(
         done(pc.localDescription()?.sdp ?? '');
       });
     });
+    // With trickle the offer leaves as soon as it exists, with the candidates it has then.
+    const offer = trickle
+      ? new Promise<string>((done) => pc.onLocalDescription((sdp) => done(sdp)))
+      : gathered;
     let helloAt = 0;
     let onHello: () => void = () => {};
     const hello = new Promise<void>((done) => {
@@ -141,7 +158,30 @@ async function oneSession(
       throw new Error(`POST ${response.status} ${answer.slice(0, 160).replace(/\s+/g, ' ')}`);
     const location = response.headers.get('location');
     if (!location) throw new Error('POST 201 without Location');
+    const response201Etag = response.headers.get('etag');
     pc.setRemoteDescription(answer, 'answer');
+    // Trickle: the candidates the offer lacked, and the end, in one PATCH once gathered
+    // (loopback host candidates come within a millisecond or two).
+    const patched = trickle
+      ? gathered.then(async () => {
+          const ice = sdp
+            .split(/\r?\n/)
+            .filter((line) => /^a=(ice-ufrag|ice-pwd|mid):/.test(line) || line.startsWith('m='));
+          const fresh = candidates.filter((c) => !sdp.includes(c));
+          const response = await fetch(new URL(location, api), {
+            method: 'PATCH',
+            headers: {
+              'content-type': 'application/trickle-ice-sdpfrag',
+              'if-match': response201Etag ?? '*',
+              ...auth,
+            },
+            body: `${[...ice, ...fresh.map((c) => `a=${c}`), 'a=end-of-candidates'].join('\r\n')}\r\n`,
+            signal: AbortSignal.timeout(HELLO_TIMEOUT_MS),
+          });
+          await response.arrayBuffer();
+          if (response.status !== 204) throw new Error(`PATCH ${response.status}`);
+        })
+      : Promise.resolve();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       hello,
@@ -149,6 +189,7 @@ async function oneSession(
         timer = setTimeout(() => fail(new Error('no hello within 10 s of the answer')), 10_000);
       }),
     ]).finally(() => clearTimeout(timer));
+    await patched;
     const closed = await fetch(new URL(location, api), {
       method: 'DELETE',
       headers: auth,
@@ -156,7 +197,12 @@ async function oneSession(
     });
     await closed.arrayBuffer();
     if (closed.status !== 204) throw new Error(`DELETE ${closed.status}`);
-    return { post: answered - started, setup: helloAt - started, helloAt };
+    return {
+      post: answered - started,
+      setup: helloAt - started,
+      connect: helloAt - created,
+      helloAt,
+    };
   } finally {
     try {
       dc?.close();
@@ -174,6 +220,7 @@ async function runLoops(command: RunCommand): Promise<RunResult> {
     sessions: 0,
     setups: [],
     posts: [],
+    connects: [],
     failures: [],
   };
   const from = now() + command.warmupMs;
@@ -181,12 +228,13 @@ async function runLoops(command: RunCommand): Promise<RunResult> {
   const loop = async (token: string) => {
     while (now() < until) {
       try {
-        const session = await oneSession(command.api, token);
+        const session = await oneSession(command.api, token, command.trickle);
         result.sessions += 1;
         if (session.helloAt >= from && session.helloAt < until) {
           result.counted += 1;
           result.setups.push(session.setup);
           result.posts.push(session.post);
+          result.connects.push(session.connect);
         }
       } catch (error) {
         result.failures.push((error as Error).message);
@@ -489,14 +537,16 @@ async function main(): Promise<void> {
 
     const failures: string[] = [];
     const runOnce = async (
-      target: 'ours' | 'baseline',
+      target: 'ours' | 'trickle' | 'baseline',
       concurrency: number,
       round: number,
       warmUp = false,
     ) => {
-      const url = target === 'ours' ? api : baselineUrl;
+      const url = target === 'baseline' ? baselineUrl : api;
       const tokens = Array.from({ length: concurrency }, (_, loop) =>
-        target === 'ours' ? mint(jwtSecret, `bench-r${round}-c${concurrency}-l${loop}`) : '',
+        target === 'baseline'
+          ? ''
+          : mint(jwtSecret, `bench-${target}-r${round}-c${concurrency}-l${loop}`),
       );
       const shares = clients.map((_, i) => tokens.filter((_, loop) => loop % clients.length === i));
       const started = Date.now();
@@ -511,7 +561,7 @@ async function main(): Promise<void> {
         clients.map(async (client, i) => {
           if (shares[i]!.length === 0) return undefined;
           client.process.stdin!.write(
-            `${JSON.stringify({ cmd: 'run', api: url, tokens: shares[i], warmupMs, windowMs: warmUp ? 600 : windowMs })}\n`,
+            `${JSON.stringify({ cmd: 'run', api: url, tokens: shares[i], warmupMs, windowMs: warmUp ? 600 : windowMs, trickle: target === 'trickle' })}\n`,
           );
           return (await client.next(
             'result',
@@ -524,6 +574,7 @@ async function main(): Promise<void> {
       const counted = all.reduce((sum, r) => sum + r.counted, 0);
       const setups = all.flatMap((r) => r.setups);
       const posts = all.flatMap((r) => r.posts);
+      const connects = all.flatMap((r) => r.connects);
       if (!warmUp)
         for (const r of all)
           failures.push(...r.failures.map((f) => `${target} c${concurrency}: ${f}`));
@@ -532,20 +583,21 @@ async function main(): Promise<void> {
       const perSession = (key: keyof typeof cpuAfter) =>
         ((cpuAfter[key] - cpuBefore[key]) / Math.max(1, sessionsRun)).toFixed(1);
       const cpuNote =
-        target === 'ours'
-          ? `gateway ${perSession('gateway')} + relay ${perSession('relay')}`
-          : `answerer ${perSession('baseline')}`;
+        target === 'baseline'
+          ? `answerer ${perSession('baseline')}`
+          : `gateway ${perSession('gateway')} + relay ${perSession('relay')}`;
       const figure = {
         rate: counted / (windowMs / 1000),
         p50: percentile(setups, 50),
         p90: percentile(setups, 90),
         post50: percentile(posts, 50),
+        connect50: percentile(connects, 50),
       };
       if (!warmUp)
         console.log(
           `  round ${round} ${target.padEnd(8)} c${concurrency}: ${figure.rate.toFixed(1)} sessions/s, ` +
             `setup p50 ${figure.p50.toFixed(1)} ms p90 ${figure.p90.toFixed(1)} ms, POST→201 p50 ` +
-            `${figure.post50.toFixed(1)} ms; CPU ms/session ${cpuNote}, clients ${perSession('clients')} ` +
+            `${figure.post50.toFixed(1)} ms, pc→hello p50 ${figure.connect50.toFixed(1)} ms; CPU ms/session ${cpuNote}, clients ${perSession('clients')} ` +
             `(${counted} sessions, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
         );
       // Let closing peers go before the next run.
@@ -606,6 +658,39 @@ async function main(): Promise<void> {
         latencyRow.bar = { text: 'p50 ≤ 50 ms', met: latencyRow.ours.median <= 50 };
       }
       rows.push(rateRow, latencyRow);
+
+      // Trickle ICE (docs/protocol.md §3.1.2): ours posting at once and PATCHing the candidates,
+      // against ours waiting for gathering. Timed from the peer connection's creation, since
+      // what trickle saves is the wait for gathering before the POST.
+      const trickled = { on: [] as Figure[], off: [] as Figure[] };
+      await alternate({
+        rounds,
+        ours: async (round) => {
+          const f = await runOnce('trickle', concurrency, round);
+          trickled.on.push(f);
+          return f.rate;
+        },
+        baseline: async (round) => {
+          const f = await runOnce('ours', concurrency, round);
+          trickled.off.push(f);
+          return f.rate;
+        },
+      });
+      rows.push(
+        compareRow({
+          id: `session-setup-c${concurrency}-trickle`,
+          what: `Session setup p50 with trickle ICE, concurrency ${concurrency} (peer connection created → hello)`,
+          unit: 'ms',
+          better: 'lower',
+          baselineName: 'ours without trickle (offer sent once gathered)',
+          runs: {
+            ours: pick(trickled.on, 'connect50'),
+            baseline: pick(trickled.off, 'connect50'),
+            ratios: trickled.on.map((f, i) => f.connect50 / trickled.off[i]!.connect50),
+          },
+          note: `sessions/s with trickle ${summarize(pick(trickled.on, 'rate')).median.toFixed(0)}, without ${summarize(pick(trickled.off, 'rate')).median.toFixed(0)}; loopback host candidates only, so gathering is short`,
+        }),
+      );
     }
     for (const row of rows) reportRow(row);
     if (failures.length > 0) {

@@ -71,7 +71,9 @@ export const StackConfigSchema = Type.Object({
     }),
   ),
   ICE_UDP_PORT: Type.Optional(
-    Port('the one UDP port the relay muxes every WebRTC session on (0 or unset: a free port)'),
+    Port(
+      'the one UDP port the relay muxes every WebRTC session on; relay i of several gets ICE_UDP_PORT + i (0 or unset: an ephemeral port per session, not the relay default, so that stacks run side by side)',
+    ),
   ),
   CPU_PROFILE_DIR: Type.Optional(
     Type.String({

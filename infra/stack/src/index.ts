@@ -377,10 +377,9 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
           ...common,
           RELAY_ID: id,
           ICE_BIND_ADDRESS: host === '0.0.0.0' ? '0.0.0.0' : host,
-          // 0 (or unset) keeps the relay's default: an ephemeral port per session.
-          ...(config.ICE_UDP_PORT === undefined
-            ? {}
-            : { ICE_UDP_PORT: String(config.ICE_UDP_PORT === 0 ? 0 : config.ICE_UDP_PORT + i) }),
+          // 0 or unset: an ephemeral port per session, never the relay's own default (one
+          // fixed port), so that several relays, stacks and tests run side by side.
+          ICE_UDP_PORT: String(config.ICE_UDP_PORT ? config.ICE_UDP_PORT + i : 0),
         },
       })),
       {

@@ -17,6 +17,8 @@ import type {
   SessionRecordsResult,
   TopicRecordsRequest,
   TopicRecordsResult,
+  TrickleSessionRequest,
+  TrickleSessionResult,
 } from '@streamanchor/protocol';
 
 /**
@@ -45,6 +47,8 @@ export interface QueueJobs {
   relayControl: {
     createSession: { data: CreateSessionRequest; result: CreateSessionResult };
     deleteSession: { data: DeleteSessionRequest; result: DeleteSessionResult };
+    /** Trickled ICE candidates for a session (PATCH /v1/sessions/<id>). */
+    trickleSession: { data: TrickleSessionRequest; result: TrickleSessionResult };
   };
   records: {
     /** `deadLettered` (items the writer could not store, kept in dead_letters) only when > 0. */
@@ -98,6 +102,7 @@ export const jobIds = {
     `receipts-${batchId}-${relayId}-r${revision}`,
   createSession: (sessionId: string) => `create-${sessionId}`,
   deleteSession: (sessionId: string, nonce: string) => `delete-${sessionId}-${nonce}`,
+  trickleSession: (sessionId: string, nonce: string) => `trickle-${sessionId}-${nonce}`,
   /** Lookups are reads: unique per request (the nonce), never deduplicated. */
   lookupReceipt: (recordId: string, nonce: string) => `lookup-${recordId}-${nonce}`,
   sessionRecords: (batchId: string, sessionId: string, nonce: string) =>

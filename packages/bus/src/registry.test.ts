@@ -38,6 +38,24 @@ describe('relay registry', () => {
     expect((await registry.live(5_000, now)).map((relay) => relay.relayId)).toEqual(['new']);
   });
 
+  test('behavior: a draining relay is live and says so; the next heartbeat without the flag clears it', async () => {
+    const now = Date.now();
+    await registry.heartbeat(
+      { relayId: 'a', sessions: 3, startedAt: 1, draining: true },
+      10_000,
+      now,
+    );
+    await registry.heartbeat({ relayId: 'b', sessions: 4, startedAt: 1 }, 10_000, now);
+    expect(
+      (await registry.live(5_000, now)).map((relay) => [relay.relayId, relay.draining]),
+    ).toEqual([
+      ['a', true],
+      ['b', false],
+    ]);
+    await registry.heartbeat({ relayId: 'a', sessions: 3, startedAt: 1 }, 10_000, now);
+    expect((await registry.live(5_000, now))[0]).toMatchObject({ relayId: 'a', draining: false });
+  });
+
   test('behavior: a removed relay is not live', async () => {
     await registry.heartbeat({ relayId: 'a', sessions: 0, startedAt: 1 }, 10_000);
     await registry.remove('a');

@@ -7,6 +7,11 @@ export interface RelayInfo {
   sessions: number;
   startedAt: number;
   heartbeatAt: number;
+  /**
+   * The relay is draining before it stops: it takes no new sessions (the gateway places none
+   * on it) but still holds its sessions (their DELETEs and receipts still go to it).
+   */
+  draining: boolean;
 }
 
 export interface SessionRoute {
@@ -60,8 +65,9 @@ export type SessionReservation =
  */
 export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys }) {
   return {
+    /** Announces (or refreshes) a relay; `draining` defaults to false. */
     async heartbeat(
-      info: Omit<RelayInfo, 'heartbeatAt'>,
+      info: Omit<RelayInfo, 'heartbeatAt' | 'draining'> & { draining?: boolean },
       ttlMs: number,
       now = Date.now(),
     ): Promise<void> {
@@ -73,6 +79,7 @@ export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys 
           sessions: info.sessions,
           startedAt: info.startedAt,
           heartbeatAt: now,
+          draining: info.draining ? 1 : 0,
         })
         .pexpire(keys.relay(info.relayId), ttlMs)
         .exec();
@@ -82,7 +89,10 @@ export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys 
       await redis.multi().zrem(keys.relays, relayId).del(keys.relay(relayId)).exec();
     },
 
-    /** Relays whose last heartbeat is newer than `staleAfterMs`, least loaded first. */
+    /**
+     * Relays whose last heartbeat is newer than `staleAfterMs`, least loaded first (draining
+     * ones included: filter on `draining` to place new sessions).
+     */
     async live(staleAfterMs: number, now = Date.now()): Promise<RelayInfo[]> {
       await redis.zremrangebyscore(keys.relays, '-inf', now - staleAfterMs * 10);
       const ids = await redis.zrangebyscore(keys.relays, now - staleAfterMs, '+inf');
@@ -99,6 +109,7 @@ export function createRelayRegistry({ redis, keys }: { redis: Redis; keys: Keys 
           sessions: Number(hash.sessions ?? 0),
           startedAt: Number(hash.startedAt ?? 0),
           heartbeatAt: Number(hash.heartbeatAt ?? 0),
+          draining: hash.draining === '1',
         });
       }
       return relays.sort((a, b) => a.sessions - b.sessions);

@@ -2,7 +2,8 @@ import { DATA_CHANNEL_LABEL, PROTOCOL_VERSION } from '@streamanchor/protocol';
 import { ConnectError } from './errors';
 import type { IceServer } from './link-header';
 import { StreamAnchorSession } from './session';
-import { defaultFetch, type FetchLike, fetchIceServers, postOffer } from './signaling';
+import { defaultFetch, type FetchLike, fetchSessionOptions, postOffer } from './signaling';
+import { createTrickler, type Trickler } from './trickle';
 
 export interface ConnectOptions {
   /** Origin (and optional path prefix) of the signaling gateway, e.g. `https://anchor.example.com`. */
@@ -23,7 +24,19 @@ export interface ConnectOptions {
   fetchIceServers?: boolean;
   /** A fetch to use instead of `globalThis.fetch`. */
   fetch?: FetchLike;
-  /** How long to wait for ICE gathering before sending the candidates gathered so far. Default 5000. */
+  /**
+   * Trickle ICE (docs/protocol.md §3.1.2): POST the offer at once, with whatever candidates it
+   * has (often none), and PATCH the others to the session as they are gathered, then
+   * `a=end-of-candidates`. Default: true when the gateway's OPTIONS answer says it takes them
+   * (`Accept-Patch: application/trickle-ice-sdpfrag`), false otherwise (also when
+   * `fetchIceServers` is false). False: wait for gathering (up to iceGatheringTimeoutMs) and
+   * POST every candidate in the offer. A gateway that answers a PATCH with 405 gets no more.
+   */
+  trickle?: boolean;
+  /**
+   * Without trickle: how long to wait for ICE gathering before sending the candidates
+   * gathered so far. With trickle: how long candidates are trickled. Default 5000.
+   */
   iceGatheringTimeoutMs?: number;
   /** How long to wait, after the answer, for the channel to open and the relay's hello. Default 10000. */
   openTimeoutMs?: number;
@@ -45,8 +58,9 @@ export interface ConnectOptions {
 
 /**
  * Opens a session: asks the gateway for ICE servers (OPTIONS with the token), creates the
- * peer connection with them and the `records` data channel, gathers ICE candidates (no
- * trickle), POSTs the offer to `${baseUrl}/v1/sessions`, applies the answer and waits for
+ * peer connection with them and the `records` data channel, POSTs the offer to
+ * `${baseUrl}/v1/sessions` (at once with trickle ICE, else once gathering completed),
+ * applies the answer, trickles the candidates gathered after the offer (PATCH) and waits for
  * the relay's hello.
  *
  * Rejects with SessionRequestError when the gateway refuses the offer (problem+json
@@ -55,14 +69,17 @@ export interface ConnectOptions {
  */
 export async function connect(options: ConnectOptions): Promise<StreamAnchorSession> {
   const fetch = options.fetch ?? defaultFetch;
-  const announced =
+  const none = { iceServers: [] as IceServer[], trickle: false };
+  const offered =
     options.fetchIceServers === false
-      ? []
-      : await fetchIceServers({ baseUrl: options.baseUrl, token: options.token, fetch }).catch(
-          (): IceServer[] => [],
+      ? none
+      : await fetchSessionOptions({ baseUrl: options.baseUrl, token: options.token, fetch }).catch(
+          () => none,
         );
+  const trickle = options.trickle ?? offered.trickle;
+  const iceGatheringTimeoutMs = options.iceGatheringTimeoutMs ?? 5000;
   const config: RTCConfiguration = {
-    iceServers: [...(options.iceServers ?? []), ...announced],
+    iceServers: [...(options.iceServers ?? []), ...offered.iceServers],
   };
   const createPeerConnection =
     options.createPeerConnection ??
@@ -76,6 +93,8 @@ export async function connect(options: ConnectOptions): Promise<StreamAnchorSess
       return new RTCPeerConnection(configuration);
     });
   const pc = createPeerConnection(config);
+  // Listening before the channel exists: a polyfill may start gathering with it.
+  const trickler: Trickler | undefined = trickle ? createTrickler(pc) : undefined;
   // The channel must exist before the offer so that the offer carries an SCTP section.
   const channel = pc.createDataChannel(DATA_CHANNEL_LABEL, {
     ordered: true,
@@ -93,7 +112,7 @@ export async function connect(options: ConnectOptions): Promise<StreamAnchorSess
   let resourceCreated = false;
   try {
     await pc.setLocalDescription(await pc.createOffer());
-    await waitForIceGathering(pc, options.iceGatheringTimeoutMs ?? 5000);
+    if (!trickler) await waitForIceGathering(pc, iceGatheringTimeoutMs);
     const offerSdp = pc.localDescription?.sdp;
     if (!offerSdp) throw new ConnectError('The peer connection produced no local description');
     const resource = await postOffer({
@@ -116,9 +135,20 @@ export async function connect(options: ConnectOptions): Promise<StreamAnchorSess
       }
     }
     await pc.setRemoteDescription({ type: 'answer', sdp: resource.answerSdp });
+    // After the answer is applied: the relay's DTLS hello, which its checks may bring at once,
+    // must find the answer in place.
+    trickler?.start({
+      url: resource.url,
+      token: options.token,
+      etag: resource.etag,
+      offerSdp,
+      fetch,
+      timeoutMs: iceGatheringTimeoutMs,
+    });
     await session.waitUntilReady(options.openTimeoutMs ?? 10_000);
     return session;
   } catch (error) {
+    trickler?.stop();
     if (resourceCreated) await session.close().catch(() => undefined);
     else {
       try {

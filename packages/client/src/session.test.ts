@@ -237,6 +237,37 @@ describe('StreamAnchorSession', () => {
     await expect(second).resolves.toMatchObject({ recordId: hex32('b') });
   });
 
+  it('behavior: the relay_draining notice (nack, id null) answers no publish: it sets draining and calls onDraining once', async () => {
+    const { session, channel, ready } = openSession();
+    await ready;
+    const calls: boolean[] = [];
+    session.onDraining(() => calls.push(session.draining));
+    expect(session.draining).toBe(false);
+    const first = session.publish('demo', 1);
+    const second = session.publish('demo', 2);
+    await tick();
+    const [firstText, secondText] = channel.lines();
+    channel.receive(ackFor(firstText!, 'a'));
+    channel.receive({ type: 'nack', id: null, code: 'relay_draining', message: 'reconnect' });
+    channel.receive({ type: 'nack', id: null, code: 'relay_draining', message: 'again' });
+    // Publishes the relay got after its notice are nacked relay_draining, each by its id.
+    channel.receive({
+      type: 'nack',
+      id: (JSON.parse(secondText!) as { id: string }).id,
+      code: 'relay_draining',
+      message: 'reconnect',
+    });
+    await expect(first).resolves.toMatchObject({ recordId: hex32('a') });
+    await expect(second).rejects.toMatchObject({ name: 'NackError', code: 'relay_draining' });
+    expect(calls).toEqual([true]);
+    expect(session.state).toBe('open');
+
+    // The relay then closes the session: the reason says it drained.
+    channel.close();
+    expect(session.state).toBe('closed');
+    expect(session.closeReason).toMatch(/relay_draining/);
+  });
+
   it('behavior: an acks message (v2) answers its publishes in order, each as an ack message would', async () => {
     const { session, channel, ready } = openSession();
     await ready;

@@ -102,6 +102,9 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
   #hello: HelloMessage | undefined;
   #resource: SessionResource | undefined;
   #closeReason: string | undefined;
+  /** The relay said `relay_draining` (docs/protocol.md §5.4.1). */
+  #draining = false;
+  readonly #drainingListeners = new Set<() => void>();
   readonly #pc: RTCPeerConnection;
   readonly #channel: RTCDataChannel;
   /** The protocol the channel was opened with, which the relay's hello must name. */
@@ -185,6 +188,26 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
   /** Why the session closed, when it did. */
   get closeReason(): string | undefined {
     return this.#closeReason;
+  }
+
+  /**
+   * True once the relay said it is draining (a `relay_draining` nack with id null,
+   * docs/protocol.md §5.4.1): it is about to stop. The session stays open for a while
+   * (records of subscriptions and receipts still come), but publishes and subscribes on it
+   * are nacked `relay_draining`. Connect again at once (the gateway places the new session on
+   * another relay), resume subscriptions after their last position, then close this one.
+   */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Calls `listener` once, when the relay says it is draining (see `draining`): the moment
+   * to reconnect, without a back-off. Returns an unsubscribe function.
+   */
+  onDraining(listener: () => void): () => void {
+    this.#drainingListeners.add(listener);
+    return () => this.#drainingListeners.delete(listener);
   }
 
   /**
@@ -431,7 +454,11 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
     options: { closeTransport: boolean } = { closeTransport: true },
   ): void {
     if (this.#state !== 'closed') {
-      this.#closeReason = reason;
+      // The relay closing a session it drained: say so, so that logs and apps see why.
+      this.#closeReason =
+        this.#draining && reason !== 'closed by the client'
+          ? `the relay drained the session (relay_draining); ${reason}`
+          : reason;
       this.#setState('closed');
       const error = new SessionClosedError(`Session closed: ${reason}`);
       for (const pending of this.#inFlight.splice(0)) pending.reject(error);
@@ -614,6 +641,11 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
         for (const ack of message.acks) this.#onAck({ type: 'ack', ...ack });
         return;
       case 'nack':
+        // The relay's drain notice answers no message of ours (§5.4.1).
+        if (message.id === null && message.code === 'relay_draining') {
+          this.#onDraining();
+          return;
+        }
         this.#takePending(message.id)?.resolve(message);
         return;
       case 'receipt':
@@ -651,6 +683,12 @@ export class StreamAnchorSession implements AsyncIterable<Receipt> {
         if (message.id !== null) this.#takePending(message.id)?.resolve(message);
         return;
     }
+  }
+
+  #onDraining(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    for (const listener of [...this.#drainingListeners]) listener();
   }
 
   #onAck(ack: AckMessage): void {

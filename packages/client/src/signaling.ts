@@ -103,6 +103,23 @@ export async function fetchIceServers(options: {
   fetch?: FetchLike;
   signal?: AbortSignal;
 }): Promise<IceServer[]> {
+  return (await fetchSessionOptions(options)).iceServers;
+}
+
+/** The media type of trickled candidates (RFC 8840), in PATCH bodies and `Accept-Patch`. */
+export const TRICKLE_ICE_SDPFRAG = 'application/trickle-ice-sdpfrag';
+
+/**
+ * `OPTIONS ${baseUrl}/v1/sessions` with the bearer token: the ICE servers (as
+ * fetchIceServers) and whether the gateway takes trickled candidates (its `Accept-Patch`
+ * names application/trickle-ice-sdpfrag). Rejects like postOffer.
+ */
+export async function fetchSessionOptions(options: {
+  baseUrl: string;
+  token: string;
+  fetch?: FetchLike;
+  signal?: AbortSignal;
+}): Promise<{ iceServers: IceServer[]; trickle: boolean }> {
   const url = sessionsUrl(options.baseUrl);
   const doFetch = options.fetch ?? defaultFetch;
   let response: Response;
@@ -120,7 +137,55 @@ export async function fetchIceServers(options: {
   }
   if (!response.ok) throw await problemFromResponse(response);
   await response.body?.cancel().catch(() => undefined);
-  return parseIceServerLinks(response.headers.get('link'));
+  return {
+    iceServers: parseIceServerLinks(response.headers.get('link')),
+    trickle: acceptsTrickle(response.headers.get('accept-patch')),
+  };
+}
+
+function acceptsTrickle(acceptPatch: string | null): boolean {
+  return (acceptPatch ?? '')
+    .split(',')
+    .some((type) => type.split(';')[0]?.trim().toLowerCase() === TRICKLE_ICE_SDPFRAG);
+}
+
+/**
+ * PATCHes trickled ICE candidates to a session (docs/protocol.md §3.3, RFC 9725 §4.3.1):
+ * `body` is an `application/trickle-ice-sdpfrag` fragment, `etag` the session's ETag (sent
+ * as If-Match; `*` when there is none). Resolves with the response's ETag on 204; rejects
+ * with a SessionRequestError carrying the problem (`method_not_allowed` from a gateway
+ * without trickle, `precondition_failed`, `invalid_sdpfrag`, …), or a ConnectError.
+ */
+export async function patchCandidates(options: {
+  url: string;
+  token: string;
+  etag: string | null;
+  body: string;
+  fetch?: FetchLike;
+  signal?: AbortSignal;
+}): Promise<string | null> {
+  const doFetch = options.fetch ?? defaultFetch;
+  let response: Response;
+  try {
+    response = await doFetch(options.url, {
+      method: 'PATCH',
+      headers: {
+        'Content-Type': TRICKLE_ICE_SDPFRAG,
+        'If-Match': options.etag ?? '*',
+        Authorization: `Bearer ${options.token}`,
+      },
+      body: options.body,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (error) {
+    throw new ConnectError('Could not reach the signaling gateway', {
+      details: `PATCH ${options.url}: ${(error as Error).message}`,
+      cause: error,
+    });
+  }
+  if (response.status !== 204 && response.status !== 200) throw await problemFromResponse(response);
+  await response.body?.cancel().catch(() => undefined);
+  return response.headers.get('etag') ?? options.etag;
 }
 
 /** DELETEs a session resource. A 404 (already gone) counts as success. */

@@ -148,6 +148,8 @@ export const NACK_CODES = {
   unavailable:
     'The relay could not queue the record durably right now; it was not accepted. Retry.',
   shutting_down: 'The relay is shutting down; it was not accepted. Reconnect and retry.',
+  relay_draining:
+    'The relay is draining before it stops: it accepts no more publishes or subscriptions on this session. Open a new session through the gateway (resume subscriptions after their last position), republish what was nacked, then close this one.',
   rate_limited:
     'The session or its subject publishes faster than its quota, or has too many records waiting; it was not accepted. Retry after `retryAfterMs`.',
 } as const;

@@ -41,6 +41,41 @@ export type DeleteSessionRequest = Static<typeof DeleteSessionRequest>;
 export const DeleteSessionResult = Type.Object({ deleted: Type.Boolean() });
 export type DeleteSessionResult = Static<typeof DeleteSessionResult>;
 
+/**
+ * gateway → relay: trickled ICE (PATCH /v1/sessions/<id>, docs/protocol.md §3.1.2): the
+ * candidates of one `application/trickle-ice-sdpfrag` body, already checked by
+ * `parseTrickleFragment`. The relay compares `ifMatch` with the session's ETag itself.
+ */
+export const TrickleSessionRequest = Type.Object({
+  sessionId: SessionId,
+  /** The request's If-Match, as sent (`*` or a list of entity-tags). */
+  ifMatch: Type.String({ maxLength: 1024 }),
+  /** The fragment's a=ice-ufrag / a=ice-pwd, when it had them (a new pair is an ICE restart). */
+  iceUfrag: Type.Optional(Type.String({ maxLength: 256 })),
+  icePwd: Type.Optional(Type.String({ maxLength: 256 })),
+  /** `candidate:…` attribute values (no `a=`), each with the mid of its m= section, if named. */
+  candidates: Type.Array(
+    Type.Object({
+      candidate: Type.String({ maxLength: 1024 }),
+      mid: Type.Optional(Type.String({ maxLength: 64 })),
+    }),
+    { maxItems: 256 },
+  ),
+  endOfCandidates: Type.Boolean(),
+  deadline: EpochMillis,
+});
+export type TrickleSessionRequest = Static<typeof TrickleSessionRequest>;
+
+/**
+ * `applied`: the candidates were taken (`204`); `precondition_failed`: If-Match did not match
+ * (`412`). Either way `etag` is the session's current ETag.
+ */
+export const TrickleSessionResult = Type.Object({
+  outcome: Type.Union([Type.Literal('applied'), Type.Literal('precondition_failed')]),
+  etag: Type.String(),
+});
+export type TrickleSessionResult = Static<typeof TrickleSessionResult>;
+
 /** A record as accepted by a relay: everything the writer stores and the leaf commits to. */
 export const AcceptedRecord = Type.Object({
   recordId: Bytes32,

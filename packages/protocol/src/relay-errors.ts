@@ -31,7 +31,7 @@ export const RELAY_ERRORS = {
     detail: 'The relay cannot take the session now; retry shortly',
   },
   shutting_down: {
-    meaning: 'The relay is shutting down and takes no new sessions.',
+    meaning: 'The relay is draining or shutting down and takes no new sessions.',
     problem: 'no_relay_available',
     detail: 'The relay cannot take the session now; retry shortly',
   },
@@ -48,6 +48,22 @@ export const RELAY_ERRORS = {
   session_exists: {
     meaning: 'The session id is already taken on this relay (ids are random: a gateway bug).',
     problem: 'internal_error',
+  },
+  session_not_found: {
+    meaning: 'The relay does not hold the session (it ended).',
+    problem: 'session_not_found',
+  },
+  invalid_sdpfrag: {
+    meaning:
+      'A trickled candidate is not usable (unknown mid, after end-of-candidates, too many, or refused by the WebRTC stack).',
+    problem: 'invalid_sdpfrag',
+    detail: 'relay',
+  },
+  ice_restart_unsupported: {
+    meaning:
+      'The PATCH asks for an ICE restart (new ice-ufrag/ice-pwd), which the relay cannot do.',
+    problem: 'ice_restart_unsupported',
+    detail: 'relay',
   },
   internal_error: {
     meaning: 'The relay failed for a reason of its own (it logs it).',

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { LIMITS } from './constants';
-import { checkOffer, withoutTrickleOption } from './sdp';
+import { checkOffer, ifMatchSatisfied, parseTrickleFragment, withoutTrickleOption } from './sdp';
 
 /** A Chrome offer (trickle: no candidates yet). */
 const OFFER = [
@@ -125,5 +125,79 @@ describe('withoutTrickleOption', () => {
     expect(withoutTrickleOption(OFFER.replace('a=ice-options:trickle\r\n', ''))).toBe(
       OFFER.replace('a=ice-options:trickle\r\n', ''),
     );
+  });
+});
+
+describe('parseTrickleFragment (RFC 8840 fragments, docs/protocol.md §3.1.2)', () => {
+  const host = 'candidate:1467250027 1 udp 2122260223 192.168.1.10 46243 typ host generation 0';
+  const mdns =
+    'candidate:2 1 UDP 2113937151 0b5b2f8e-1f0b-4b47-9a1f-0b8a0e9d1c2f.local 51234 typ host';
+  const srflx = 'candidate:3 1 udp 1677729535 203.0.113.7 61000 typ srflx raddr 0.0.0.0 rport 0';
+
+  test('default: credentials, the mid of each candidate and the end are read', () => {
+    const fragment = [
+      'a=ice-ufrag:Kd8s',
+      'a=ice-pwd:9cBnR4vBF4mSgHkYQ0mU7f5q',
+      'm=application 9 UDP/DTLS/SCTP webrtc-datachannel',
+      'a=mid:0',
+      `a=${host}`,
+      `a=${mdns}`,
+      `a=${srflx}`,
+      'a=end-of-candidates',
+      '',
+    ].join('\r\n');
+    expect(parseTrickleFragment(fragment)).toEqual({
+      ok: true,
+      iceUfrag: 'Kd8s',
+      icePwd: '9cBnR4vBF4mSgHkYQ0mU7f5q',
+      candidates: [
+        { candidate: host, mid: '0' },
+        { candidate: mdns, mid: '0' },
+        { candidate: srflx, mid: '0' },
+      ],
+      endOfCandidates: true,
+    });
+  });
+
+  test('behavior: an end-of-candidates alone is a fragment; unknown attributes are ignored', () => {
+    expect(parseTrickleFragment('a=end-of-candidates\n')).toEqual({
+      ok: true,
+      candidates: [],
+      endOfCandidates: true,
+    });
+    expect(parseTrickleFragment(`a=group:BUNDLE 0\na=x-custom:1\na=${host}\n`)).toMatchObject({
+      ok: true,
+      candidates: [{ candidate: host }],
+    });
+  });
+
+  test.each([
+    ['', /empty/],
+    ['hello', /<type>=<value>/],
+    ['a=candidate:1 1 udp 1 999.1.1.1:x 1 typ host', /not an ICE candidate|address/],
+    ['a=candidate:1 1 udp 2122260223 192.168.1.10 70000 typ host', /port/],
+    ['a=candidate:1 1 udp 2122260223 bad_name! 1 typ host', /not an ICE candidate|address/],
+    ['a=candidate:1 1 udp 2122260223 192.168.1.10 1 typ bogus', /not an ICE candidate/],
+    ['a=ice-ufrag:Kd8s\na=end-of-candidates', /both a=ice-ufrag and a=ice-pwd/],
+    ['a=ice-ufrag:K!\na=ice-pwd:9cBnR4vBF4mSgHkYQ0mU7f5q', /a=ice-ufrag/],
+    ['a=mid:0\na=ice-options:trickle', /no candidates/],
+    [`m=application 9 X\na=${host}\nm=application 9 X\na=mid:1\na=${host}`, /a=mid/],
+    [Array.from({ length: 65 }, () => `a=${host}`).join('\n'), /more than 64/],
+    ['a=end-of-candidates\u0001', /control characters/],
+  ])('error: %j is refused', (body, reason) => {
+    const result = parseTrickleFragment(body);
+    expect(result.ok).toBe(false);
+    expect(result.ok ? '' : result.reason).toMatch(reason);
+  });
+});
+
+describe('ifMatchSatisfied', () => {
+  test('default: the quoted ETag, a list holding it, or *; never a weak tag or another', () => {
+    expect(ifMatchSatisfied('"Zq7P"', '"Zq7P"')).toBe(true);
+    expect(ifMatchSatisfied('"a", "Zq7P"', '"Zq7P"')).toBe(true);
+    expect(ifMatchSatisfied(' * ', '"Zq7P"')).toBe(true);
+    expect(ifMatchSatisfied('W/"Zq7P"', '"Zq7P"')).toBe(false);
+    expect(ifMatchSatisfied('Zq7P', '"Zq7P"')).toBe(false);
+    expect(ifMatchSatisfied('"other"', '"Zq7P"')).toBe(false);
   });
 });

@@ -109,9 +109,10 @@ export function checkOffer(sdp: unknown, options: OfferCheckOptions = {}): Offer
 }
 
 /**
- * The relay's answer without the `trickle` ICE option. The relay takes no trickled
- * candidates (there is no PATCH; its answer is complete, with a=end-of-candidates), so
- * its answer must not tell the browser it can trickle (`canTrickleIceCandidates`).
+ * The relay's answer without the `trickle` ICE option. The relay's answer is complete (its
+ * candidates gathered, a=end-of-candidates) and it never trickles its own; clients trickle
+ * theirs by PATCH (RFC 9725, which does not need the option), so the answer does not tell
+ * the browser it can trickle (`canTrickleIceCandidates`).
  * Other ICE options (such as `ice2`) are kept; an `a=ice-options` line left empty is
  * dropped. Pure.
  */
@@ -128,4 +129,147 @@ export function withoutTrickleOption(sdp: string): string {
       return [`a=ice-options:${options.join(raw.includes(',') ? ',' : ' ')}${match[2] ?? ''}`];
     })
     .join('');
+}
+
+/** The media type of a trickle ICE PATCH body (RFC 8840). */
+export const TRICKLE_ICE_SDPFRAG = 'application/trickle-ice-sdpfrag';
+
+/** Most candidates one trickle fragment may carry. */
+export const MAX_FRAGMENT_CANDIDATES = 64;
+
+/** One trickled candidate: the `candidate:…` attribute value (no `a=`) and its m= section's mid. */
+export interface TrickleCandidate {
+  candidate: string;
+  mid?: string;
+}
+
+export type TrickleFragment =
+  | {
+      ok: true;
+      /** a=ice-ufrag / a=ice-pwd of the fragment, when it has them (both or neither). */
+      iceUfrag?: string;
+      icePwd?: string;
+      candidates: TrickleCandidate[];
+      endOfCandidates: boolean;
+    }
+  | { ok: false; reason: string };
+
+const ICE_CHARS = /^[A-Za-z0-9+/]+$/;
+// RFC 8839 §5.1: foundation component transport priority address port typ type [raddr a] [rport p] *(ext)
+const CANDIDATE =
+  /^candidate:([A-Za-z0-9+/]{1,32}) (\d{1,5}) ([A-Za-z][A-Za-z0-9-]{0,31}) (\d{1,10}) (\S{1,255}) (\d{1,5}) typ (host|srflx|prflx|relay)( .*)?$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+const IPV6 = /^[0-9A-Fa-f:.]{2,45}$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** Why `value` (the part after `a=`) is not a usable ICE candidate, or undefined. */
+export function candidateProblem(value: string): string | undefined {
+  const match = CANDIDATE.exec(value);
+  if (!match)
+    return `not an ICE candidate (candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> …): "${value.slice(0, 80)}"`;
+  const [, , component, , priority, address, port] = match;
+  if (Number(component) < 1 || Number(component) > 256)
+    return `candidate component out of range: ${component}`;
+  if (Number(priority) > 0xffffffff) return `candidate priority out of range: ${priority}`;
+  if (Number(port) > 65535) return `candidate port out of range: ${port}`;
+  const host = address!;
+  if (!IPV4.test(host) && !(host.includes(':') && IPV6.test(host)) && !HOSTNAME.test(host))
+    return `candidate address is not an IP address or host name: "${host.slice(0, 60)}"`;
+  return undefined;
+}
+
+/**
+ * Parses a trickle ICE SDP fragment (RFC 8840 §4.4, as RFC 9725 §4.3.1 uses it): optional
+ * session-level `a=ice-ufrag`, `a=ice-pwd`, `a=ice-options`, `a=group`; then `m=` sections,
+ * each with an optional `a=mid` and its `a=ice-ufrag`/`a=ice-pwd`, `a=candidate:` and
+ * `a=end-of-candidates` lines. Other attributes are ignored, as RFC 8840 says. Refused: text
+ * that is not `<letter>=<value>` lines, more than one pair of ICE credentials, a malformed
+ * credential or candidate, more than MAX_FRAGMENT_CANDIDATES candidates, or a fragment with
+ * neither candidates, end-of-candidates nor credentials. Pure; never throws.
+ */
+export function parseTrickleFragment(
+  body: unknown,
+  maxBytes = LIMITS.maxSdpBytes,
+): TrickleFragment {
+  const refuse = (reason: string): TrickleFragment => ({ ok: false, reason });
+  if (typeof body !== 'string') return refuse('The fragment is not text');
+  if (body.length > maxBytes || utf8Length(body) > maxBytes)
+    return refuse(`The fragment is larger than ${maxBytes} bytes`);
+  if (LONE_SURROGATE.test(body) || body.includes('\ufffd'))
+    return refuse('The fragment is not valid UTF-8');
+  if (CONTROL_CHARACTERS.test(body)) return refuse('The fragment contains control characters');
+  const lines = body
+    .split(/\r?\n/)
+    .map((line) => line.trimEnd())
+    .filter((line) => line !== '');
+  if (lines.length === 0) return refuse('The fragment is empty');
+  let ufrag: string | undefined;
+  let pwd: string | undefined;
+  let mid: string | undefined;
+  let sections = 0;
+  let endOfCandidates = false;
+  const candidates: TrickleCandidate[] = [];
+  for (const line of lines) {
+    if (!SDP_LINE.test(line))
+      return refuse(`The fragment has a line that is not <type>=<value>: "${line.slice(0, 40)}"`);
+    if (line.startsWith('m=')) {
+      sections += 1;
+      mid = undefined;
+    } else if (line.startsWith('a=mid:')) {
+      mid = line.slice('a=mid:'.length);
+      if (!/^[A-Za-z0-9_.~-]{1,32}$/.test(mid))
+        return refuse(`Not a usable a=mid: "${mid.slice(0, 40)}"`);
+    } else if (line.startsWith('a=ice-ufrag:') || line.startsWith('a=ice-pwd:')) {
+      const pwdLine = line.startsWith('a=ice-pwd:');
+      const value = line.slice(pwdLine ? 'a=ice-pwd:'.length : 'a=ice-ufrag:'.length);
+      const [min, name] = pwdLine ? [22, 'a=ice-pwd'] : [4, 'a=ice-ufrag'];
+      if (!ICE_CHARS.test(value) || value.length < min || value.length > 256)
+        return refuse(`Not a valid ${name}: ${min}–256 ICE characters`);
+      const previous = pwdLine ? pwd : ufrag;
+      if (previous !== undefined && previous !== value)
+        return refuse(`The fragment has two different ${name} values`);
+      if (pwdLine) pwd = value;
+      else ufrag = value;
+    } else if (line.startsWith('a=candidate:')) {
+      const value = line.slice('a='.length);
+      const problem = candidateProblem(value);
+      if (problem) return refuse(`Bad candidate: ${problem}`);
+      if (candidates.length >= MAX_FRAGMENT_CANDIDATES)
+        return refuse(`The fragment has more than ${MAX_FRAGMENT_CANDIDATES} candidates`);
+      candidates.push(mid === undefined ? { candidate: value } : { candidate: value, mid });
+    } else if (line === 'a=end-of-candidates') {
+      endOfCandidates = true;
+    }
+  }
+  if ((ufrag === undefined) !== (pwd === undefined))
+    return refuse('The fragment must carry both a=ice-ufrag and a=ice-pwd, or neither');
+  if (sections > 1 && candidates.some((c) => c.mid === undefined))
+    return refuse('With more than one m= section, every candidate needs its a=mid');
+  if (candidates.length === 0 && !endOfCandidates && ufrag === undefined)
+    return refuse('The fragment has no candidates, no a=end-of-candidates and no ICE credentials');
+  return {
+    ok: true,
+    ...(ufrag === undefined ? {} : { iceUfrag: ufrag, icePwd: pwd }),
+    candidates,
+    endOfCandidates,
+  };
+}
+
+/**
+ * Whether an If-Match field value (RFC 9110 §13.1.1) is satisfied by `etag` (a quoted strong
+ * entity-tag): `*`, or a comma-separated list holding `etag` (weak tags never match).
+ */
+export function ifMatchSatisfied(ifMatch: string, etag: string): boolean {
+  const value = ifMatch.trim();
+  if (value === '*') return true;
+  return value
+    .split(',')
+    .map((tag) => tag.trim())
+    .some((tag) => tag === etag);
+}
+
+/** The first a=ice-ufrag of an SDP, if any. */
+export function iceUfragOfSdp(sdp: string): string | undefined {
+  return /^a=ice-ufrag:(\S+)\s*$/m.exec(sdp)?.[1];
 }

@@ -44,11 +44,24 @@ export function createShutdown({ logger }: { logger: Logger }): Shutdown {
   };
 }
 
-/** Wires SIGINT/SIGTERM to a shutdown, for `main.ts` files only; a second signal exits at once. */
-export function exitOnSignals(shutdown: Shutdown, logger: Logger): void {
+/**
+ * Wires SIGINT/SIGTERM to a shutdown, for `main.ts` files only; a second signal exits at once,
+ * unless `onSecondSignal` is given: then the second one calls it (to cut a graceful phase
+ * short, such as a relay's drain) and a third one exits at once.
+ */
+export function exitOnSignals(
+  shutdown: Shutdown,
+  logger: Logger,
+  options: { onSecondSignal?: () => void } = {},
+): void {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
+    if (signals === 2 && options.onSecondSignal) {
+      logger.warn({ signal }, 'second signal, cutting the shutdown short (a third exits now)');
+      options.onSecondSignal();
+      return;
+    }
     if (signals > 1) {
       logger.warn({ signal }, 'second signal, exiting now');
       process.exit(130);

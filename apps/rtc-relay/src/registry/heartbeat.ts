@@ -4,6 +4,11 @@ import type { Logger } from '@streamanchor/service-kit';
 export interface Heartbeat {
   /** Beats once (throws if Redis refuses), then every intervalMs. */
   start(): Promise<void>;
+  /**
+   * Marks the relay draining in the registry at once (the gateway places no new session on
+   * it) and in every later beat; it stays live, so that its sessions' requests still reach it.
+   */
+  drain(): Promise<void>;
   /** Stops beating and removes the relay from the registry. */
   stop(): Promise<void>;
 }
@@ -31,11 +36,12 @@ export function createHeartbeat({
 }): Heartbeat {
   let timer: NodeJS.Timeout | undefined;
   let beating: Promise<void> | undefined;
+  let draining = false;
 
   async function beat(): Promise<void> {
     const ids = sessionIds();
     await Promise.all([
-      registry.heartbeat({ relayId, sessions: ids.length, startedAt }, 3 * intervalMs),
+      registry.heartbeat({ relayId, sessions: ids.length, startedAt, draining }, 3 * intervalMs),
       registry.refreshSessions(ids, sessionTtlMs),
     ]);
   }
@@ -52,6 +58,12 @@ export function createHeartbeat({
           });
       }, intervalMs);
       timer.unref();
+    },
+    async drain() {
+      draining = true;
+      // After a beat under way (it wrote draining: false), not alongside it.
+      await beating;
+      await beat();
     },
     async stop() {
       if (timer) clearInterval(timer);

@@ -1,16 +1,21 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { type BusDeps, createWorker, RemoteError, type TypedWorker } from '@streamanchor/bus';
-import { CreateSessionRequest, DeleteSessionRequest } from '@streamanchor/protocol';
+import {
+  CreateSessionRequest,
+  DeleteSessionRequest,
+  TrickleSessionRequest,
+} from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { SessionManager } from './manager';
 import { refusal } from './refusal';
 
 const createCheck = TypeCompiler.Compile(CreateSessionRequest);
 const deleteCheck = TypeCompiler.Compile(DeleteSessionRequest);
+const trickleCheck = TypeCompiler.Compile(TrickleSessionRequest);
 
 /**
  * The relay's control queue (request/reply from the gateway): `createSession` →
- * `{ answerSdp }`, `deleteSession` → `{ deleted }`. Refusals are RemoteErrors with a code from RELAY_ERRORS (see `refusal`).
+ * `{ answerSdp }`, `deleteSession` → `{ deleted }`, `trickleSession` → `{ outcome, etag }`. Refusals are RemoteErrors with a code from RELAY_ERRORS (see `refusal`).
  */
 export function createControlWorker({
   bus,
@@ -42,6 +47,13 @@ export function createControlWorker({
           // Past its deadline the gateway no longer waits, but the client still wants the
           // session gone: delete anyway.
           return { deleted: await manager.delete(job.data.sessionId) };
+        }
+        case 'trickleSession': {
+          if (!trickleCheck.Check(job.data))
+            throw refusal('invalid_request', 'trickleSession: malformed job data');
+          if (Date.now() > job.data.deadline)
+            throw refusal('deadline_exceeded', 'the request expired before the relay took it');
+          return manager.trickle(job.data);
         }
         default:
           throw refusal('invalid_request', `unknown job ${String(job.name)}`);

@@ -5,8 +5,10 @@ import type {
   CreateSessionResult,
   NackCode,
   ReceiptAnchor,
+  TrickleSessionRequest,
+  TrickleSessionResult,
 } from '@streamanchor/protocol';
-import { tokenExpiredFrom } from '@streamanchor/protocol';
+import { candidateProblem, ifMatchSatisfied, tokenExpiredFrom } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import { PeerConnection, type RtcConfig } from 'node-datachannel';
 import type { Config } from '../config';
@@ -20,6 +22,7 @@ import type { SubscriptionHub } from '../subscriptions';
 import { refusal } from './refusal';
 import {
   candidatesOf,
+  iceOfOffer,
   offerProblem,
   withMaxMessageSize,
   withoutCandidates,
@@ -39,6 +42,11 @@ export interface SessionManagerDeps {
   audit?: Pick<AuditPublisher, 'record'>;
   /** Live records for subscribing sessions (none: `subscribe` is nacked `unavailable`). */
   subscriptions?: SubscriptionHub;
+  /**
+   * The IP address answers announce as an extra host candidate (ICE_PUBLIC_ADDRESS, a
+   * hostname resolved); default: config.ice.publicAddress as it is.
+   */
+  publicAddress?: () => string | undefined;
 }
 
 /** The node-datachannel configuration every session's PeerConnection gets. */
@@ -59,9 +67,27 @@ export function rtcConfigFor(config: Config): RtcConfig {
   return rtc;
 }
 
+/** Most candidates a client may trickle into one session (every PATCH together). */
+export const MAX_TRICKLED_CANDIDATES = 64;
+
+/** What trickle ICE needs to know of an answered session. */
+interface IceState {
+  /** The session's ETag: the quoted ice-ufrag of the relay's answer. */
+  etag: string;
+  /** The offer's ICE credentials (a PATCH with others asks for an ICE restart). */
+  remoteUfrag: string | undefined;
+  remotePwd: string | undefined;
+  /** The offer's data-channel m= section's mid. */
+  mid: string;
+  /** Candidate lines taken so far (a repeated one is taken once). */
+  seen: Set<string>;
+  ended: boolean;
+}
+
 /** Holds the relay's sessions: creates them from offers, ends them, and routes receipts. */
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
+  private readonly ice = new WeakMap<Session, IceState>();
   private creating = 0;
   private accepting = true;
   private readonly rtcConfig: RtcConfig;
@@ -168,10 +194,14 @@ export class SessionManager {
         );
       if (Date.now() > request.deadline)
         throw refusal('deadline_exceeded', 'the answer was ready after the deadline');
-      // The answer is complete and the relay takes no trickled candidates: no `trickle` option.
+      // The answer is complete and the relay never trickles its own candidates: no `trickle`
+      // option (clients trickle theirs by PATCH, which needs none).
       let answerSdp = withoutTrickleOption(withMaxMessageSize(local.sdp, config.maxMessageBytes));
-      if (config.ice.publicAddress)
-        answerSdp = withPublicAddress(answerSdp, config.ice.publicAddress);
+      const publicAddress = this.deps.publicAddress
+        ? this.deps.publicAddress()
+        : config.ice.publicAddress;
+      if (publicAddress) answerSdp = withPublicAddress(answerSdp, publicAddress);
+      this.rememberIce(session, request.offerSdp, answerSdp);
       // The route is written without holding the answer back (one Redis round trip less on
       // every session's setup; the gateway writes the same route as it answers). Sent now, on
       // the connection this session's later deleteSession uses, it runs before that one, and
@@ -213,6 +243,85 @@ export class SessionManager {
     return true;
   }
 
+  /**
+   * Takes trickled ICE candidates (PATCH /v1/sessions/<id>): checks If-Match against the
+   * session's ETag (`precondition_failed` when it does not match), refuses an ICE restart
+   * (libdatachannel cannot restart ICE), then adds each new UDP candidate to the peer
+   * connection when the relay uses the client's candidates (ICE_USE_OFFER_CANDIDATES);
+   * otherwise they are checked and counted but not used, like an offer's (the relay learns
+   * the client's address from its checks). Throws RemoteError (`refusal`) for refusals.
+   */
+  trickle(request: TrickleSessionRequest): TrickleSessionResult {
+    const session = this.sessions.get(request.sessionId);
+    const ice = session && !session.isClosed ? this.ice.get(session) : undefined;
+    if (!session || !ice)
+      throw refusal('session_not_found', 'this relay does not hold the session');
+    if (!ifMatchSatisfied(request.ifMatch, ice.etag))
+      return { outcome: 'precondition_failed', etag: ice.etag };
+    if (
+      request.iceUfrag !== undefined &&
+      (request.iceUfrag !== ice.remoteUfrag || request.icePwd !== ice.remotePwd)
+    ) {
+      throw refusal(
+        'ice_restart_unsupported',
+        'The relay cannot restart ICE (new a=ice-ufrag/a=ice-pwd); open a new session instead',
+      );
+    }
+    const fresh: string[] = [];
+    for (const { candidate, mid } of request.candidates) {
+      if (mid !== undefined && mid !== ice.mid)
+        throw refusal('invalid_sdpfrag', `The session has no m= section with a=mid:${mid}`);
+      const problem = candidateProblem(candidate);
+      if (problem) throw refusal('invalid_sdpfrag', `Bad candidate: ${problem}`);
+      if (!ice.seen.has(candidate) && !fresh.includes(candidate)) fresh.push(candidate);
+    }
+    if (ice.ended && fresh.length > 0)
+      throw refusal('invalid_sdpfrag', 'Candidates after a=end-of-candidates are not taken');
+    if (ice.seen.size + fresh.length > MAX_TRICKLED_CANDIDATES)
+      throw refusal(
+        'invalid_sdpfrag',
+        `A session takes at most ${MAX_TRICKLED_CANDIDATES} trickled candidates`,
+      );
+    if (this.deps.config.ice.useOfferCandidates) {
+      for (const candidate of fresh) {
+        // libjuice speaks ICE over UDP only: TCP candidates are taken but not used.
+        if (candidate.split(' ')[2]?.toLowerCase() !== 'udp') continue;
+        try {
+          session.pc.addRemoteCandidate(candidate, ice.mid);
+        } catch (error) {
+          throw refusal('invalid_sdpfrag', shorten(`Bad candidate: ${(error as Error).message}`));
+        }
+      }
+    }
+    for (const candidate of fresh) ice.seen.add(candidate);
+    if (request.endOfCandidates) ice.ended = true;
+    this.deps.logger.debug(
+      { sessionId: session.id, candidates: fresh.length, ended: ice.ended },
+      'candidates trickled',
+    );
+    return { outcome: 'applied', etag: ice.etag };
+  }
+
+  /** What trickle() needs of an answered session: its ETag, the offer's ICE credentials and mid. */
+  private rememberIce(session: Session, offerSdp: string, answerSdp: string): void {
+    const offer = iceOfOffer(offerSdp);
+    this.ice.set(session, {
+      etag: `"${iceOfOffer(answerSdp).ufrag ?? ''}"`,
+      remoteUfrag: offer.ufrag,
+      remotePwd: offer.pwd,
+      mid: offer.mid ?? '0',
+      seen: new Set(),
+      ended: false,
+    });
+  }
+
+  /** How many trickled candidates a session took, and whether they ended (for tests). */
+  trickled(sessionId: string): { candidates: number; ended: boolean } | undefined {
+    const session = this.sessions.get(sessionId);
+    const ice = session ? this.ice.get(session) : undefined;
+    return ice ? { candidates: ice.seen.size, ended: ice.ended } : undefined;
+  }
+
   /** Session.deliverNotice; 0 for a session that is not here. */
   async deliverNotice(sessionId: string, anchor: ReceiptAnchor, part: NoticePart): Promise<number> {
     const session = this.sessions.get(sessionId);
@@ -222,6 +331,27 @@ export class SessionManager {
   /** Refuses new sessions from now on. */
   stopAccepting(): void {
     this.accepting = false;
+  }
+
+  /**
+   * Tells every session the relay is draining (Session.drain); call stopAccepting() first,
+   * so that no session is created after it.
+   */
+  drainAll(detail: string): void {
+    for (const session of this.sessions.values()) session.drain(detail);
+  }
+
+  /**
+   * Resolves once no session is left (true), or after `timeoutMs` or on `signal` (false):
+   * the wait of a drain for clients to leave.
+   */
+  async whenEmpty(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.sessions.size > 0 || this.creating > 0) {
+      if (signal?.aborted || Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
+    }
+    return true;
   }
 
   /** Ends every session, answering later publishes with `code`. */

@@ -68,5 +68,38 @@ describe('sdp helpers', () => {
       'candidate:2 1 UDP 2116026111 fd00::2 50000 typ host',
     ]);
     expect(sdp.endsWith('\r\n')).toBe(true);
+    // Only candidate lines are added: the rest of the answer is kept byte for byte.
+    expect(sdp.replace(/a=candidate:pub\d+ .*\r\n/g, '')).toBe(answer);
+  });
+
+  test('behavior: each port gets its public copy (ephemeral ports), an LF-only answer stays LF-only', () => {
+    const lf = [
+      'v=0',
+      'a=candidate:1 1 UDP 2114977791 10.0.0.5 50001 typ host',
+      'a=candidate:2 1 UDP 2114977790 10.0.0.6 50001 typ host',
+      'a=candidate:3 1 UDP 2114977789 10.0.0.5 50002 typ host',
+      'a=end-of-candidates',
+      '',
+    ].join('\n');
+    const sdp = withPublicAddress(lf, '198.51.100.9');
+    expect(candidatesOf(sdp)).toEqual([
+      'candidate:1 1 UDP 2114977791 10.0.0.5 50001 typ host',
+      'candidate:pub1 1 UDP 2114977791 198.51.100.9 50001 typ host',
+      'candidate:2 1 UDP 2114977790 10.0.0.6 50001 typ host',
+      'candidate:3 1 UDP 2114977789 10.0.0.5 50002 typ host',
+      'candidate:pub2 1 UDP 2114977789 198.51.100.9 50002 typ host',
+    ]);
+    expect(sdp).not.toContain('\r');
+  });
+
+  test('behavior: relayed and server-reflexive candidates, and a host already at the address, get no copy', () => {
+    const sdp = [
+      'v=0',
+      'a=candidate:1 1 UDP 2114977791 203.0.113.7 50000 typ host',
+      'a=candidate:2 1 UDP 1677729535 198.51.100.1 61000 typ srflx raddr 0.0.0.0 rport 0',
+      'a=candidate:3 1 UDP 16777215 192.0.2.50 62000 typ relay raddr 0.0.0.0 rport 0',
+      '',
+    ].join('\r\n');
+    expect(withPublicAddress(sdp, '203.0.113.7')).toBe(sdp);
   });
 });

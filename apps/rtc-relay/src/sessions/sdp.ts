@@ -58,6 +58,25 @@ export function withPublicAddress(sdp: string, address: string): string {
   return out.join(eol);
 }
 
+/**
+ * The ICE credentials of a description (its first a=ice-ufrag and a=ice-pwd, session-level or
+ * in a section) and the mid of its data-channel m= section.
+ */
+export function iceOfOffer(sdp: string): { ufrag?: string; pwd?: string; mid?: string } {
+  const result: { ufrag?: string; pwd?: string; mid?: string } = {};
+  let inData = false;
+  for (const line of sdp.split(EOL)) {
+    if (line.startsWith('m=')) inData = line.startsWith('m=application ');
+    else if (result.ufrag === undefined && line.startsWith('a=ice-ufrag:'))
+      result.ufrag = line.slice('a=ice-ufrag:'.length).trim();
+    else if (result.pwd === undefined && line.startsWith('a=ice-pwd:'))
+      result.pwd = line.slice('a=ice-pwd:'.length).trim();
+    else if (inData && result.mid === undefined && line.startsWith('a=mid:'))
+      result.mid = line.slice('a=mid:'.length).trim();
+  }
+  return result;
+}
+
 /** The candidate lines of a description, for logs and reports. */
 export function candidatesOf(sdp: string): string[] {
   return sdp

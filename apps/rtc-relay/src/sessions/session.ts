@@ -168,6 +168,10 @@ export class Session implements Subscriber {
   >();
   private helloSent = false;
   private endCode: NackCode | undefined;
+  /** The relay is draining: later publishes and subscribes are nacked `relay_draining`. */
+  private draining = false;
+  /** drain() of a session whose channel had not opened yet: its notice follows the hello. */
+  private drainNotice: string | undefined;
   private expiring = false;
   private closingReason: string | undefined;
   private readonly expiresAt: number;
@@ -435,6 +439,23 @@ export class Session implements Subscriber {
     if (awaitClose) await hangUp;
   }
 
+  /**
+   * The relay is draining (docs/protocol.md §5.4.1): once the replies already owed have gone
+   * out, the client is sent one `relay_draining` nack with id null (`detail` in its message),
+   * and from then on publishes and subscribes are nacked `relay_draining`, while everything
+   * else (records of subscriptions, receipts, unsubscribe) goes on until the session ends. A
+   * session whose channel has not opened yet is told right after its hello.
+   */
+  drain(detail: string): void {
+    if (this.draining || this.state === 'closed' || this.state === 'ending') return;
+    this.draining = true;
+    if (this.state === 'connecting') {
+      this.drainNotice = detail;
+      return;
+    }
+    this.reply(this.nack(null, 'relay_draining', detail));
+  }
+
   /** Closes at once; safe to call any number of times, from any callback. */
   close(reason: string): void {
     if (this.state === 'closed') return;
@@ -515,6 +536,9 @@ export class Session implements Subscriber {
         maxTotalMembers: this.options.maxTotalMembers,
       }),
     );
+    if (this.drainNotice !== undefined)
+      this.reply(this.nack(null, 'relay_draining', this.drainNotice));
+    this.drainNotice = undefined;
   }
 
   private onPeerState(state: string): void {
@@ -618,6 +642,11 @@ export class Session implements Subscriber {
     }
     if (this.state === 'ending') {
       if (this.endCode) this.reply(this.nack(result.id, this.endCode, 'the session is ending'));
+      return;
+    }
+    // Draining: nothing new is taken on this session; `unsubscribe` still works.
+    if (this.draining && result.control?.type !== 'unsubscribe') {
+      this.reply(this.nack(result.id, 'relay_draining', 'reconnect through the gateway'));
       return;
     }
     if (result.control) {

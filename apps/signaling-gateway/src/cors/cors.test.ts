@@ -94,4 +94,22 @@ describe('CORS', () => {
     expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
     expectProblem(preflight, 'method_not_allowed');
   });
+
+  it('behavior: a preflight for trickle ICE allows PATCH and If-Match, and Accept-Patch is exposed', async () => {
+    gateway = await startGateway({ CORS_ORIGINS: ORIGIN });
+    const preflight = await gateway.app.fastify.inject({
+      method: 'OPTIONS',
+      url: '/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA',
+      headers: {
+        origin: ORIGIN,
+        'access-control-request-method': 'PATCH',
+        'access-control-request-headers': 'authorization, content-type, if-match',
+      },
+    });
+    expect(preflight.statusCode).toBe(204);
+    expect(preflight.headers['access-control-allow-methods']).toContain('PATCH');
+    expect(preflight.headers['access-control-allow-headers']).toContain('If-Match');
+    expect(preflight.headers['access-control-expose-headers']).toContain('Accept-Patch');
+    expect(preflight.headers['access-control-expose-headers']).toContain('ETag');
+  });
 });

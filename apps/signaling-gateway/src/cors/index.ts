@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 
-export const CORS_ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
-export const CORS_ALLOWED_HEADERS = 'Authorization, Content-Type';
+export const CORS_ALLOWED_METHODS = 'GET, POST, PATCH, DELETE, OPTIONS';
+export const CORS_ALLOWED_HEADERS = 'Authorization, Content-Type, If-Match';
 /** Response headers a browser script may read (WHIP clients need Location and ETag). */
 export const CORS_EXPOSED_HEADERS =
-  'Location, ETag, Link, Retry-After, Accept-Post, WWW-Authenticate';
+  'Location, ETag, Link, Retry-After, Accept-Post, Accept-Patch, WWW-Authenticate';
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
 
 /**

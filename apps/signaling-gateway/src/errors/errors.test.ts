@@ -18,14 +18,14 @@ describe('problem+json for everything else', () => {
 
   it('behavior: a known path with another method is 405 with Allow', async () => {
     gateway = await startGateway();
-    const patch = await gateway.app.fastify.inject({
-      method: 'PATCH',
+    const put = await gateway.app.fastify.inject({
+      method: 'PUT',
       url: '/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA',
       headers: { 'content-type': 'application/trickle-ice-sdpfrag' },
       payload: 'a=end-of-candidates\r\n',
     });
-    expectProblem(patch, 'method_not_allowed');
-    expect(patch.headers.allow).toBe('DELETE');
+    expectProblem(put, 'method_not_allowed');
+    expect(put.headers.allow).toBe('DELETE, PATCH');
     const get = await gateway.app.fastify.inject({ method: 'GET', url: '/v1/sessions' });
     expectProblem(get, 'method_not_allowed');
     expect(get.headers.allow).toBe('OPTIONS, POST');

@@ -17,8 +17,8 @@ const counted = (): Pick<RelayRegistry, 'live'> => ({
     return registry.live(staleAfterMs, now);
   },
 });
-const beat = (relayId: string, sessions = 0) =>
-  registry.heartbeat({ relayId, sessions, startedAt: 1 }, 60_000, clock);
+const beat = (relayId: string, sessions = 0, draining = false) =>
+  registry.heartbeat({ relayId, sessions, startedAt: 1, draining }, 60_000, clock);
 const ids = (relays: { relayId: string }[]) => relays.map((relay) => relay.relayId);
 
 describe('live relays', () => {
@@ -82,6 +82,29 @@ describe('live relays', () => {
     expect(await live.isLive('relay-b')).toBe(true);
     expect(await live.isLive('relay-gone')).toBe(false);
     expect(reads).toBe(3);
+  });
+
+  it('behavior: a draining relay gets no new sessions but stays live for its sessions', async () => {
+    await beat('relay-a', 0, true);
+    await beat('relay-b', 9);
+    const live = createLiveRelays({
+      registry: counted(),
+      staleAfterMs: 6000,
+      cacheMs: 60_000,
+      now: () => clock,
+    });
+    expect(ids(await live.list())).toEqual(['relay-b']);
+    expect(await live.isLive('relay-a')).toBe(true);
+
+    // Every relay draining (read once the cache is stale): no relay to place on, and that
+    // answer is never taken from the cache.
+    clock += 60_000;
+    await beat('relay-a', 0, true);
+    await beat('relay-b', 9, true);
+    expect(await live.list()).toEqual([]);
+    expect(await live.list()).toEqual([]);
+    expect(reads).toBe(3);
+    expect(await live.isLive('relay-b')).toBe(true);
   });
 
   it('behavior: cacheMs 0 reads the registry for every request', async () => {

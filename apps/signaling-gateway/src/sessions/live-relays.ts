@@ -11,12 +11,16 @@ export interface LiveRelaysOptions {
 
 export interface LiveRelays {
   /**
-   * The live relays, least loaded first: the registry's answer of at most `cacheMs` ago, or
-   * a new read (one at a time: concurrent callers share it). An empty list is never taken
-   * from the cache: "no relay" is always the registry's word of now.
+   * The live relays taking new sessions (not draining), least loaded first: the registry's
+   * answer of at most `cacheMs` ago, or a new read (one at a time: concurrent callers share
+   * it). An empty list is never taken from the cache: "no relay" is always the registry's
+   * word of now.
    */
   list(): Promise<RelayInfo[]>;
-  /** Whether `relayId` is live: a cached yes, else the registry's answer of now. */
+  /**
+   * Whether `relayId` is live (draining or not: a draining relay still holds its sessions):
+   * a cached yes, else the registry's answer of now.
+   */
   isLive(relayId: string): Promise<boolean>;
 }
 
@@ -53,9 +57,16 @@ export function createLiveRelays({
   };
   const fresh = () => (cached && now() - cached.at < cacheMs ? cached.relays : undefined);
 
+  // A draining relay (it is stopping) takes no new sessions: it still heartbeats, so that
+  // its sessions' DELETEs reach it, but is never placed on. A POST that reached it in the
+  // cacheMs before it said so is refused with `shutting_down` (503 no_relay_available).
+  const placeable = (relays: RelayInfo[]) => relays.filter((relay) => !relay.draining);
+
   return {
     async list() {
-      return fresh() ?? read();
+      const cachedRelays = fresh();
+      const candidates = cachedRelays ? placeable(cachedRelays) : [];
+      return candidates.length > 0 ? candidates : placeable(await read());
     },
     async isLive(relayId) {
       if (fresh()?.some((relay) => relay.relayId === relayId)) return true;

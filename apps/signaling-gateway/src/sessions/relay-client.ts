@@ -119,6 +119,11 @@ export function createRelayClient({
       data: JobData<'relayControl', 'deleteSession'>,
       jobId: string,
     ) => call(relayId, 'deleteSession', data, jobId),
+    trickleSession: (
+      relayId: string,
+      data: JobData<'relayControl', 'trickleSession'>,
+      jobId: string,
+    ) => call(relayId, 'trickleSession', data, jobId),
     /** Number of relays with an open queue (for tests and metrics). */
     get openRelays(): number {
       return entries.size;

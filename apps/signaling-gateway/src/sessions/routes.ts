@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type {
+  FastifyPluginAsyncTypebox,
+  TypeBoxTypeProvider,
+} from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
   type AuditPublisher,
@@ -11,9 +14,11 @@ import {
 import {
   LIMITS,
   PROBLEMS,
+  parseTrickleFragment,
   relayErrorProblem,
   SessionId,
   type TokenClaims,
+  TRICKLE_ICE_SDPFRAG,
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { FastifyRequest } from 'fastify';
@@ -27,6 +32,8 @@ import type { RelayClient } from './relay-client';
 import { InvalidOfferError, sessionEtag, validateOffer } from './sdp';
 
 export const SDP_CONTENT_TYPE = 'application/sdp';
+/** PATCH /v1/sessions/<id> takes trickled candidates (RFC 8840 fragments, RFC 9725 §4.3.1). */
+export const SDPFRAG_CONTENT_TYPE = TRICKLE_ICE_SDPFRAG;
 /** Seconds a client should wait before retrying after a 503. */
 export const RETRY_AFTER_SECONDS = 2;
 
@@ -62,7 +69,8 @@ export interface SessionLimits {
 
 /**
  * WHIP-style signaling (RFC 9725 as the model): POST an SDP offer, get the relay's answer
- * and the session's URL; DELETE the URL to end the session.
+ * and the session's URL; PATCH the URL with trickled ICE candidates; DELETE it to end the
+ * session.
  */
 export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async (app, options) => {
   const { authenticate, registry, relays, logger } = options;
@@ -205,6 +213,7 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
       return reply
         .code(204)
         .header('Accept-Post', SDP_CONTENT_TYPE)
+        .header('Accept-Patch', SDPFRAG_CONTENT_TYPE)
         .header('Allow', 'OPTIONS, POST')
         .send(null);
     },
@@ -359,7 +368,11 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
         sessionId,
       });
 
-      reply.code(201).header('Location', `/v1/sessions/${sessionId}`).type(SDP_CONTENT_TYPE);
+      reply
+        .code(201)
+        .header('Location', `/v1/sessions/${sessionId}`)
+        .header('Accept-Patch', SDPFRAG_CONTENT_TYPE)
+        .type(SDP_CONTENT_TYPE);
       const etag = sessionEtag(answerSdp);
       if (etag) reply.header('ETag', etag);
       const linkValues = await links;
@@ -414,6 +427,103 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<SessionsOptions> = async 
       return reply.code(204).send(null);
     },
   );
+
+  // Trickle ICE (RFC 9725 §4.3.1): its own scope, so that only sdpfrag bodies are parsed here
+  // (and SDP only by POST). Content-Type and If-Match are checked before the body is read.
+  await app.register(async (plain) => {
+    const scope = plain.withTypeProvider<TypeBoxTypeProvider>();
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(
+      SDPFRAG_CONTENT_TYPE,
+      { parseAs: 'string', bodyLimit: LIMITS.maxSdpBytes },
+      (_request, body, done) => done(null, body),
+    );
+    scope.patch(
+      '/v1/sessions/:id',
+      {
+        bodyLimit: LIMITS.maxSdpBytes,
+        // Problems in this order: unauthorized, bad_request (id), unsupported_media_type,
+        // precondition_required, payload_too_large, invalid_sdpfrag, session_not_found, then
+        // the relay's: precondition_failed, ice_restart_unsupported, invalid_sdpfrag, 503s.
+        onRequest: requireToken,
+        preParsing: async (request, _reply, payload) => {
+          if (!isMediaType(request.headers['content-type'], SDPFRAG_CONTENT_TYPE)) {
+            const given = request.headers['content-type'];
+            throw new ProblemError(
+              'unsupported_media_type',
+              given
+                ? `Content-Type must be ${SDPFRAG_CONTENT_TYPE}, not "${given.slice(0, 100)}"`
+                : `Content-Type must be ${SDPFRAG_CONTENT_TYPE}`,
+              { headers: { 'Accept-Patch': SDPFRAG_CONTENT_TYPE } },
+            );
+          }
+          const ifMatch = request.headers['if-match'];
+          if (ifMatch === undefined || ifMatch.trim() === '') {
+            throw new ProblemError(
+              'precondition_required',
+              'Send If-Match with the ETag of the 201 (or "*")',
+            );
+          }
+          return payload;
+        },
+        schema: {
+          summary: 'Trickle ICE candidates into a session (RFC 8840 SDP fragment)',
+          params: Type.Object({ id: SessionId }),
+          body: Type.String({
+            description: `Trickle ICE SDP fragment (${SDPFRAG_CONTENT_TYPE})`,
+            maxLength: LIMITS.maxSdpBytes,
+          }),
+          response: {
+            204: Type.Null({ description: 'The candidates were taken; ETag is the session’s' }),
+            ...problemResponses,
+          },
+        },
+      },
+      async (request, reply) => {
+        const claims = claimsOf(request);
+        const sessionId = request.params.id;
+        const fragment = parseTrickleFragment(request.body);
+        if (!fragment.ok) throw new ProblemError('invalid_sdpfrag', fragment.reason);
+
+        const route = await registry.getSession(sessionId);
+        // Someone else's session looks exactly like a missing one (as for DELETE).
+        if (!route || route.subject !== claims.sub) throw new ProblemError('session_not_found');
+        if (!(await liveRelays.isLive(route.relayId))) throw new ProblemError('session_not_found');
+
+        let result: Awaited<ReturnType<RelayClient['trickleSession']>>;
+        try {
+          result = await relays.trickleSession(
+            route.relayId,
+            {
+              sessionId,
+              ifMatch: String(request.headers['if-match']).slice(0, 1024),
+              ...(fragment.iceUfrag === undefined
+                ? {}
+                : { iceUfrag: fragment.iceUfrag, icePwd: fragment.icePwd }),
+              candidates: fragment.candidates,
+              endOfCandidates: fragment.endOfCandidates,
+              deadline: Date.now() + options.signalingTimeoutMs,
+            },
+            jobIds.trickleSession(sessionId, randomBytes(6).toString('hex')),
+          );
+        } catch (error) {
+          throw relayProblem(error, { relayId: route.relayId, sessionId, logger });
+        }
+        if (result.outcome === 'precondition_failed') {
+          throw new ProblemError(
+            'precondition_failed',
+            `If-Match does not match the session's ETag ${result.etag}`,
+            { headers: { ETag: result.etag } },
+          );
+        }
+        request.log.debug(
+          { sessionId, candidates: fragment.candidates.length, end: fragment.endOfCandidates },
+          'candidates trickled',
+        );
+        return reply.code(204).header('ETag', result.etag).send(null);
+      },
+    );
+  });
 };
 
 function isCorsPreflight(request: FastifyRequest): boolean {
@@ -421,8 +531,13 @@ function isCorsPreflight(request: FastifyRequest): boolean {
 }
 
 function isSdpContentType(header: string | undefined): boolean {
+  return isMediaType(header, SDP_CONTENT_TYPE);
+}
+
+/** Whether a Content-Type names `type` (case-insensitive, parameters ignored). */
+function isMediaType(header: string | undefined, type: string): boolean {
   if (!header) return false;
-  return header.split(';')[0]?.trim().toLowerCase() === SDP_CONTENT_TYPE;
+  return header.split(';')[0]?.trim().toLowerCase() === type;
 }
 
 /** Maps a failed relay request to the problem the client sees. */

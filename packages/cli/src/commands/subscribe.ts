@@ -255,6 +255,13 @@ async function goLive(
     }
     return { resume: `could not open a session (${describeError(error)})`, backoff: true };
   }
+  // The relay is draining (docs/protocol.md §5.4.1): leave it now and resume at once on
+  // another relay, from the last position printed; no back-off, nothing is lost.
+  const draining = {
+    resume: 'the relay is draining (relay_draining)',
+    backoff: false,
+  } as const satisfies LiveOutcome;
+  const offDraining = session.onDraining(() => void session.close().catch(() => undefined));
   try {
     let subscription: Subscription;
     try {
@@ -265,6 +272,7 @@ async function goLive(
           : { after: progress.last, anchoringAfter: progress.open.anchoringAfter(progress.last) },
       );
     } catch (error) {
+      if (session.draining) return draining;
       if (error instanceof SubscriptionError && error.code !== 'rate_limited') {
         throw new CommandError(`could not subscribe to ${topic}: ${describeError(error)}`);
       }
@@ -299,6 +307,7 @@ async function goLive(
       if (!(error instanceof SessionClosedError)) throw error;
     }
     if (signal.aborted) return 'stopped';
+    if (session.draining) return draining;
     let end: SubscriptionEnd | undefined;
     try {
       end = await subscription.ended;
@@ -311,6 +320,7 @@ async function goLive(
     }
     return { resume: `the session closed (${session.closeReason})`, backoff: true };
   } finally {
+    offDraining();
     await session.close().catch(() => undefined);
   }
 }
