@@ -16,6 +16,7 @@ const LONG_FILES = [
   'infra/stack/test/cli.test.ts',
   'apps/chain-writer/src/anchor/restart.test.ts',
   'apps/chain-writer/src/app.test.ts',
+  'infra/faults/test/subscribers.test.ts',
 ];
 
 /** Within each group (sequence.groupOrder): the long files first, then larger files first. */
@@ -48,6 +49,13 @@ export default defineConfig({
     maxWorkers: 3,
     sequence: { sequencer: LongFirstSequencer },
     // apps/*/e2e: end-to-end projects (the whole stack and a browser), e.g. apps/web/e2e.
-    projects: ['packages/*', 'apps/*', 'apps/*/e2e', 'contracts', 'infra/*'],
+    projects: [
+      'packages/*',
+      'apps/*',
+      'apps/*/e2e',
+      'contracts',
+      'infra/*',
+      'infra/faults/vitest.subscribers.config.ts',
+    ],
   },
 });

@@ -37,7 +37,8 @@ export const BENCHES: readonly BenchSpec[] = [
     title: 'session setup (POST → hello), concurrency 10 and 50, against a bare answerer',
     script: 'infra/bench/src/sessions.ts',
     full: [],
-    quick: ['--quick'],
+    // One round: the quick run checks that it runs and prints its rows (CI's time is short).
+    quick: ['--quick', '--rounds', '1'],
   },
   {
     id: 'backfill',
@@ -52,7 +53,7 @@ export const BENCHES: readonly BenchSpec[] = [
       'whole pipeline (relay → writer → anchor → indexer → receipt) on Postgres and PGlite, against the relay ack rate',
     script: 'infra/bench/src/pipeline.ts',
     full: [],
-    quick: ['--quick'],
+    quick: ['--quick', '--step-s', '6'],
   },
   {
     id: 'relay-ingest',
