@@ -268,18 +268,6 @@ export function loadConfig(env: Env): Config {
   return { ...raw, CORS_ORIGINS: origins, ICE_STUN_URLS: stunUrls, TURN_URLS: turnUrls };
 }
 
-/** The few variables `pnpm token` needs (it mints tokens with the gateway's secret). */
-export const TokenCliConfigSchema = Type.Object({
-  JWT_SECRET: JwtSecret,
-  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
-  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
-});
-export type TokenCliConfig = Static<typeof TokenCliConfigSchema>;
-
-export function loadTokenCliConfig(env: Env): TokenCliConfig {
-  return parseEnv(`${SERVICE_NAME} token`, TokenCliConfigSchema, env);
-}
-
 function commaList(value: string | undefined): string[] {
   return (value ?? '')
     .split(',')

@@ -289,6 +289,32 @@ describe('streamanchor (no stack)', () => {
       expect(run.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
     }
   });
+
+  it('behavior: `pnpm run token …` (as the README says) is streamanchor token, with or without --', async () => {
+    const pnpm = join(REPO_ROOT, 'node_modules', '.bin', 'pnpm');
+    const runs = await Promise.all(
+      [
+        ['run', 'token', '--sub', 'demo', '--topics', 'demo'],
+        ['run', 'token', '--', '--sub', 'demo', '--topics', 'demo', '--subscribe', 'demo'],
+      ].map((args) =>
+        cli(['--silent', '--dir', REPO_ROOT, ...args], {
+          bin: pnpm,
+          env: { JWT_SECRET: SECRET, JWT_AUDIENCE: 'streamanchor', JWT_ISSUER: 'ops' },
+        }),
+      ),
+    );
+    for (const run of runs) {
+      expect(run.code, run.stderr).toBe(0);
+      const claims = decodeJwt(run.stdout.trim());
+      expect(claims).toMatchObject({
+        sub: 'demo',
+        topics: ['demo'],
+        aud: 'streamanchor',
+        iss: 'ops',
+      });
+    }
+    expect(decodeJwt(runs[1]!.stdout.trim()).subscribe).toEqual(['demo']);
+  });
 });
 
 describe('streamanchor against the local stack', () => {
