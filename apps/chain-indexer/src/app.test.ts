@@ -10,7 +10,7 @@ import {
 import { deployStreamAnchor, streamAnchorAbi } from '@streamanchor/contracts';
 import { createBatchLedger, type DatabaseHandle } from '@streamanchor/db';
 import { ReceiptNoticeJob, receiptOf, verifyReceiptProof } from '@streamanchor/protocol';
-import { createLogger } from '@streamanchor/service-kit';
+import { createLogger, registry } from '@streamanchor/service-kit';
 import {
   type Anvil,
   createTestDatabase,
@@ -246,6 +246,12 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
       }
       expect(perSession).toEqual(sessions);
     }
+    // The metrics: the 7 receipts notified, the lag, the lookup queue's depth.
+    const metrics = await registry.metrics();
+    expect(metrics).toMatch(/^streamanchor_indexer_receipts_notified_total [1-9]\d*$/m);
+    expect(metrics).toMatch(/^streamanchor_indexer_lag_blocks \d+$/m);
+    expect(metrics).toMatch(/^streamanchor_indexer_indexed_block [1-9]\d*$/m);
+    expect(metrics).toContain('streamanchor_queue_jobs{queue="indexerLookup",state="waiting"} 0');
   });
 
   it('behavior: backfills from the deployment block when the events predate the start', async () => {

@@ -1,12 +1,20 @@
-import type { Keys } from '@streamanchor/bus';
+import { createQueue, type Keys } from '@streamanchor/bus';
 import { createBatchLedger, type Database } from '@streamanchor/db';
-import { AGAIN, createLoop, type Logger } from '@streamanchor/service-kit';
+import {
+  AGAIN,
+  createLoop,
+  createOpsServer,
+  type Logger,
+  registerQueueDepths,
+} from '@streamanchor/service-kit';
 import type { Redis } from 'ioredis';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { createPublicClient, http, type PublicClient } from 'viem';
 import type { Config } from './config';
 import { ChainIdMismatchError } from './errors';
+import type { Fence } from './leader';
 import { createLookupWorker } from './lookup';
+import { observeFlush, observeStep } from './metrics';
 import { createReceiptOutbox, type FlushResult } from './receipts';
 import { createSyncer, type SyncStep } from './sync';
 
@@ -20,6 +28,8 @@ export interface AppDeps {
   db: Kysely<Database>;
   /** Defaults to an HTTP client on config.rpcUrl. */
   publicClient?: PublicClient;
+  /** The active term's fence (src/leader), checked in every sync write transaction. */
+  fence?: Fence;
 }
 
 export interface SyncOnceResult extends SyncStep {
@@ -42,11 +52,11 @@ const MAX_BACKOFF_MS = 30_000;
 /** Records whose batches the lookup worker keeps (with their rebuilt proofs). */
 const LOOKUP_CACHE_RECORDS = 10_000;
 
-export function createApp({ config, logger, redis, keys, db, publicClient }: AppDeps): App {
+export function createApp({ config, logger, redis, keys, db, publicClient, fence }: AppDeps): App {
   const client =
     publicClient ??
     createPublicClient({ transport: http(config.rpcUrl, { retryCount: 3, timeout: 30_000 }) });
-  const syncer = createSyncer({ config, logger, db, client });
+  const syncer = createSyncer({ config, logger, db, client, fence });
   const outbox = createReceiptOutbox({ config, logger, db, bus: { connection: redis, keys } });
   const ledger = createBatchLedger(db, {
     chainId: config.chainId,
@@ -60,11 +70,37 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
   // history) while the app runs.
   let lookup: ReturnType<typeof createLookupWorker> | undefined;
 
+  // GET /metrics, /readyz (Redis, the database, the RPC answer), /healthz on OPS_PORT (0: none).
+  const ops = createOpsServer({
+    host: config.ops?.host ?? '127.0.0.1',
+    port: config.ops?.port ?? 0,
+    logger,
+    checks: {
+      redis: () => redis.ping(),
+      database: () => sql`select 1`.execute(db),
+      rpc: () => client.getBlockNumber(),
+    },
+  });
+  const lookupQueue = createQueue({ connection: redis, keys }, 'indexerLookup');
+  lookupQueue.on('error', (error) => logger.warn({ err: error }, 'queue error'));
+  let removeDepths: (() => void) | undefined;
+  const step = async () => {
+    const result = await syncer.step();
+    observeStep(result, config.confirmations);
+    return result;
+  };
+  const flush = async () => {
+    const result = await outbox.flush();
+    observeFlush(result);
+    return result;
+  };
+
   async function syncOnce(): Promise<SyncOnceResult> {
     const step = await syncer.step();
+    observeStep(step, config.confirmations);
     // Reorged notices (written by the rewind) go out like any other: a client keeps the
     // receipt with the highest revision, so a stale job still waiting changes nothing.
-    const receipts = await outbox.flush();
+    const receipts = await flush();
     return { ...step, receipts };
   }
 
@@ -82,7 +118,7 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
     logger,
     config.pollIntervalMs,
     async () => {
-      await outbox.flush();
+      await flush();
       return undefined;
     },
     backoff,
@@ -92,9 +128,9 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
     logger,
     config.pollIntervalMs,
     async () => {
-      const step = await syncer.step();
+      const result = await step();
       outboxLoop.wake();
-      return step.caughtUp ? undefined : AGAIN;
+      return result.caughtUp ? undefined : AGAIN;
     },
     backoff,
   );
@@ -130,12 +166,16 @@ export function createApp({ config, logger, redis, keys, db, publicClient }: App
       syncLoop.start();
       outboxLoop.start();
       lookup = createLookupWorker({ bus: { connection: redis, keys }, ledger, db, logger });
+      removeDepths = registerQueueDepths({ indexerLookup: lookupQueue });
+      await ops.start();
     },
     async stop() {
       await Promise.all([syncLoop.stop(), outboxLoop.stop()]);
       await lookup?.close();
       lookup = undefined;
       await outbox.close();
+      removeDepths?.();
+      await Promise.all([ops.stop(), lookupQueue.close()]);
     },
   };
 }

@@ -5,6 +5,7 @@ import {
   DeploymentEnv,
   LogEnv,
   type LogLevel,
+  OpsEnv,
   parseEnv,
   RedisEnv,
   RpcEnv,
@@ -48,9 +49,16 @@ export const ConfigSchema = Type.Object({
     description:
       'records of recently announced batches kept in memory (with their verified proofs) for the next notice of the same batch; 0: read and verify every notice',
   }),
+  INDEXER_LEASE_MS: Type.Integer({
+    minimum: 500,
+    default: 5000,
+    description:
+      'leader lock (Postgres): an active indexer that stops answering (host gone, frozen, cut off) keeps the lock at most this long before a standby takes over; a killed or stopped one hands over at once',
+  }),
   ...DatabaseEnv,
   ...LogEnv,
   ...RedisEnv,
+  ...OpsEnv,
 });
 
 export interface Config {
@@ -67,11 +75,15 @@ export interface Config {
   maxLogRange: number;
   receiptsPerJob: number;
   receiptCacheRecords: number;
+  /** See INDEXER_LEASE_MS and src/leader. */
+  leaseMs: number;
   databaseUrl: string | undefined;
   dataDir: string;
   logLevel: LogLevel;
   redisUrl: string;
   redisPrefix: string;
+  /** The ops server (GET /metrics, /readyz, /healthz); absent or port 0 = none. */
+  ops?: { host: string; port: number };
 }
 
 /** Reads the chain-indexer's configuration; throws ConfigError naming each bad variable. */
@@ -90,10 +102,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxLogRange: parsed.MAX_LOG_RANGE,
     receiptsPerJob: parsed.RECEIPTS_PER_JOB,
     receiptCacheRecords: parsed.RECEIPT_CACHE_RECORDS,
+    leaseMs: parsed.INDEXER_LEASE_MS,
     databaseUrl: parsed.DATABASE_URL,
     dataDir: parsed.DATA_DIR,
     logLevel: parsed.LOG_LEVEL,
     redisUrl: parsed.REDIS_URL,
     redisPrefix: parsed.REDIS_PREFIX,
+    ops: { host: parsed.OPS_HOST, port: parsed.OPS_PORT },
   };
 }

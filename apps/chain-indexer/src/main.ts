@@ -14,6 +14,8 @@ import {
 import { createPublicClient, http } from 'viem';
 import { createApp } from './app';
 import { loadConfig } from './config';
+import { ChainIdMismatchError } from './errors';
+import { createLeaderElection } from './leader';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit(() => loadConfig(process.env));
@@ -36,16 +38,71 @@ async function main(): Promise<void> {
     const publicClient = createPublicClient({
       transport: http(config.rpcUrl, { retryCount: 3, timeout: 30_000 }),
     });
-    const app = createApp({
-      config,
-      logger,
-      redis,
-      keys: createKeys(config.redisPrefix),
+    const actualChainId = await publicClient.getChainId();
+    if (actualChainId !== config.chainId)
+      throw new ChainIdMismatchError(config.chainId, actualChainId, config.rpcUrl);
+
+    // One active indexer per chain and contract; the others wait as standby (src/leader).
+    const election = createLeaderElection({
       db: database.db,
-      publicClient,
+      databaseUrl: config.databaseUrl,
+      chainId: config.chainId,
+      contract: config.contract,
+      leaseMs: config.leaseMs,
+      logger,
     });
-    await app.start();
-    shutdown.add(() => app.stop());
+    const terms = (async () => {
+      while (!shutdown.isShuttingDown) {
+        let term: Awaited<ReturnType<typeof election.acquire>>;
+        try {
+          term = await election.acquire(shutdown.signal);
+        } catch (error) {
+          if (shutdown.isShuttingDown) return;
+          throw error;
+        }
+        logger.info({ epoch: Number(term.epoch) }, `became active (epoch ${term.epoch})`);
+        const app = createApp({
+          config,
+          logger,
+          redis,
+          keys: createKeys(config.redisPrefix),
+          db: database.db,
+          publicClient,
+          fence: term.fence,
+        });
+        try {
+          await app.start();
+          const stopped = new Promise<void>((resolve) => {
+            if (shutdown.signal.aborted) resolve();
+            else shutdown.signal.addEventListener('abort', () => resolve(), { once: true });
+          });
+          const reason = await Promise.race([term.lost, stopped]);
+          if (!shutdown.isShuttingDown)
+            logger.error({ reason, epoch: Number(term.epoch) }, 'lost the lock; stopping');
+        } finally {
+          // A stale write still in flight is rejected by the fence; stop, then let go.
+          await app
+            .stop()
+            .catch((error: unknown) => logger.warn({ err: error }, 'stopping the indexer failed'));
+          await term.release();
+        }
+        if (!shutdown.isShuttingDown) logger.info('stopped; back to standby');
+      }
+    })();
+    terms.catch(async (error: unknown) => {
+      if (shutdown.isShuttingDown) {
+        logger.error({ err: error }, 'chain-indexer failed while stopping');
+        return;
+      }
+      logger.fatal(
+        { err: error, details: (error as { details?: unknown }).details },
+        'chain-indexer failed',
+      );
+      await shutdown.run('failure');
+      process.exit(1);
+    });
+    // Stops the active term (releasing the lock: a standby takes over at once) or the wait.
+    shutdown.add(() => terms.catch(() => {}));
   } catch (error) {
     logger.fatal(
       { err: error, details: (error as { details?: unknown }).details },

@@ -64,6 +64,7 @@ export function testConfig(
     maxLogRange: 2000,
     receiptsPerJob: 1000,
     receiptCacheRecords: 50_000,
+    leaseMs: 5000,
     databaseUrl: undefined,
     dataDir: '.data',
     logLevel: 'silent',

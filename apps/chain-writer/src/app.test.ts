@@ -2,7 +2,7 @@ import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import { streamAnchorAbi } from '@streamanchor/contracts';
 import { readBatchContent } from '@streamanchor/db';
 import { LEAF_ENCODING, leafHash, leafValue } from '@streamanchor/protocol';
-import { TEST_DATABASE_KINDS } from '@streamanchor/testing';
+import { getFreePort, TEST_DATABASE_KINDS } from '@streamanchor/testing';
 import type { Hex } from 'viem';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChainIdMismatchError } from './errors';
@@ -23,8 +23,18 @@ describe.each(TEST_DATABASE_KINDS)('chain-writer on %s', (kind) => {
   const batches = () => fx.database.db.selectFrom('batches').selectAll().orderBy('seq').execute();
 
   it('default: stores a records job, builds a batch and anchors it; every proof verifies off and on chain', async () => {
-    const app = fx.app();
+    const opsPort = await getFreePort();
+    const app = fx.app({ env: { OPS_PORT: String(opsPort) } });
+    const metric = async (series: string) => {
+      const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? 0 : Number(line.slice(series.length + 1));
+    };
     await app.start();
+    const [storedBefore, latencyBefore] = [
+      await metric('streamanchor_writer_records_stored_total'),
+      await metric('streamanchor_writer_anchor_latency_seconds_count'),
+    ];
     const records = makeRecords(25);
     const job = await fx.send(records);
     expect(await job.waitUntilFinished(fx.queueEvents, 30_000)).toEqual({ stored: 25 });
@@ -107,6 +117,16 @@ describe.each(TEST_DATABASE_KINDS)('chain-writer on %s', (kind) => {
         [...proven[0]!.proof],
       ),
     ).toBe(false);
+
+    // The ops server: records stored, the anchor latency of each record, readiness.
+    expect(await metric('streamanchor_writer_records_stored_total')).toBe(storedBefore + 25);
+    await expect
+      .poll(() => metric('streamanchor_writer_anchor_latency_seconds_count'), { timeout: 10_000 })
+      .toBe(latencyBefore + 25);
+    expect(await metric('streamanchor_writer_batches{status="sent"}')).toBe(1);
+    expect(await metric('streamanchor_writer_batches_built_total')).toBeGreaterThanOrEqual(1);
+    const ready = await fetch(`http://127.0.0.1:${opsPort}/readyz`);
+    expect([ready.status, await ready.json()]).toEqual([200, { status: 'ready' }]);
   });
 
   it('behavior: the same records delivered twice are stored once', async () => {

@@ -1,8 +1,13 @@
-import type { Keys, TypedWorker } from '@streamanchor/bus';
+import { createQueue, type Keys, type TypedQueue, type TypedWorker } from '@streamanchor/bus';
 import type { Database } from '@streamanchor/db';
-import type { Logger, Loop } from '@streamanchor/service-kit';
+import {
+  createOpsServer,
+  type Logger,
+  type Loop,
+  registerQueueDepths,
+} from '@streamanchor/service-kit';
 import type { Redis } from 'ioredis';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Address } from 'viem';
 import {
   type AnchorEffects,
@@ -23,6 +28,7 @@ import {
 import type { Config } from './config';
 import { createIngestWorker } from './ingest';
 import { writerLedger } from './ledger';
+import { startWriterMetrics, type WriterMetricsHooks } from './metrics';
 import { createPayloadPruner } from './pruner';
 
 export interface AppDeps {
@@ -93,6 +99,20 @@ export function createApp(deps: AppDeps): App {
   let batcher: Batcher | undefined;
   let submitter: Submitter | undefined;
   let started = false;
+  // GET /metrics, /readyz (Redis, the database, the RPC answer), /healthz on OPS_PORT (0: none).
+  const ops = createOpsServer({
+    host: config.OPS_HOST,
+    port: config.OPS_PORT,
+    logger,
+    checks: {
+      redis: () => deps.redis.ping(),
+      database: () => sql`select 1`.execute(db),
+      rpc: () => publicClient.getBlockNumber(),
+    },
+  });
+  let metricsHooks: WriterMetricsHooks | undefined;
+  let depthQueues: (TypedQueue<'records'> | TypedQueue<'audit'>)[] = [];
+  let removeDepths: (() => void) | undefined;
   const counters = { deadLetters: 0, auditAppended: 0, auditAnchored: 0 };
   const onDeadLettered = (letters: readonly unknown[]) => {
     counters.deadLetters += letters.length;
@@ -133,6 +153,21 @@ export function createApp(deps: AppDeps): App {
           publicClient,
         }),
       );
+      metricsHooks = startWriterMetrics({
+        db,
+        logger,
+        chainId: config.CHAIN_ID,
+        contract,
+        counters,
+        confirmed: () => submitter?.confirmed,
+      });
+      const bus = { connection: deps.redis, keys };
+      const recordsQueue = createQueue(bus, 'records');
+      const auditQueue = createQueue(bus, 'audit');
+      depthQueues = [recordsQueue, auditQueue];
+      for (const queue of depthQueues)
+        queue.on('error', (error) => logger.warn({ err: error }, 'queue error'));
+      removeDepths = registerQueueDepths({ records: recordsQueue, audit: auditQueue });
       submitter = createSubmitter({
         db,
         logger,
@@ -157,14 +192,20 @@ export function createApp(deps: AppDeps): App {
         ...(deps.intervals?.batcherMs === undefined
           ? {}
           : { intervalMs: deps.intervals.batcherMs }),
-        onBuilt: () => submitter?.wake(),
+        onBuilt: () => {
+          metricsHooks?.batchBuilt();
+          submitter?.wake();
+        },
       });
       worker = createIngestWorker({
         bus: { connection: deps.redis, keys },
         db,
         logger,
         concurrency: config.RECORDS_CONCURRENCY,
-        onStored: (count) => batcher?.recordsStored(count),
+        onStored: (count) => {
+          metricsHooks?.recordsStored(count);
+          batcher?.recordsStored(count);
+        },
         onDeadLettered,
       });
       auditWorker = createAuditWorker({
@@ -205,6 +246,7 @@ export function createApp(deps: AppDeps): App {
       auditAnchorer.start();
       pruner?.start();
       await Promise.all([worker.waitUntilReady(), auditWorker.waitUntilReady()]);
+      await ops.start();
       logger.info(
         {
           chainId: config.CHAIN_ID,
@@ -226,6 +268,11 @@ export function createApp(deps: AppDeps): App {
       await pruner?.stop();
       await batcher?.stop();
       await submitter?.stop();
+      metricsHooks?.stop();
+      metricsHooks = undefined;
+      removeDepths?.();
+      await Promise.all([ops.stop(), ...depthQueues.map((queue) => queue.close())]);
+      depthQueues = [];
       await lock
         .release()
         .catch((error) => logger.warn({ err: error }, 'releasing the signer lock failed'));

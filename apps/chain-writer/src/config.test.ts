@@ -24,6 +24,8 @@ describe('config', () => {
       LOG_LEVEL: 'info',
       REDIS_URL: 'redis://127.0.0.1:6379',
       REDIS_PREFIX: 'sa',
+      OPS_PORT: 9464,
+      OPS_HOST: '127.0.0.1',
     });
   });
 

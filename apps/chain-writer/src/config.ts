@@ -3,6 +3,7 @@ import {
   ChainEnv,
   DatabaseEnv,
   LogEnv,
+  OpsEnv,
   parseEnv,
   RedisEnv,
   RpcEnv,
@@ -55,6 +56,7 @@ export const ConfigSchema = Type.Object({
   ...DatabaseEnv,
   ...LogEnv,
   ...RedisEnv,
+  ...OpsEnv,
 });
 
 export type Config = Static<typeof ConfigSchema> & { WRITER_PRIVATE_KEY: `0x${string}` };

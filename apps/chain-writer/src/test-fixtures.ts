@@ -189,6 +189,8 @@ export async function createWriterFixture(kind: TestDatabaseKind): Promise<Write
     REDIS_PREFIX: prefix,
     BATCH_MAX_AGE_MS: '200',
     TX_CONFIRM_TIMEOUT_MS: '5000',
+    // No ops server unless a test asks for one (several writers run in one process).
+    OPS_PORT: '0',
   };
   const { publicClient, walletClient } = createChainClients(loadConfig(baseEnv));
   const deployed = await deployStreamAnchor({ walletClient, publicClient });

@@ -12,9 +12,15 @@ import {
   type TypedWorker,
 } from '@streamanchor/bus';
 import { createContentHasher, type NackCode } from '@streamanchor/protocol';
-import type { Logger } from '@streamanchor/service-kit';
+import {
+  createOpsServer,
+  type Logger,
+  type OpsServer,
+  registerQueueDepths,
+} from '@streamanchor/service-kit';
 import type { Redis } from 'ioredis';
 import type { Config } from './config';
+import { registerRelayMetrics } from './metrics';
 import { createReceiptsWorker } from './receipts';
 import {
   createRecordPipeline,
@@ -93,6 +99,15 @@ export function createApp(deps: AppDeps): App {
   let readerConnection: Redis | undefined;
   let draining: Promise<boolean> | undefined;
   const publicAddress = createPublicAddress(config.ice.publicAddress, { logger });
+  // GET /metrics, /readyz (Redis answers PING), /healthz on OPS_HOST:OPS_PORT (0: none).
+  const ops: OpsServer = createOpsServer({
+    ...config.ops,
+    logger,
+    checks: { redis: () => redis.ping() },
+  });
+  let unregisterMetrics: (() => void) | undefined;
+  // Queues only read for their depths (the workers and the records queue have their own).
+  let depthQueues: (TypedQueue<'receipts'> | TypedQueue<'relayControl'>)[] = [];
 
   async function start(): Promise<void> {
     await publicAddress.start();
@@ -159,6 +174,22 @@ export function createApp(deps: AppDeps): App {
       logger,
     });
     await heartbeat.start();
+    const receiptsQueue = createQueue(bus, 'receipts', relayId);
+    const controlQueue = createQueue(bus, 'relayControl', relayId);
+    depthQueues = [receiptsQueue, controlQueue];
+    for (const depthQueue of depthQueues)
+      depthQueue.on('error', (error) => logger.warn({ err: error }, 'queue error'));
+    const removeDepths = registerQueueDepths({
+      records: queue,
+      receipts: receiptsQueue,
+      relayControl: controlQueue,
+    });
+    const removeStats = registerRelayMetrics(stats);
+    unregisterMetrics = () => {
+      removeDepths();
+      removeStats();
+    };
+    await ops.start();
     logger.info(
       {
         iceUdpPort: config.ice.udpPort || 'ephemeral',
@@ -220,6 +251,11 @@ export function createApp(deps: AppDeps): App {
     recordsConnection?.disconnect();
     // 4. Leave the registry last: until now the gateway could still route DELETEs here.
     await step('registry', () => heartbeat?.stop());
+    unregisterMetrics?.();
+    await step('ops server', () => ops.stop());
+    await step('depth queues', async () => {
+      await Promise.all(depthQueues.map((depthQueue) => depthQueue.close()));
+    });
     const { relayId: _relayId, ...final } = stats();
     logger.info(final, 'relay stopped');
   }

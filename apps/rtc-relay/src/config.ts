@@ -5,6 +5,7 @@ import { LIMITS } from '@streamanchor/protocol';
 import {
   LogEnv,
   type LogLevel,
+  OpsEnv,
   PORT_RULE,
   parseEnv,
   RedisEnv,
@@ -29,6 +30,7 @@ const Int = (options: {
 export const ConfigSchema = Type.Object({
   ...LogEnv,
   ...RedisEnv,
+  ...OpsEnv,
   RELAY_ID: Type.Optional(
     Type.String({
       pattern: '^[A-Za-z0-9_.-]{1,100}$',
@@ -226,6 +228,8 @@ export interface Config {
   redisUrl: string;
   redisPrefix: string;
   relayId: string;
+  /** The ops server (GET /metrics, /readyz, /healthz); port 0 = none. */
+  ops: { host: string; port: number };
   ice: {
     udpPort: number;
     bindAddress: string;
@@ -286,6 +290,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     relayId: e.RELAY_ID ?? defaultRelayId(),
+    ops: { host: e.OPS_HOST, port: e.OPS_PORT },
     ice: {
       udpPort: e.ICE_UDP_PORT,
       bindAddress: e.ICE_BIND_ADDRESS,

@@ -32,7 +32,7 @@ import {
 } from '@streamanchor/protocol';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { ClientProcess } from './support/client';
-import { newSessionId, startTestRelay, type TestRelay } from './support/relay';
+import { freeTcpPort, newSessionId, startTestRelay, type TestRelay } from './support/relay';
 
 let relay: TestRelay | undefined;
 let client: ClientProcess | undefined;
@@ -353,7 +353,7 @@ describe('rtc-relay', () => {
   });
 
   test('behavior: each invalid message gets its nack code and the session keeps working', async () => {
-    const { relay, client } = await setup();
+    const { relay, client } = await setup({ OPS_PORT: String(await freeTcpPort()) });
     await relay.connect(client, { topics: ['demo'] });
     const cases: [string, string, string | null][] = [
       ['{"type":"publish",', 'malformed_message', null],
@@ -400,6 +400,21 @@ describe('rtc-relay', () => {
       invalid_payload: 1,
       topic_not_allowed: 1,
     });
+    // The same counts on the ops server's /metrics, with the open session and the queues.
+    const ops = `http://127.0.0.1:${relay.config.ops.port}`;
+    const metrics = await (await fetch(`${ops}/metrics`)).text();
+    expect(metrics).toContain('streamanchor_relay_sessions 1');
+    expect(metrics).toContain('streamanchor_relay_records_acked_total 1');
+    expect(metrics).toContain(
+      'streamanchor_relay_records_nacked_total{code="malformed_message"} 3',
+    );
+    expect(metrics).toContain(
+      'streamanchor_relay_records_nacked_total{code="topic_not_allowed"} 1',
+    );
+    expect(metrics).toMatch(/streamanchor_queue_jobs\{queue="records",state="waiting"\} 1/);
+    expect(metrics).toContain('streamanchor_queue_jobs{queue="receipts",state="failed"} 0');
+    const ready = await fetch(`${ops}/readyz`);
+    expect([ready.status, await ready.json()]).toEqual([200, { status: 'ready' }]);
   });
 
   test('behavior: a message over the advertised size from a client that ignores it is nacked message_too_large', async () => {

@@ -7,7 +7,7 @@ import {
   type Keys,
 } from '@streamanchor/bus';
 import { LIMITS } from '@streamanchor/protocol';
-import type { Logger } from '@streamanchor/service-kit';
+import { createOpsServer, type Logger } from '@streamanchor/service-kit';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyReply,
@@ -22,6 +22,7 @@ import { clientErrorHandler, frameworkErrors, installProblemHandling, requireHos
 import { historyRoutes } from './history';
 import { createIceServerProvider, type IceServerProvider } from './ice';
 import { buildInfo, infoRoutes } from './info';
+import { installGatewayMetrics } from './metrics';
 import { recordsRoutes } from './records';
 import { createRelayClient, sessionsRoutes } from './sessions';
 import { webRoutes } from './web';
@@ -44,7 +45,11 @@ export interface App {
   fastify: ReturnType<typeof buildFastify>;
   /** The ICE server provider (its credentialsIssued counts the TURN credentials handed out). */
   iceServers: IceServerProvider;
-  /** Listens on HOST:PORT; resolves with the actual base URL (useful with PORT=0). */
+  /**
+   * Listens on HOST:PORT; resolves with the actual base URL (useful with PORT=0). Also starts
+   * the ops server (GET /metrics, /readyz, /healthz) on OPS_HOST:OPS_PORT (0: none), never
+   * on the public port.
+   */
   start(): Promise<{ url: string }>;
   /** Stops accepting requests, lets in-flight ones finish, closes the relay and indexer queues. */
   stop(): Promise<void>;
@@ -189,6 +194,13 @@ export function createApp({ config, logger, redis, keys, ...deps }: AppDeps): Ap
   });
   fastify.register(infoRoutes, { info: buildInfo(config), redis });
   if (config.WEB_DIST_DIR) fastify.register(webRoutes, { root: config.WEB_DIST_DIR });
+  const stopMetrics = installGatewayMetrics(fastify, { iceServers });
+  const ops = createOpsServer({
+    host: config.OPS_HOST,
+    port: config.OPS_PORT,
+    logger,
+    checks: { redis: () => redis.ping() },
+  });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -196,6 +208,7 @@ export function createApp({ config, logger, redis, keys, ...deps }: AppDeps): Ap
     iceServers,
     async start() {
       const url = await fastify.listen({ host: config.HOST, port: config.PORT });
+      await ops.start();
       return { url };
     },
     stop() {
@@ -203,7 +216,8 @@ export function createApp({ config, logger, redis, keys, ...deps }: AppDeps): Ap
         try {
           await fastify.close();
         } finally {
-          await Promise.all([relays.close(), indexer.close(), audit.close()]);
+          stopMetrics();
+          await Promise.all([relays.close(), indexer.close(), audit.close(), ops.stop()]);
         }
       })();
       return stopping;

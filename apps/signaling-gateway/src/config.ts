@@ -8,6 +8,7 @@ import {
   JWT_SECRET_RULE,
   LogEnv,
   MIN_JWT_SECRET_LENGTH,
+  OpsEnv,
   PORT_RULE,
   parseEnv,
   RedisEnv,
@@ -213,6 +214,7 @@ export const ConfigSchema = Type.Object({
   }),
   ...LogEnv,
   ...RedisEnv,
+  ...OpsEnv,
 });
 
 type RawConfig = Static<typeof ConfigSchema>;
@@ -245,6 +247,13 @@ export function loadConfig(env: Env): Config {
 
   if (raw.WEB_DIST_DIR !== undefined && !isDirectory(raw.WEB_DIST_DIR)) {
     problems.push({ variable: 'WEB_DIST_DIR', message: `${raw.WEB_DIST_DIR} is not a directory` });
+  }
+
+  if (raw.OPS_PORT !== 0 && raw.OPS_PORT === raw.PORT) {
+    problems.push({
+      variable: 'OPS_PORT',
+      message: `must differ from PORT (${raw.PORT}): /metrics stays off the public port`,
+    });
   }
 
   if (raw.HEADERS_TIMEOUT_MS > raw.REQUEST_TIMEOUT_MS) {

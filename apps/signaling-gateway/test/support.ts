@@ -38,6 +38,8 @@ export function testEnv(
     DEPLOYMENT_BLOCK: '7',
     PUBLIC_RPC_URL: 'http://127.0.0.1:8545',
     LOG_LEVEL: 'silent',
+    // No ops server unless a test asks for one (many gateways run in one process).
+    OPS_PORT: '0',
     REDIS_URL: TEST_REDIS_URL,
     // Generous limits, so tests that open many sessions are not refused; the limit tests
     // (src/sessions/limits.test.ts) set their own.

@@ -58,7 +58,9 @@ async function main(): Promise<void> {
     shutdown.add(() => writerApp.stop());
 
     const indexerApp = indexer.createApp({
-      config: indexerConfig,
+      // One ops server per process: the writer's serves the process' registry, which holds
+      // the indexer's metrics too (the same OPS_PORT would collide).
+      config: { ...indexerConfig, ops: undefined },
       logger: createLogger({ service: 'chain-indexer', level: indexerConfig.logLevel }),
       redis: indexerRedis,
       keys: createKeys(indexerConfig.redisPrefix),

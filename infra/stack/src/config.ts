@@ -75,6 +75,11 @@ export const StackConfigSchema = Type.Object({
       'the one UDP port the relay muxes every WebRTC session on; relay i of several gets ICE_UDP_PORT + i (0 or unset: an ephemeral port per session, not the relay default, so that stacks run side by side)',
     ),
   ),
+  OPS_PORT: Type.Optional(
+    Port(
+      'first ops port (GET /metrics, /readyz, /healthz), one per service process from it on: relay i gets OPS_PORT + i, then the gateway, then chain-services (writer and indexer metrics together; with DATABASE_URL the writer, then the indexer); unset: no ops servers, so that stacks run side by side',
+    ),
+  ),
   CPU_PROFILE_DIR: Type.Optional(
     Type.String({
       minLength: 1,

@@ -57,6 +57,12 @@ export interface StartStackOptions {
    */
   relays?: number;
   /**
+   * The address anvil listens on (default 127.0.0.1); the gateway's PUBLIC_RPC_URL, which
+   * browsers verify receipts against, points there. The netns end-to-end test gives the
+   * address its browser's network namespace reaches.
+   */
+  anvilHost?: string;
+  /**
    * The RPC_URL each chain service gets (fault tests: a JSON-RPC proxy in front of anvil, one
    * URL per service). Called once per service start, after anvil is up and the contract is
    * deployed. Default: anvil's own URL. The gateway's PUBLIC_RPC_URL stays anvil's.
@@ -305,10 +311,12 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       cleanups.push(async () => void (await clearRedisPrefix(redis.url, config.REDIS_PREFIX)));
 
     const host = config.HOST;
-    const anvilPort = await claimPort('ANVIL_PORT', '127.0.0.1', config.ANVIL_PORT);
+    const anvilHost = options.anvilHost ?? '127.0.0.1';
+    const anvilPort = await claimPort('ANVIL_PORT', anvilHost, config.ANVIL_PORT);
     const gatewayPort = await claimPort('PORT', host, config.PORT);
     throwIfAborted(options.signal);
     const anvil: Anvil = await startAnvil({
+      host: anvilHost,
       port: anvilPort,
       blockTime: config.ANVIL_BLOCK_TIME > 0 ? config.ANVIL_BLOCK_TIME : undefined,
       detached: true,
@@ -421,6 +429,12 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       });
     }
 
+    // Ops servers (GET /metrics, /readyz, /healthz) only when OPS_PORT asks for them: one port
+    // each from OPS_PORT on, in spec order; otherwise none (0), never the services' default
+    // 9464, so that stacks and tests run side by side.
+    specs.forEach((spec, i) => {
+      spec.env.OPS_PORT = String(config.OPS_PORT ? config.OPS_PORT + i : 0);
+    });
     const baseEnv: Env = { ...env };
     // Stack-only settings never reach the services under a name they might misread.
     for (const key of ['ANVIL_PORT', 'ANVIL_BLOCK_TIME']) delete baseEnv[key];

@@ -170,6 +170,19 @@ export interface PayloadPruneCursorsTable {
   updated_at: Generated<Timestamp>;
 }
 
+/**
+ * The epoch of the active chain-indexer per chain and contract (migration 0009): bumped by each
+ * indexer that takes the leader lock, checked by its write transactions (fencing). Written only
+ * by the chain-indexer's leader module.
+ */
+export interface IndexerLeadersTable {
+  chain_id: number;
+  contract: string;
+  epoch: Int8;
+  holder: string;
+  acquired_at: Generated<Timestamp>;
+}
+
 export interface Database {
   records: RecordsTable;
   batches: BatchesTable;
@@ -181,6 +194,7 @@ export interface Database {
   audit_log: AuditLogTable;
   audit_anchors: AuditAnchorsTable;
   payload_prune_cursors: PayloadPruneCursorsTable;
+  indexer_leaders: IndexerLeadersTable;
 }
 
 export type RecordRow = Selectable<RecordsTable>;

@@ -122,3 +122,21 @@ export const SessionRouteEnv = {
       'lifetime of a session route in Redis; the relay refreshes it on every heartbeat (ms)',
   }),
 };
+
+/** The ops server's default port (Prometheus' conventional exporter port). */
+export const DEFAULT_OPS_PORT = 9464;
+
+/** The ops server of every service: GET /metrics, /readyz and /healthz, never on the public port. */
+export const OpsEnv = {
+  OPS_PORT: Type.Integer({
+    ...PORT_RULE,
+    default: DEFAULT_OPS_PORT,
+    description: `port of the ops server (GET /metrics, /readyz, /healthz; default ${DEFAULT_OPS_PORT}); 0 = no ops server`,
+  }),
+  OPS_HOST: Type.String({
+    minLength: 1,
+    default: '127.0.0.1',
+    description:
+      'address the ops server listens on; 0.0.0.0 in containers (keep it off the public network)',
+  }),
+};

@@ -6,11 +6,21 @@ import type { BrowserContext } from 'playwright-core';
 /** Debian's Chromium (apt-get install chromium); CHROMIUM_PATH overrides. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
+export interface LaunchChromiumOptions {
+  /**
+   * What to run instead of CHROMIUM_PATH: a wrapper that execs Chromium with the arguments it
+   * is given (the netns e2e runs `ip netns exec <ns> chromium "$@"`).
+   */
+  executablePath?: string;
+  /** More command-line flags. */
+  args?: string[];
+}
+
 /**
  * Headless Chromium with a fresh profile. The flags keep it from calling home (this
  * machine has no internet) and let it run as root in a container.
  */
-export async function launchChromium(): Promise<{
+export async function launchChromium(options: LaunchChromiumOptions = {}): Promise<{
   context: BrowserContext;
   close(): Promise<void>;
 }> {
@@ -24,7 +34,7 @@ export async function launchChromium(): Promise<{
   // never start a browser (playwright-core takes a few hundred ms to load).
   const { chromium } = await import('playwright-core');
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM_PATH,
+    executablePath: options.executablePath ?? CHROMIUM_PATH,
     headless: true,
     args: [
       '--no-sandbox',
@@ -34,6 +44,7 @@ export async function launchChromium(): Promise<{
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...(options.args ?? []),
     ],
   });
   return {

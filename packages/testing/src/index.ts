@@ -24,7 +24,7 @@ export {
   reportRow,
   summarize,
 } from './bench';
-export { CHROMIUM_PATH, launchChromium } from './chromium';
+export { CHROMIUM_PATH, type LaunchChromiumOptions, launchChromium } from './chromium';
 export {
   createTestDatabase,
   createThrowawayPostgres,

@@ -1,6 +1,7 @@
 import { createBatchLedger, type Database, type LedgerScope } from '@streamanchor/db';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { IndexerError } from '../errors';
+import type { Fence } from '../leader';
 import type { AnchorEvent } from './logs';
 
 export interface Cursor {
@@ -83,16 +84,19 @@ export interface CommitInput {
  * Stores one step's events and headers, moves the matching batches to included or final
  * through the ledger, finalizes what became deep enough, and moves the cursor from
  * `previous` to `next` (compare-and-set), all in one transaction: after a crash either all
- * of it happened or none of it did.
+ * of it happened or none of it did. `fence` (the active indexer's, src/leader) runs first and
+ * rejects the transaction once another indexer has taken over.
  */
 export async function commitBlocks(
   db: Kysely<Database>,
   key: CursorKey,
   scope: LedgerScope,
   input: CommitInput,
+  fence?: Fence,
 ): Promise<ApplyResult> {
   const { events, headers } = input;
   return db.transaction().execute(async (tx) => {
+    await fence?.(tx);
     const ledger = createBatchLedger(tx, scope);
     const result: ApplyResult = {
       inserted: 0,
@@ -279,8 +283,10 @@ export async function rewind(
   scope: LedgerScope,
   previous: Cursor,
   target: Cursor,
+  fence?: Fence,
 ): Promise<{ batchIds: string[]; deep: string[]; events: number }> {
   return db.transaction().execute(async (tx) => {
+    await fence?.(tx);
     const gone = await tx
       .deleteFrom('anchor_events')
       .where('chain_id', '=', key.chainId)

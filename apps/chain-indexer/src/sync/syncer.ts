@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import { BlockNotFoundError, encodeEventTopics, type PublicClient } from 'viem';
 import type { Config } from '../config';
 import { BlockUnavailableError } from '../errors';
+import type { Fence } from '../leader';
 import { blockMayHaveLogs } from './bloom';
 import { type AnchorEvent, createLogReader, type LogReader } from './logs';
 import {
@@ -27,6 +28,8 @@ export interface SyncerDeps {
   logger: Logger;
   db: Kysely<Database>;
   client: PublicClient;
+  /** Checked first in every write transaction (src/leader): a stale active indexer's are rejected. */
+  fence?: Fence;
 }
 
 export interface SyncStep {
@@ -70,10 +73,10 @@ const HEADER_CONCURRENCY = 10;
  * - A header that does not extend the cursor means a reorg: the indexer walks its window
  *   down to the common ancestor, and rewinds exactly the orphaned events and batches.
  *
- * Single active instance per database (the cursor is compare-and-set, so a second one
- * fails instead of corrupting).
+ * Single active instance per database: src/leader elects it and fences its writes (and the
+ * cursor is compare-and-set, so a second one fails instead of corrupting).
  */
-export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer {
+export function createSyncer({ config, logger, db, client, fence }: SyncerDeps): Syncer {
   const key: CursorKey = { chainId: config.chainId, contract: config.contract };
   const scope: LedgerScope = { ...key, finalityDepth: config.finalityDepth };
   const reader = createLogReader({
@@ -160,7 +163,7 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer
     head: bigint,
   ): Promise<NonNullable<SyncStep['rewound']>> {
     const target = await commonAncestor(cursor, head);
-    const reverted = await rewind(db, key, scope, cursor, target);
+    const reverted = await rewind(db, key, scope, cursor, target, fence);
     const log = reverted.deep.length > 0 ? logger.fatal.bind(logger) : logger.warn.bind(logger);
     log(
       {
@@ -198,14 +201,20 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer
     const end = await header(toBlock);
     if (!end) throw new BlockUnavailableError(toBlock);
     const next: Cursor = { blockNumber: toBlock, blockHash: end.blockHash };
-    const result = await commitBlocks(db, key, scope, {
-      events,
-      headers: [end],
-      previous: cursor,
-      next,
-      head,
-      pruneAtOrBelow: toBlock - windowSize,
-    });
+    const result = await commitBlocks(
+      db,
+      key,
+      scope,
+      {
+        events,
+        headers: [end],
+        previous: cursor,
+        next,
+        head,
+        pruneAtOrBelow: toBlock - windowSize,
+      },
+      fence,
+    );
     report(result, from, toBlock, events.length);
     return {
       target,
@@ -316,14 +325,20 @@ export function createSyncer({ config, logger, db, client }: SyncerDeps): Syncer
     const committed = run.slice(0, kept);
     const last = committed[committed.length - 1]!;
     const next: Cursor = { blockNumber: last.blockNumber, blockHash: last.blockHash };
-    const result = await commitBlocks(db, key, scope, {
-      events,
-      headers: committed,
-      previous: cursor,
-      next,
-      head: last.blockNumber,
-      pruneAtOrBelow: last.blockNumber - windowSize,
-    });
+    const result = await commitBlocks(
+      db,
+      key,
+      scope,
+      {
+        events,
+        headers: committed,
+        previous: cursor,
+        next,
+        head: last.blockNumber,
+        pruneAtOrBelow: last.blockNumber - windowSize,
+      },
+      fence,
+    );
     report(result, from, last.blockNumber, events.length);
     return {
       target,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
+import { type AddressInfo, createServer } from 'node:net';
 import {
   type BusDeps,
   createKeys,
@@ -28,6 +29,15 @@ export async function freeUdpPort(): Promise<number> {
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   const { port } = socket.address();
   await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (for OPS_PORT). */
+export async function freeTcpPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
   return port;
 }
 
@@ -78,6 +88,8 @@ export async function startTestRelay(env: Record<string, string> = {}): Promise<
     REDIS_URL: TEST_REDIS_URL,
     REDIS_PREFIX: prefix,
     LOG_LEVEL: 'silent',
+    // No ops server unless a test asks for one (several relays run in one process).
+    OPS_PORT: '0',
     ICE_BIND_ADDRESS: '127.0.0.1',
     ICE_UDP_PORT: String(await freeUdpPort()),
     MAX_MESSAGE_BYTES: '4096',

@@ -46,6 +46,45 @@ describe('ICE servers in Link headers', () => {
     await gateway.close();
   });
 
+  it('behavior: the ops server counts sessions created, refused by code, and TURN credentials issued', async () => {
+    gateway = await startGateway({ ...COTURN_ENV, OPS_PORT: String(await getFreePort()) });
+    const relay = await startFakeRelay(gateway);
+    try {
+      await gateway.app.start();
+      const ops = `http://127.0.0.1:${gateway.config.OPS_PORT}`;
+      const metric = async (series: string) => {
+        const text = await (await fetch(`${ops}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+        return line === undefined ? 0 : Number(line.slice(series.length + 1));
+      };
+      const created = 'streamanchor_gateway_sessions_created_total';
+      const refused = 'streamanchor_gateway_sessions_refused_total{code="unauthorized"}';
+      const [createdBefore, refusedBefore] = [await metric(created), await metric(refused)];
+      const post = (authorization: string) =>
+        gateway.app.fastify.inject({
+          method: 'POST',
+          url: '/v1/sessions',
+          headers: { 'content-type': 'application/sdp', authorization },
+          payload: OFFER_SDP,
+        });
+      const token = await gateway.token({ subject: 'alice' });
+      expect((await post(`Bearer ${token}`)).statusCode).toBe(201);
+      expect((await post('Bearer not-a-token')).statusCode).toBe(401);
+      expect(await metric(created)).toBe(createdBefore + 1);
+      expect(await metric(refused)).toBe(refusedBefore + 1);
+      expect(await metric('streamanchor_gateway_turn_credentials_issued_total')).toBe(1);
+      expect(
+        await metric(
+          'streamanchor_gateway_http_requests_total{route="/v1/sessions",method="POST",status="201"}',
+        ),
+      ).toBeGreaterThanOrEqual(1);
+      const ready = await fetch(`${ops}/readyz`);
+      expect([ready.status, await ready.json()]).toEqual([200, { status: 'ready' }]);
+    } finally {
+      await relay.close();
+    }
+  });
+
   it('default: a 201 carries the STUN list and per-session TURN credentials (coturn)', async () => {
     gateway = await startGateway(COTURN_ENV);
     const relay = await startFakeRelay(gateway);

@@ -7,6 +7,7 @@ import * as proofsDerived from './0005_proofs_derived';
 import * as recordsIndexWrites from './0006_records_index_writes';
 import * as recordPositions from './0007_record_positions';
 import * as payloadRetention from './0008_payload_retention';
+import * as indexerLeaders from './0009_indexer_leaders';
 
 /** Every migration, in order. Names sort lexically; never rename or edit a shipped one. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0006_records_index_writes': recordsIndexWrites,
   '0007_record_positions': recordPositions,
   '0008_payload_retention': payloadRetention,
+  '0009_indexer_leaders': indexerLeaders,
 };
