@@ -88,7 +88,10 @@ function buildFastify(config: Config, logger: Logger) {
   return Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new QuietRequestLogs(),
-    trustProxy: config.TRUST_PROXY,
+    // A hop count (proxy-addr's: the socket is hop 0), never `true`, which takes the
+    // leftmost entry, the one the client wrote.
+    trustProxy:
+      config.TRUST_PROXY > 0 ? (_address: string, hop: number) => hop < config.TRUST_PROXY : false,
     bodyLimit: LIMITS.maxSdpBytes,
     frameworkErrors,
     clientErrorHandler,

@@ -28,7 +28,7 @@ describe('config', () => {
       HISTORY_RATE_PER_IP: 2400,
       HISTORY_RATE_PER_SUBJECT: 1200,
       HISTORY_RATE_WINDOW_MS: 60000,
-      TRUST_PROXY: false,
+      TRUST_PROXY: 0,
       CORS_ORIGINS: [],
       LOG_LEVEL: 'info',
       REDIS_URL: 'redis://127.0.0.1:6379',
@@ -39,17 +39,17 @@ describe('config', () => {
     expect(config.WEB_DIST_DIR).toBeUndefined();
   });
 
-  it('behavior: values are converted (PORT 0, booleans, origin lists)', () => {
+  it('behavior: values are converted (PORT 0, TRUST_PROXY hops, origin lists)', () => {
     const config = loadConfig(
       testEnv({
         PORT: '0',
-        TRUST_PROXY: 'true',
+        TRUST_PROXY: '1',
         CORS_ORIGINS: 'https://a.example, http://localhost:5173,',
         WEB_DIST_DIR: '.',
       }),
     );
     expect(config.PORT).toBe(0);
-    expect(config.TRUST_PROXY).toBe(true);
+    expect(config.TRUST_PROXY).toBe(1);
     expect(config.CORS_ORIGINS).toEqual(['https://a.example', 'http://localhost:5173']);
     expect(config.WEB_DIST_DIR).toBe('.');
   });

@@ -145,9 +145,12 @@ export const ConfigSchema = Type.Object({
   WEB_DIST_DIR: Type.Optional(
     Type.String({ description: 'directory of the built demo page, served at / when set' }),
   ),
-  TRUST_PROXY: Type.Boolean({
-    default: false,
-    description: 'trust X-Forwarded-* headers (true behind Cloudflare Tunnel or another proxy)',
+  TRUST_PROXY: Type.Integer({
+    minimum: 0,
+    maximum: 8,
+    default: 0,
+    description:
+      "how many proxies in front of the gateway append to X-Forwarded-For: the client address is the entry that many hops back. 0: none, the socket's address. 1 behind Cloudflare Tunnel (cloudflared is the hop; Cloudflare's edge appends the client's address last). Not a yes/no: trusting every entry would let a client choose its address (and dodge per-address limits) by sending its own X-Forwarded-For",
   }),
   CORS_ORIGINS: Type.Optional(
     Type.String({

@@ -59,6 +59,43 @@ describe('session rate limits (Redis, shared by every gateway)', () => {
     expect(await g.redis.keys(`${g.prefix}:rate-limit:*`)).not.toHaveLength(0);
   });
 
+  it('error: behind one proxy (TRUST_PROXY=1), an X-Forwarded-For the client wrote itself does not change its address', async () => {
+    const { gateway: g } = await start({
+      TRUST_PROXY: '1',
+      SESSION_RATE_PER_IP: '1',
+      SESSION_RATE_WINDOW_MS: '60000',
+    });
+    // The proxy (the socket) appends the address it saw after whatever the client sent.
+    const viaProxy = async (forged: string) =>
+      g.app.fastify.inject({
+        method: 'POST',
+        url: '/v1/sessions',
+        remoteAddress: '172.28.0.5',
+        headers: {
+          'content-type': 'application/sdp',
+          authorization: `Bearer ${await g.token({ subject: `user-${forged}` })}`,
+          'x-forwarded-for': `${forged}, 203.0.113.7`,
+        },
+        payload: OFFER_SDP,
+      });
+    expect((await viaProxy('10.0.0.1')).statusCode).toBe(201);
+    const second = await viaProxy('10.0.0.2');
+    expect(expectProblem(second, 'rate_limited').detail).toMatch(/client address/);
+    // Another client behind the same proxy has its own count.
+    const other = await g.app.fastify.inject({
+      method: 'POST',
+      url: '/v1/sessions',
+      remoteAddress: '172.28.0.5',
+      headers: {
+        'content-type': 'application/sdp',
+        authorization: `Bearer ${await g.token({ subject: 'user-other' })}`,
+        'x-forwarded-for': '198.51.100.1',
+      },
+      payload: OFFER_SDP,
+    });
+    expect(other.statusCode).toBe(201);
+  });
+
   it('error: more POSTs per subject than SESSION_RATE_PER_SUBJECT is 429, across addresses and gateways', async () => {
     const { gateway: g } = await start({ SESSION_RATE_PER_SUBJECT: '2' });
     // A second gateway of the same deployment (same Redis, same prefix) shares the count.
