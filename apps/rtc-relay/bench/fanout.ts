@@ -268,6 +268,7 @@ async function startChildRelay(
         ICE_BIND_ADDRESS: '127.0.0.1',
         ICE_UDP_PORT: String(await freeUdpPort()),
         CLOSE_GRACE_MS: '1000',
+        OPS_PORT: '0',
         ...env,
       },
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -362,7 +362,8 @@ function startChild(
 ): Child {
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
+    // No ops server (/metrics): the services share this host, and its default port.
+    env: { ...process.env, OPS_PORT: '0', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const queued: Record<string, unknown>[] = [];
