@@ -1,13 +1,6 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { getFreePort } from '@streamanchor/testing';
-
-/** coturn's server (apt-get install coturn); TURNSERVER_PATH overrides. */
-export const TURNSERVER_PATH = process.env.TURNSERVER_PATH ?? 'turnserver';
+import { getFreePort, runTurnserver, stunBindingAnswered } from '@streamanchor/testing';
 
 export interface Coturn {
   port: number;
@@ -29,19 +22,10 @@ export async function startCoturn({
   secret: string;
   realm?: string;
 }): Promise<Coturn> {
-  const found = spawnSync(TURNSERVER_PATH, ['--version'], { encoding: 'utf8' });
-  if (found.error) {
-    throw new Error(
-      `${TURNSERVER_PATH} not found: apt-get install -y coturn (or set TURNSERVER_PATH)`,
-    );
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'sa-coturn-'));
   const port = await getFreePort();
   const relayBase = 40_000 + Math.floor(Math.random() * 20_000);
-  let output = '';
-  const child: ChildProcess = spawn(
-    TURNSERVER_PATH,
-    [
+  const turnserver = await runTurnserver({
+    args: () => [
       '-n',
       '--listening-ip=127.0.0.1',
       '--relay-ip=127.0.0.1',
@@ -55,48 +39,17 @@ export async function startCoturn({
       '--no-dtls',
       '--no-cli',
       '--allow-loopback-peers',
-      `--db=${join(dir, 'turndb')}`,
-      `--pidfile=${join(dir, 'turnserver.pid')}`,
       '--log-file=stdout',
       '--simple-log',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
+    ready: () => stunBindingAnswered('127.0.0.1', port, 200),
+    timeoutMs: 5000,
   });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const close = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      await close();
-      throw new Error(`turnserver exited at start:\n${output}`);
-    }
-    const answer = await stunRequest(port, stunMessage(BINDING_REQUEST, []), 200).catch(
-      () => undefined,
-    );
-    if (answer) break;
-    if (Date.now() > deadline) {
-      await close();
-      throw new Error(`turnserver did not answer STUN within 5 s:\n${output}`);
-    }
-  }
-  return { port, realm, log: () => output, close };
+  return { port, realm, log: turnserver.log, close: turnserver.close };
 }
 
 // A STUN/TURN client just large enough for one Allocate (RFC 8489, RFC 8656).
 const MAGIC_COOKIE = 0x2112a442;
-const BINDING_REQUEST = 0x0001;
 const ALLOCATE_REQUEST = 0x0003;
 const ALLOCATE_SUCCESS = 0x0103;
 const ALLOCATE_ERROR = 0x0113;
@@ -189,16 +142,6 @@ function stunClient(port: number) {
     },
     close: () => socket.close(),
   };
-}
-
-/** Sends one STUN request from a fresh socket and resolves with the first answer. */
-async function stunRequest(port: number, message: Buffer, timeoutMs: number): Promise<StunAnswer> {
-  const client = stunClient(port);
-  try {
-    return await client.request(message, timeoutMs);
-  } finally {
-    client.close();
-  }
 }
 
 export type AllocateResult =

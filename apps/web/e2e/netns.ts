@@ -1,15 +1,13 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@streamanchor/stack';
-import { CHROMIUM_PATH } from '@streamanchor/testing';
+import { CHROMIUM_PATH, runTurnserver, stunBindingAnswered } from '@streamanchor/testing';
 
 /** The coturn config deployments use; the netns test runs it with its network added. */
 export const COTURN_CONFIG_PATH = join(REPO_ROOT, 'infra/coturn/turnserver.conf');
-const TURNSERVER_PATH = process.env.TURNSERVER_PATH ?? 'turnserver';
 
 /** Runs a command; throws with its stderr when it fails. */
 export function run(command: string, args: string[], input?: string): string {
@@ -238,7 +236,6 @@ export interface NetnsCoturn {
  * in a deployment; pidfile and database go to a temporary folder.
  */
 export async function startNetnsCoturn(net: Netns, secret: string): Promise<NetnsCoturn> {
-  const dir = mkdtempSync(join(tmpdir(), 'sa-netns-coturn-'));
   const config = [
     readFileSync(COTURN_CONFIG_PATH, 'utf8'),
     '# --- added by apps/web/e2e/netns.ts: the test network ---',
@@ -246,71 +243,17 @@ export async function startNetnsCoturn(net: Netns, secret: string): Promise<Netn
     `relay-ip=${net.turnRelay}`,
     '',
   ].join('\n');
-  const configPath = join(dir, 'turnserver.conf');
-  writeFileSync(configPath, config);
-  let output = '';
-  const child: ChildProcess = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      net.turn,
-      TURNSERVER_PATH,
-      '-c',
-      configPath,
-      `--static-auth-secret=${secret}`,
-      `--pidfile=${join(dir, 'turnserver.pid')}`,
-      `--db=${join(dir, 'turndb')}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
+  const turnserver = await runTurnserver({
+    wrapper: ['ip', 'netns', 'exec', net.turn],
+    args: (dir) => {
+      const configPath = join(dir, 'turnserver.conf');
+      writeFileSync(configPath, config);
+      return ['-c', configPath, `--static-auth-secret=${secret}`];
+    },
+    // Ready once it answers a STUN Binding on link B (from the root namespace).
+    ready: () => stunBindingAnswered(net.turnRelay, 3478, 200),
   });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const close = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  // Ready once it answers a STUN Binding on link B (from the root namespace).
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      await close();
-      throw new Error(`turnserver exited at start:\n${output}`);
-    }
-    if (await stunBinding(net.turnRelay, 3478, 200)) break;
-    if (Date.now() > deadline) {
-      await close();
-      throw new Error(`turnserver did not answer STUN within 10 s:\n${output}`);
-    }
-  }
-  return { config, log: () => output, close };
-}
-
-/** True when a STUN Binding request to host:port is answered within timeoutMs. */
-function stunBinding(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  const request = Buffer.alloc(20);
-  request.writeUInt16BE(0x0001, 0);
-  request.writeUInt32BE(0x2112a442, 4);
-  randomBytes(12).copy(request, 8);
-  const socket = createSocket('udp4');
-  return new Promise((resolve) => {
-    const done = (answered: boolean) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve(answered);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    socket.once('message', () => done(true));
-    socket.once('error', () => done(false));
-    socket.send(request, port, host);
-  });
+  return { config, log: turnserver.log, close: turnserver.close };
 }
 
 /** A UDP port free on `host` a moment ago (the relay's one muxed ICE port). */

@@ -26,6 +26,13 @@ export {
 } from './bench';
 export { CHROMIUM_PATH, type LaunchChromiumOptions, launchChromium } from './chromium';
 export {
+  type RunTurnserverOptions,
+  runTurnserver,
+  stunBindingAnswered,
+  TURNSERVER_PATH,
+  type TurnserverProcess,
+} from './coturn';
+export {
   createTestDatabase,
   createThrowawayPostgres,
   TEST_DATABASE_KINDS,
