@@ -9,6 +9,8 @@
  * PGlite with the writer and indexer sharing one process (the default `pnpm dev`).
  */
 import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fetchReceipt, verifyDeliveredRecord } from '@streamanchor/client';
 import { NACK_CODES, verifyReceiptProof } from '@streamanchor/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,6 +131,8 @@ async function expectStoredAndAnchored(
   // Every batch on chain is one of ours: nothing anchored twice, nothing anchored empty.
   expect(new Set(chain.keys())).toEqual(batchIds);
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -334,6 +338,140 @@ describe('demo end to end on Postgres (every service in its own process, two rel
       const received = await subscriber.waitForReceived(had + 5);
       expect(received.slice(had).map((record) => record.recordId)).toEqual(
         (await publishedIds(publisher)).slice(-5),
+      );
+    });
+
+    it('behavior: a subscriber page that stops reading falls behind alone: the publisher keeps being acked, the other subscriber gets every record, and the stalled one catches up once it reads again (ack latency printed with and without it)', async () => {
+      // pages[0] publishes on one relay and reads on the other (the healthy subscriber);
+      // pages[1] only reads, on the same relay, and is the one that stops reading.
+      const [publisher, stalled] = pages as [DemoPage, DemoPage];
+      const subscribers = [publisher, stalled];
+      // Both caught up with everything published so far: the same last position.
+      const lastPublished = (await publishedIds(publisher)).at(-1);
+      const before = await Promise.all(
+        subscribers.map(async (page) => {
+          await page.page.waitForFunction(
+            (id) => window.streamAnchorDemo.received().at(-1)?.recordId === id,
+            lastPublished,
+            { timeout: 30_000, polling: 100 },
+          );
+          return page.received();
+        }),
+      );
+      const after = before[0]!.at(-1)!.position;
+      expect(before[1]!.at(-1)!.position).toBe(after);
+
+      // One run: RUN records of ~2 KB, in chunks within the relay's publish rate (500/s per
+      // session, bursts of 1000), each chunk published at once. Returns the run's acks (ms).
+      const RUN = 1500;
+      const CHUNK = 500;
+      const PADDING = 2048;
+      const run = async (): Promise<number[]> => {
+        const first = (await publisher.counts()).sent + 1;
+        for (let sent = 0; sent < RUN; sent += CHUNK) {
+          const started = Date.now();
+          expect(await publisher.publish(CHUNK, 'demo', { paddingBytes: PADDING })).toEqual({
+            acked: CHUNK,
+            nacked: 0,
+            failed: 0,
+          });
+          await sleep(Math.max(0, 1050 - (Date.now() - started)));
+        }
+        const latencies = (await publisher.latencies()).filter((l) => l.seq >= first);
+        expect(latencies).toHaveLength(RUN);
+        return latencies.map((l) => l.ack as number);
+      };
+
+      // Stop reading without burning a core (a busy loop would take one of the machine's
+      // two from everyone): a synchronous XHR to a local server that answers after STALL_MS
+      // blocks the stalled page's main thread, so its data channel's messages are not read.
+      // The evaluate returns at once; the XHR starts next.
+      const STALL_MS = 8000;
+      const slow = createServer((_request, response) => {
+        setTimeout(() => {
+          response.writeHead(200, { 'access-control-allow-origin': '*' });
+          response.end('ok');
+        }, STALL_MS);
+      });
+      await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+      const slowUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/`;
+      type Stall = { stallStartedAt: number; stallEndedAt: number };
+      // Alternated: without, with, without again once the stalled page caught up (the later
+      // run rules out a drift over the test).
+      const baseline = await run();
+      let withStalled: number[];
+      let publishedWhileStalled: number;
+      let stall: Stall;
+      try {
+        await stalled.page.evaluate((url) => {
+          setTimeout(() => {
+            const times = window as unknown as Stall;
+            times.stallStartedAt = Date.now();
+            const request = new XMLHttpRequest();
+            request.open('GET', url, false);
+            request.send();
+            times.stallEndedAt = Date.now();
+          }, 0);
+        }, slowUrl);
+        const stallStarted = Date.now();
+        await sleep(200);
+        withStalled = await run();
+        publishedWhileStalled = Date.now() - stallStarted;
+        // Answers once the page's main thread is free again.
+        stall = await stalled.page.evaluate(() => {
+          const { stallStartedAt, stallEndedAt } = window as unknown as Stall;
+          return { stallStartedAt, stallEndedAt };
+        });
+      } finally {
+        slow.closeAllConnections();
+        slow.close();
+      }
+      expect(stall.stallEndedAt - stall.stallStartedAt).toBeGreaterThanOrEqual(STALL_MS - 50);
+      const resumedAt = Date.now();
+      await stalled.waitForReceived(before[1]!.length + 2 * RUN);
+      const caughtUpIn = Date.now() - resumedAt;
+      baseline.push(...(await run()));
+
+      const ids = (await publishedIds(publisher)).slice(-3 * RUN);
+      for (const [i, page] of subscribers.entries()) {
+        const received = (await page.waitForReceived(before[i]!.length + 3 * RUN)).slice(
+          before[i]!.length,
+        );
+        expectContiguous(received, after, 3 * RUN);
+        expect(received.map((record) => record.recordId)).toEqual(ids);
+      }
+      // It did stop reading: the records of the run published during its stall reached its
+      // page only once the stall was over.
+      const stalledRun = (await stalled.received()).slice(
+        before[1]!.length + RUN,
+        before[1]!.length + 2 * RUN,
+      );
+      const readDuringStall = stalledRun.filter((record) => record.receivedAt < stall.stallEndedAt);
+      expect(readDuringStall).toHaveLength(0);
+      // Nothing twice, nothing late; the stalled subscriber was never disconnected.
+      await sleep(500);
+      for (const [i, page] of subscribers.entries())
+        expect(await page.received()).toHaveLength(before[i]!.length + 3 * RUN);
+      const state = await stalled.page.evaluate(() => window.streamAnchorDemo.subscriber);
+      expect(state).toMatchObject({ state: 'open', error: null });
+      expect(state.subscription).toMatchObject({ topic: 'demo', ended: null });
+      expect(await publisher.nacks()).toEqual([]);
+      expect(stalled.pageErrors).toEqual([]);
+      expect(publisher.pageErrors).toEqual([]);
+
+      const quantile = (values: number[], q: number) => {
+        const sorted = [...values].sort((a, b) => a - b);
+        return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+      };
+      const [w50, w99, b50, b99] = [
+        quantile(withStalled, 0.5),
+        quantile(withStalled, 0.99),
+        quantile(baseline, 0.5),
+        quantile(baseline, 0.99),
+      ];
+      const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+      console.log(
+        `[e2e] publisher ack p50/p99: with a stalled subscriber ${w50}/${w99} ms, without ${b50}/${b99} ms (ratio ${ratio(w50, b50)}/${ratio(w99, b99)}); runs of ${RUN} records of ~${PADDING} B, in chunks of ${CHUNK}, the run without twice (before and after); stalled ${STALL_MS} ms, its run took ${publishedWhileStalled} ms; caught up ${caughtUpIn} ms after it read again; without, before/after: ${quantile(baseline.slice(0, RUN), 0.5)}/${quantile(baseline.slice(0, RUN), 0.99)} and ${quantile(baseline.slice(RUN), 0.5)}/${quantile(baseline.slice(RUN), 0.99)} ms`,
       );
     });
   });

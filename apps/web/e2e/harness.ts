@@ -19,6 +19,7 @@ import type {
   DemoRecord,
   InvalidKind,
   NackEntry,
+  PublishOptions,
   ReceivedRecord,
   RecordLatency,
   StreamAnchorDemoApi,
@@ -36,7 +37,11 @@ export interface DemoPage {
   page: Page;
   /** Uncaught errors in the page. */
   pageErrors: string[];
-  publish(n: number, topic?: string): Promise<{ acked: number; nacked: number; failed: number }>;
+  publish(
+    n: number,
+    topic?: string,
+    options?: PublishOptions,
+  ): Promise<{ acked: number; nacked: number; failed: number }>;
   counts(): Promise<DemoCounts>;
   anchoring(): Promise<AnchoringCounts>;
   records(): Promise<DemoRecord[]>;
@@ -291,8 +296,12 @@ function demoPage(
   return {
     page,
     pageErrors,
-    publish: (n, topic) =>
-      page.evaluate(([count, t]) => window.streamAnchorDemo.publish(count, t), [n, topic] as const),
+    publish: (n, topic, options) =>
+      page.evaluate(([count, t, o]) => window.streamAnchorDemo.publish(count, t, o), [
+        n,
+        topic,
+        options,
+      ] as const),
     counts: () => page.evaluate(() => window.streamAnchorDemo.counts),
     anchoring: () => page.evaluate(() => window.streamAnchorDemo.anchoring),
     records: () => page.evaluate(() => window.streamAnchorDemo.records()),

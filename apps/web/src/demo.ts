@@ -137,9 +137,11 @@ export interface NackEntry {
  * - `counts`: a snapshot { sent, acked, nacked, receipts, verified, failed } (see DemoCounts).
  * - `anchoring`: a snapshot { included, final, reorged }: records by their current receipt's status.
  * - `hello` / `info`: the relay's hello and the gateway's GET /v1/info, once known.
- * - `publish(n, topic = 'demo')`: publishes n records at once; resolves when every one was
- *   acked or refused, with { acked, nacked, failed } for this call. Receipts and their
+ * - `publish(n, topic = 'demo', options?)`: publishes n records at once; resolves when every
+ *   one was acked or refused, with { acked, nacked, failed } for this call. Receipts and their
  *   verification follow asynchronously (watch `counts.receipts` / `counts.verified`).
+ *   `options.paddingBytes`: adds a `padding` field of that many characters to each payload
+ *   (larger records, e.g. to fill a subscriber's channel).
  * - `records()`: a snapshot of every published record (DemoRecord: seq, id, topic, state,
  *   recordId, contentHash, acceptedAt, nack, receipt, anchoring, confirmations, history,
  *   verification, error).
@@ -167,7 +169,11 @@ export interface StreamAnchorDemoApi {
   readonly anchoring: AnchoringCounts;
   readonly hello: HelloMessage | null;
   readonly info: InfoResponse | null;
-  publish(n: number, topic?: string): Promise<{ acked: number; nacked: number; failed: number }>;
+  publish(
+    n: number,
+    topic?: string,
+    options?: PublishOptions,
+  ): Promise<{ acked: number; nacked: number; failed: number }>;
   records(): DemoRecord[];
   nacks(): NackEntry[];
   sendInvalid(kind: InvalidKind): Promise<NackCode>;
@@ -186,6 +192,11 @@ export interface StreamAnchorDemoApi {
   unsubscribe(): Promise<void>;
   received(): ReceivedRecord[];
   latencies(): RecordLatency[];
+}
+
+export interface PublishOptions {
+  /** A `padding` field of this many characters in each payload (none by default). */
+  paddingBytes?: number;
 }
 
 /** How many deliveries wait for their record's ack at most (others' records never get one). */
@@ -350,9 +361,12 @@ export class Demo {
   async publish(
     n: number,
     topic = 'demo',
+    options: PublishOptions = {},
   ): Promise<{ acked: number; nacked: number; failed: number }> {
     const session = this.#requireSession();
     const count = Math.max(0, Math.floor(n));
+    const paddingBytes = Math.max(0, Math.floor(options.paddingBytes ?? 0));
+    const padding = paddingBytes > 0 ? { padding: 'x'.repeat(paddingBytes) } : {};
     const tally = { acked: 0, nacked: 0, failed: 0 };
     const batchStartedAt = Date.now();
     const pending: Promise<void>[] = [];
@@ -379,7 +393,13 @@ export class Demo {
       };
       this.records.push(record);
       this.counts.sent++;
-      const payload = { seq, of: count, sentAt: batchStartedAt, text: `demo record ${seq}` };
+      const payload = {
+        seq,
+        of: count,
+        sentAt: batchStartedAt,
+        text: `demo record ${seq}`,
+        ...padding,
+      };
       pending.push(
         session.publish(topic, payload, { id }).then(
           (ack) => {
@@ -639,7 +659,8 @@ export class Demo {
       get info() {
         return demo.info ? clone(demo.info) : null;
       },
-      publish: (n: number, topic?: string) => demo.publish(n, topic),
+      publish: (n: number, topic?: string, options?: PublishOptions) =>
+        demo.publish(n, topic, options),
       records: () => clone(demo.records),
       nacks: () => clone(demo.nackLog),
       sendInvalid: (kind: InvalidKind) => demo.sendInvalid(kind),
