@@ -1,6 +1,5 @@
 import {
   type Ack,
-  connect,
   createReceiptVerifier,
   NackError,
   type ReceiptVerification,
@@ -15,8 +14,8 @@ import type {
 } from '@streamanchor/protocol';
 import { type Client, createPublicClient, http } from 'viem';
 import { getBlockNumber } from 'viem/actions';
+import { type ConnectionState, describe, SessionConnection } from './connection';
 import {
-  describe,
   type ReceivedRecord,
   type SubscribeResult,
   Subscriber,
@@ -27,7 +26,7 @@ import {
 export type { ReceivedRecord, SubscribeResult, SubscriberState, SubscriptionInfo };
 
 /** 'idle' only before the first connect (no token yet). */
-export type DemoState = 'idle' | 'connecting' | 'open' | 'closed' | 'error';
+export type DemoState = ConnectionState;
 
 /**
  * The record's verdict: sent → acked (or nacked) → receipt (its current receipt is being
@@ -206,8 +205,6 @@ type Listener = () => void;
 
 /** The demo's model: one session, its records and their fate. No DOM in here. */
 export class Demo {
-  state: DemoState = 'idle';
-  error: string | null = null;
   info: InfoResponse | null = null;
   readonly counts: DemoCounts = {
     sent: 0,
@@ -224,7 +221,7 @@ export class Demo {
   readonly nackLog: NackEntry[] = [];
   /** The subscriber session, side by side with the publisher's. */
   readonly subscriber: Subscriber;
-  #session: StreamAnchorSession | null = null;
+  readonly #connection: SessionConnection;
   #verifier: ReturnType<typeof createReceiptVerifier> | null = null;
   readonly #byRecordId = new Map<string, DemoRecord>();
   /** Receipts that arrived before their ack was processed. */
@@ -241,6 +238,15 @@ export class Demo {
 
   constructor(baseUrl: string) {
     this.#baseUrl = baseUrl;
+    this.#connection = new SessionConnection(baseUrl, {
+      prepare: () => this.loadInfo(),
+      opened: (session) => {
+        session.onReceipt((receipt) => this.#onReceipt(receipt));
+        this.#startHeadPolling();
+      },
+      closed: () => this.#stopHeadPolling(),
+      changed: () => this.#changed(),
+    });
     this.subscriber = new Subscriber(baseUrl, {
       onRecord: (record) => this.#onDelivered(record),
       changed: () => this.#changed(),
@@ -282,7 +288,7 @@ export class Demo {
   }
 
   get hello(): HelloMessage | null {
-    return this.#session?.hello ?? null;
+    return this.#connection.session?.hello ?? null;
   }
 
   /** Called after every change (coalesce rendering yourself). */
@@ -323,39 +329,20 @@ export class Demo {
     return this.info;
   }
 
-  async connect(token: string): Promise<void> {
-    if (this.state === 'connecting' || this.state === 'open') await this.close();
-    this.state = 'connecting';
-    this.error = null;
-    this.#changed();
-    try {
-      await this.loadInfo();
-      const session = await connect({ baseUrl: this.#baseUrl, token });
-      this.#session = session;
-      session.onReceipt((receipt) => this.#onReceipt(receipt));
-      session.onStateChange((state) => {
-        if (state === 'closed' && this.#session === session) {
-          this.state = 'closed';
-          this.#stopHeadPolling();
-          this.#changed();
-        }
-      });
-      this.#startHeadPolling();
-      this.state = session.state === 'open' ? 'open' : 'closed';
-    } catch (error) {
-      this.state = 'error';
-      this.error = describe(error);
-    }
-    this.#changed();
+  get state(): DemoState {
+    return this.#connection.state;
   }
 
-  async close(): Promise<void> {
-    const session = this.#session;
-    if (!session) return;
-    this.state = 'closed';
-    this.#stopHeadPolling();
-    this.#changed();
-    await session.close().catch(() => undefined);
+  get error(): string | null {
+    return this.#connection.error;
+  }
+
+  connect(token: string): Promise<void> {
+    return this.#connection.connect(token);
+  }
+
+  close(): Promise<void> {
+    return this.#connection.close();
   }
 
   async publish(
@@ -472,9 +459,7 @@ export class Demo {
   }
 
   #requireSession(): StreamAnchorSession {
-    if (!this.#session || this.state !== 'open')
-      throw new Error(`Not connected (state ${this.state})`);
-    return this.#session;
+    return this.#connection.requireOpen();
   }
 
   #logNack(source: string, code: NackCode, message: string): void {

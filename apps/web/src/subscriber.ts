@@ -1,15 +1,14 @@
 import {
-  connect,
-  type StreamAnchorSession,
   type SubscribedRecord,
   type Subscription,
   type SubscriptionEnd,
   SubscriptionError,
 } from '@streamanchor/client';
 import type { HelloMessage, NackCode } from '@streamanchor/protocol';
+import { type ConnectionState, SessionConnection } from './connection';
 
 /** 'idle' only before the first connect. */
-export type SubscriberState = 'idle' | 'connecting' | 'open' | 'closed' | 'error';
+export type SubscriberState = ConnectionState;
 
 /** A record the subscriber session received, as the SDK delivered it. */
 export interface ReceivedRecord extends SubscribedRecord {
@@ -36,25 +35,35 @@ export interface SubscriptionInfo {
  * another relay than the publisher's) subscribed to one topic at a time. No DOM in here.
  */
 export class Subscriber {
-  state: SubscriberState = 'idle';
-  error: string | null = null;
   /** Every record received, in arrival order (over every subscription of this page). */
   readonly received: ReceivedRecord[] = [];
   subscription: SubscriptionInfo | null = null;
-  #session: StreamAnchorSession | null = null;
+  readonly #connection: SessionConnection;
   #current: Subscription | null = null;
-  readonly #baseUrl: string;
   readonly #onRecord: (record: ReceivedRecord) => void;
   readonly #changed: () => void;
 
   constructor(baseUrl: string, hooks: { onRecord(record: ReceivedRecord): void; changed(): void }) {
-    this.#baseUrl = baseUrl;
+    this.#connection = new SessionConnection(baseUrl, { changed: hooks.changed });
     this.#onRecord = hooks.onRecord;
     this.#changed = hooks.changed;
   }
 
+  get state(): SubscriberState {
+    return this.#connection.state;
+  }
+
+  get error(): string | null {
+    return this.#connection.error;
+  }
+
+  /** What the view shows as this side's problem (also set by the demo, e.g. no grant). */
+  set error(message: string | null) {
+    this.#connection.error = message;
+  }
+
   get hello(): HelloMessage | null {
-    return this.#session?.hello ?? null;
+    return this.#connection.session?.hello ?? null;
   }
 
   /** Whether the session's token grants subscribing to anything. */
@@ -62,40 +71,17 @@ export class Subscriber {
     return (this.hello?.subscribe?.length ?? 0) > 0;
   }
 
-  async connect(token: string): Promise<void> {
-    if (this.state === 'connecting' || this.state === 'open') await this.close();
-    this.state = 'connecting';
-    this.error = null;
-    this.#changed();
-    try {
-      const session = await connect({ baseUrl: this.#baseUrl, token });
-      this.#session = session;
-      session.onStateChange((state) => {
-        if (state === 'closed' && this.#session === session) {
-          this.state = 'closed';
-          this.#changed();
-        }
-      });
-      this.state = session.state === 'open' ? 'open' : 'closed';
-    } catch (error) {
-      this.state = 'error';
-      this.error = describe(error);
-    }
-    this.#changed();
+  connect(token: string): Promise<void> {
+    return this.#connection.connect(token);
   }
 
-  async close(): Promise<void> {
-    const session = this.#session;
-    if (!session) return;
-    this.state = 'closed';
-    this.#changed();
-    await session.close().catch(() => undefined);
+  close(): Promise<void> {
+    return this.#connection.close();
   }
 
   /** Subscribes to `topic` (replacing the current subscription); a refusal is a result, not an error. */
   async subscribe(topic: string, after?: number): Promise<SubscribeResult> {
-    const session = this.#session;
-    if (!session || this.state !== 'open') throw new Error(`Not connected (state ${this.state})`);
+    const session = this.#connection.requireOpen();
     let subscription: Subscription;
     try {
       subscription = await session.subscribe(topic, after === undefined ? {} : { after });
@@ -143,12 +129,4 @@ export class Subscriber {
   async unsubscribe(): Promise<void> {
     await this.#current?.unsubscribe();
   }
-}
-
-export function describe(error: unknown): string {
-  if (error && typeof error === 'object' && 'shortMessage' in error) {
-    const { shortMessage, details } = error as { shortMessage: string; details?: string };
-    return details ? `${shortMessage} (${details})` : shortMessage;
-  }
-  return error instanceof Error ? error.message : String(error);
 }
