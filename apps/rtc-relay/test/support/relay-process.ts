@@ -10,15 +10,12 @@ import {
   createRedisConnection,
   createRelayRegistry,
   createWorker,
-  jobIds,
   type RelayInfo,
-  requestReply,
   type TypedWorker,
 } from '@streamanchor/bus';
-import type { CreateSessionRequest, HelloMessage, RecordBatchJob } from '@streamanchor/protocol';
+import type { RecordBatchJob } from '@streamanchor/protocol';
 import { deleteRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '@streamanchor/testing';
-import type { ClientProcess } from './client';
-import { freeUdpPort, newSessionId } from './relay';
+import { freeUdpPort, type SessionDoor, sessionDoor } from './relay';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const packageDir = join(here, '..', '..');
@@ -27,7 +24,7 @@ const packageDir = join(here, '..', '..');
  * The relay as it runs in production: src/main.ts in a child process (signals, exit code,
  * drain), with the gateway's side of its control queue and a stand-in writer in this one.
  */
-export interface RelayProcess {
+export interface RelayProcess extends SessionDoor {
   relayId: string;
   udpPort: number;
   bus: BusDeps;
@@ -40,14 +37,6 @@ export interface RelayProcess {
   kill(signal: NodeJS.Signals): void;
   /** This relay's registry entry, or undefined when it is not live. */
   registryEntry(): Promise<RelayInfo | undefined>;
-  createSession(
-    request: Partial<CreateSessionRequest> & { offerSdp: string },
-  ): Promise<{ sessionId: string; answerSdp: string }>;
-  connect(
-    client: ClientProcess,
-    request?: Partial<CreateSessionRequest>,
-    options?: { protocol?: string },
-  ): Promise<{ sessionId: string; answerSdp: string; hello: HelloMessage }>;
   /** Kills the process if it still runs, and cleans its Redis keys up. */
   close(): Promise<void>;
 }
@@ -114,33 +103,7 @@ export async function startRelayProcess(env: Record<string, string> = {}): Promi
     output: () => output,
     kill: (signal) => child.kill(signal),
     registryEntry,
-    async createSession(request) {
-      const sessionId = request.sessionId ?? newSessionId();
-      const result = await requestReply(
-        control,
-        controlEvents,
-        'createSession',
-        {
-          subject: 'alice',
-          topics: ['demo'],
-          subscribeTopics: [],
-          tokenExpiresAt: Date.now() + 60_000,
-          deadline: Date.now() + 10_000,
-          ...request,
-          sessionId,
-        },
-        { jobId: jobIds.createSession(sessionId), timeoutMs: 10_000 },
-      );
-      return { sessionId, answerSdp: result.answerSdp };
-    },
-    async connect(client, request = {}, options = {}) {
-      const offerSdp = await client.offer(options);
-      const { sessionId, answerSdp } = await relay.createSession({ ...request, offerSdp });
-      client.command({ cmd: 'answer', sdp: answerSdp });
-      await client.waitFor((e) => e.event === 'open');
-      const hello = (await client.message((m) => m.type === 'hello')) as HelloMessage;
-      return { sessionId, answerSdp, hello };
-    },
+    ...sessionDoor(control, controlEvents),
     async close() {
       if (!gone) {
         child.kill('SIGKILL');

@@ -45,17 +45,8 @@ export function newSessionId(): string {
   return randomBytes(16).toString('base64url');
 }
 
-export interface TestRelay {
-  app: App;
-  config: Config;
-  redis: Redis;
-  bus: BusDeps;
-  control: TypedQueue<'relayControl'>;
-  controlEvents: QueueEvents;
-  /** Jobs taken from the `records` queue by the stand-in writer (when started). */
-  recordJobs: RecordBatchJob[];
-  /** Starts a Worker on the real `records` queue standing in for chain-writer. */
-  startWriter(): Promise<TypedWorker<'records'>>;
+/** How tests open sessions on a relay, in this process or in its own. */
+export interface SessionDoor {
   /**
    * Opens a session through the control queue: subject 'alice', may publish to ['demo'] and
    * subscribe to nothing, unless `request` says otherwise (e.g. `subscribeTopics: ['demo']`).
@@ -71,6 +62,57 @@ export interface TestRelay {
     /** The data channel's protocol (default streamanchor.v1). */
     options?: { protocol?: string },
   ): Promise<{ sessionId: string; answerSdp: string; hello: HelloMessage }>;
+}
+
+/** The gateway's side of a relay's control queue, as a SessionDoor. */
+export function sessionDoor(
+  control: TypedQueue<'relayControl'>,
+  controlEvents: QueueEvents,
+): SessionDoor {
+  const door: SessionDoor = {
+    async createSession(request, timeoutMs = 10_000) {
+      const sessionId = request.sessionId ?? newSessionId();
+      const result = await requestReply(
+        control,
+        controlEvents,
+        'createSession',
+        {
+          subject: 'alice',
+          topics: ['demo'],
+          // No subscription unless a test asks for one (`subscribeTopics: ['demo']`).
+          subscribeTopics: [],
+          tokenExpiresAt: Date.now() + 60_000,
+          deadline: Date.now() + timeoutMs,
+          ...request,
+          sessionId,
+        },
+        { jobId: jobIds.createSession(sessionId), timeoutMs },
+      );
+      return { sessionId, answerSdp: result.answerSdp };
+    },
+    async connect(client, request = {}, options = {}) {
+      const offerSdp = await client.offer(options);
+      const { sessionId, answerSdp } = await door.createSession({ ...request, offerSdp });
+      client.command({ cmd: 'answer', sdp: answerSdp });
+      await client.waitFor((e) => e.event === 'open');
+      const hello = (await client.message((m) => m.type === 'hello')) as HelloMessage;
+      return { sessionId, answerSdp, hello };
+    },
+  };
+  return door;
+}
+
+export interface TestRelay extends SessionDoor {
+  app: App;
+  config: Config;
+  redis: Redis;
+  bus: BusDeps;
+  control: TypedQueue<'relayControl'>;
+  controlEvents: QueueEvents;
+  /** Jobs taken from the `records` queue by the stand-in writer (when started). */
+  recordJobs: RecordBatchJob[];
+  /** Starts a Worker on the real `records` queue standing in for chain-writer. */
+  startWriter(): Promise<TypedWorker<'records'>>;
   close(): Promise<void>;
 }
 
@@ -127,34 +169,7 @@ export async function startTestRelay(env: Record<string, string> = {}): Promise<
       await worker.waitUntilReady();
       return worker;
     },
-    async createSession(request, timeoutMs = 10_000) {
-      const sessionId = request.sessionId ?? newSessionId();
-      const result = await requestReply(
-        control,
-        controlEvents,
-        'createSession',
-        {
-          subject: 'alice',
-          topics: ['demo'],
-          // No subscription unless a test asks for one (`subscribeTopics: ['demo']`).
-          subscribeTopics: [],
-          tokenExpiresAt: Date.now() + 60_000,
-          deadline: Date.now() + timeoutMs,
-          ...request,
-          sessionId,
-        },
-        { jobId: jobIds.createSession(sessionId), timeoutMs },
-      );
-      return { sessionId, answerSdp: result.answerSdp };
-    },
-    async connect(client, request = {}, options = {}) {
-      const offerSdp = await client.offer(options);
-      const { sessionId, answerSdp } = await relay.createSession({ ...request, offerSdp });
-      client.command({ cmd: 'answer', sdp: answerSdp });
-      await client.waitFor((e) => e.event === 'open');
-      const hello = (await client.message((m) => m.type === 'hello')) as HelloMessage;
-      return { sessionId, answerSdp, hello };
-    },
+    ...sessionDoor(control, controlEvents),
     async close() {
       await app.stop();
       for (const worker of writers) await worker.close();
