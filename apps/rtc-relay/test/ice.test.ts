@@ -3,6 +3,8 @@
  * public address when one is configured. The relay runs in this process, clients in child
  * processes (test/support).
  */
+import { randomBytes } from 'node:crypto';
+import { sendConnectivityCheck } from '@streamanchor/testing';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ClientProcess } from './support/client';
 import { freeUdpPort, startTestRelay, type TestRelay } from './support/relay';
@@ -56,5 +58,84 @@ describe('ICE', () => {
     const ports = sessions.map(({ answerSdp }) => candidates(answerSdp)[0]!.port);
     expect(ports[0]).toBeGreaterThan(0);
     expect(ports[0]).not.toBe(ports[1]);
+  });
+});
+
+/** An offer the relay accepts, with ICE credentials the test knows (it never reaches DTLS). */
+function handmadeOffer(ufrag: string, password: string): string {
+  const fingerprint = Array.from(randomBytes(32), (byte) => byte.toString(16).padStart(2, '0'))
+    .join(':')
+    .toUpperCase();
+  return [
+    'v=0',
+    'o=- 1 1 IN IP4 127.0.0.1',
+    's=-',
+    't=0 0',
+    'a=group:BUNDLE 0',
+    'm=application 9 UDP/DTLS/SCTP webrtc-datachannel',
+    'c=IN IP4 0.0.0.0',
+    'a=mid:0',
+    `a=ice-ufrag:${ufrag}`,
+    `a=ice-pwd:${password}`,
+    `a=fingerprint:sha-256 ${fingerprint}`,
+    'a=setup:actpass',
+    'a=sctp-port:5000',
+    'a=max-message-size:262144',
+    '',
+  ].join('\r\n');
+}
+
+const sdpAttribute = (sdp: string, name: string) =>
+  new RegExp(`^a=${name}:(\\S+)`, 'm').exec(sdp)?.[1] ?? '';
+
+describe('ICE connectivity checks (libjuice#355, patched at install: see src/native)', () => {
+  // Chromium sends its checks over a TURN/TCP (or TLS) allocation with a tiebreaker of 0.
+  // Unpatched, libjuice takes a zero tiebreaker for a missing attribute and answers 400, and
+  // browsers that can reach us only over TURN/TCP never connect.
+  const cases = [
+    { name: 'ICE-CONTROLLING with tiebreaker 0', controlling: 0n },
+    {
+      name: 'ICE-CONTROLLING with tiebreaker 0 and USE-CANDIDATE',
+      controlling: 0n,
+      useCandidate: true,
+    },
+    { name: 'ICE-CONTROLLING with a random tiebreaker', controlling: 0x1234_5678_9abc_def0n },
+  ];
+  test.each(cases)(
+    'behavior: a check with $name is answered with Binding success',
+    async (check) => {
+      const port = await freeUdpPort();
+      relay = await startTestRelay({ ICE_UDP_PORT: String(port) });
+      const ufrag = 'tst1';
+      const { answerSdp } = await relay.createSession({
+        offerSdp: handmadeOffer(ufrag, randomBytes(18).toString('base64')),
+      });
+      const answer = await sendConnectivityCheck({
+        host: '127.0.0.1',
+        port,
+        username: `${sdpAttribute(answerSdp, 'ice-ufrag')}:${ufrag}`,
+        password: sdpAttribute(answerSdp, 'ice-pwd'),
+        ...check,
+      });
+      expect(answer).toEqual({ kind: 'success' });
+    },
+  );
+
+  test('error: a check signed with the wrong password is dropped unanswered', async () => {
+    const port = await freeUdpPort();
+    relay = await startTestRelay({ ICE_UDP_PORT: String(port) });
+    const ufrag = 'tst2';
+    const { answerSdp } = await relay.createSession({
+      offerSdp: handmadeOffer(ufrag, randomBytes(18).toString('base64')),
+    });
+    const answer = await sendConnectivityCheck({
+      host: '127.0.0.1',
+      port,
+      username: `${sdpAttribute(answerSdp, 'ice-ufrag')}:${ufrag}`,
+      password: 'not-the-relays-ice-password',
+      controlling: 0n,
+      timeoutMs: 500,
+    });
+    expect(answer).toEqual({ kind: 'timeout' });
   });
 });

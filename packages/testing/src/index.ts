@@ -59,3 +59,10 @@ export {
   type StartRpcProxyOptions,
   startRpcProxy,
 } from './rpc-proxy';
+export {
+  type CheckAnswer,
+  type ConnectivityCheck,
+  decodeCheckAnswer,
+  encodeConnectivityCheck,
+  sendConnectivityCheck,
+} from './stun';
