@@ -16,6 +16,9 @@ COPY . .
 # `streamanchor` is the workspace root: it brings tsx, the loader the service runs under.
 RUN --mount=type=cache,id=pnpm-store,target=/pnpm/store \
     pnpm install --frozen-lockfile --store-dir /pnpm/store --filter "@streamanchor/rtc-relay..." --filter streamanchor
+# The workspace's postinstall applies the libjuice#355 fix to node-datachannel's binary (TURN
+# over TCP/TLS from Chromium); run it again so a skipped postinstall cannot ship without it.
+RUN node --import tsx apps/rtc-relay/scripts/patch-native.ts
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \

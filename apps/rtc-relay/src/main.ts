@@ -8,6 +8,7 @@ import {
 import nodeDataChannel from 'node-datachannel';
 import { createApp } from './app';
 import { loadConfig } from './config';
+import { inspectLibjuicePatch } from './native';
 
 const config = loadConfigOrExit(() => loadConfig(process.env));
 
@@ -17,6 +18,16 @@ const logger = createLogger({ service: 'rtc-relay', level: config.logLevel });
 nodeDataChannel.initLogger('Error', (level, message) =>
   logger.warn({ libdatachannel: level }, message),
 );
+
+// Without the libjuice#355 fix (applied by `pnpm install`), browsers that reach this relay
+// only through TURN over TCP or TLS fail ICE: say so once, where operators look.
+const nativeBinary = inspectLibjuicePatch();
+if (nativeBinary.status !== 'applied') {
+  logger.warn(
+    { nativeBinary },
+    'node-datachannel lacks the libjuice#355 fix: clients that reach this relay only through TURN over TCP or TLS will not connect (docs/deploy.md)',
+  );
+}
 
 const redis = createRedisConnection(config.redisUrl, `rtc-relay.${config.relayId}`);
 redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));

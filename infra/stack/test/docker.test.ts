@@ -351,6 +351,19 @@ describe('docker', () => {
     ).toBe(true);
     const gatewayEnv = environmentOf(services['signaling-gateway'] as ComposeService);
     expect(gatewayEnv.WEB_DIST_DIR).toBe('/app/apps/web/dist');
+
+    // The relay's image carries the libjuice#355 fix (TURN over TCP/TLS): applied after the
+    // install, by the script that exists.
+    const relayRuns = parseDockerfile(dockerfileOf('rtc-relay'))
+      .filter((i) => i.keyword === 'RUN')
+      .map((i) => i.args);
+    const patchAt = relayRuns.findIndex((run) =>
+      run.includes('apps/rtc-relay/scripts/patch-native.ts'),
+    );
+    expect(patchAt, 'rtc-relay: patch-native.ts runs').toBeGreaterThan(
+      relayRuns.findIndex((run) => run.includes('pnpm install')),
+    );
+    expect(existsSync(join(REPO_ROOT, 'apps/rtc-relay/scripts/patch-native.ts'))).toBe(true);
   });
 
   it('behavior: .dockerignore keeps dependencies, local state and build output out of the context', () => {
