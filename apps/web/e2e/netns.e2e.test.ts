@@ -277,6 +277,25 @@ describe('TURN through coturn when the firewall drops UDP to the relay (network 
     await publishAndVerify(10, 10);
   });
 
+  it('behavior: no UDP at all, TURN over TCP: a new session opens through coturn over TCP, records get final receipts verified', async () => {
+    // Chromium's checks over a TURN/TCP allocation carry a tiebreaker of 0; the relay answers
+    // them only with the libjuice#355 fix applied at install (apps/rtc-relay/src/native).
+    setFirewall(net, 'turn-tcp');
+    const state = await page.evaluate(async (token) => {
+      const api = window.streamAnchorDemo;
+      await api.close();
+      await api.connect(token);
+      return { state: api.state, error: api.error };
+    }, stack.token);
+    expect(state, `${JSON.stringify(await selectedPair(page), null, 2)}${failure()}`).toEqual({
+      state: 'open',
+      error: null,
+    });
+    await expectRelayedOver('tcp');
+    await publishAndVerify(10, 20);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('error: coturn (the deployment config) refuses an expired credential; a fresh one from the gateway allocates', async () => {
     setFirewall(net, 'turn-udp');
     const urls = `turn:${net.turnAddress}:3478?transport=udp`;
