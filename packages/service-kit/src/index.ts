@@ -48,3 +48,4 @@ export {
   type ReadinessCheck,
 } from './ops-server';
 export { createShutdown, exitOnSignals, type Shutdown, type ShutdownHook } from './shutdown';
+export { coturnCredential } from './turn-credential';

@@ -1,8 +1,9 @@
 import { createHmac } from 'node:crypto';
+import { coturnCredential } from '@streamanchor/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Coturn, startCoturn, turnAllocate } from '../../test/coturn';
 import { startGateway } from '../../test/support';
-import { coturnCredential, createCoturnProvider, turnUserId } from './providers';
+import { createCoturnProvider, turnUserId } from './providers';
 
 const SECRET = 'coturn-test-secret-0123456789';
 const NOW = Date.UTC(2030, 0, 1, 12, 0, 0);

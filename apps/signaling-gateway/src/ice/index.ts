@@ -5,7 +5,6 @@ export {
   CLOUDFLARE_TURN_API_URL,
   type CloudflareProviderOptions,
   type CoturnProviderOptions,
-  coturnCredential,
   createCloudflareProvider,
   createCoturnProvider,
   createFallbackProvider,

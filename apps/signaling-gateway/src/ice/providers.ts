@@ -1,7 +1,8 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { BaseError } from '@streamanchor/protocol';
+import { coturnCredential } from '@streamanchor/service-kit';
 
 /** One ICE server as RTCPeerConnection takes it (RTCIceServer), with its URLs as a list. */
 export interface IceServer {
@@ -81,22 +82,6 @@ const PLAIN_SUBJECT = /^[A-Za-z0-9._~@+-]{1,128}$/;
 export function turnUserId(subject: string): string {
   if (PLAIN_SUBJECT.test(subject)) return subject;
   return `sha256-${createHash('sha256').update(subject).digest('base64url').slice(0, 22)}`;
-}
-
-/**
- * The TURN REST API credential coturn checks with `use-auth-secret`
- * (draft-uberti-behave-turn-rest-00; coturn's README.turnserver, "--use-auth-secret"):
- * username `<expiry>:<user id>`, expiry in seconds since the epoch; password
- * base64(HMAC-SHA1(secret, username)). coturn refuses the username once expiry has passed.
- */
-export function coturnCredential(
-  secret: string,
-  expiresAtS: number,
-  userId: string,
-): { username: string; credential: string } {
-  const username = `${expiresAtS}:${userId}`;
-  const credential = createHmac('sha1', secret).update(username).digest('base64');
-  return { username, credential };
 }
 
 /** Self-hosted coturn with the TURN REST scheme (`use-auth-secret`, `static-auth-secret`). */
