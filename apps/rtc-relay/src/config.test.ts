@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { LIMITS } from '@streamanchor/protocol';
 import { ConfigError } from '@streamanchor/service-kit';
 import { describe, expect, test } from 'vitest';
@@ -83,7 +84,7 @@ describe('loadConfig', () => {
     const config = loadConfig({
       ICE_UDP_PORT: '3478',
       ICE_BIND_ADDRESS: '0.0.0.0',
-      ICE_SERVERS: 'stun:stun.example.org:3478, turn:u:p@turn.example.org:3478',
+      ICE_SERVERS: 'stun:stun.example.org:3478, stun:stun2.example.org:3478',
       RELAY_ID: 'relay-a',
     });
     expect(config.relayId).toBe('relay-a');
@@ -92,8 +93,72 @@ describe('loadConfig', () => {
       portRangeBegin: 3478,
       portRangeEnd: 3478,
       bindAddress: '0.0.0.0',
-      iceServers: ['stun:stun.example.org:3478', 'turn:u:p@turn.example.org:3478'],
+      iceServers: ['stun:stun.example.org:3478', 'stun:stun2.example.org:3478'],
     });
+  });
+
+  test('behavior: a turn:host:port in ICE_SERVERS gets a TURN REST credential from ICE_TURN_SECRET, minted for each session', () => {
+    const config = loadConfig({
+      RELAY_ID: 'relay-a',
+      ICE_UDP_PORT: '0',
+      ICE_SERVERS: 'stun:stun.example.org:3478,turn:10.0.0.6:3478,turn:u:p@turn.example.org:3478',
+      ICE_TURN_SECRET: 's3cr3t-0123456789',
+      ICE_TURN_TTL_SECONDS: '600',
+    });
+    const nowMs = 1_796_543_000_000;
+    const username = `${1_796_543_000 + 600}:relay-a`;
+    expect(rtcConfigFor(config, nowMs).iceServers).toEqual([
+      'stun:stun.example.org:3478',
+      {
+        hostname: '10.0.0.6',
+        port: 3478,
+        username,
+        password: createHmac('sha1', 's3cr3t-0123456789').update(username).digest('base64'),
+        relayType: 'TurnUdp',
+      },
+      'turn:u:p@turn.example.org:3478',
+    ]);
+    // A later session gets a later expiry.
+    expect(rtcConfigFor(config, nowMs + 5_000).iceServers[1]).toMatchObject({
+      username: `${1_796_543_005 + 600}:relay-a`,
+    });
+  });
+
+  test('error: a turn: server without credentials needs ICE_TURN_SECRET; turns: and transport=tcp are refused (TURN over UDP only)', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ ICE_SERVERS: 'turn:turn.example.org:3478', ICE_UDP_PORT: '0' })).toEqual([
+      {
+        variable: 'ICE_SERVERS',
+        message: `"turn:turn.example.org:3478" has no user:pass@: set ICE_TURN_SECRET (coturn's static-auth-secret) or give the credentials`,
+      },
+    ]);
+    expect(
+      problems({
+        ICE_SERVERS: 'turns:turn.example.org:5349,turn:u:p@turn.example.org:3478?transport=tcp',
+        ICE_TURN_SECRET: 's3cr3t-0123456789',
+        ICE_UDP_PORT: '0',
+      }).map((p) => p.message),
+    ).toEqual([
+      `"turns:turn.example.org:5349": the relay's ICE stack speaks TURN over UDP only (turn:host:port)`,
+      `"turn:u:p@turn.example.org:3478?transport=tcp": the relay's ICE stack speaks TURN over UDP only (turn:host:port)`,
+    ]);
+  });
+
+  test('error: a turn: server with a muxed ICE_UDP_PORT is refused (libjuice allocates no TURN relay in mux mode)', () => {
+    expect(() =>
+      loadConfig({ ICE_SERVERS: 'turn:u:p@turn.example.org:3478', ICE_UDP_PORT: '10000' }),
+    ).toThrow(
+      /ICE_UDP_PORT: a relay with its own TURN server \(turn: in ICE_SERVERS\) needs ICE_UDP_PORT=0/,
+    );
+    // STUN alone is fine on the muxed port.
+    expect(loadConfig({ ICE_SERVERS: 'stun:stun.example.org:3478' }).ice.udpPort).toBe(10_000);
   });
 
   test('error: bad values are named', () => {

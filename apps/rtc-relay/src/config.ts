@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
 import { LIMITS } from '@streamanchor/protocol';
 import {
+  ConfigError,
   LogEnv,
   type LogLevel,
   OpsEnv,
@@ -58,7 +59,21 @@ export const ConfigSchema = Type.Object({
   ICE_SERVERS: Type.String({
     default: '',
     description:
-      'comma-separated STUN/TURN URLs for the relay itself (stun:host:port, turn:user:pass@host:port); TURN over UDP only',
+      'comma-separated STUN/TURN URLs for the relay itself (stun:host:port, turn:user:pass@host:port, or turn:host:port with ICE_TURN_SECRET); TURN over UDP only',
+  }),
+  ICE_TURN_SECRET: Type.Optional(
+    Type.String({
+      minLength: 16,
+      description:
+        "coturn's static-auth-secret: the relay mints a TURN REST credential (username <expiry>:<RELAY_ID>) for each session, for every turn:host:port in ICE_SERVERS that has no user:pass@ (at least 16 characters)",
+    }),
+  ),
+  ICE_TURN_TTL_SECONDS: Int({
+    default: 86_400,
+    minimum: 60,
+    maximum: 7 * 86_400,
+    description:
+      'lifetime of the TURN credentials the relay mints (s): coturn refuses an allocation refresh after it, so keep it above the longest session',
   }),
   ICE_USE_OFFER_CANDIDATES: Type.Boolean({
     default: false,
@@ -235,6 +250,9 @@ export interface Config {
     bindAddress: string;
     publicAddress: string | undefined;
     servers: string[];
+    /** coturn's static-auth-secret, for the turn: servers listed without credentials. */
+    turnSecret: string | undefined;
+    turnTtlS: number;
     useOfferCandidates: boolean;
   };
   maxMessageBytes: number;
@@ -285,6 +303,33 @@ export function defaultRelayId(): string {
 /** Reads the relay's configuration; throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv('rtc-relay', ConfigSchema, env);
+  const servers = e.ICE_SERVERS.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  const problems: { variable: string; message: string }[] = [];
+  for (const url of servers) {
+    if (/^turns:/i.test(url) || /[?&]transport=tcp\b/i.test(url)) {
+      problems.push({
+        variable: 'ICE_SERVERS',
+        message: `"${url}": the relay's ICE stack speaks TURN over UDP only (turn:host:port)`,
+      });
+    } else if (/^turn:/i.test(url) && !url.includes('@') && e.ICE_TURN_SECRET === undefined) {
+      problems.push({
+        variable: 'ICE_SERVERS',
+        message: `"${url}" has no user:pass@: set ICE_TURN_SECRET (coturn's static-auth-secret) or give the credentials`,
+      });
+    }
+  }
+  if (e.ICE_UDP_PORT !== 0 && servers.some((url) => /^turn:/i.test(url))) {
+    // libjuice allocates no TURN relay on a muxed port ("TURN servers are not supported in
+    // mux mode"): it would answer without the relay candidate the operator asked for.
+    problems.push({
+      variable: 'ICE_UDP_PORT',
+      message:
+        'a relay with its own TURN server (turn: in ICE_SERVERS) needs ICE_UDP_PORT=0: its ICE stack allocates no TURN relay on a muxed port',
+    });
+  }
+  if (problems.length > 0) throw new ConfigError('rtc-relay', problems);
   return {
     logLevel: e.LOG_LEVEL,
     redisUrl: e.REDIS_URL,
@@ -295,9 +340,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       udpPort: e.ICE_UDP_PORT,
       bindAddress: e.ICE_BIND_ADDRESS,
       publicAddress: e.ICE_PUBLIC_ADDRESS,
-      servers: e.ICE_SERVERS.split(',')
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0),
+      servers,
+      turnSecret: e.ICE_TURN_SECRET,
+      turnTtlS: e.ICE_TURN_TTL_SECONDS,
       useOfferCandidates: e.ICE_USE_OFFER_CANDIDATES,
     },
     maxMessageBytes: e.MAX_MESSAGE_BYTES,

@@ -9,7 +9,7 @@ import type {
   TrickleSessionResult,
 } from '@streamanchor/protocol';
 import { candidateProblem, ifMatchSatisfied, tokenExpiredFrom } from '@streamanchor/protocol';
-import type { Logger } from '@streamanchor/service-kit';
+import { coturnCredential, type Logger } from '@streamanchor/service-kit';
 import { PeerConnection, type RtcConfig } from 'node-datachannel';
 import type { Config } from '../config';
 import {
@@ -49,10 +49,33 @@ export interface SessionManagerDeps {
   publicAddress?: () => string | undefined;
 }
 
-/** The node-datachannel configuration every session's PeerConnection gets. */
-export function rtcConfigFor(config: Config): RtcConfig {
+/**
+ * The relay's own ICE servers for one session. A `turn:host:port` listed without credentials
+ * gets a fresh TURN REST credential from ICE_TURN_SECRET (as coturn's use-auth-secret
+ * expects), passed as an object: node-datachannel would split the `<expiry>:<id>` username
+ * of a `turn:user:pass@host` URL at its colon.
+ */
+function iceServersFor(config: Config, nowMs: number): RtcConfig['iceServers'] {
+  const { servers, turnSecret, turnTtlS } = config.ice;
+  return servers.map((url) => {
+    const bare = /^turn:([^@/?:]+|\[[^\]]+\]):(\d+)(?:\?transport=udp)?$/i.exec(url);
+    if (!bare || turnSecret === undefined) return url;
+    const expiresAtS = Math.floor(nowMs / 1000) + turnTtlS;
+    const { username, credential } = coturnCredential(turnSecret, expiresAtS, config.relayId);
+    return {
+      hostname: bare[1]!.replace(/^\[|\]$/g, ''),
+      port: Number(bare[2]),
+      username,
+      password: credential,
+      relayType: 'TurnUdp',
+    };
+  });
+}
+
+/** The node-datachannel configuration a session's PeerConnection gets (TURN credentials minted at `nowMs`). */
+export function rtcConfigFor(config: Config, nowMs: number = Date.now()): RtcConfig {
   const rtc: RtcConfig = {
-    iceServers: config.ice.servers,
+    iceServers: iceServersFor(config, nowMs),
     bindAddress: config.ice.bindAddress,
     // One byte above the advertised limit: libdatachannel truncates larger incoming
     // messages to its own limit, so a too-large message arrives as limit+1 bytes and is
@@ -90,11 +113,9 @@ export class SessionManager {
   private readonly ice = new WeakMap<Session, IceState>();
   private creating = 0;
   private accepting = true;
-  private readonly rtcConfig: RtcConfig;
   private readonly subjectQuotas: SubjectQuotas;
 
   constructor(private readonly deps: SessionManagerDeps) {
-    this.rtcConfig = rtcConfigFor(deps.config);
     this.subjectQuotas = createSubjectQuotas(deps.config.publishQuota.perSubject);
   }
 
@@ -132,7 +153,7 @@ export class SessionManager {
     this.creating += 1;
     let session: Session | undefined;
     try {
-      const pc = new PeerConnection(`s-${request.sessionId}`, this.rtcConfig);
+      const pc = new PeerConnection(`s-${request.sessionId}`, rtcConfigFor(config));
       const subjectQuota = this.subjectQuotas.acquire(request.subject);
       let released = false;
       const releaseQuota = () => {
