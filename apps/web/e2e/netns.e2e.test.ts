@@ -6,7 +6,9 @@
  * network added. The page connects with the SDK's defaults (ICE servers from the gateway's
  * Link headers, ICE_PROVIDER=coturn; no iceTransportPolicy), once over TURN/UDP and once
  * over TURN/TCP (all UDP dropped), publishes records and verifies their final receipts
- * against anvil. coturn refuses an expired credential. See netns.ts for the topology.
+ * against anvil. coturn refuses an expired credential. Then the other way round: a relay
+ * that reaches the client only through its own allocation on coturn (ICE_SERVERS with
+ * ICE_TURN_SECRET), the client having no TURN at all. See netns.ts for the topology.
  *
  * Needs root (network namespaces, veth links, nftables in the client namespace only): it
  * fails, never skips, without.
@@ -25,6 +27,7 @@ import {
   chromiumInNetns,
   createNetns,
   directUdpDrops,
+  type FirewallMode,
   freeUdpPort,
   type Netns,
   type NetnsCoturn,
@@ -121,30 +124,51 @@ function gatherWith(page: Page, server: { urls: string; username: string; creden
   }, server);
 }
 
-describe('TURN through coturn when the firewall drops UDP to the relay (network namespaces)', () => {
-  const secret = randomBytes(24).toString('hex');
-  const output: string[] = [];
-  const cleanups: (() => Promise<void>)[] = [];
-  const starting = new AbortController();
-  let net: Netns;
-  let coturn: NetnsCoturn;
-  let stack: Stack;
-  let page: Page;
-  let icePort: number;
-  const pageErrors: string[] = [];
+interface NetnsDemo {
+  net: Netns;
+  coturn: NetnsCoturn;
+  stack: Stack;
+  page: Page;
+  icePort: number;
+  pageErrors: string[];
+  /** The stack's last lines and coturn's log, for failure messages. */
+  failure(): string;
+  close(): Promise<void>;
+}
 
-  beforeAll(async () => {
-    const started = Date.now();
-    net = await createNetns();
+/**
+ * Namespaces, coturn (deployment config plus the test network), the stack on link A, and
+ * Chromium in the client namespace with the demo page open (its session opened or failed).
+ */
+async function openNetnsDemo(options: {
+  secret: string;
+  firewall: FirewallMode;
+  stackEnv: (net: Netns) => Record<string, string | undefined>;
+  /** Peers coturn may relay to beyond the stack's address. */
+  coturnPeers?: (net: Netns) => string[];
+  chromiumArgs?: string[];
+  signal: AbortSignal;
+}): Promise<NetnsDemo> {
+  const started = Date.now();
+  const output: string[] = [];
+  const pageErrors: string[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+  const close = async () => {
+    const errors: unknown[] = [];
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((e) => errors.push(e));
+    if (errors.length > 0) throw new AggregateError(errors, 'netns test cleanup failed');
+  };
+  try {
+    const net = await createNetns();
     cleanups.push(() => net.remove());
-    coturn = await startNetnsCoturn(net, secret);
+    const coturn = await startNetnsCoturn(net, options.secret, options.coturnPeers?.(net));
     cleanups.push(() => coturn.close());
-    setFirewall(net, 'turn-udp');
+    setFirewall(net, options.firewall);
 
     const dataDir = mkdtempSync(join(tmpdir(), 'sa-e2e-netns-'));
     cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-    icePort = await freeUdpPort(net.stack);
-    stack = await startStack({
+    const icePort = await freeUdpPort(net.stack);
+    const stack = await startStack({
       env: {
         ...process.env,
         REDIS_URL: TEST_REDIS_URL,
@@ -162,12 +186,7 @@ describe('TURN through coturn when the firewall drops UDP to the relay (network 
         LOG_LEVEL: 'warn',
         // No ops servers (metrics) unless the stack gives each service its own port.
         OPS_PORT: '0',
-        ICE_PROVIDER: 'coturn',
-        TURN_SECRET: secret,
-        TURN_URLS: [
-          `turn:${net.turnAddress}:3478?transport=udp`,
-          `turn:${net.turnAddress}:3478?transport=tcp`,
-        ].join(','),
+        ...options.stackEnv(net),
       },
       anvilHost: net.stack,
       output: (line) => {
@@ -175,7 +194,7 @@ describe('TURN through coturn when the firewall drops UDP to the relay (network 
         if (/^\[stack\]|WARN|ERROR|FATAL/.test(line)) console.log(line);
       },
       clearRedisOnStop: true,
-      signal: starting.signal,
+      signal: options.signal,
     });
     cleanups.push(() => stack.stop());
 
@@ -183,6 +202,7 @@ describe('TURN through coturn when the firewall drops UDP to the relay (network 
     cleanups.push(async () => rmSync(browserDir, { recursive: true, force: true }));
     const browser = await launchChromium({
       executablePath: chromiumInNetns(net.client, browserDir),
+      args: options.chromiumArgs,
     });
     cleanups.push(() => browser.close());
     await browser.context.addInitScript(() => {
@@ -195,7 +215,7 @@ describe('TURN through coturn when the firewall drops UDP to the relay (network 
         }
       };
     });
-    page = await browser.context.newPage();
+    const page = await browser.context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));
     await page.goto(stack.demoUrl);
     await page.waitForFunction(
@@ -206,25 +226,98 @@ describe('TURN through coturn when the firewall drops UDP to the relay (network 
       { timeout: 60_000, polling: 100 },
     );
     console.log(`[e2e netns] namespaces, coturn, stack and page up in ${Date.now() - started} ms`);
+    const failure = () =>
+      `\n--- stack ---\n${output.slice(-30).join('\n')}\n--- coturn ---\n${coturn.log().slice(-6000)}`;
+    return { net, coturn, stack, page, icePort, pageErrors, failure, close };
+  } catch (error) {
+    await close().catch((cleanup) => console.error(cleanup));
+    throw error;
+  }
+}
+
+/** The page's session state, with the selected pair and logs when it is not open. */
+async function expectOpen(demo: NetnsDemo): Promise<void> {
+  const state = await demo.page.evaluate(() => ({
+    state: window.streamAnchorDemo.state,
+    error: window.streamAnchorDemo.error,
+  }));
+  expect(
+    state,
+    `${JSON.stringify(await selectedPair(demo.page), null, 2)}${demo.failure()}`,
+  ).toEqual({ state: 'open', error: null });
+}
+
+/** Publishes n records; waits until `total` records are final and verified in the page. */
+async function publishAndVerify(demo: NetnsDemo, n: number, total: number): Promise<void> {
+  const { page } = demo;
+  const tally = await page.evaluate((count) => window.streamAnchorDemo.publish(count), n);
+  expect(tally).toEqual({ acked: n, nacked: 0, failed: 0 });
+  await page
+    .waitForFunction(
+      (target) => {
+        const api = window.streamAnchorDemo;
+        return api.anchoring.final >= target && api.counts.verified + api.counts.failed >= target;
+      },
+      total,
+      { timeout: 60_000, polling: 250 },
+    )
+    .catch(async (error) => {
+      const counts = await page.evaluate(() => ({
+        counts: window.streamAnchorDemo.counts,
+        anchoring: window.streamAnchorDemo.anchoring,
+      }));
+      throw new Error(`${(error as Error).message}\n${JSON.stringify(counts)}${demo.failure()}`);
+    });
+  const records: DemoRecord[] = await page.evaluate(() => window.streamAnchorDemo.records());
+  expect(records).toHaveLength(total);
+  for (const record of records) {
+    expect(record.state, `record #${record.seq}: ${record.error}`).toBe('verified');
+    expect(record.receipt?.status).toBe('final');
+    expect(record.receipt?.confirmations).toBeGreaterThanOrEqual(E2E_FINALITY_DEPTH);
+    expect(record.verification?.valid).toBe(true);
+    expect(record.verification?.onChain.canonical).toBe(true);
+  }
+}
+
+/** Ends the page's session and opens a new one (the SDK's defaults, the page's token). */
+async function reconnect(demo: NetnsDemo): Promise<void> {
+  await demo.page.evaluate(async (token) => {
+    const api = window.streamAnchorDemo;
+    await api.close();
+    await api.connect(token);
+  }, demo.stack.token);
+}
+
+describe('TURN through coturn when the firewall drops UDP to the relay (network namespaces)', () => {
+  const secret = randomBytes(24).toString('hex');
+  const starting = new AbortController();
+  let demo: NetnsDemo;
+
+  beforeAll(async () => {
+    demo = await openNetnsDemo({
+      secret,
+      firewall: 'turn-udp',
+      signal: starting.signal,
+      stackEnv: (net) => ({
+        ICE_PROVIDER: 'coturn',
+        TURN_SECRET: secret,
+        TURN_URLS: [
+          `turn:${net.turnAddress}:3478?transport=udp`,
+          `turn:${net.turnAddress}:3478?transport=tcp`,
+        ].join(','),
+      }),
+    });
   });
 
   afterAll(async () => {
     starting.abort();
-    const errors: unknown[] = [];
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((e) => errors.push(e));
-    if (errors.length > 0) throw new AggregateError(errors, 'netns test cleanup failed');
+    await demo?.close();
   });
-
-  const failure = () =>
-    `\n--- stack ---\n${output.slice(-30).join('\n')}\n--- coturn ---\n${coturn?.log().slice(-6000)}`;
 
   /** The page's session is open over a relay candidate of coturn, with TURN over `transport`. */
   async function expectRelayedOver(transport: 'udp' | 'tcp'): Promise<void> {
-    const state = await page.evaluate(() => ({
-      state: window.streamAnchorDemo.state,
-      error: window.streamAnchorDemo.error,
-    }));
-    expect(state, failure()).toEqual({ state: 'open', error: null });
+    const { net, page, icePort } = demo;
+    await expectOpen(demo);
     const pair = await selectedPair(page);
     const context = JSON.stringify(pair, null, 2);
     expect(pair?.local?.candidateType, context).toBe('relay');
@@ -240,63 +333,23 @@ describe('TURN through coturn when the firewall drops UDP to the relay (network 
     expect(directUdpDrops(net)).toBeGreaterThan(0);
   }
 
-  /** Publishes n records; waits until `total` records are final and verified in the page. */
-  async function publishAndVerify(n: number, total: number): Promise<DemoRecord[]> {
-    const tally = await page.evaluate((count) => window.streamAnchorDemo.publish(count), n);
-    expect(tally).toEqual({ acked: n, nacked: 0, failed: 0 });
-    await page
-      .waitForFunction(
-        (target) => {
-          const api = window.streamAnchorDemo;
-          return api.anchoring.final >= target && api.counts.verified + api.counts.failed >= target;
-        },
-        total,
-        { timeout: 60_000, polling: 250 },
-      )
-      .catch(async (error) => {
-        const counts = await page.evaluate(() => ({
-          counts: window.streamAnchorDemo.counts,
-          anchoring: window.streamAnchorDemo.anchoring,
-        }));
-        throw new Error(`${(error as Error).message}\n${JSON.stringify(counts)}${failure()}`);
-      });
-    const records = await page.evaluate(() => window.streamAnchorDemo.records());
-    expect(records).toHaveLength(total);
-    for (const record of records) {
-      expect(record.state, `record #${record.seq}: ${record.error}`).toBe('verified');
-      expect(record.receipt?.status).toBe('final');
-      expect(record.receipt?.confirmations).toBeGreaterThanOrEqual(E2E_FINALITY_DEPTH);
-      expect(record.verification?.valid).toBe(true);
-      expect(record.verification?.onChain.canonical).toBe(true);
-    }
-    return records;
-  }
-
   it('default: no UDP to the relay, TURN over UDP: the session opens through coturn, records get final receipts verified in the page', async () => {
     await expectRelayedOver('udp');
-    await publishAndVerify(10, 10);
+    await publishAndVerify(demo, 10, 10);
   });
 
   it('behavior: no UDP at all, TURN over TCP: a new session opens through coturn over TCP, records get final receipts verified', async () => {
     // Chromium's checks over a TURN/TCP allocation carry a tiebreaker of 0; the relay answers
     // them only with the libjuice#355 fix applied at install (apps/rtc-relay/src/native).
-    setFirewall(net, 'turn-tcp');
-    const state = await page.evaluate(async (token) => {
-      const api = window.streamAnchorDemo;
-      await api.close();
-      await api.connect(token);
-      return { state: api.state, error: api.error };
-    }, stack.token);
-    expect(state, `${JSON.stringify(await selectedPair(page), null, 2)}${failure()}`).toEqual({
-      state: 'open',
-      error: null,
-    });
+    setFirewall(demo.net, 'turn-tcp');
+    await reconnect(demo);
     await expectRelayedOver('tcp');
-    await publishAndVerify(10, 20);
-    expect(pageErrors).toEqual([]);
+    await publishAndVerify(demo, 10, 20);
+    expect(demo.pageErrors).toEqual([]);
   });
 
   it('error: coturn (the deployment config) refuses an expired credential; a fresh one from the gateway allocates', async () => {
+    const { net, page, stack } = demo;
     setFirewall(net, 'turn-udp');
     const urls = `turn:${net.turnAddress}:3478?transport=udp`;
     // A fresh credential, as the gateway hands it out (OPTIONS /v1/sessions, Link headers).
@@ -321,5 +374,54 @@ describe('TURN through coturn when the firewall drops UDP to the relay (network 
     });
     expect(expired.relay).toEqual([]);
     expect(expired.errors.map((e) => e.errorCode)).toContain(401);
+  });
+});
+
+describe('a relay that reaches clients only through its own TURN allocation (network namespaces)', () => {
+  const secret = randomBytes(24).toString('hex');
+  const starting = new AbortController();
+  let demo: NetnsDemo;
+
+  beforeAll(async () => {
+    demo = await openNetnsDemo({
+      secret,
+      // No UDP between client and stack either way, and no TURN for the client: the one path
+      // is the relay's allocation on coturn (link C to its relayed address, link B to the relay).
+      firewall: 'relay-turn',
+      signal: starting.signal,
+      coturnPeers: (net) => [net.clientTurnLink],
+      stackEnv: (net) => ({
+        // STUN only for the client: its server-reflexive address is what the relay opens a
+        // TURN permission for (as in the field, where that address is the client's NAT).
+        ICE_PROVIDER: 'static',
+        ICE_STUN_URLS: `stun:${net.turnAddress}:3478`,
+        // The relay allocates on coturn with credentials it mints from the shared secret, and
+        // sends its checks to the candidates the client trickles.
+        ICE_SERVERS: `turn:${net.turnRelay}:3478`,
+        ICE_TURN_SECRET: secret,
+        ICE_USE_OFFER_CANDIDATES: 'true',
+        // libjuice allocates on TURN only without the UDP mux: one port per session.
+        ICE_UDP_PORT: '0',
+      }),
+    });
+  });
+
+  afterAll(async () => {
+    starting.abort();
+    await demo?.close();
+  });
+
+  it("default: the session opens through the relay's TURN allocation, records get final receipts verified in the page", async () => {
+    const { net, page } = demo;
+    await expectOpen(demo);
+    const pair = await selectedPair(page);
+    const context = JSON.stringify(pair, null, 2);
+    // The page talks from its own host candidate (an mDNS name: getStats shows no address)
+    // to the relay's relayed address on coturn.
+    expect(pair?.local?.candidateType, context).toBe('host');
+    expect(pair?.remote, context).toMatchObject({ candidateType: 'relay', address: net.turnRelay });
+    expect(directUdpDrops(net)).toBeGreaterThan(0);
+    await publishAndVerify(demo, 10, 10);
+    expect(demo.pageErrors).toEqual([]);
   });
 });

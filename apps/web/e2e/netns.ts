@@ -40,6 +40,8 @@ export interface Netns {
   stack: string;
   /** The client's address on link A. */
   clientAddress: string;
+  /** The client's address on link C (the one coturn sees it at). */
+  clientTurnLink: string;
   /** coturn's address as the client sees it (link C). */
   turnAddress: string;
   /** coturn's relay address (link B): what the relay sees as the peer. */
@@ -145,6 +147,10 @@ export async function createNetns(): Promise<Netns> {
     }
     // coturn reaches the stack's address over link B (the root answers on any of its links).
     exec(turn, 'ip', ['route', 'add', `${ip(1)}/32`, 'via', ip(5)]);
+    // The client's way to the rest of the world is link C (coturn stands in for its internet
+    // side): Chromium gathers on its default route's interface, and reaches coturn's relayed
+    // addresses (link B), where a relay's own allocation lives, through it.
+    exec(client, 'ip', ['route', 'add', 'default', 'via', ip(9)]);
     run('nft', ['--version']);
   } catch (error) {
     await remove().catch((cleanup) => console.error(cleanup));
@@ -162,6 +168,7 @@ export async function createNetns(): Promise<Netns> {
     clientAddress: ip(2),
     turnAddress: ip(9),
     turnRelay: ip(6),
+    clientTurnLink: ip(10),
     exec,
     remove,
   };
@@ -172,9 +179,29 @@ export async function createNetns(): Promise<Netns> {
  * - `turn-udp`: TCP to the stack (HTTP signaling, the RPC), no UDP to the stack at all (the
  *   relay's ICE port included); to coturn only port 3478 over UDP.
  * - `turn-tcp`: no UDP anywhere; to coturn only port 3478 over TCP.
+ * - `relay-turn`: no UDP to or from the stack; to coturn only STUN (UDP 3478: the client
+ *   gets no TURN credentials in this mode): the client's one way to the relay is the relay's
+ *   own allocation (coturn's relayed address, link B's `turnRelay`, routed through link C).
  * Drops of UDP to the stack are counted in the named counter `direct_udp`.
  */
-export type FirewallMode = 'turn-udp' | 'turn-tcp';
+export type FirewallMode = 'turn-udp' | 'turn-tcp' | 'relay-turn';
+
+const FIREWALL_MODE_RULES = (net: Netns): Record<FirewallMode, string[]> => ({
+  'turn-udp': [
+    `    ip daddr ${net.turnAddress} udp dport != 3478 drop`,
+    `    ip daddr ${net.turnAddress} tcp dport != 3478 drop`,
+    `    ip daddr ${net.turnAddress} tcp dport 3478 drop`,
+  ],
+  'turn-tcp': [
+    `    ip daddr ${net.turnAddress} udp dport != 3478 drop`,
+    `    ip daddr ${net.turnAddress} tcp dport != 3478 drop`,
+    '    meta l4proto udp counter name other_udp drop',
+  ],
+  'relay-turn': [
+    `    ip daddr ${net.turnAddress} udp dport != 3478 drop`,
+    `    ip daddr ${net.turnAddress} tcp dport 0-65535 drop`,
+  ],
+});
 
 export function setFirewall(net: Netns, mode: FirewallMode): void {
   const t = `inet ${FIREWALL_TABLE}`;
@@ -187,11 +214,7 @@ export function setFirewall(net: Netns, mode: FirewallMode): void {
     '  chain output {',
     '    type filter hook output priority 0; policy accept;',
     `    ip daddr ${net.stack} meta l4proto udp counter name direct_udp drop`,
-    `    ip daddr ${net.turnAddress} udp dport != 3478 drop`,
-    `    ip daddr ${net.turnAddress} tcp dport != 3478 drop`,
-    mode === 'turn-udp'
-      ? `    ip daddr ${net.turnAddress} tcp dport 3478 drop`
-      : '    meta l4proto udp counter name other_udp drop',
+    ...FIREWALL_MODE_RULES(net)[mode],
     '  }',
     '  chain input {',
     '    type filter hook input priority 0; policy accept;',
@@ -235,11 +258,17 @@ export interface NetnsCoturn {
  * `allow-loopback-peers`: nothing here needs it. The secret comes on the command line, as
  * in a deployment; pidfile and database go to a temporary folder.
  */
-export async function startNetnsCoturn(net: Netns, secret: string): Promise<NetnsCoturn> {
+export async function startNetnsCoturn(
+  net: Netns,
+  secret: string,
+  /** Further peers coturn may relay to (e.g. the client, for the relay's own allocation). */
+  extraPeers: string[] = [],
+): Promise<NetnsCoturn> {
   const config = [
     readFileSync(COTURN_CONFIG_PATH, 'utf8'),
     '# --- added by apps/web/e2e/netns.ts: the test network ---',
     `allowed-peer-ip=${net.stack}`,
+    ...extraPeers.map((peer) => `allowed-peer-ip=${peer}`),
     `relay-ip=${net.turnRelay}`,
     '',
   ].join('\n');
