@@ -37,6 +37,14 @@ export function isPermanent(error: unknown): boolean {
   );
 }
 
+/** Longest wait before asking again for a session (or a history page) that failed. */
+const MAX_BACKOFF_MS = 15_000;
+
+/** The wait after a failure, given the previous wait (0 at the first one): 1, 2, 4 … 15 s. */
+export function nextBackoff(previousMs: number): number {
+  return Math.min(MAX_BACKOFF_MS, previousMs * 2 || 1000);
+}
+
 /** One line for an SDK error: the problem's status and code, the nack's code, or the message. */
 export function describeError(error: unknown): string {
   if (error instanceof SessionRequestError) {

@@ -103,12 +103,19 @@ function cli(
   });
 }
 
-/** A CLI process left running; `lines` grows as it prints. */
-function startCli(args: string[], env: Record<string, string | undefined> = {}) {
+/** A CLI process left running; `lines` grows as it prints. With `stdin`, `write` feeds it. */
+function startCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  { stdin = false }: { stdin?: boolean } = {},
+) {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: cliEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  // A child that exited closes its stdin: what is still written is lost, not an error here.
+  child.stdin.on('error', () => {});
+  if (!stdin) child.stdin.end();
   const lines: Record<string, unknown>[] = [];
   let buffered = '';
   let stderr = '';
@@ -127,6 +134,9 @@ function startCli(args: string[], env: Record<string, string | undefined> = {}) 
     exited,
     stderr: () => stderr,
     kill: (signal: NodeJS.Signals = 'SIGKILL') => child.kill(signal),
+    /** Writes `line` and a line feed on its stdin (started with `stdin`). */
+    write: (line: string) => child.stdin.write(`${line}\n`),
+    endInput: () => child.stdin.end(),
     async waitFor(predicate: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
       const deadline = Date.now() + timeoutMs;
       while (!predicate()) {
@@ -1095,4 +1105,199 @@ describe('streamanchor against the local stack', () => {
       await gateway.close();
     }
   });
+});
+
+describe('streamanchor publish against a stack of two relays', () => {
+  let stack: Stack;
+  let dataDir: string;
+  /** Publishes to and subscribes to topic `drain`, as subject `cli-drain`. */
+  let token: string;
+  const output: string[] = [];
+  const starting = new AbortController();
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'sa-cli-drain-'));
+    stack = await startStack({
+      relays: 2,
+      env: {
+        ...process.env,
+        REDIS_URL: TEST_REDIS_URL,
+        REDIS_PREFIX: testRedisPrefix('cli-drain'),
+        DATA_DIR: dataDir,
+        DATABASE_URL: undefined,
+        HOST: '127.0.0.1',
+        PORT: '0',
+        ANVIL_PORT: '0',
+        ANVIL_BLOCK_TIME: '1',
+        FINALITY_DEPTH: String(FINALITY_DEPTH),
+        // Below restart()'s 15 s before SIGKILL: a session left open shows in the relay's log
+        // ("drain over with sessions still open") instead of a killed relay.
+        DRAIN_TIMEOUT_MS: '10000',
+        // No publish quota: the CLI's window stays full, so the drain finds records in flight.
+        PUBLISH_RATE_PER_SESSION: '0',
+        PUBLISH_RATE_PER_SUBJECT: '0',
+        JWT_SECRET: undefined,
+        // The gateway's "session created" lines say which relay holds a session.
+        LOG_LEVEL: 'info',
+      },
+      output: (line) => {
+        output.push(line);
+        if (/WARN|ERROR|FATAL/.test(line)) console.log(line);
+      },
+      clearRedisOnStop: true,
+      signal: starting.signal,
+    });
+    void stack.failed.then(({ service, code, signal }) =>
+      console.log(
+        `the stack stopped: ${service} exited (${signal ?? `exit ${code}`})\n${output.slice(-30).join('\n')}`,
+      ),
+    );
+    const minted = await cli(
+      ['token', '--sub', 'cli-drain', '--topics', 'drain', '--subscribe', 'drain'],
+      { env: { JWT_SECRET: stack.jwtSecret } },
+    );
+    expect(minted.code, minted.stderr).toBe(0);
+    token = minted.stdout.trim();
+  });
+
+  afterAll(async () => {
+    starting.abort();
+    await stack?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const connection = () => ['--url', stack.urls.api, '--token', token];
+
+  /** The sessions the gateway created for subject cli-drain, in order (its log lines). */
+  const sessionsCreated = () =>
+    output
+      .map((line) => /^\[signaling-gateway\] INFO\s+session created (\{.*\})$/.exec(line)?.[1])
+      .filter((json) => json !== undefined)
+      .map((json) => JSON.parse(json) as { sessionId: string; relayId: string; subject: string })
+      .filter(({ subject }) => subject === 'cli-drain');
+
+  /** The stack's service name of a relay id (`rtc-relay`, `rtc-relay-2`). */
+  const serviceOf = (relayId: string) => {
+    const index = stack.relayIds.indexOf(relayId);
+    expect(index).toBeGreaterThanOrEqual(0);
+    return index === 0 ? 'rtc-relay' : `rtc-relay-${index + 1}`;
+  };
+
+  it('behavior: publish survives a relay drain: every record acked exactly once, in order, the ones the drained relay did not take sent again on a new session, none stored twice, a verified final receipt for each', async () => {
+    const count = 1500;
+    const payload = (n: number) => ({ drain: n });
+    const publisher = startCli(
+      ['publish', ...connection(), '--topic', 'drain', '--final', '--timeout', '60'],
+      {},
+      { stdin: true },
+    );
+    const acks = () => publisher.lines.filter((line) => line.type === 'ack');
+    const feed = (n: number) => publisher.write(JSON.stringify(payload(n)));
+    try {
+      // The session open (the CLI reads stdin only then), then the rest at once: the CLI
+      // publishes them as fast as the relay acks, its window of 64 full, when the relay drains.
+      for (let n = 1; n <= 50; n += 1) feed(n);
+      await publisher.waitFor(() => acks().length === 50, 'the first 50 acks');
+      for (let n = 51; n <= count; n += 1) feed(n);
+      publisher.endInput();
+      await publisher.waitFor(() => acks().length >= 100, 'the first 100 acks');
+      const [first] = sessionsCreated();
+      expect(first).toBeDefined();
+      const drained = serviceOf(first!.relayId);
+      // SIGTERM: the relay drains (docs/protocol.md §5.4.1), exits, and is started again.
+      const restarting = stack.restart(drained);
+      expect(await publisher.exited, publisher.stderr()).toBe(0);
+      await restarting;
+
+      // Every record acked once, in input order, with its content; no other line but receipts.
+      const lines = publisher.lines;
+      const acked = lines.filter((line) => line.type === 'ack');
+      expect(acked.map(({ id, contentHash }) => [id, contentHash])).toEqual(
+        Array.from({ length: count }, (_, i) => [String(i + 1), hashOf(payload(i + 1))]),
+      );
+      expect(new Set(acked.map((line) => line.recordId)).size).toBe(count);
+      // Sent in input order across the switch: one host's clock, so acceptance times never go
+      // back from one record to the next.
+      const acceptedAt = acked.map((line) => line.acceptedAt as number);
+      expect(acceptedAt).toEqual([...acceptedAt].sort((a, b) => a - b));
+      expect(lines.filter((line) => line.type !== 'ack' && line.type !== 'receipt')).toEqual([]);
+
+      // It said it switched, once (a 503 first is fine: the gateway may place a session on the
+      // draining relay for a moment, which refuses it); nothing was refused or failed.
+      const said = publisher.stderr().match(/streamanchor publish: .*/g) ?? [];
+      expect(said[0]).toBe(
+        'streamanchor publish: the relay is draining (relay_draining); reconnecting through the gateway',
+      );
+      for (const line of said.slice(1, -1)) {
+        expect(line).toMatch(
+          /^streamanchor publish: could not open a new session \(503 no_relay_available: .*\); again in \d+ s$/,
+        );
+      }
+      const resending = Number(
+        /^streamanchor publish: reconnected on a new session; resending the (\d+) records? the draining relay did not take$/.exec(
+          said.at(-1) ?? '',
+        )?.[1],
+      );
+
+      // The drained relay's own account: it acked part of the records (the drain came
+      // mid-stream, the CLI's window full: publishes were in flight, and sent again), nacked
+      // relay_draining the ones it read after its notice before the CLI left (none when the
+      // CLI's close came first), each of which was among them, and stopped with no session
+      // left: the CLI left its session at once.
+      // `[rtc-relay-2] INFO  (rtc-relay) relay drained {…}`: the second relay's lines name the service.
+      const drainedLog = (message: string) =>
+        output
+          .map(
+            (line) =>
+              new RegExp(
+                `^\\[${drained}\\] INFO\\s+(?:\\(rtc-relay\\) )?${message} (\\{.*\\})$`,
+              ).exec(line)?.[1],
+          )
+          .filter((json) => json !== undefined)
+          .map((json) => JSON.parse(json) as Record<string, unknown>);
+      expect(drainedLog('relay drained')).toEqual([expect.objectContaining({ left: 0 })]);
+      const [stopped] = drainedLog('relay stopped') as {
+        acks: number;
+        nacks: Record<string, number>;
+      }[];
+      expect(stopped!.acks).toBeGreaterThan(0);
+      expect(stopped!.acks).toBeLessThan(count);
+      expect(resending).toBeGreaterThan(0);
+      expect(resending).toBeGreaterThanOrEqual((stopped!.nacks.relay_draining ?? 0) - 1);
+      // Two sessions: the second one on a relay taking sessions (the other one, or the drained
+      // one's successor under the same id, which the gateway may hand the request to).
+      expect(sessionsCreated()).toEqual([
+        first,
+        expect.objectContaining({ relayId: expect.toBeOneOf([...stack.relayIds]) }),
+      ]);
+
+      // A final receipt for every record, those acked on the drained relay's session too (over
+      // HTTP), once each, and verify accepts them against anvil.
+      const receipts = lines.filter((line) => line.type === 'receipt');
+      const recordIdOf = new Map(acked.map((line) => [line.id, line.recordId]));
+      expect(receipts.map((line) => line.id).sort((a, b) => Number(a) - Number(b))).toEqual(
+        acked.map((line) => line.id),
+      );
+      for (const { id, receipt } of receipts as unknown as { id: string; receipt: Receipt }[]) {
+        expect(receipt).toMatchObject({ status: 'final', recordId: recordIdOf.get(id) });
+      }
+      const verified = await cli(
+        ['verify', '--rpc', stack.urls.rpc, '--finality-depth', String(FINALITY_DEPTH), '-'],
+        { input: publisher.lines.map((line) => JSON.stringify(line)).join('\n') },
+      );
+      expect(verified.code, verified.stderr).toBe(0);
+      expect(verified.lines.filter((line) => line.verdict === 'valid')).toHaveLength(count);
+
+      // The topic holds each record once: nothing was stored twice.
+      const history = await cli(['subscribe', ...connection(), '--topic', 'drain', '--no-live']);
+      expect(history.code, history.stderr).toBe(0);
+      const stored = history.lines.filter((line) => line.type === 'record');
+      expect(stored.map((line) => line.recordId).sort()).toEqual([...recordIdOf.values()].sort());
+      expect(
+        stored.map((line) => (line.payload as { drain: number }).drain).sort((a, b) => a - b),
+      ).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+    } finally {
+      publisher.kill();
+    }
+  }, 180_000);
 });

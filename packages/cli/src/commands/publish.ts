@@ -1,16 +1,24 @@
 /**
  * `streamanchor publish`: publishes records over one session (the SDK's `connect` and
  * `publish`) and prints each answer as a JSON line, in input order; with `--receipts` or
- * `--final`, then each acked record's receipt.
+ * `--final`, then each acked record's receipt. When the relay drains, it goes on over a new
+ * session (session-handover.ts).
  */
 import { setMaxListeners } from 'node:events';
 import { createInterface } from 'node:readline';
-import { NackError, type Receipt, type StreamAnchorSession } from '@streamanchor/client';
+import {
+  fetchReceipt,
+  NackError,
+  type Receipt,
+  type SessionRequestError,
+  type StreamAnchorSession,
+} from '@streamanchor/client';
 import { TOPIC_PATTERN } from '@streamanchor/protocol';
 import { parseCommandArgs, required, seconds, UsageError } from '../args';
 import type { Command, Io } from '../command';
 import { parsePayload } from '../payload';
-import { describeError, openSession } from '../session';
+import { connectSession, describeError, isPermanent, openSession } from '../session';
+import { type HandoverEvent, SessionHandover } from '../session-handover';
 import { sleep } from '../sleep';
 import { releaseWebRtc } from '../webrtc';
 
@@ -22,7 +30,10 @@ Prints one JSON line per record, in input order (id: its 1-based number in the i
   {"type":"ack","id","topic","recordId","contentHash","acceptedAt"}
   {"type":"nack","id","code","message"}   (nothing of it was kept)
 Past the relay's publish quota (a rate_limited nack) it slows to the quota's pace and
-retries the refused records.
+retries the refused records. When the relay drains (a relay_draining notice: it is being
+stopped), it reconnects through the gateway at once and sends the records not acked yet
+again, in order, on the new session (up to 5 tries over about 15 s, then exit code 1);
+records acked before are not sent again, and their receipts come over HTTP.
   --receipts  then waits for each acked record's receipt (included) and prints
               {"type":"receipt","id","receipt":{…}} (a file of such lines is what
               \`streamanchor verify\` reads)
@@ -39,6 +50,10 @@ Environment: STREAMANCHOR_URL and STREAMANCHOR_TOKEN stand in for --url and --to
 const WINDOW = 64;
 /** A rate_limited record is tried this many more times. */
 const RATE_LIMIT_RETRIES = 20;
+/** Receipts of records whose session drained are asked for over HTTP in rounds this far apart… */
+const RECEIPT_POLL_MS = 2000;
+/** …this many at a time. */
+const RECEIPT_FETCHES = 8;
 const TOPIC_NAME = new RegExp(TOPIC_PATTERN);
 
 type Outcome =
@@ -48,6 +63,8 @@ type Outcome =
       recordId: `0x${string}`;
       contentHash: `0x${string}`;
       acceptedAt: number;
+      /** The session that acked it (not printed): its receipts come there. */
+      session: StreamAnchorSession;
     }
   | { type: 'nack'; id: string; code: string; message: string }
   | { type: 'error'; id: string; message: string };
@@ -95,24 +112,32 @@ export const publish: Command = {
       stop.abort();
     });
 
-    const session = await openSession(url, token);
+    const first = await openSession(url, token);
+    const receipts =
+      receiptsWanted === 'none'
+        ? undefined
+        : new ReceiptWaiter(receiptsWanted, io, (recordId, signal) =>
+            fetchReceipt({ baseUrl: url, token, recordId, signal }),
+          );
+    const retryAfter = new Map<string, number>();
+    const handover = new SessionHandover(first, {
+      open: () => connectSession(url, token),
+      onSession: (session) => {
+        receipts?.attach(session);
+        keepRetryAfter(session, retryAfter);
+      },
+      report: (event) => io.warn(handoverLine(event)),
+      signal: stop.signal,
+    });
     let failures = 0;
     try {
-      const receipts =
-        receiptsWanted === 'none' ? undefined : new ReceiptWaiter(session, receiptsWanted, io);
       const pacer = new Pacer();
-      const retryAfter = new Map<string, number>();
-      session.onMessage((message) => {
-        if (message.type === 'nack' && message.id !== null && message.retryAfterMs !== undefined) {
-          retryAfter.set(message.id, message.retryAfterMs);
-        }
-      });
       const printer = new InOrder<Outcome>((outcome) => {
         const { type, id } = outcome;
         if (type === 'ack') {
           const { recordId, contentHash, acceptedAt } = outcome;
           io.json({ type, id, topic, recordId, contentHash, acceptedAt });
-          receipts?.expect(id, outcome.recordId);
+          receipts?.expect(id, recordId, outcome.session);
           return;
         }
         failures += 1;
@@ -124,17 +149,22 @@ export const publish: Command = {
         );
       });
 
-      const publishOne = async (id: string, payload: unknown): Promise<Outcome> => {
+      // `index` orders the records a drain makes send again; `id` stays theirs.
+      const publishOne = async (index: number, id: string, payload: unknown): Promise<Outcome> => {
         for (let attempt = 0; ; attempt += 1) {
           const generation = await pacer.turn(stop.signal);
           try {
-            const ack = await session.publish(topic, payload, { id });
+            const { session, ack } = await handover.send(index, async (session) => ({
+              session,
+              ack: await session.publish(topic, payload, { id }),
+            }));
             return {
               type: 'ack',
               id,
               recordId: ack.recordId,
               contentHash: ack.contentHash,
               acceptedAt: ack.acceptedAt,
+              session,
             };
           } catch (error) {
             if (error instanceof NackError) {
@@ -144,7 +174,7 @@ export const publish: Command = {
                 error.code === 'rate_limited' &&
                 attempt < RATE_LIMIT_RETRIES &&
                 !stopped &&
-                session.state === 'open'
+                handover.lost === undefined
               ) {
                 pacer.limited(generation, wait);
                 continue;
@@ -168,14 +198,15 @@ export const publish: Command = {
       let index = 0;
       for await (const text of source) {
         if (stopped) break;
-        if (session.state !== 'open') {
-          io.warn(`the session closed (${session.closeReason}); records after ${index} not sent`);
+        const lost = handover.lost;
+        if (lost !== undefined) {
+          io.warn(`${lost}; records after ${index} not sent`);
           failures += 1;
           break;
         }
         const at = index;
         index += 1;
-        const task = publishOne(String(index), parsePayload(text)).then((outcome) =>
+        const task = publishOne(at, String(index), parsePayload(text)).then((outcome) =>
           printer.settle(at, outcome),
         );
         inFlight.add(task);
@@ -183,6 +214,7 @@ export const publish: Command = {
         if (inFlight.size >= WINDOW) await Promise.race(inFlight);
       }
       await Promise.all(inFlight);
+      handover.sendsDone();
       if (index === 0 && !stopped) io.warn('no record to publish');
       if (receipts && !stopped) {
         const missing = await receipts.settle(timeoutMs, stop.signal);
@@ -194,7 +226,7 @@ export const publish: Command = {
         }
       }
     } finally {
-      await session.close().catch(() => undefined);
+      await handover.close();
       releaseWebRtc();
     }
     if (stopped) return 130;
@@ -225,27 +257,39 @@ class InOrder<T> {
 
 /**
  * Waits for the receipt of each acked record (`first`: its first `included` or `final` one;
- * `final`: its final one) and prints it as it comes.
+ * `final`: its final one) and prints it as it comes: over the session that acked the record
+ * while it is open, over HTTP (docs/protocol.md §3.7) once that session's relay drained
+ * (a relay sends receipts only to the session that published the records).
  */
 class ReceiptWaiter {
-  /** recordId → publish id, for the records still waiting. */
-  readonly #waiting = new Map<string, string>();
-  readonly #session: StreamAnchorSession;
+  /** recordId → its publish id and the session that acked it, for the records still waiting. */
+  readonly #waiting = new Map<string, { id: string; session: StreamAnchorSession }>();
   readonly #want: 'first' | 'final';
   readonly #io: Io;
+  readonly #fetch: (recordId: string, signal: AbortSignal) => Promise<Receipt>;
   #wake: (() => void) | undefined;
+  /** Why records are still waiting, when it is not the timeout. */
+  #why: string | undefined;
 
-  constructor(session: StreamAnchorSession, want: 'first' | 'final', io: Io) {
-    this.#session = session;
+  constructor(
+    want: 'first' | 'final',
+    io: Io,
+    fetch: (recordId: string, signal: AbortSignal) => Promise<Receipt>,
+  ) {
     this.#want = want;
     this.#io = io;
+    this.#fetch = fetch;
+  }
+
+  /** Listens to a session's receipts (each session the command opens). */
+  attach(session: StreamAnchorSession): void {
     session.onReceipt((receipt) => this.#offer(receipt));
     session.onStateChange(() => this.#wake?.());
   }
 
-  expect(id: string, recordId: string): void {
-    this.#waiting.set(recordId, id);
-    const held = this.#session.receiptFor(recordId);
+  expect(id: string, recordId: string, session: StreamAnchorSession): void {
+    this.#waiting.set(recordId, { id, session });
+    const held = session.receiptFor(recordId);
     if (held) this.#offer(held);
   }
 
@@ -255,39 +299,126 @@ class ReceiptWaiter {
     const onAbort = () => this.#wake?.();
     signal.addEventListener('abort', onAbort);
     try {
-      while (this.#waiting.size > 0 && this.#session.state === 'open' && !signal.aborted) {
+      while (this.#waiting.size > 0 && !signal.aborted) {
+        const closed = this.#closedSession();
+        if (closed) {
+          this.#why = `the session closed (${closed.closeReason})`;
+          break;
+        }
+        const drained = this.#drainedRecords();
+        if (drained.length > 0) {
+          this.#why = await this.#fetchReceipts(drained, signal);
+          if (this.#why !== undefined || this.#waiting.size === 0) break;
+        }
         const left = deadline === undefined ? undefined : deadline - Date.now();
         if (left !== undefined && left <= 0) break;
-        await new Promise<void>((resolve) => {
-          const timer = left === undefined ? undefined : setTimeout(resolve, left);
-          this.#wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.#wake = undefined;
+        const pause =
+          drained.length > 0 ? Math.min(left ?? RECEIPT_POLL_MS, RECEIPT_POLL_MS) : left;
+        await this.#pause(pause);
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
-    return [...this.#waiting.values()].sort((a, b) => Number(a) - Number(b));
+    return [...this.#waiting.values()].map(({ id }) => id).sort((a, b) => Number(a) - Number(b));
   }
 
   /** Why records are still waiting, once settle returned. */
   why(): string {
-    return this.#session.state === 'open'
-      ? 'timed out'
-      : `the session closed (${this.#session.closeReason})`;
+    return this.#why ?? 'timed out';
+  }
+
+  /** A session holding waiting records that closed without draining: they cannot come now. */
+  #closedSession(): StreamAnchorSession | undefined {
+    for (const { session } of this.#waiting.values()) {
+      if (session.state === 'closed' && !session.draining) return session;
+    }
+    return undefined;
+  }
+
+  /** The waiting records whose session drained: their relay no longer sends their receipts. */
+  #drainedRecords(): string[] {
+    return [...this.#waiting].filter(([, { session }]) => session.draining).map(([id]) => id);
+  }
+
+  /**
+   * Asks the gateway for these records' receipts, in ack order, a few at a time, until some
+   * are not ready (not anchored, or not final, yet): records are batched in about the order
+   * they were acked, so the later ones are not either. Resolves with why to stop waiting (a
+   * refusal that asking again cannot change), else undefined.
+   */
+  async #fetchReceipts(recordIds: string[], signal: AbortSignal): Promise<string | undefined> {
+    for (let at = 0; at < recordIds.length && !signal.aborted; at += RECEIPT_FETCHES) {
+      const chunk = recordIds.slice(at, at + RECEIPT_FETCHES);
+      const answers = await Promise.all(chunk.map((recordId) => this.#fetchOne(recordId, signal)));
+      const refused = answers.find((answer) => typeof answer === 'string');
+      if (refused !== undefined) return refused;
+      if (answers.includes(false)) return undefined;
+    }
+    return undefined;
+  }
+
+  /** One record's receipt over HTTP: true once printed, false when not ready, else a refusal. */
+  async #fetchOne(recordId: string, signal: AbortSignal): Promise<boolean | string> {
+    try {
+      this.#offer(await this.#fetch(recordId, signal));
+      return !this.#waiting.has(recordId);
+    } catch (error) {
+      // 404 (receipt_pending: not anchored yet; record_not_found: acked, not stored yet), 503,
+      // the network: not ready, asked again at the next round.
+      if (isPermanent(error) && (error as SessionRequestError).status !== 404) {
+        return `the gateway refused to serve receipts (${describeError(error)})`;
+      }
+      return false;
+    }
+  }
+
+  /** Resolves after `ms` (undefined: no limit), or sooner on a receipt, a session's change, abort. */
+  async #pause(ms: number | undefined): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#wake = undefined;
   }
 
   #offer(receipt: Receipt): void {
-    const id = this.#waiting.get(receipt.recordId);
-    if (id === undefined) return;
+    const waiting = this.#waiting.get(receipt.recordId);
+    if (waiting === undefined) return;
     if (this.#want === 'final' ? receipt.status !== 'final' : receipt.status === 'reorged') return;
     this.#waiting.delete(receipt.recordId);
-    this.#io.json({ type: 'receipt', id, receipt });
+    this.#io.json({ type: 'receipt', id: waiting.id, receipt });
     if (this.#waiting.size === 0) this.#wake?.();
   }
+}
+
+/** The stderr line of a handover event (session-handover.ts). */
+function handoverLine(event: HandoverEvent): string {
+  switch (event.type) {
+    case 'draining':
+      return event.reconnecting
+        ? 'the relay is draining (relay_draining); reconnecting through the gateway'
+        : 'the relay is draining (relay_draining); leaving it (nothing left to send)';
+    case 'retrying':
+      return `could not open a new session (${describeError(event.error)}); again in ${event.waitMs / 1000} s`;
+    case 'reconnected':
+      return event.resending === 0
+        ? 'reconnected on a new session (the draining relay had answered every record sent)'
+        : `reconnected on a new session; resending the ${event.resending} record${event.resending === 1 ? '' : 's'} the draining relay did not take`;
+    case 'failed':
+      return `could not reconnect after the relay drained: ${event.tries === 1 ? '' : `${event.tries} tries failed, the last: `}${describeError(event.error)}`;
+  }
+}
+
+/** Keeps the retryAfterMs of the session's nacks, by publish id (the pacer's hint). */
+function keepRetryAfter(session: StreamAnchorSession, retryAfter: Map<string, number>): void {
+  session.onMessage((message) => {
+    if (message.type === 'nack' && message.id !== null && message.retryAfterMs !== undefined) {
+      retryAfter.set(message.id, message.retryAfterMs);
+    }
+  });
 }
 
 function stdinLines(io: Io): ReturnType<typeof createInterface> {

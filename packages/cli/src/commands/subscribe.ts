@@ -21,7 +21,7 @@ import { CommandError, integer, parseCommandArgs, topicTarget } from '../args';
 import type { Command, Io } from '../command';
 import { OpenPositions } from '../open-positions';
 import { deliveredLine, historyLine, printRecord, type RecordLine } from '../records';
-import { connectSession, describeError, isPermanent } from '../session';
+import { connectSession, describeError, isPermanent, nextBackoff } from '../session';
 import { sleep } from '../sleep';
 import { releaseWebRtc } from '../webrtc';
 
@@ -57,8 +57,6 @@ Environment: STREAMANCHOR_URL and STREAMANCHOR_TOKEN stand in for --url and --to
 const PAGE_RECORDS = 1000;
 /** Batch lines remembered against reprinting replayed ones (then forgotten at once). */
 const MAX_REMEMBERED_BATCHES = 10_000;
-/** Longest wait before trying a dropped session or an unavailable history again. */
-const MAX_BACKOFF_MS = 15_000;
 
 const pageChecker = TypeCompiler.Compile(TopicRecordsResponse);
 
@@ -144,7 +142,7 @@ export const subscribe: Command = {
         });
         stopLive = () => {};
         if (outcome === 'done' || outcome === 'stopped' || stop.signal.aborted) break;
-        backoffMs = outcome.backoff ? Math.min(MAX_BACKOFF_MS, backoffMs * 2 || 1000) : 0;
+        backoffMs = outcome.backoff ? nextBackoff(backoffMs) : 0;
         io.warn(
           `${outcome.resume}; resuming ${progress.last === undefined ? 'from the next record' : `after position ${progress.last}`}${backoffMs ? ` in ${backoffMs / 1000} s` : ''}`,
         );
@@ -208,7 +206,7 @@ async function fetchPage(
       });
     } catch (error) {
       if (signal.aborted) return undefined;
-      backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2 || 1000);
+      backoffMs = nextBackoff(backoffMs);
       io.warn(
         `history: could not reach ${url} (${describeError(error)}); again in ${backoffMs / 1000} s`,
       );
@@ -232,9 +230,7 @@ async function fetchPage(
       throw new CommandError(`could not read the history of ${topic}: ${describeError(problem)}`);
     }
     backoffMs =
-      Number.isFinite(retryAfterS) && retryAfterS > 0
-        ? retryAfterS * 1000
-        : Math.min(MAX_BACKOFF_MS, backoffMs * 2 || 1000);
+      Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : nextBackoff(backoffMs);
     io.warn(`history: ${describeError(problem)}; again in ${backoffMs / 1000} s`);
     await sleep(backoffMs, signal);
     if (signal.aborted) return undefined;
