@@ -93,8 +93,8 @@ export interface SeededBatch {
 
 /**
  * Writes what the chain-writer would have: records, a batch with its Merkle tree
- * (StandardMerkleTree over leafValue, LEAF_ENCODING), per-record leaf index and leaf hash
- * (proofs are derived when read), status 'sent'.
+ * (StandardMerkleTree over leafValue, LEAF_ENCODING), its leaves (per-record leaf index and
+ * leaf hash; proofs are derived when read), status 'sent'.
  */
 export async function seedBatch(
   db: Kysely<Database>,
@@ -122,7 +122,7 @@ export async function seedBatch(
   const tree = StandardMerkleTree.of(records.map(leafValue), [...LEAF_ENCODING]);
   const batchId = randomHex32();
   const merkleRoot = tree.root as `0x${string}`;
-  await db
+  const { seq: batchSeq } = await db
     .insertInto('batches')
     .values({
       batch_id: batchId,
@@ -133,8 +133,9 @@ export async function seedBatch(
       contract,
       sent_at: new Date(),
     })
-    .execute();
-  await db
+    .returning('seq')
+    .executeTakeFirstOrThrow();
+  const stored = await db
     .insertInto('records')
     .values(
       records.map((record, index) => ({
@@ -146,11 +147,21 @@ export async function seedBatch(
         payload: '{}',
         relay_id: record.relayId,
         session_id: record.sessionId,
-        batch_id: batchId,
-        leaf_index: index,
-        leaf_hash: tree.leafHash(leafValue(record)),
         // The topic's positions, as the relay's fan-out gives them (one topic here).
         position: index + 1,
+      })),
+    )
+    .returning('seq')
+    .execute();
+  // Its leaves, as the ledger's createBatch writes them (one row per record, in leaf order).
+  await db
+    .insertInto('batch_leaves')
+    .values(
+      records.map((record, index) => ({
+        batch_seq: String(batchSeq),
+        leaf_index: index,
+        record_seq: String(stored[index]!.seq),
+        leaf_hash: tree.leafHash(leafValue(record)),
       })),
     )
     .execute();

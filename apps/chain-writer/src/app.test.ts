@@ -188,7 +188,7 @@ describe.each(TEST_DATABASE_KINDS)('chain-writer on %s', (kind) => {
       records.slice(5, 10).map((r) => r.recordId),
     );
     const waiting = await fx.database.db
-      .selectFrom('records')
+      .selectFrom('record_leaves')
       .select('record_id')
       .where('batch_id', 'is', null)
       .orderBy('seq')

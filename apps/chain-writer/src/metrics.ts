@@ -145,7 +145,7 @@ export function startWriterMetrics(deps: WriterMetricsDeps): WriterMetricsHooks 
     const fresh = [...(deps.confirmed() ?? [])].filter(([id]) => !observed.has(id));
     for (const [batchId, confirmedAt] of fresh) {
       const rows = await deps.db
-        .selectFrom('records')
+        .selectFrom('record_leaves')
         .select('accepted_at')
         .where('batch_id', '=', batchId)
         .execute();

@@ -15,7 +15,7 @@ import {
   type BatchLedger,
   createBatchLedger,
   type DatabaseHandle,
-  type RecordRow,
+  type RecordLeavesRow,
 } from '@streamanchor/db';
 import { type AcceptedRecord, canonicalPayload, contentHashOf } from '@streamanchor/protocol';
 import { BaseError, createLogger, LogEnv, type Logger, parseEnv } from '@streamanchor/service-kit';
@@ -164,7 +164,7 @@ export interface WriterFixture {
     batchId?: string,
   ): Promise<{ batchId: Hex; merkleRoot: Hex; recordCount: number; txHash: Hex }[]>;
   isAnchored(batchId: string): Promise<boolean>;
-  recordsOf(batchId: string): Promise<RecordRow[]>;
+  recordsOf(batchId: string): Promise<RecordLeavesRow[]>;
   signerNonce(): Promise<number>;
   /** The ledger over this fixture's chain and contract, e.g. to play the indexer (markIncluded). */
   ledger(finalityDepth?: number): BatchLedger;
@@ -273,7 +273,7 @@ export async function createWriterFixture(kind: TestDatabaseKind): Promise<Write
     },
     recordsOf(batchId) {
       return database.db
-        .selectFrom('records')
+        .selectFrom('record_leaves')
         .selectAll()
         .where('batch_id', '=', batchId)
         .orderBy('leaf_index')

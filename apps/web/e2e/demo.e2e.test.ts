@@ -97,7 +97,7 @@ async function expectStoredAndAnchored(
   chain: Map<string, AnchoredBatch[]>,
 ): Promise<void> {
   const rows = await handle.db
-    .selectFrom('records')
+    .selectFrom('record_leaves')
     .select(['record_id', 'batch_id', 'leaf_index', 'content_hash', 'topic', 'subject'])
     .execute();
   // Only this stack wrote to this database: every row is one of the page's records, once.

@@ -595,7 +595,7 @@ async function runDatabase(kind: 'postgres' | 'pglite'): Promise<DbOutcome> {
     let stageText = '';
     try {
       const found = await handle.db
-        .selectFrom('records')
+        .selectFrom('record_leaves as records')
         .leftJoin('batches', 'batches.batch_id', 'records.batch_id')
         .select(['records.batch_id', 'batches.status'])
         .where('records.topic', '=', 'demo')
@@ -616,7 +616,7 @@ async function runDatabase(kind: 'postgres' | 'pglite'): Promise<DbOutcome> {
           percentile_cont(0.5) within group (order by extract(epoch from (b.included_at - b.sent_at)) * 1000) as signed_to_indexed,
           percentile_cont(0.5) within group (order by extract(epoch from (n.sent_at - b.included_at)) * 1000) as indexed_to_enqueued,
           avg(b.record_count) as records_per_batch
-          from records r
+          from record_leaves r
           join batches b on b.batch_id = r.batch_id
           join receipt_notices n on n.batch_id = b.batch_id and n.revision = 1
          where r.topic = 'demo'`.execute(handle.db);

@@ -114,7 +114,7 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
   for (let i = 0; i < acked.length; i += 1000) {
     const { rows } = await pool.query<{ record_id: string; batch_id: string | null; n: number }>(
       `select lower(record_id) as record_id, max(lower(batch_id)) as batch_id, count(*)::int as n
-         from records where lower(record_id) = any($1::text[]) group by lower(record_id)`,
+         from record_leaves where lower(record_id) = any($1::text[]) group by lower(record_id)`,
       [acked.slice(i, i + 1000)],
     );
     recordRows.push(...rows);

@@ -94,9 +94,15 @@ describe('checkInvariants', () => {
       [batchId, root, c, at[3], at[0], at[1], at[2]],
     );
     await pool.query(
-      `insert into records (record_id, topic, subject, content_hash, accepted_at, payload, relay_id, session_id, batch_id, leaf_index)
-       values ($1, 'demo', 'demo', $2, 1, '{}', 'relay', 'session', $3, 0)`,
-      [recordId, root, batchId],
+      `insert into records (record_id, topic, subject, content_hash, accepted_at, payload, relay_id, session_id)
+       values ($1, 'demo', 'demo', $2, 1, '{}', 'relay', 'session')`,
+      [recordId, root],
+    );
+    // Its leaf (a one-leaf tree: the root is the leaf hash).
+    await pool.query(
+      `insert into batch_leaves (batch_seq, leaf_index, record_seq, leaf_hash)
+       select b.seq, 0, r.seq, $3 from batches b, records r where b.batch_id = $1 and r.record_id = $2`,
+      [batchId, recordId, root],
     );
     await pool.query(
       `insert into anchor_events (chain_id, contract, block_number, block_hash, tx_hash, log_index, batch_id, merkle_root, record_count, writer)

@@ -13,9 +13,6 @@ const record = (id: string): NewRecordRow => ({
   payload: '{}',
   relay_id: 'relay-1',
   session_id: 'AAAAAAAAAAAAAAAAAAAAAA',
-  batch_id: null,
-  leaf_index: null,
-  leaf_hash: null,
 });
 
 describe.each(TEST_DATABASE_KINDS)('%s', (kind) => {
@@ -36,26 +33,24 @@ describe.each(TEST_DATABASE_KINDS)('%s', (kind) => {
     }
   });
 
-  test('behavior: records carry four indexes: the key, the unbatched queue, a partial batch index and a partial topic position index', async () => {
+  test('behavior: records carry three indexes, each written once per record: the key, seq and a partial topic position index', async () => {
     const handle = await createTestDatabase(kind);
     try {
       const indexes = await sql<{ indexname: string; indexdef: string }>`
         select indexname, indexdef from pg_indexes where tablename = 'records' order by indexname`.execute(
         handle.db,
       );
-      // Each index takes an entry per row version, and a record has two (insert, batch stamp).
+      // Each index takes an entry per row version; a record has one (migration 0010).
       expect(indexes.rows.map((row) => row.indexname)).toEqual([
-        'records_batch',
         'records_pkey',
+        'records_seq',
         'records_topic_position',
-        'records_unbatched',
       ]);
       const definition = (name: string) =>
         indexes.rows.find((row) => row.indexname === name)?.indexdef ?? '';
-      expect(definition('records_batch')).toMatch(
-        /\(batch_id, leaf_index\) WHERE \(batch_id IS NOT NULL\)$/,
+      expect(definition('records_seq')).toBe(
+        'CREATE INDEX records_seq ON public.records USING btree (seq)',
       );
-      expect(definition('records_unbatched')).toMatch(/\(seq\) WHERE \(batch_id IS NULL\)$/);
       // Not unique: a Redis reset restarts a topic's positions (see migration 0007).
       expect(definition('records_topic_position')).toMatch(
         /^CREATE INDEX records_topic_position ON public\.records USING btree \(topic, "?position"?\) WHERE \("?position"? IS NOT NULL\)$/,
@@ -64,6 +59,14 @@ describe.each(TEST_DATABASE_KINDS)('%s', (kind) => {
         select data_type, is_nullable from information_schema.columns
          where table_name = 'records' and column_name = 'position'`.execute(handle.db);
       expect(column.rows).toEqual([{ data_type: 'bigint', is_nullable: 'YES' }]);
+      const leaves = await sql<{ indexname: string; indexdef: string }>`
+        select indexname, indexdef from pg_indexes where tablename = 'batch_leaves' order by indexname`.execute(
+        handle.db,
+      );
+      expect(leaves.rows.map((row) => row.indexdef)).toEqual([
+        'CREATE UNIQUE INDEX batch_leaves_pkey ON public.batch_leaves USING btree (batch_seq, leaf_index)',
+        'CREATE UNIQUE INDEX batch_leaves_record ON public.batch_leaves USING btree (record_seq)',
+      ]);
     } finally {
       await handle.close();
     }
@@ -151,7 +154,7 @@ test('behavior: PGlite is vacuumed every pgliteVacuumMs (it has no autovacuum), 
     // A transaction held open across several intervals: VACUUM cannot run inside one, so it
     // must wait for the connection rather than interleave.
     await handle.db.transaction().execute(async (trx) => {
-      await trx.updateTable('records').set({ leaf_index: 1 }).execute();
+      await trx.updateTable('records').set({ subject: 'bob' }).execute();
       await new Promise((done) => setTimeout(done, 200));
     });
     const counts = async () => {

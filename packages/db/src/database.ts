@@ -27,8 +27,9 @@ export interface DatabaseConfig {
   onIdleError?: (error: Error) => void;
   /**
    * PGlite only: how often to VACUUM the database (default 30 s; 0: never). PGlite has no
-   * autovacuum, so without this every batched record's old row version and index entries
-   * stay. A plain VACUUM costs about what changed since the last one (tens of ms here).
+   * autovacuum, so without this every row version an update leaves (batch and notice status
+   * changes, the batcher's frontier, pruned payloads) and its index entries stay. A plain
+   * VACUUM costs about what changed since the last one (tens of ms here).
    */
   pgliteVacuumMs?: number;
   /**

@@ -8,6 +8,7 @@ import {
   topicHead,
   topicRecordsAfter,
 } from './history';
+import { createBatchLedger } from './ledger';
 import type { NewRecordRow } from './schema';
 import { createTestDatabase, TEST_DATABASE_KINDS } from './testing';
 
@@ -33,6 +34,21 @@ describe.each(TEST_DATABASE_KINDS)('topic history on %s', (kind) => {
   });
   afterEach(() => handle.close());
 
+  /** A built batch `batchId` of the records `hex(n)` at their leaf indexes (made-up hashes). */
+  const stamp = (
+    batchId: string,
+    merkleRoot: string,
+    recordCount: number,
+    leaves: readonly (readonly [n: number, leafIndex: number, leafHash: string])[],
+    contract = `0x${'ab'.repeat(20)}`,
+  ) =>
+    handle.db.transaction().execute((trx) =>
+      createBatchLedger(trx, { chainId: 31337, contract, finalityDepth: 1 }).createBatch(
+        { batchId, merkleRoot, recordCount },
+        leaves.map(([n, leafIndex, leafHash]) => ({ recordId: hex(n), leafIndex, leafHash })),
+      ),
+    );
+
   const positionsAfter = async (topic: string, after: number, limit: number) =>
     (await topicRecordsAfter(handle.db, { topic, after, limit })).map((r) => r.position);
 
@@ -52,22 +68,7 @@ describe.each(TEST_DATABASE_KINDS)('topic history on %s', (kind) => {
         row(8, 'b', 2),
       ])
       .execute();
-    await handle.db
-      .insertInto('batches')
-      .values({
-        batch_id: hex(900),
-        status: 'built',
-        merkle_root: hex(901),
-        record_count: 1,
-        chain_id: 31337,
-        contract: `0x${'ab'.repeat(20)}`,
-      })
-      .execute();
-    await handle.db
-      .updateTable('records')
-      .set({ batch_id: hex(900), leaf_index: 0, leaf_hash: hex(902) })
-      .where('record_id', '=', hex(3))
-      .execute();
+    await stamp(hex(900), hex(901), 1, [[3, 0, hex(902)]]);
 
     const first = await topicRecordsAfter(handle.db, { topic: 'a', after: 0, limit: 2 });
     expect(first).toEqual([
@@ -157,17 +158,6 @@ describe.each(TEST_DATABASE_KINDS)('topic history on %s', (kind) => {
   });
 
   test('behavior: batchTopicPositions gives a batch’s positions per topic, ascending, without the unpositioned', async () => {
-    await handle.db
-      .insertInto('batches')
-      .values({
-        batch_id: hex(99),
-        status: 'built',
-        merkle_root: hex(98),
-        record_count: 5,
-        chain_id: 31337,
-        contract: `0x${'77'.repeat(20)}`,
-      })
-      .execute();
     const rows = [
       row(1, 'a', 9),
       row(2, 'b', 4),
@@ -175,10 +165,15 @@ describe.each(TEST_DATABASE_KINDS)('topic history on %s', (kind) => {
       row(4, 'a', null),
       row(5, 'c', 1),
     ];
-    await handle.db
-      .insertInto('records')
-      .values(rows.map((r, i) => ({ ...r, batch_id: i < 4 ? hex(99) : null, leaf_index: i })))
-      .execute();
+    await handle.db.insertInto('records').values(rows).execute();
+    // The first four in the batch; the fifth in none.
+    await stamp(
+      hex(99),
+      hex(98),
+      5,
+      [1, 2, 3, 4].map((n, i) => [n, i, hex(950 + n)] as const),
+      `0x${'77'.repeat(20)}`,
+    );
     expect(await batchTopicPositions(handle.db, hex(99))).toEqual(
       new Map([
         ['a', [7, 9]],
@@ -212,31 +207,21 @@ describe.each(TEST_DATABASE_KINDS)('topic history on %s', (kind) => {
       .insertInto('records')
       .values([row(1, 'a', 1), row(2, 'b', 1), row(3, 'a', 2), row(4, 'c', null), row(5, 'a', 3)])
       .execute();
-    await handle.db
-      .insertInto('batches')
-      .values({
-        batch_id: hex(900),
-        status: 'built',
-        merkle_root: hex(901),
-        record_count: 5,
-        chain_id: 31337,
-        contract: `0x${'ab'.repeat(20)}`,
-      })
-      .execute();
     // Leaf order differs from ingest order.
-    for (const [n, leafIndex] of [
-      [1, 4],
-      [2, 0],
-      [3, 2],
-      [4, 1],
-      [5, 3],
-    ] as const) {
-      await handle.db
-        .updateTable('records')
-        .set({ batch_id: hex(900), leaf_index: leafIndex, leaf_hash: hex(950 + n) })
-        .where('record_id', '=', hex(n))
-        .execute();
-    }
+    await stamp(
+      hex(900),
+      hex(901),
+      5,
+      (
+        [
+          [1, 4],
+          [2, 0],
+          [3, 2],
+          [4, 1],
+          [5, 3],
+        ] as const
+      ).map(([n, leafIndex]) => [n, leafIndex, hex(950 + n)] as const),
+    );
     const page = (from: number, limit: number, payloadTopics?: string[]) =>
       batchLeafDetails(handle.db, { batchId: hex(900), from, limit, payloadTopics });
 

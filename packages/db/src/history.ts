@@ -1,8 +1,10 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database } from './schema';
 
-/** A stored record as a topic's history gives it (subscribers catching up). */
-/** The columns of a stored record that history reads give. */
+/**
+ * The columns of a stored record that history reads give (from the view `record_leaves`:
+ * the record and its batch, if any).
+ */
 const STORED_RECORD_COLUMNS = [
   'position',
   'record_id',
@@ -38,7 +40,7 @@ export interface TopicRecordsQuery {
 
 /**
  * The records of `topic` after position `after`, in position order, at most `limit` (one
- * range scan of `records_topic_position`). Records without a position are never read.
+ * range scan of `records_topic_position`, each record's batch looked up by its leaf). Records without a position are never read.
  * Positions repeat only after a Redis reset (see migration 0007): repeated ones come in
  * ingest order.
  */
@@ -53,7 +55,7 @@ export async function topicRecordsAfter(
     throw new RangeError(`limit must be a positive integer, not ${limit}`);
   }
   const rows = await db
-    .selectFrom('records')
+    .selectFrom('record_leaves')
     .select(STORED_RECORD_COLUMNS)
     .where('topic', '=', topic)
     .where('position', '>', after)
@@ -93,7 +95,7 @@ export async function batchTopicPositions(
   batchId: string,
 ): Promise<Map<string, number[]>> {
   const rows = await db
-    .selectFrom('records')
+    .selectFrom('record_leaves')
     .select(['topic', 'position'])
     .where('batch_id', '=', batchId)
     .where('position', 'is not', null)
@@ -123,7 +125,7 @@ export async function recordById(
   recordId: string,
 ): Promise<StoredRecordRow | undefined> {
   const row = await db
-    .selectFrom('records')
+    .selectFrom('record_leaves')
     .select(STORED_RECORD_COLUMNS)
     .where('record_id', '=', recordId)
     .executeTakeFirst();
@@ -151,7 +153,7 @@ export interface BatchLeafDetails {
 
 /**
  * The position and payload of the records of batch `batchId` at leaf indexes `from` to
- * `from + limit − 1`, in leaf order (one range scan of `records_batch`). Only the records of
+ * `from + limit − 1`, in leaf order (one range scan of `batch_leaves_pkey`). Only the records of
  * `payloadTopics` (names, or `*`; absent: all) carry their payload; the others have null.
  */
 export async function batchLeafDetails(
@@ -166,7 +168,7 @@ export async function batchLeafDetails(
   const all = payloadTopics === undefined || payloadTopics.includes('*');
   const granted = all ? [] : [...payloadTopics];
   const rows = await db
-    .selectFrom('records')
+    .selectFrom('record_leaves')
     .select((eb) => [
       'leaf_index',
       'record_id',

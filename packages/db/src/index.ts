@@ -49,7 +49,11 @@ export {
   type NoticeContent,
   type RecordLookup,
   readBatchContent,
+  readWaitingRecords,
   type SignedTx,
+  takeUnbatchedRecords,
+  type UnbatchedRecord,
+  type WaitingRecords,
 } from './ledger';
 export {
   type PrunePayloadsOptions,

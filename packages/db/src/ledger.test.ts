@@ -137,7 +137,14 @@ describe.each(TEST_DATABASE_KINDS)('batch ledger on %s', (kind) => {
 
     const included = await cached.noticeOf(of(first, 'included'));
     // The rows are gone from the table; only a ledger that kept them can still answer.
-    await handle.db.deleteFrom('records').where('batch_id', '=', first).execute();
+    await handle.db
+      .deleteFrom('records')
+      .where(
+        'record_id',
+        'in',
+        handle.db.selectFrom('record_leaves').select('record_id').where('batch_id', '=', first),
+      )
+      .execute();
     const final = await cached.noticeOf(of(first, 'final'));
     expect([final.anchor.status, final.anchor.revision]).toEqual(['final', 2]);
     expect(final.records.map((r) => r.record.proof)).toEqual([

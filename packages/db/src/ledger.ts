@@ -8,12 +8,13 @@ import {
   receiptOf,
 } from '@streamanchor/protocol';
 import { ServiceError } from '@streamanchor/service-kit';
-import { type Kysely, NoResultError, sql } from 'kysely';
+import { type Kysely, NoResultError, sql, type Transaction } from 'kysely';
 import type { BatchRow, Database, ReceiptNoticeRow } from './schema';
 
 /**
- * The batch ledger: the ONLY code that writes batch state (`batches`, the batch columns of
- * `records`) and receipt state (`receipt_notices`). The writer and the indexer both call it.
+ * The batch ledger: the ONLY code that writes batch state (`batches`, `batch_leaves`, and the
+ * batcher's queue `batch_frontier`: see readWaitingRecords) and receipt state
+ * (`receipt_notices`). The writer and the indexer both call it.
  *
  *   built ──recordSigned──▶ sent ──markIncluded──▶ included ──finalize──▶ final
  *     │                      ▲ │                      │
@@ -28,9 +29,11 @@ import type { BatchRow, Database, ReceiptNoticeRow } from './schema';
  */
 export interface BatchLedger {
   /**
-   * Inserts a `built` batch and stamps its records with their leaves (one transaction: the
-   * caller's). Proofs are not stored: reading a batch rebuilds its tree from the records'
-   * leaf fields in leaf order and checks the root against the batch's.
+   * Inserts a `built` batch and its leaves (`batch_leaves`, one row per record: the records
+   * themselves are not written) in one transaction: the caller's, which must roll back when
+   * this throws (a LedgerError when a record is unknown or already in a batch). Proofs are not
+   * stored: reading a batch rebuilds its tree from the records' leaf fields in leaf order and
+   * checks the root against the batch's.
    */
   createBatch(batch: NewBuiltBatch, leaves: readonly LeafStamp[]): Promise<void>;
   /**
@@ -203,7 +206,7 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
 
   return {
     async createBatch(batch, leaves) {
-      await db
+      const { seq } = await db
         .insertInto('batches')
         .values({
           batch_id: batch.batchId,
@@ -213,7 +216,8 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
           chain_id: chainId,
           contract,
         })
-        .execute();
+        .returning('seq')
+        .executeTakeFirstOrThrow();
       const stamps = JSON.stringify(
         leaves.map((leaf) => ({
           record_id: leaf.recordId,
@@ -221,18 +225,26 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
           leaf_hash: leaf.leafHash,
         })),
       );
-      const updated = await sql`
-        update records as r
-           set batch_id = ${batch.batchId}, leaf_index = v.leaf_index, leaf_hash = v.leaf_hash
-          from jsonb_to_recordset(${stamps}::jsonb) as v(record_id text, leaf_index integer, leaf_hash text)
-         where r.record_id = v.record_id and r.batch_id is null`.execute(db);
-      if (Number(updated.numAffectedRows ?? -1) !== leaves.length) {
-        throw new LedgerError('batch update touched an unexpected number of records', {
+      const mismatch = (details: Record<string, unknown>) =>
+        new LedgerError('batch update touched an unexpected number of records', {
           batchId: batch.batchId,
           expected: leaves.length,
-          updated: String(updated.numAffectedRows),
+          ...details,
         });
+      let inserted: number;
+      try {
+        // An unknown record has no row to join; one already batched breaks batch_leaves_record.
+        const result = await sql`
+          insert into batch_leaves (batch_seq, leaf_index, record_seq, leaf_hash)
+          select ${String(seq)}::bigint, v.leaf_index, r.seq, v.leaf_hash
+            from jsonb_to_recordset(${stamps}::jsonb) as v(record_id text, leaf_index integer, leaf_hash text)
+            join records r on r.record_id = v.record_id`.execute(db);
+        inserted = Number(result.numAffectedRows ?? -1);
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== UNIQUE_VIOLATION) throw error;
+        throw mismatch({ reason: (error as Error).message });
       }
+      if (inserted !== leaves.length) throw mismatch({ updated: String(inserted) });
     },
 
     async recordSigned(batchId, signed, replaces) {
@@ -482,15 +494,16 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
     async lookupRecord(recordId) {
       const row = await db
         .selectFrom('records')
-        .leftJoin('batches', 'batches.batch_id', 'records.batch_id')
+        .leftJoin('batch_leaves', 'batch_leaves.record_seq', 'records.seq')
+        .leftJoin('batches', 'batches.seq', 'batch_leaves.batch_seq')
         .select([
           'records.record_id',
           'records.topic',
           'records.subject',
           'records.content_hash',
           'records.accepted_at',
-          'records.leaf_index',
-          'records.leaf_hash',
+          'batch_leaves.leaf_index',
+          'batch_leaves.leaf_hash',
           'records.relay_id',
           'records.session_id',
           'batches.batch_id',
@@ -586,21 +599,25 @@ export async function readBatchContent(
     .select(['merkle_root', 'record_count'])
     .where('batch_id', '=', batchId)
     .executeTakeFirstOrThrow();
+  // From the batch by its id, as the planner best sees it: a literal batch_seq with a
+  // thousand-odd rows makes it plan a parallel bitmap scan (worker start-up ≫ the read).
   const stored = await db
-    .selectFrom('records')
+    .selectFrom('batches')
+    .innerJoin('batch_leaves', 'batch_leaves.batch_seq', 'batches.seq')
+    .innerJoin('records', 'records.seq', 'batch_leaves.record_seq')
     .select([
-      'record_id',
-      'topic',
-      'subject',
-      'content_hash',
-      'accepted_at',
-      'leaf_index',
-      'leaf_hash',
-      'relay_id',
-      'session_id',
+      'records.record_id',
+      'records.topic',
+      'records.subject',
+      'records.content_hash',
+      'records.accepted_at',
+      'batch_leaves.leaf_index',
+      'batch_leaves.leaf_hash',
+      'records.relay_id',
+      'records.session_id',
     ])
-    .where('batch_id', '=', batchId)
-    .orderBy('leaf_index')
+    .where('batches.batch_id', '=', batchId)
+    .orderBy('batch_leaves.leaf_index')
     .execute();
   const rows: BatchContentRow[] = [];
   if (stored.length > 0) {
@@ -660,6 +677,9 @@ interface AnchoringFields {
 
 type Hex = `0x${string}`;
 
+/** SQLSTATE unique_violation. */
+const UNIQUE_VIOLATION = '23505';
+
 /** A stored record's half of its receipts. */
 function receiptRecordOf(row: RecordLeafRow): ReceiptRecord {
   return {
@@ -687,6 +707,144 @@ function buildReceipt(row: RecordLeafRow, anchoring: AnchoringFields): Receipt {
     },
     receiptRecordOf(row),
   );
+}
+
+/**
+ * The batcher's queue: records in no batch, oldest (lowest `seq`) first.
+ *
+ * There is no index of unbatched records (one maintained by updating each record when it is
+ * batched would write every record twice: migration 0010). They are found by an anti-join of
+ * `records` (`records_seq`) against `batch_leaves` (`batch_leaves_record`) over the `seq`
+ * above the frontier (`batch_frontier.frontier_seq`), below which every record is batched. The
+ * frontier follows the batches closely, so that range holds the waiting records and few more.
+ *
+ * A record may become visible after records with a higher `seq` were batched (its insert
+ * committed later), so the frontier may not simply follow the batched `seq`: it passes a `seq`
+ * only once no transaction can still add a record at or below it. Each move records a horizon
+ * (the sequence's last value, then the moving transaction's own xid, assigned after it); the
+ * next move may advance the frontier up to that value once every transaction older than that
+ * xid has ended (`pg_snapshot_xmin`), since the trigger `records_assign_xid` gives an inserting
+ * transaction its xid before it draws a `seq`. Moves happen under the batch cut lock.
+ */
+
+/** Key of the transaction-scoped advisory lock held by batch cuts and frontier moves. */
+const BATCH_CUT_LOCK = 0x5ab47c7;
+
+/** A record waiting for a batch, as a cut takes it. */
+export interface UnbatchedRecord {
+  record_id: string;
+  topic: string;
+  subject: string;
+  content_hash: string;
+  accepted_at: string | number;
+  /** How long ago it was stored (ms, by the database's clock). */
+  age_ms: string | number;
+}
+
+export interface WaitingRecords {
+  /** Records in no batch, counted up to `limit`. */
+  waiting: number;
+  /** How long ago the oldest of them was stored (ms, by the database's clock; 0: none). */
+  oldestAgeMs: number;
+}
+
+/**
+ * How many records wait for a batch (up to `limit`) and how long the oldest has waited. Moves
+ * the batch frontier first when no cut holds the lock (it then writes: call it in a
+ * transaction of its own, before anything else in it).
+ */
+export async function readWaitingRecords(
+  trx: Transaction<Database>,
+  { limit }: { limit: number },
+): Promise<WaitingRecords> {
+  const frontier = await moveBatchFrontier(trx, 'try');
+  const { rows } = await sql<{ waiting: string | number; oldest_age_ms: string | number | null }>`
+    with waiting as (
+      select r.seq, r.stored_at from records r
+       where r.seq > ${frontier}::bigint
+         and not exists (select 1 from batch_leaves l
+                          where l.record_seq = r.seq and l.record_seq > ${frontier}::bigint)
+       order by r.seq limit ${limit})
+    select count(*) as waiting,
+           (select extract(epoch from (clock_timestamp() - stored_at)) * 1000
+              from waiting order by seq limit 1) as oldest_age_ms
+      from waiting`.execute(trx);
+  return {
+    waiting: Number(rows[0]?.waiting ?? 0),
+    oldestAgeMs: Number(rows[0]?.oldest_age_ms ?? 0),
+  };
+}
+
+/**
+ * The oldest records in no batch, in `seq` order, at most `limit`: what a cut puts in its
+ * batch (`createBatch`, in the same transaction). Takes the batch cut lock (a concurrent cut
+ * waits for this transaction, then sees its leaves) and moves the batch frontier: call it first
+ * in the cut's transaction.
+ */
+export async function takeUnbatchedRecords(
+  trx: Transaction<Database>,
+  { limit }: { limit: number },
+): Promise<UnbatchedRecord[]> {
+  const frontier = await moveBatchFrontier(trx, 'wait');
+  const { rows } = await sql<UnbatchedRecord>`
+    select r.record_id, r.topic, r.subject, r.content_hash, r.accepted_at,
+           extract(epoch from (clock_timestamp() - r.stored_at)) * 1000 as age_ms
+      from records r
+     where r.seq > ${frontier}::bigint
+       and not exists (select 1 from batch_leaves l
+                        where l.record_seq = r.seq and l.record_seq > ${frontier}::bigint)
+     order by r.seq limit ${limit}`.execute(trx);
+  return rows;
+}
+
+/**
+ * Takes the batch cut lock (`wait`, or `try`: without it the frontier is only read) and, when
+ * the last horizon has settled, moves the frontier up to it and records a new one. Returns the
+ * frontier (as text: a bigint). Must run before the transaction writes anything: the new
+ * horizon's xid must be assigned after its `seq` was read.
+ */
+async function moveBatchFrontier(
+  trx: Transaction<Database>,
+  lock: 'wait' | 'try',
+): Promise<string> {
+  const { rows: locked } = await sql<{ locked: boolean }>`
+    select ${lock === 'wait' ? sql`pg_advisory_xact_lock(${BATCH_CUT_LOCK}) is not null` : sql`pg_try_advisory_xact_lock(${BATCH_CUT_LOCK})`} as locked`.execute(
+    trx,
+  );
+  const { rows } = await sql<{
+    frontier_seq: string | number;
+    horizon_seq: string | number;
+    settled: boolean;
+    last_seq: string | number;
+    fresh: boolean;
+  }>`
+    select f.frontier_seq, f.horizon_seq,
+           pg_snapshot_xmin(pg_current_snapshot()) >= f.horizon_xid as settled,
+           coalesce(pg_sequence_last_value(pg_get_serial_sequence('records', 'seq')::regclass), 0) as last_seq,
+           pg_current_xact_id_if_assigned() is null as fresh
+      from batch_frontier f`.execute(trx);
+  const state = rows[0];
+  if (!state) throw new LedgerError('batch_frontier has no row (migration 0010 not run?)');
+  const frontier = String(state.frontier_seq);
+  if (!locked[0]?.locked || !state.settled) return frontier;
+  if (!state.fresh) {
+    throw new LedgerError('the batch frontier must move before its transaction writes');
+  }
+  const horizon = String(state.horizon_seq);
+  // Up to the horizon, and not past the first record (visible now) that is in no batch.
+  const { rows: moved } = await sql<{ frontier_seq: string | number }>`
+    update batch_frontier
+       set frontier_seq = greatest(frontier_seq, coalesce(
+             (select r.seq - 1 from records r
+               where r.seq > ${frontier}::bigint and r.seq <= ${horizon}::bigint
+                 and not exists (select 1 from batch_leaves l
+                                  where l.record_seq = r.seq and l.record_seq > ${frontier}::bigint)
+               order by r.seq limit 1),
+             ${horizon}::bigint)),
+           horizon_seq = ${String(state.last_seq)}::bigint,
+           horizon_xid = pg_current_xact_id()
+    returning frontier_seq`.execute(trx);
+  return String(moved[0]?.frontier_seq ?? frontier);
 }
 
 /** A ledger invariant did not hold (a bug, never bad input). */

@@ -104,7 +104,7 @@ describe.each(TEST_DATABASE_KINDS)('payload retention on %s', (kind) => {
   const payloadsOf = async (batchId: string) =>
     (
       await handle.db
-        .selectFrom('records')
+        .selectFrom('record_leaves')
         .select('payload')
         .where('batch_id', '=', batchId)
         .orderBy('leaf_index')

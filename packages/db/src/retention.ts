@@ -79,10 +79,12 @@ export async function pruneRecordPayloads(
     const pruned = await db.transaction().execute(async (trx) => {
       const update = await trx
         .updateTable('records')
+        .from('batch_leaves')
         .set({ payload: null })
-        .where('batch_id', '=', batch.batch_id)
-        .where('payload', 'is not', null)
-        .where('topic', '<>', AUDIT_TOPIC)
+        .whereRef('batch_leaves.record_seq', '=', 'records.seq')
+        .where(sql<boolean>`batch_leaves.batch_seq = ${String(batch.seq)}::bigint`)
+        .where('records.payload', 'is not', null)
+        .where('records.topic', '<>', AUDIT_TOPIC)
         .executeTakeFirst();
       await trx
         .insertInto('payload_prune_cursors')

@@ -1,13 +1,19 @@
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable, SelectType, Updateable } from 'kysely';
 
 /** bigint columns come back as strings from pg and as numbers from PGlite: read them with Number(). */
 type Int8 = ColumnType<string | number, number | bigint | string, number | bigint | string>;
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
-/** One row per accepted record. Written once (idempotent on record_id). */
+/**
+ * One row per accepted record. Written once (idempotent on record_id): its batch is in
+ * `batch_leaves`, not in the row (migration 0010); `record_leaves` reads both together.
+ */
 export interface RecordsTable {
   record_id: string;
-  /** Ingest order: batches take records in this order. */
+  /**
+   * Ingest order: batches take records in this order. Drawn from an identity sequence (never
+   * given by an insert: the batch frontier relies on it, see migration 0010).
+   */
   seq: Generated<Int8>;
   topic: string;
   subject: string;
@@ -20,9 +26,6 @@ export interface RecordsTable {
   payload: ColumnType<string | null, string, null>;
   relay_id: string;
   session_id: string;
-  batch_id: string | null;
-  leaf_index: number | null;
-  leaf_hash: string | null;
   stored_at: Generated<Timestamp>;
   /**
    * The record's position in its topic (1, 2, 3… in ack order), given by the relay that
@@ -62,6 +65,44 @@ export interface BatchesTable {
   revision: Generated<number>;
   created_at: Generated<Timestamp>;
 }
+
+/**
+ * A batch's records in leaf order: one row per batched record, written with its batch by the
+ * ledger's `createBatch` and never changed (migration 0010). A record is in at most one batch
+ * (unique record_seq).
+ */
+export interface BatchLeavesTable {
+  /** The batch's `batches.seq`. */
+  batch_seq: Int8;
+  leaf_index: number;
+  /** The record's `records.seq`. */
+  record_seq: Int8;
+  leaf_hash: string;
+}
+
+/**
+ * The batcher's queue (one row): every record with `seq` up to `frontier_seq` is batched;
+ * those in no batch are found above it. Written only by the ledger's batch-frontier code
+ * (`readWaitingRecords`, `takeUnbatchedRecords`); see migration 0010 for the horizon.
+ */
+export interface BatchFrontierTable {
+  id: Generated<boolean>;
+  frontier_seq: Int8;
+  horizon_seq: Int8;
+  /** xid8, as text. */
+  horizon_xid: string;
+}
+
+/** A view's row: read-only (Kysely refuses inserts and updates of its columns). */
+type ReadOnly<T> = { [K in keyof T]: ColumnType<SelectType<T[K]>, never, never> };
+
+/**
+ * The view `record_leaves`: every record with its batch and leaf (null while in no batch).
+ * What `records.batch_id`, `leaf_index` and `leaf_hash` gave before migration 0010.
+ */
+export type RecordLeavesView = ReadOnly<
+  RecordsTable & { batch_id: string | null; leaf_index: number | null; leaf_hash: string | null }
+>;
 
 export type ReceiptNoticeStatus = 'included' | 'final' | 'reorged';
 
@@ -186,6 +227,9 @@ export interface IndexerLeadersTable {
 export interface Database {
   records: RecordsTable;
   batches: BatchesTable;
+  batch_leaves: BatchLeavesTable;
+  batch_frontier: BatchFrontierTable;
+  record_leaves: RecordLeavesView;
   anchor_events: AnchorEventsTable;
   indexer_cursors: IndexerCursorsTable;
   receipt_notices: ReceiptNoticesTable;
@@ -198,6 +242,8 @@ export interface Database {
 }
 
 export type RecordRow = Selectable<RecordsTable>;
+export type RecordLeavesRow = Selectable<RecordLeavesView>;
+export type BatchLeafRow = Selectable<BatchLeavesTable>;
 export type NewRecordRow = Insertable<RecordsTable>;
 export type BatchRow = Selectable<BatchesTable>;
 export type NewBatchRow = Insertable<BatchesTable>;

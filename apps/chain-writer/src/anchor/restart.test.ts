@@ -33,7 +33,7 @@ describe.each(TEST_DATABASE_KINDS)('anchor submitter on %s', (kind) => {
     await fx.send(records);
     const batchId = await waitFor('next batch', async () => {
       const row = await fx.database.db
-        .selectFrom('records')
+        .selectFrom('record_leaves')
         .select('batch_id')
         .where('record_id', '=', records[0]!.recordId)
         .executeTakeFirst();

@@ -106,7 +106,7 @@ describe.each(TEST_DATABASE_KINDS)('audit log in the writer on %s', (kind) => {
     expect(record).toMatchObject({ topic: AUDIT_TOPIC, content_hash: appended[3]!.entry_hash });
     const batchId = await waitFor('the head record in a batch', async () => {
       const row = await fx.database.db
-        .selectFrom('records')
+        .selectFrom('record_leaves')
         .select('batch_id')
         .where('record_id', '=', anchor.record_id)
         .executeTakeFirst();

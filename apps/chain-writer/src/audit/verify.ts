@@ -48,7 +48,8 @@ export async function verifyAudit(deps: VerifyAuditDeps): Promise<AuditVerificat
   const anchors = await deps.db
     .selectFrom('audit_anchors')
     .innerJoin('audit_log', 'audit_log.seq', 'audit_anchors.seq')
-    .leftJoin('records', 'records.record_id', 'audit_anchors.record_id')
+    // The view gives the record with its batch and leaf (null while in no batch).
+    .leftJoin('record_leaves as records', 'records.record_id', 'audit_anchors.record_id')
     .leftJoin('batches', 'batches.batch_id', 'records.batch_id')
     .select([
       'audit_anchors.seq as seq',

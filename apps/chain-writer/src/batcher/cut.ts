@@ -1,5 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { type Database, leafFieldsOf } from '@streamanchor/db';
+import {
+  type Database,
+  leafFieldsOf,
+  readWaitingRecords,
+  takeUnbatchedRecords,
+} from '@streamanchor/db';
 import type { Bytes32 } from '@streamanchor/protocol';
 import { type Kysely, sql } from 'kysely';
 import { writerLedger } from '../ledger';
@@ -45,65 +50,35 @@ export interface BatchState {
 
 /**
  * Whether a batch is due, and what that follows from (so the batcher knows when to look
- * again). A cheap read, in a short transaction of its own only to set its scan plan (see
- * `scanUnbatchedByIndex`).
+ * again). A cheap read, in a short transaction of its own: it also moves the batcher's queue
+ * forward (`readWaitingRecords`).
  */
 export async function batchState(db: Kysely<Database>, options: CutOptions): Promise<BatchState> {
-  const result = await db.transaction().execute(async (trx) => {
-    await scanUnbatchedByIndex(trx);
-    return sql<{
-      waiting: number | string;
-      oldest_age_ms: number | string | null;
-      unsigned: boolean;
-    }>`
-    select
-      (select count(*) from (select 1 from records where batch_id is null order by seq
-                              limit ${options.maxRecords}) as w) as waiting,
-      (select extract(epoch from (clock_timestamp() - stored_at)) * 1000
-         from records where batch_id is null order by seq limit 1) as oldest_age_ms,
-      exists (select 1 from batches where status = 'built' and chain_id = ${options.chainId}
-                and contract = ${options.contract}) as unsigned`.execute(trx);
+  const { waiting, oldestAgeMs, unsigned } = await db.transaction().execute(async (trx) => {
+    const state = await readWaitingRecords(trx, { limit: options.maxRecords });
+    const { rows } = await sql<{ unsigned: boolean }>`
+      select exists (select 1 from batches where status = 'built' and chain_id = ${options.chainId}
+                       and contract = ${options.contract}) as unsigned`.execute(trx);
+    return { ...state, unsigned: rows[0]?.unsigned === true };
   });
-  const row = result.rows[0];
-  const waiting = Number(row?.waiting ?? 0);
-  const oldestAgeMs = Number(row?.oldest_age_ms ?? 0);
-  const unsigned = row?.unsigned === true;
   const due =
     waiting > 0 && !unsigned && (waiting >= options.maxRecords || oldestAgeMs >= options.maxAgeMs);
   return { due, waiting, oldestAgeMs, unsigned };
 }
 
 /**
- * Cuts one batch in one transaction: locks the oldest unbatched records (`for update skip
- * locked`, so concurrent batchers never take the same record), builds their tree, inserts
- * the batch ('built') and stamps each record with batch_id, leaf_index and leaf_hash (both
- * through the ledger, the one writer of batch state; proofs are derived when read).
- * Returns undefined when no batch is due.
+ * Cuts one batch in one transaction: takes the oldest unbatched records under the batch cut
+ * lock (`takeUnbatchedRecords`: concurrent batchers cut one after the other, never taking the
+ * same record), builds their tree, and inserts the batch ('built') with its leaves: batch_id,
+ * leaf_index and leaf_hash of each record (both through the ledger, the one writer of batch
+ * state; proofs are derived when read). Returns undefined when no batch is due.
  */
 export async function cutBatch(
   db: Kysely<Database>,
   options: CutOptions,
 ): Promise<BuiltBatch | undefined> {
   return db.transaction().execute(async (trx) => {
-    await scanUnbatchedByIndex(trx);
-    const rows = await trx
-      .selectFrom('records')
-      .select([
-        'record_id',
-        'topic',
-        'subject',
-        'content_hash',
-        'accepted_at',
-        sql<number | string>`extract(epoch from (clock_timestamp() - stored_at)) * 1000`.as(
-          'age_ms',
-        ),
-      ])
-      .where('batch_id', 'is', null)
-      .orderBy('seq')
-      .limit(options.maxRecords)
-      .forUpdate()
-      .skipLocked()
-      .execute();
+    const rows = await takeUnbatchedRecords(trx, { limit: options.maxRecords });
     if (rows.length === 0) return undefined;
     const oldestAgeMs = Number(rows[0]!.age_ms);
     if (rows.length < options.maxRecords && oldestAgeMs < options.maxAgeMs) return undefined;
@@ -113,7 +88,7 @@ export async function cutBatch(
     const treeMs = performance.now() - started;
 
     const batchId = randomBatchId();
-    // The ledger writes the 'built' batch and stamps its records, inside this transaction.
+    // The ledger writes the 'built' batch and its leaves, inside this transaction.
     await writerLedger(trx, options).createBatch(
       { batchId, merkleRoot, recordCount: rows.length },
       rows.map((row, i) => ({
@@ -124,18 +99,4 @@ export async function cutBatch(
     );
     return { batchId, merkleRoot, recordCount: rows.length, treeMs };
   });
-}
-
-/**
- * Makes the rest of the transaction read the unbatched records with plain index scans, not
- * bitmap scans. Every batched record leaves a dead entry under `batch_id is null` (in
- * records_unbatched and records_batch) until VACUUM removes it; a bitmap scan visits the
- * heap for every such entry on every query, so each check and cut grew with the records
- * batched since the last vacuum (14 ms per query at 300k dead entries). A plain index scan
- * marks an entry dead the first time it finds its row dead to everyone, and later scans
- * skip it without a heap visit (about 1 ms at 300k). The planner cannot see that
- * difference, so it is told.
- */
-async function scanUnbatchedByIndex(trx: Kysely<Database>): Promise<void> {
-  await sql`set local enable_bitmapscan = off`.execute(trx);
 }

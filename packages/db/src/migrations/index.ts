@@ -8,6 +8,7 @@ import * as recordsIndexWrites from './0006_records_index_writes';
 import * as recordPositions from './0007_record_positions';
 import * as payloadRetention from './0008_payload_retention';
 import * as indexerLeaders from './0009_indexer_leaders';
+import * as batchLeaves from './0010_batch_leaves';
 
 /** Every migration, in order. Names sort lexically; never rename or edit a shipped one. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0007_record_positions': recordPositions,
   '0008_payload_retention': payloadRetention,
   '0009_indexer_leaders': indexerLeaders,
+  '0010_batch_leaves': batchLeaves,
 };
