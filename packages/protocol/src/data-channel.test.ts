@@ -193,6 +193,69 @@ describe('scanMessageStructure', () => {
     expect(scan('{"payload":[[[[[[]]]]]],"id":"late"}')).toMatchObject({ id: null });
   });
 
+  test('behavior: escapes inside strings: escaped quotes and backslashes, names and ids', () => {
+    // `\\` ends in a backslash, so the quote after it closes the string.
+    expect(scan(msg('{"a\\\\":"b\\\\","c":"\\"[[[[[["}', '"x\\\\"'))).toMatchObject({
+      ok: true,
+      id: 'x\\',
+      names: 6,
+      duplicateMember: undefined,
+    });
+    expect(scan(msg('{"\\"":1,"\\u0022":2}'))).toMatchObject({ ok: true, duplicateMember: '"' });
+    // A backslash as the text's last character: unterminated, left to JSON.parse.
+    expect(scan('{"id":"a\\')).toMatchObject({ ok: true, id: null });
+    expect(scan('{"id":"a\\"')).toMatchObject({ ok: true, id: null });
+  });
+
+  test('behavior: strings full of escapes are scanned in one pass (no search per escape)', () => {
+    const escapes = `"${'\\n'.repeat(200_000)}"`;
+    const text = msg(`{"a":${escapes},"b":[${escapes},${escapes}]}`);
+    const started = performance.now();
+    expect(scanMessageStructure(text, LIMITS)).toMatchObject({ ok: true, id: 'p1', names: 6 });
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  test('behavior: strings end where a scan one character at a time ends them (random texts)', () => {
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return Math.floor((seed / 2 ** 31) * n);
+    };
+    const pick = (chars: string, length: number) =>
+      Array.from({ length }, () => chars[random(chars.length)]).join('');
+    /** Where the string opened at `open` ends: the reference, one character at a time. */
+    const end = (text: string, open: number) => {
+      let j = open + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      return j;
+    };
+    const decoded = (raw: string) => {
+      try {
+        return JSON.parse(`"${raw}"`) as string;
+      } catch {
+        return raw;
+      }
+    };
+    for (let n = 0; n < 3000; n++) {
+      // Well-formed names and values full of escapes before the id, then a raw id value.
+      const members = Array.from(
+        { length: random(4) },
+        () =>
+          `${JSON.stringify(pick('a"\\\n{[', random(12)))}:${JSON.stringify(pick('b"\\/[', random(12)))}`,
+      );
+      // (Never empty: an empty id is skipped and a later string value taken, which this
+      // reference does not model.)
+      const raw = `a${pick('ab"\\nu0', random(16))}`;
+      const text = `{${[...members, `"id":"${raw}`].join(',')}`;
+      const open = text.lastIndexOf('"id":"') + 5;
+      const close = end(text, open);
+      const value = close < text.length ? decoded(text.slice(open + 1, close)) : undefined;
+      const expected = value !== undefined && value.length > 0 ? value : null;
+      const result = scanMessageStructure(text, LIMITS, { findDuplicates: n % 2 === 0 });
+      expect(result).toMatchObject({ ok: true, id: expected, names: members.length + 1 });
+    }
+  });
+
   test('behavior: one pass over 30,000 levels stops at the limit; defaults are the LIMITS', () => {
     const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
     expect(scanMessageStructure(msg(deep), LIMITS)).toMatchObject({

@@ -499,6 +499,13 @@ export function scanMessageStructure(
   let duplicateMember: string | undefined;
   let unsafeInteger: string | undefined;
   const length = text.length;
+  // Strings are skipped with indexOf (native, many characters a step) instead of a check per
+  // character: these are the first `"` and the first `\` at or after some earlier point of
+  // the scan, looked for again only once the scan has passed them (-2: not looked for yet,
+  // -1: none left). Each search starts beyond the last one's result, so together they read
+  // the text once: the scan stays linear, however many escapes a string holds.
+  let nextQuote = -2;
+  let nextBackslash = -2;
   for (let i = 0; i < length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
@@ -520,14 +527,17 @@ export function scanMessageStructure(
         let j = i + 1;
         let escaped = false;
         for (;;) {
-          if (j >= length)
+          if (nextQuote !== -1 && nextQuote < j) nextQuote = text.indexOf('"', j);
+          if (nextQuote === -1)
             return { ok: true, id, duplicateMember, unsafeInteger, names: nameCount }; // unterminated
-          const d = text.charCodeAt(j);
-          if (d === 0x5c) {
-            escaped = true;
-            j += 2;
-          } else if (d === 0x22) break;
-          else j++;
+          if (nextBackslash !== -1 && nextBackslash < j) nextBackslash = text.indexOf('\\', j);
+          if (nextBackslash === -1 || nextBackslash > nextQuote) {
+            j = nextQuote;
+            break;
+          }
+          // An escape before the quote: it and the character it escapes are skipped.
+          escaped = true;
+          j = nextBackslash + 2;
         }
         if (expectName) {
           expectName = false;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
-import { toHex32s, toHex32sBytewise } from './hex32';
+import { toHex32, toHex32s, toHex32sBytewise } from './hex32';
 
 /** `count` random 32-byte values, flat, and their hex as Node writes it. */
 function values(count: number): [Uint8Array, string[]] {
@@ -32,5 +32,20 @@ describe('toHex32s', () => {
     }
     expect(toHex32s(flat, 8)).toEqual(expected);
     expect(toHex32sBytewise(flat, 8)).toEqual(expected);
+  });
+});
+
+describe('toHex32', () => {
+  test('default: one value as 0x and 64 lowercase digits', () => {
+    const [flat, expected] = values(1);
+    expect(toHex32(flat)).toBe(expected[0]);
+  });
+
+  test('behavior: every byte value, at an offset', () => {
+    const flat = Uint8Array.from({ length: 32 * 9 }, (_, i) => i % 256);
+    for (let i = 0; i < 8; i++) {
+      const expected = `0x${Buffer.from(flat.subarray(32 * i + 5, 32 * i + 37)).toString('hex')}`;
+      expect(toHex32(flat, 32 * i + 5)).toBe(expected);
+    }
   });
 });

@@ -59,6 +59,26 @@ export function toHex32s(values: Uint8Array, count: number): Hex[] {
   return hex;
 }
 
+/** toHex32's ASCII buffer (it is synchronous): `0x` then the 64 digits. */
+const ONE_HEX = new Uint8Array(66);
+ONE_HEX[0] = 48;
+ONE_HEX[1] = 120;
+
+/**
+ * One 32-byte value (`bytes[offset .. offset + 32)`) as 0x-prefixed lowercase hex, decoded
+ * from one reused ASCII buffer: a single flat string, no intermediate ones (a hot path's
+ * content hash).
+ */
+export function toHex32(bytes: Uint8Array, offset = 0): Hex {
+  const text = ONE_HEX;
+  for (let p = 2, from = offset; p < 66; p += 2) {
+    const b = 2 * bytes[from++]!;
+    text[p] = HEX_ASCII[b]!;
+    text[p + 1] = HEX_ASCII[b + 1]!;
+  }
+  return ASCII_DECODER.decode(text) as Hex;
+}
+
 /** toHex32s one byte at a time, for a big-endian machine. */
 export function toHex32sBytewise(values: Uint8Array, count: number): Hex[] {
   const hex: Hex[] = new Array(count);

@@ -67,6 +67,38 @@ describe('canonicalJson', () => {
     }
   });
 
+  test('behavior: members in any order, small objects and large, come out in the order canonicalPayload gives', () => {
+    const names = [
+      'b',
+      'a',
+      'aa',
+      'A',
+      '10',
+      '9',
+      '\u00e9',
+      '\ud83d\ude00',
+      '\uff61',
+      '',
+      'z',
+      'é0',
+    ];
+    let seed = 3;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return Math.floor((seed / 2 ** 31) * n);
+    };
+    for (let n = 0; n < 300; n++) {
+      // 0 to 40 members: by insertion up to 16, the built-in sort beyond.
+      const count = random(41);
+      const members = Array.from(
+        { length: count },
+        (_, i) => `"${names[random(names.length)]}${i}":${i}`,
+      );
+      const value: unknown = JSON.parse(`{${members.join(',')}}`);
+      expect(canonicalJson(value)).toBe(canonicalPayload(value));
+    }
+  });
+
   test('behavior: counts the members of every object it met', () => {
     const count = (text: string) => {
       const counter = { members: 0 };
