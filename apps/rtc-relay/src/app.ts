@@ -1,6 +1,6 @@
 import {
   type AuditPublisher,
-  addRecordBatch,
+  addRecordBatches,
   type BusDeps,
   createAuditPublisher,
   createIndexerClient,
@@ -25,6 +25,7 @@ import { createReceiptsWorker } from './receipts';
 import {
   createRecordPipeline,
   RECORD_JOB_OPTIONS,
+  RECORD_JOBS_PER_ADD,
   type RecordPipeline,
   type RecordPipelineStats,
 } from './records';
@@ -124,9 +125,10 @@ export function createApp(deps: AppDeps): App {
       jobOptions: RECORD_JOB_OPTIONS,
     };
     pipeline = createRecordPipeline({
-      queueGroup: (records) => addRecordBatch(queue, keys, records, batchOptions),
+      queueGroup: (jobs) => addRecordBatches(queue, keys, jobs, batchOptions),
       flushMs: config.recordFlushMs,
       flushMax: config.recordFlushMax,
+      jobsPerAdd: RECORD_JOBS_PER_ADD,
       bufferMax: config.recordBufferMax,
       sessionBufferMax: config.recordBufferMaxPerSession,
       logger,

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, expect, test } from 'vitest';
 import { createRedisConnection } from './connection';
 import {
   addRecordBatch,
+  addRecordBatches,
   compareEntryIds,
   entryIdOf,
   forgetJobPositions,
@@ -117,6 +118,37 @@ test('behavior: positions continue across groups (and relays) on the topic count
     await other.close();
   }
   expect(entryIdOf(3)).toBe('0-3');
+});
+
+test('behavior: several jobs in one MULTI: each its own job, positions in the order given, a retry changes nothing', async () => {
+  await watchTopics(connection, keys, ['a'], 60_000);
+  const jobs = [[record('a'), record('b')], [], [record('a')], [record('b'), record('a')]];
+  expect(await addRecordBatches(queue, keys, jobs, options)).toEqual([[1, 1], [], [2], [2, 3]]);
+  for (const records of jobs.filter((job) => job.length > 0)) {
+    const job = await queue.getJob(jobIds.recordBatch(records[0]!.recordId));
+    expect(job?.data.records).toEqual(records);
+  }
+  expect((await queue.getJobCounts('waiting')).waiting).toBe(3);
+  const a = await connection.xrange(keys.topicStream('a'), '-', '+');
+  expect(a.map(([, fields]) => JSON.parse(fields[1]!).recordId)).toEqual(
+    [jobs[0]![0]!, jobs[2]![0]!, jobs[3]![1]!].map((r) => r.recordId),
+  );
+  // The reply lost and the add retried: the same jobs, the same positions, no new entries.
+  expect(await addRecordBatches(queue, keys, jobs, options)).toEqual([[1, 1], [], [2], [2, 3]]);
+  expect((await queue.getJobCounts('waiting')).waiting).toBe(3);
+  expect(await connection.xlen(keys.topicStream('a'))).toBe(3);
+  expect(await addRecordBatches(queue, keys, [[], []], options)).toEqual([[], []]);
+});
+
+test('error: a command failing inside the MULTI fails the whole add; retried, each job is queued once, in order', async () => {
+  const jobs = [[record('a')], [record('a')]];
+  // The fan-outs fail inside the MULTI (a counter of the wrong type). EXEC runs the rest (it
+  // does not roll back): the add is reported failed, and retried whole.
+  await connection.set(keys.topicPosition('a'), 'not a number');
+  await expect(addRecordBatches(queue, keys, jobs, options)).rejects.toThrow();
+  await connection.del(keys.topicPosition('a'));
+  expect(await addRecordBatches(queue, keys, jobs, options)).toEqual([[1], [2]]);
+  expect((await queue.getJobCounts('waiting')).waiting).toBe(2);
 });
 
 test('behavior: compareEntryIds orders stream ids as Redis does (milliseconds, then sequence)', () => {

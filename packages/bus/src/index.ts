@@ -11,6 +11,7 @@ export {
   ANNOUNCE_LUA,
   type AnchoringAnnouncement,
   addRecordBatch,
+  addRecordBatches,
   announceAnchoring,
   compareEntryIds,
   entryIdOf,

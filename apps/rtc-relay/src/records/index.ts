@@ -3,6 +3,7 @@ export {
   type OnOutcome,
   type Outcome,
   RECORD_JOB_OPTIONS,
+  RECORD_JOBS_PER_ADD,
   type RecordPipeline,
   type RecordPipelineOptions,
   type RecordPipelineStats,

@@ -1,5 +1,5 @@
 import {
-  addRecordBatch,
+  addRecordBatches,
   createKeys,
   createQueue,
   createRedisConnection,
@@ -20,9 +20,10 @@ let redis: Redis;
 let prefix: string;
 let queue: TypedQueue<'records'>;
 let keys: Keys;
+type Jobs = readonly (readonly AcceptedRecord[])[];
 /** What the pipeline queues a group with; tests wrap it to hold or fail adds. */
-let add: (records: readonly AcceptedRecord[]) => Promise<unknown>;
-const queueGroup = (records: readonly AcceptedRecord[]) => add(records);
+let add: (jobs: Jobs) => Promise<unknown>;
+const queueGroup = (jobs: Jobs) => add(jobs);
 
 const record = (n: number, sessionId = 'AAAAAAAAAAAAAAAAAAAAAA'): AcceptedRecord => ({
   recordId: newRecordId(),
@@ -41,8 +42,8 @@ beforeEach(async () => {
   keys = createKeys(prefix);
   queue = createQueue({ connection: redis, keys }, 'records');
   await queue.waitUntilReady();
-  add = (records) =>
-    addRecordBatch(queue, keys, records, { streamMaxLen: 1000, jobOptions: RECORD_JOB_OPTIONS });
+  add = (jobs) =>
+    addRecordBatches(queue, keys, jobs, { streamMaxLen: 1000, jobOptions: RECORD_JOB_OPTIONS });
 });
 
 afterEach(async () => {
@@ -62,10 +63,10 @@ function holdFirstAdd(): { readonly calls: number; release(): void } {
     release = resolve;
   });
   let calls = 0;
-  add = async (records) => {
+  add = async (jobs) => {
     calls += 1;
     if (calls === 1) await firstHeld;
-    return realAdd(records);
+    return realAdd(jobs);
   };
   return {
     get calls() {
@@ -154,9 +155,9 @@ describe('record pipeline', () => {
     await watchTopics(redis, keys, ['demo'], 60_000);
     const realAdd = add;
     let calls = 0;
-    add = async (records) => {
+    add = async (jobs) => {
       calls += 1;
-      const positions = await realAdd(records);
+      const positions = await realAdd(jobs);
       if (calls === 1) throw new Error('connection reset before the reply');
       return positions;
     };
@@ -286,16 +287,123 @@ describe('record pipeline', () => {
     expect(jobs.map((job) => job.data.records.length).sort()).toEqual([1, 4]);
   });
 
-  test('behavior: by default a group whose add failed is retried before the next group is queued: positions follow ack order', async () => {
+  test('behavior: with jobsPerAdd, the records waiting for the add in flight go out in one add of several jobs of at most flushMax, in order', async () => {
+    await watchTopics(redis, keys, ['demo'], 60_000);
+    const adds = holdFirstAdd();
+    const sizes: number[][] = [];
+    const heldAdd = add;
+    add = (jobs) => {
+      sizes.push(jobs.map((job) => job.length));
+      return heldAdd(jobs);
+    };
+    const pipeline = createRecordPipeline({
+      queueGroup,
+      flushMs: 0,
+      flushMax: 2,
+      jobsPerAdd: 3,
+      bufferMax: 100,
+      logger,
+    });
+    const acked: number[] = [];
+    pipeline.submit(record(0), (o) => o.ok && acked.push(0));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 1; i < 9; i++) pipeline.submit(record(i), (o) => o.ok && acked.push(i));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // One add in flight: the other eight wait for it.
+    expect(adds.calls).toBe(1);
+    adds.release();
+    await pipeline.drain();
+    // Then one add of three jobs (six records), then the last two.
+    expect(sizes).toEqual([[1], [2, 2, 2], [2]]);
+    expect(acked).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(pipeline.stats()).toMatchObject({ pending: 0, jobsAdded: 5, recordsQueued: 9 });
+    const jobs = await queue.getJobs(['waiting']);
+    expect(jobs.map((job) => job.data.records.length).sort()).toEqual([1, 2, 2, 2, 2]);
+    // Positions follow submission (and ack) order across the jobs of one add.
+    const entries = (await redis.xrange(keys.topicStream('demo'), '-', '+')) as [
+      string,
+      string[],
+    ][];
+    expect(entries.map(([id, fields]) => [id, JSON.parse(fields[1]!).payload])).toEqual(
+      Array.from({ length: 9 }, (_, i) => [`0-${i + 1}`, i]),
+    );
+  });
+
+  test('behavior: the outcomes of a group are reported before the next group, waiting meanwhile, is handed to its add', async () => {
+    const adds = holdFirstAdd();
+    const events: string[] = [];
+    const heldAdd = add;
+    add = (jobs) => {
+      events.push(`add ${jobs.flat().length}`);
+      return heldAdd(jobs);
+    };
+    const pipeline = createRecordPipeline({
+      queueGroup,
+      flushMs: 0,
+      flushMax: 100,
+      jobsPerAdd: 4,
+      bufferMax: 100,
+      logger,
+    });
+    pipeline.submit(record(0), (o) => events.push(`outcome 0 ${o.ok}`));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 1; i < 4; i++)
+      pipeline.submit(record(i), (o) => events.push(`outcome ${i} ${o.ok}`));
+    adds.release();
+    await pipeline.drain();
+    // Building a large group takes a while: the acks of the one before do not wait for it.
+    expect(events).toEqual([
+      'add 1',
+      'outcome 0 true',
+      'add 3',
+      'outcome 1 true',
+      'outcome 2 true',
+      'outcome 3 true',
+    ]);
+  });
+
+  test('behavior: with jobsPerAdd, a failed add is retried whole before the next one: positions follow ack order', async () => {
     await watchTopics(redis, keys, ['demo'], 60_000);
     const realAdd = add;
     let failures = 1;
-    add = async (records) => {
+    add = async (jobs) => {
       if (failures > 0) {
         failures -= 1;
         throw new Error('LOADING Redis is loading the dataset in memory');
       }
-      return realAdd(records);
+      return realAdd(jobs);
+    };
+    const pipeline = createRecordPipeline({
+      queueGroup,
+      flushMs: 0,
+      flushMax: 2,
+      jobsPerAdd: 2,
+      bufferMax: 100,
+      logger,
+    });
+    const acked: number[] = [];
+    for (let i = 0; i < 7; i++) pipeline.submit(record(i), (o) => o.ok && acked.push(i));
+    await pipeline.drain();
+    expect(acked).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    const entries = (await redis.xrange(keys.topicStream('demo'), '-', '+')) as [
+      string,
+      string[],
+    ][];
+    expect(entries.map(([, fields]) => JSON.parse(fields[1]!).payload)).toEqual([
+      0, 1, 2, 3, 4, 5, 6,
+    ]);
+  });
+
+  test('behavior: by default a group whose add failed is retried before the next group is queued: positions follow ack order', async () => {
+    await watchTopics(redis, keys, ['demo'], 60_000);
+    const realAdd = add;
+    let failures = 1;
+    add = async (jobs) => {
+      if (failures > 0) {
+        failures -= 1;
+        throw new Error('LOADING Redis is loading the dataset in memory');
+      }
+      return realAdd(jobs);
     };
     const pipeline = createRecordPipeline({
       queueGroup,

@@ -1,5 +1,10 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { ContentHasher, ControlMessage, UnsubscribeReason } from '@streamanchor/protocol';
+import type {
+  AcceptedRecord,
+  ContentHasher,
+  ControlMessage,
+  UnsubscribeReason,
+} from '@streamanchor/protocol';
 import {
   ACKS_PER_MESSAGE,
   DATA_CHANNEL_LABEL,
@@ -19,7 +24,7 @@ import {
 } from '@streamanchor/protocol';
 import type { Logger } from '@streamanchor/service-kit';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
-import type { RecordContext, RecordPipeline, TokenBucket } from '../records';
+import type { Outcome, RecordContext, RecordPipeline, TokenBucket } from '../records';
 import { checkMessageSize, checkScreened, screenMessage, takeFromAll } from '../records';
 import type { Subscriber, SubscriptionHub } from '../subscriptions';
 
@@ -101,8 +106,20 @@ interface Slot {
   text: string | undefined;
   ack: boolean;
   /** Called once the reply was handed to the channel (`subscribed`: delivery starts then). */
-  onSent?: () => void;
+  onSent: (() => void) | undefined;
+  /** A publish waiting for the pipeline: the client's id and the record (until its outcome). */
+  id: string | null;
+  record: AcceptedRecord | undefined;
 }
+
+/** A slot whose reply is `text` (undefined: not known yet). */
+const slotOf = (text: string | undefined): Slot => ({
+  text,
+  ack: false,
+  onSent: undefined,
+  id: null,
+  record: undefined,
+});
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /**
@@ -176,7 +193,8 @@ export class Session implements Subscriber {
   private closingReason: string | undefined;
   private readonly expiresAt: number;
   private readonly now: () => number;
-  private readonly replies: Slot[] = [];
+  /** Replies owed, in arrival order, from replyHead on (those before it were sent: emptied). */
+  private readonly replies: (Slot | undefined)[] = [];
   private replyHead = 0;
   /** A flushReplies is due at the end of this microtask checkpoint. */
   private flushQueued = false;
@@ -653,29 +671,38 @@ export class Session implements Subscriber {
       this.onControl(result.id, result.control, now, message.length);
       return;
     }
-    const slot: Slot = { text: undefined, ack: false };
+    const slot = slotOf(undefined);
+    slot.id = result.id;
+    slot.record = result.record;
     this.replies.push(slot);
-    const { id, record } = result;
-    this.options.pipeline.submit(record, (outcome) => {
-      if (outcome.ok) {
-        this.options.counters.acks += 1;
-        slot.ack = true;
-        slot.text = `"id":${JSON.stringify(id)},"recordId":"${record.recordId}","contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt}`;
-      } else {
-        slot.text = this.nack(
-          id,
-          outcome.code,
-          outcome.detail,
-          outcome.code === 'rate_limited' ? outcome.retryAfterMs : undefined,
-        );
-      }
-      // The pipeline settles a whole group at once: send its replies in one go after it.
-      if (!this.flushQueued) {
-        this.flushQueued = true;
-        queueMicrotask(this.flushQueuedReplies);
-      }
-    });
+    this.options.pipeline.submit(result.record, this.onRecordOutcome, slot);
   }
+
+  /**
+   * A record's outcome, from the pipeline: its slot gets its ack or nack. One function for
+   * every record of the session (the slot says which), not a closure per record.
+   */
+  private readonly onRecordOutcome = (outcome: Outcome, slot: Slot): void => {
+    const record = slot.record!;
+    slot.record = undefined;
+    if (outcome.ok) {
+      this.options.counters.acks += 1;
+      slot.ack = true;
+      slot.text = `"id":${JSON.stringify(slot.id)},"recordId":"${record.recordId}","contentHash":"${record.contentHash}","acceptedAt":${record.acceptedAt}`;
+    } else {
+      slot.text = this.nack(
+        slot.id,
+        outcome.code,
+        outcome.detail,
+        outcome.code === 'rate_limited' ? outcome.retryAfterMs : undefined,
+      );
+    }
+    // The pipeline settles a whole group at once: send its replies in one go after it.
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flushQueuedReplies);
+    }
+  };
 
   private get maxSubscriptions(): number {
     return this.options.maxSubscriptions ?? LIMITS.maxSubscriptions;
@@ -732,7 +759,7 @@ export class Session implements Subscriber {
       );
       return;
     }
-    const slot: Slot = { text: undefined, ack: false };
+    const slot = slotOf(undefined);
     this.replies.push(slot);
     hub.subscribe(this, message.topics).then(
       (topics) => {
@@ -829,7 +856,7 @@ export class Session implements Subscriber {
   }
 
   private reply(text: string): void {
-    this.replies.push({ text, ack: false });
+    this.replies.push(slotOf(text));
     this.flushReplies();
   }
 
@@ -845,6 +872,9 @@ export class Session implements Subscriber {
     if (this.state === 'closed') return;
     const replies = this.replies;
     if (this.replyHead >= replies.length || replies[this.replyHead]!.text === undefined) return;
+    // Sent slots are emptied as they go (not kept until the next compaction): an ack's text
+    // is garbage once it is out, and records waiting for Redis survive young collections
+    // beside them.
     const channel = this.channel;
     const bundle = this.protocol !== 'streamanchor.v1';
     // An ack's UTF-8 bytes are at most 3 per UTF-16 unit: a bundle stays within sendLimit.
@@ -854,6 +884,7 @@ export class Session implements Subscriber {
       while (this.replyHead < replies.length) {
         const slot = replies[this.replyHead]!;
         if (slot.text === undefined) break;
+        replies[this.replyHead] = undefined;
         this.replyHead += 1;
         let text = slot.text;
         if (slot.ack) {
@@ -864,6 +895,7 @@ export class Session implements Subscriber {
               if (!next.ack || next.text === undefined) break;
               if (text.length + next.text.length + 8 > bundleChars) break;
               text += `},{${next.text}`;
+              replies[this.replyHead] = undefined;
               this.replyHead += 1;
             }
             text += '}]}';
