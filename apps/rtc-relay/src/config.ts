@@ -160,7 +160,7 @@ export const ConfigSchema = Type.Object({
     default: 500,
     minimum: 1,
     maximum: 10_000,
-    description: 'most records in one recordBatch job',
+    description: 'most records in one recordBatch job (one queue add takes up to 4 jobs)',
   }),
   RECORD_BUFFER_MAX: Int({
     default: 20_000,
