@@ -355,6 +355,20 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     expect(resent.receipts.jobs).toBe(1);
     expect(await waitingJobs('relay-a')).toHaveLength(1);
 
+    // The same after the relay delivered the job (removed on completion): the job id no
+    // longer exists, the deduplication key (RECEIPT_DEDUP_TTL_MS) still does.
+    const delivered = relayWorker('relay-a');
+    await vi.waitFor(() => expect(delivered).toHaveLength(1), { timeout: 10_000 });
+    await vi.waitFor(async () => expect(await waitingJobs('relay-a')).toHaveLength(0), {
+      timeout: 10_000,
+    });
+    await database.db.updateTable('receipt_notices').set({ sent_at: null }).execute();
+    expect((await app2.syncOnce()).receipts.jobs).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(delivered.map((job) => job.id)).toEqual([
+      receiptJobId(first.batchId, 1, 'relay-a', 0, 1),
+    ]);
+
     // The restarted indexer goes on from its cursor.
     const second = await seedBatch(database.db, {
       contract,
@@ -364,7 +378,8 @@ describe.each(TEST_DATABASE_KINDS)('chain-indexer on %s', (kind) => {
     const later = await app2.syncToHead();
     expect(later.events).toBe(1);
     expect((await eventRows()).map((e) => e.batch_id)).toEqual([first.batchId, second.batchId]);
-    expect(await waitingJobs('relay-a')).toHaveLength(2);
+    await vi.waitFor(() => expect(delivered).toHaveLength(2), { timeout: 10_000 });
+    expect(delivered[1]?.id).toBe(receiptJobId(second.batchId, 1, 'relay-a', 0, 1));
   });
 
   it('behavior: reads at most MAX_LOG_RANGE blocks per eth_getLogs', async () => {

@@ -63,6 +63,12 @@ const FIRST_REVISION = 1;
 const NOTICES_PER_QUERY = 20;
 
 /**
+ * How long an enqueued receipt notice's job id keeps a second add of it a no-op (ms): well
+ * past an indexer takeover (INDEXER_LEASE_MS, seconds), one small Redis key per job.
+ */
+export const RECEIPT_DEDUP_TTL_MS = 10 * 60_000;
+
+/**
  * Job id of one chunk of one batch revision's receipts for one relay. Deterministic: a
  * re-run after a crash produces the same ids, which BullMQ ignores while those jobs exist;
  * a new revision (final, reorged, included again) has new ids.
@@ -229,17 +235,25 @@ export function createReceiptOutbox({ config, logger, db, bus }: OutboxDeps): Re
       const chunks = chunkSessions(sessions, config.receiptsPerJob);
       jobs.set(
         relayId,
-        chunks.map((chunk, i) => ({
-          name: 'receiptNotice',
-          data: { anchor, sessions: chunk },
-          opts: {
-            jobId: receiptJobId(notice.batch_id, notice.revision, relayId, i, chunks.length),
-            attempts: 5,
-            backoff: { type: 'exponential', delay: 1000 },
-            removeOnComplete: true,
-            removeOnFail: { age: 24 * 3600 },
-          },
-        })),
+        chunks.map((chunk, i) => {
+          const jobId = receiptJobId(notice.batch_id, notice.revision, relayId, i, chunks.length);
+          return {
+            name: 'receiptNotice',
+            data: { anchor, sessions: chunk },
+            opts: {
+              jobId,
+              // The job id alone dedupes only while the job exists, and a delivered one is
+              // removed at once. An indexer that enqueued a notice and lost its lock before
+              // marking it sent (a takeover) has its successor enqueue it again: the key
+              // kept for RECEIPT_DEDUP_TTL_MS makes that second add a no-op.
+              deduplication: { id: jobId, ttl: RECEIPT_DEDUP_TTL_MS },
+              attempts: 5,
+              backoff: { type: 'exponential', delay: 1000 },
+              removeOnComplete: true,
+              removeOnFail: { age: 24 * 3600 },
+            },
+          };
+        }),
       );
       for (const list of sessions.values())
         receipts += typeof list === 'number' ? list : list.length;
