@@ -101,37 +101,38 @@ describe('ICE connectivity checks (libjuice#355, patched at install: see src/nat
     },
     { name: 'ICE-CONTROLLING with a random tiebreaker', controlling: 0x1234_5678_9abc_def0n },
   ];
+  /**
+   * A relay on its own port with one session opened from a hand-made offer: where to send
+   * checks, and the username and password a check of that session carries.
+   */
+  async function sessionToCheck(): Promise<{ port: number; username: string; password: string }> {
+    const port = await freeUdpPort();
+    relay = await startTestRelay({ ICE_UDP_PORT: String(port) });
+    const ufrag = 'tst1';
+    const { answerSdp } = await relay.createSession({
+      offerSdp: handmadeOffer(ufrag, randomBytes(18).toString('base64')),
+    });
+    return {
+      port,
+      username: `${sdpAttribute(answerSdp, 'ice-ufrag')}:${ufrag}`,
+      password: sdpAttribute(answerSdp, 'ice-pwd'),
+    };
+  }
+
   test.each(cases)(
     'behavior: a check with $name is answered with Binding success',
     async (check) => {
-      const port = await freeUdpPort();
-      relay = await startTestRelay({ ICE_UDP_PORT: String(port) });
-      const ufrag = 'tst1';
-      const { answerSdp } = await relay.createSession({
-        offerSdp: handmadeOffer(ufrag, randomBytes(18).toString('base64')),
-      });
-      const answer = await sendConnectivityCheck({
-        host: '127.0.0.1',
-        port,
-        username: `${sdpAttribute(answerSdp, 'ice-ufrag')}:${ufrag}`,
-        password: sdpAttribute(answerSdp, 'ice-pwd'),
-        ...check,
-      });
+      const session = await sessionToCheck();
+      const answer = await sendConnectivityCheck({ host: '127.0.0.1', ...session, ...check });
       expect(answer).toEqual({ kind: 'success' });
     },
   );
 
   test('error: a check signed with the wrong password is dropped unanswered', async () => {
-    const port = await freeUdpPort();
-    relay = await startTestRelay({ ICE_UDP_PORT: String(port) });
-    const ufrag = 'tst2';
-    const { answerSdp } = await relay.createSession({
-      offerSdp: handmadeOffer(ufrag, randomBytes(18).toString('base64')),
-    });
+    const session = await sessionToCheck();
     const answer = await sendConnectivityCheck({
       host: '127.0.0.1',
-      port,
-      username: `${sdpAttribute(answerSdp, 'ice-ufrag')}:${ufrag}`,
+      ...session,
       password: 'not-the-relays-ice-password',
       controlling: 0n,
       timeoutMs: 500,
