@@ -17,6 +17,7 @@ const LONG_FILES = [
   'apps/chain-writer/src/anchor/restart.test.ts',
   'apps/chain-writer/src/app.test.ts',
   'infra/faults/test/subscribers.test.ts',
+  'apps/web/e2e/netns.e2e.test.ts',
 ];
 
 /** Within each group (sequence.groupOrder): the long files first, then larger files first. */
@@ -56,6 +57,7 @@ export default defineConfig({
       'contracts',
       'infra/*',
       'infra/faults/vitest.subscribers.config.ts',
+      'apps/web/e2e/vitest.netns.config.ts',
     ],
   },
 });

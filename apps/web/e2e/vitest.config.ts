@@ -9,6 +9,8 @@ export default defineProject({
     name: 'e2e',
     root: import.meta.dirname,
     include: ['**/*.e2e.test.ts'],
+    // The netns tests run beside the unit tests: vitest.netns.config.ts.
+    exclude: ['**/node_modules/**', 'netns.e2e.test.ts'],
     fileParallelism: false,
     sequence: { groupOrder: 1 },
     testTimeout: 300_000,
