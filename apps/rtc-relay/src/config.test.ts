@@ -133,6 +133,19 @@ describe('loadConfig', () => {
       }
       return [];
     };
+    expect(
+      problems({
+        ICE_SERVERS: 'turn:turn.example.org',
+        ICE_TURN_SECRET: 's3cr3t-0123456789',
+        ICE_UDP_PORT: '0',
+      }),
+    ).toEqual([
+      {
+        variable: 'ICE_SERVERS',
+        message:
+          '"turn:turn.example.org": ICE_TURN_SECRET mints credentials for turn:host:port only',
+      },
+    ]);
     expect(problems({ ICE_SERVERS: 'turn:turn.example.org:3478', ICE_UDP_PORT: '0' })).toEqual([
       {
         variable: 'ICE_SERVERS',

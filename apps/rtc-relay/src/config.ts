@@ -249,7 +249,8 @@ export interface Config {
     udpPort: number;
     bindAddress: string;
     publicAddress: string | undefined;
-    servers: string[];
+    /** URLs as given, and the turn: servers whose credentials are minted per session. */
+    servers: (string | MintedTurnServer)[];
     /** coturn's static-auth-secret, for the turn: servers listed without credentials. */
     turnSecret: string | undefined;
     turnTtlS: number;
@@ -300,27 +301,49 @@ export function defaultRelayId(): string {
   return `relay-${host}-${randomBytes(2).toString('hex')}`;
 }
 
+/** A `turn:host:port` of ICE_SERVERS listed without credentials: minted per session from ICE_TURN_SECRET. */
+export interface MintedTurnServer {
+  hostname: string;
+  port: number;
+}
+
+/** The one form ICE_TURN_SECRET mints credentials for: turn:host:port, UDP. */
+const BARE_TURN_URL = /^turn:([^@/?:]+|\[[^\]]+\]):(\d+)(?:\?transport=udp)?$/i;
+
 /** Reads the relay's configuration; throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv('rtc-relay', ConfigSchema, env);
-  const servers = e.ICE_SERVERS.split(',')
+  const urls = e.ICE_SERVERS.split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
   const problems: { variable: string; message: string }[] = [];
-  for (const url of servers) {
+  const servers: (string | MintedTurnServer)[] = [];
+  for (const url of urls) {
     if (/^turns:/i.test(url) || /[?&]transport=tcp\b/i.test(url)) {
       problems.push({
         variable: 'ICE_SERVERS',
         message: `"${url}": the relay's ICE stack speaks TURN over UDP only (turn:host:port)`,
       });
-    } else if (/^turn:/i.test(url) && !url.includes('@') && e.ICE_TURN_SECRET === undefined) {
-      problems.push({
-        variable: 'ICE_SERVERS',
-        message: `"${url}" has no user:pass@: set ICE_TURN_SECRET (coturn's static-auth-secret) or give the credentials`,
-      });
+    } else if (/^turn:/i.test(url) && !url.includes('@')) {
+      const bare = BARE_TURN_URL.exec(url);
+      if (e.ICE_TURN_SECRET === undefined) {
+        problems.push({
+          variable: 'ICE_SERVERS',
+          message: `"${url}" has no user:pass@: set ICE_TURN_SECRET (coturn's static-auth-secret) or give the credentials`,
+        });
+      } else if (!bare) {
+        problems.push({
+          variable: 'ICE_SERVERS',
+          message: `"${url}": ICE_TURN_SECRET mints credentials for turn:host:port only`,
+        });
+      } else {
+        servers.push({ hostname: bare[1]!.replace(/^\[|\]$/g, ''), port: Number(bare[2]) });
+      }
+    } else {
+      servers.push(url);
     }
   }
-  if (e.ICE_UDP_PORT !== 0 && servers.some((url) => /^turn:/i.test(url))) {
+  if (e.ICE_UDP_PORT !== 0 && urls.some((url) => /^turn:/i.test(url))) {
     // libjuice allocates no TURN relay on a muxed port ("TURN servers are not supported in
     // mux mode"): it would answer without the relay candidate the operator asked for.
     problems.push({

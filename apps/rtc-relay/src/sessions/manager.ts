@@ -51,24 +51,18 @@ export interface SessionManagerDeps {
 
 /**
  * The relay's own ICE servers for one session. A `turn:host:port` listed without credentials
- * gets a fresh TURN REST credential from ICE_TURN_SECRET (as coturn's use-auth-secret
- * expects), passed as an object: node-datachannel would split the `<expiry>:<id>` username
- * of a `turn:user:pass@host` URL at its colon.
+ * (config.ts parsed it) gets a fresh TURN REST credential from ICE_TURN_SECRET (as coturn's
+ * use-auth-secret expects), passed as an object: node-datachannel would split the
+ * `<expiry>:<id>` username of a `turn:user:pass@host` URL at its colon.
  */
 function iceServersFor(config: Config, nowMs: number): RtcConfig['iceServers'] {
   const { servers, turnSecret, turnTtlS } = config.ice;
-  return servers.map((url) => {
-    const bare = /^turn:([^@/?:]+|\[[^\]]+\]):(\d+)(?:\?transport=udp)?$/i.exec(url);
-    if (!bare || turnSecret === undefined) return url;
+  return servers.map((server) => {
+    if (typeof server === 'string') return server;
     const expiresAtS = Math.floor(nowMs / 1000) + turnTtlS;
-    const { username, credential } = coturnCredential(turnSecret, expiresAtS, config.relayId);
-    return {
-      hostname: bare[1]!.replace(/^\[|\]$/g, ''),
-      port: Number(bare[2]),
-      username,
-      password: credential,
-      relayType: 'TurnUdp',
-    };
+    // loadConfig lists a server to mint for only when ICE_TURN_SECRET is set.
+    const { username, credential } = coturnCredential(turnSecret!, expiresAtS, config.relayId);
+    return { ...server, username, password: credential, relayType: 'TurnUdp' };
   });
 }
 
