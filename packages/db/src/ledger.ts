@@ -497,15 +497,7 @@ export function createBatchLedger(db: Kysely<Database>, scope: LedgerScope): Bat
         .leftJoin('batch_leaves', 'batch_leaves.record_seq', 'records.seq')
         .leftJoin('batches', 'batches.seq', 'batch_leaves.batch_seq')
         .select([
-          'records.record_id',
-          'records.topic',
-          'records.subject',
-          'records.content_hash',
-          'records.accepted_at',
-          'batch_leaves.leaf_index',
-          'batch_leaves.leaf_hash',
-          'records.relay_id',
-          'records.session_id',
+          ...LEAF_RECORD_COLUMNS,
           'batches.batch_id',
           'batches.status',
           'batches.revision',
@@ -605,17 +597,7 @@ export async function readBatchContent(
     .selectFrom('batches')
     .innerJoin('batch_leaves', 'batch_leaves.batch_seq', 'batches.seq')
     .innerJoin('records', 'records.seq', 'batch_leaves.record_seq')
-    .select([
-      'records.record_id',
-      'records.topic',
-      'records.subject',
-      'records.content_hash',
-      'records.accepted_at',
-      'batch_leaves.leaf_index',
-      'batch_leaves.leaf_hash',
-      'records.relay_id',
-      'records.session_id',
-    ])
+    .select(LEAF_RECORD_COLUMNS)
     .where('batches.batch_id', '=', batchId)
     .orderBy('batch_leaves.leaf_index')
     .execute();
@@ -846,6 +828,19 @@ async function moveBatchFrontier(
     returning frontier_seq`.execute(trx);
   return String(moved[0]?.frontier_seq ?? frontier);
 }
+
+/** A batched record's columns, as receipts and batch lookups read them. */
+const LEAF_RECORD_COLUMNS = [
+  'records.record_id',
+  'records.topic',
+  'records.subject',
+  'records.content_hash',
+  'records.accepted_at',
+  'batch_leaves.leaf_index',
+  'batch_leaves.leaf_hash',
+  'records.relay_id',
+  'records.session_id',
+] as const;
 
 /** A ledger invariant did not hold (a bug, never bad input). */
 export class LedgerError extends ServiceError {
